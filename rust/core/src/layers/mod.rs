@@ -1,0 +1,64 @@
+//! Layers: each kind in its own file, each a config (its spec) in and math out.
+//!
+//! A layer owns no weights: the network keeps every weight in one contiguous buffer (and every
+//! gradient in another) and hands each layer its own range. A layer does own the scratch it needs
+//! between forward and backward (pre-activations, masks), sized on the first batch and reused.
+
+mod dense;
+
+pub use dense::{Dense, DenseSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LayerSpec {
+    Dense(DenseSpec),
+}
+
+impl LayerSpec {
+    /// Builds the layer for inputs whose per-sample shape is `input_shape`.
+    pub fn build(&self, input_shape: &[usize]) -> Result<Box<dyn Layer>> {
+        match self {
+            LayerSpec::Dense(spec) => Ok(Box::new(Dense::new(spec.clone(), input_shape)?)),
+        }
+    }
+}
+
+/// What one layer computes. Buffers hold `batch` samples, row-major.
+pub trait Layer: Send {
+    /// The per-sample shape of the output.
+    fn output_shape(&self) -> &[usize];
+
+    /// The shapes of this layer's weights, in Keras's order (e.g. kernel, then bias).
+    fn weight_shapes(&self) -> Vec<Vec<usize>>;
+
+    /// Writes initial values into this layer's range of the weight buffer.
+    fn init_weights(&self, weights: &mut [f32]) -> Result<()>;
+
+    /// `y = layer(x)`. With `training`, keeps what [`Layer::backward`] needs.
+    fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool);
+
+    /// Given `dy` (∂loss/∂y, which the layer may overwrite), writes ∂loss/∂weights into `grads`
+    /// and, when asked, ∂loss/∂x into `dx`. `x` and `y` are the last training forward's.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &mut self,
+        weights: &[f32],
+        grads: &mut [f32],
+        x: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        batch: usize,
+    );
+}
+
+/// Grows `buffer` to hold at least `len` values; never shrinks it, so a smaller last batch does
+/// not give memory back and the next epoch's first batch does not allocate.
+pub(crate) fn ensure_len(buffer: &mut Vec<f32>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+}

@@ -1,0 +1,17 @@
+//! pynn-core: the engine behind pynn. Pure Rust, no Python.
+//!
+//! Data flows through [`network::Network`] (layers over one contiguous parameter buffer) and
+//! [`train::Trainer`] (the batch loop: shuffle, forward, loss, backward, optimizer step, metrics).
+
+pub mod error;
+pub mod initializers;
+pub mod kernels;
+pub mod layers;
+pub mod metrics;
+pub mod network;
+pub mod optim;
+pub mod parallel;
+pub mod rng;
+pub mod train;
+
+pub use error::{CoreError, Result};

@@ -1,0 +1,180 @@
+//! The network: layers in order over one contiguous weight buffer and one gradient buffer.
+//!
+//! `activations[0]` holds the input batch and `activations[i + 1]` the output of layer `i`;
+//! backward walks the layers in reverse, passing ∂loss/∂activation between two buffers. Every
+//! buffer is sized for the largest batch seen and reused, so steady-state batches allocate nothing.
+
+use std::ops::Range;
+
+use crate::error::{CoreError, Result};
+use crate::layers::{ensure_len, Layer, LayerSpec};
+
+pub struct Network {
+    layers: Vec<Box<dyn Layer>>,
+    input_shape: Vec<usize>,
+    /// Each layer's range of `weights` (and `grads`).
+    ranges: Vec<Range<usize>>,
+    /// Values per sample of each activation: `sizes[0]` is the input's.
+    sizes: Vec<usize>,
+    weights: Vec<f32>,
+    grads: Vec<f32>,
+    activations: Vec<Vec<f32>>,
+    delta: Vec<f32>,
+    delta_next: Vec<f32>,
+}
+
+fn volume(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl Network {
+    /// Builds the layers for per-sample inputs of `input_shape` and initialises their weights.
+    pub fn new(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Self> {
+        if input_shape.contains(&0) {
+            return Err(CoreError::invalid(
+                "input_shape",
+                "positive dimensions",
+                format!("{input_shape:?}"),
+            ));
+        }
+        let mut layers = Vec::with_capacity(specs.len());
+        let mut ranges = Vec::with_capacity(specs.len());
+        let mut shape = input_shape.to_vec();
+        let mut sizes = vec![volume(&shape)];
+        let mut n_weights = 0;
+        for spec in specs {
+            let layer = spec.build(&shape)?;
+            let size: usize = layer.weight_shapes().iter().map(|s| volume(s)).sum();
+            ranges.push(n_weights..n_weights + size);
+            n_weights += size;
+            shape = layer.output_shape().to_vec();
+            sizes.push(volume(&shape));
+            layers.push(layer);
+        }
+        let mut weights = vec![0.0; n_weights];
+        for (layer, range) in layers.iter().zip(&ranges) {
+            layer.init_weights(&mut weights[range.clone()])?;
+        }
+        Ok(Network {
+            activations: vec![Vec::new(); layers.len() + 1],
+            layers,
+            input_shape: input_shape.to_vec(),
+            ranges,
+            sizes,
+            grads: vec![0.0; n_weights],
+            weights,
+            delta: Vec::new(),
+            delta_next: Vec::new(),
+        })
+    }
+
+    pub fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    pub fn output_shape(&self) -> &[usize] {
+        self.layers
+            .last()
+            .map_or(&self.input_shape, |l| l.output_shape())
+    }
+
+    pub fn input_size(&self) -> usize {
+        self.sizes[0]
+    }
+
+    pub fn output_size(&self) -> usize {
+        self.sizes[self.layers.len()]
+    }
+
+    /// The width of the output's last axis: what losses and metrics call a row.
+    pub fn output_width(&self) -> usize {
+        self.output_shape().last().copied().unwrap_or(1)
+    }
+
+    /// Every weight's shape, layer by layer, in Keras's `get_weights()` order.
+    pub fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        self.layers.iter().flat_map(|l| l.weight_shapes()).collect()
+    }
+
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    pub fn grads(&self) -> &[f32] {
+        &self.grads
+    }
+
+    /// Replaces every weight at once (the layout of [`Network::weights`]).
+    pub fn set_weights(&mut self, values: &[f32]) -> Result<()> {
+        if values.len() != self.weights.len() {
+            return Err(CoreError::shape("weights", self.weights.len(), values.len()));
+        }
+        self.weights.copy_from_slice(values);
+        Ok(())
+    }
+
+    /// Weights and gradients together, for the optimizer step.
+    pub fn weights_and_grads(&mut self) -> (&mut [f32], &[f32]) {
+        (&mut self.weights, &self.grads)
+    }
+
+    /// The input buffer for a batch of `batch` samples, to be filled before [`Network::forward`].
+    pub fn input_mut(&mut self, batch: usize) -> &mut [f32] {
+        let len = batch * self.input_size();
+        ensure_len(&mut self.activations[0], len);
+        &mut self.activations[0][..len]
+    }
+
+    /// Runs every layer on the input buffer; returns the output of the batch.
+    pub fn forward(&mut self, batch: usize, training: bool) -> &[f32] {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (in_len, out_len) = (batch * self.sizes[i], batch * self.sizes[i + 1]);
+            let (before, after) = self.activations.split_at_mut(i + 1);
+            ensure_len(&mut after[0], out_len);
+            let weights = &self.weights[self.ranges[i].clone()];
+            let (x, y) = (&before[i][..in_len], &mut after[0][..out_len]);
+            layer.forward(weights, x, y, batch, training);
+        }
+        self.output(batch)
+    }
+
+    /// The output of the last forward pass and the buffer for ∂loss/∂output, to be filled before
+    /// [`Network::backward`].
+    pub fn output_and_grad_mut(&mut self, batch: usize) -> (&[f32], &mut [f32]) {
+        let len = batch * self.output_size();
+        ensure_len(&mut self.delta, len);
+        (
+            &self.activations[self.layers.len()][..len],
+            &mut self.delta[..len],
+        )
+    }
+
+    /// The output of the last forward pass.
+    pub fn output(&self, batch: usize) -> &[f32] {
+        &self.activations[self.layers.len()][..batch * self.output_size()]
+    }
+
+    /// Fills the gradient buffer from ∂loss/∂output (see [`Network::output_grad_mut`]).
+    pub fn backward(&mut self, batch: usize) {
+        for i in (0..self.layers.len()).rev() {
+            let (in_len, out_len) = (batch * self.sizes[i], batch * self.sizes[i + 1]);
+            let dx = if i > 0 {
+                ensure_len(&mut self.delta_next, in_len);
+                Some(&mut self.delta_next[..in_len])
+            } else {
+                None
+            };
+            let range = self.ranges[i].clone();
+            self.layers[i].backward(
+                &self.weights[range.clone()],
+                &mut self.grads[range],
+                &self.activations[i][..in_len],
+                &self.activations[i + 1][..out_len],
+                &mut self.delta[..out_len],
+                dx,
+                batch,
+            );
+            std::mem::swap(&mut self.delta, &mut self.delta_next);
+        }
+    }
+}

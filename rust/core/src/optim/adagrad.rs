@@ -1,0 +1,45 @@
+//! Adagrad (`keras/src/optimizers/adagrad.py`): `acc += g²; w −= lr·g/√(acc + ε)`.
+
+use super::{update_each, Optimizer};
+
+pub struct Adagrad {
+    learning_rate: f32,
+    epsilon: f32,
+    accumulators: Vec<f32>,
+    iterations: u64,
+}
+
+impl Adagrad {
+    pub fn new(
+        learning_rate: f32,
+        initial_accumulator_value: f32,
+        epsilon: f32,
+        n_weights: usize,
+    ) -> Self {
+        Adagrad {
+            learning_rate,
+            epsilon,
+            accumulators: vec![initial_accumulator_value; n_weights],
+            iterations: 0,
+        }
+    }
+}
+
+impl Optimizer for Adagrad {
+    fn step(&mut self, weights: &mut [f32], grads: &[f32]) {
+        let (lr, eps) = (self.learning_rate, self.epsilon);
+        update_each(weights, grads, &mut self.accumulators, |w, g, acc| {
+            *acc += g * g;
+            *w -= lr * g / (*acc + eps).sqrt();
+        });
+        self.iterations += 1;
+    }
+
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
+
+    fn slots_per_weight(&self) -> usize {
+        1
+    }
+}

@@ -1,0 +1,226 @@
+//! Optimizers with Keras 3's update equations (`keras/src/optimizers/`).
+//!
+//! Every optimizer here is element-wise, so it steps the network's whole weight buffer in one
+//! fused loop. Per-weight state lives beside each weight in one slot struct, so the loop reads
+//! one more stream, not several.
+
+mod adagrad;
+mod adam;
+mod rmsprop;
+mod sgd;
+
+pub use adagrad::Adagrad;
+pub use adam::Adam;
+pub use rmsprop::RMSprop;
+use serde::{Deserialize, Serialize};
+pub use sgd::Sgd;
+
+use crate::error::{CoreError, Result};
+use crate::parallel::CHUNK;
+
+pub trait Optimizer: Send {
+    /// Applies one update to `weights` given `grads` (same length).
+    fn step(&mut self, weights: &mut [f32], grads: &[f32]);
+
+    /// How many steps have been applied (Keras's `iterations`).
+    fn iterations(&self) -> u64;
+
+    /// The state values per weight (e.g. Adam's momentum and velocity), in Keras's slot order.
+    fn slots_per_weight(&self) -> usize;
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerSpec {
+    Sgd {
+        learning_rate: f32,
+        momentum: f32,
+        nesterov: bool,
+    },
+    Adam {
+        learning_rate: f32,
+        beta_1: f32,
+        beta_2: f32,
+        epsilon: f32,
+        amsgrad: bool,
+    },
+    Rmsprop {
+        learning_rate: f32,
+        rho: f32,
+        momentum: f32,
+        epsilon: f32,
+        centered: bool,
+    },
+    Adagrad {
+        learning_rate: f32,
+        initial_accumulator_value: f32,
+        epsilon: f32,
+    },
+}
+
+fn check_fraction(name: &str, value: f32) -> Result<()> {
+    if (0.0..=1.0).contains(&value) {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(name, "a float in [0, 1]", value))
+    }
+}
+
+impl OptimizerSpec {
+    /// Builds the optimizer for a model with `n_weights` trainable values.
+    pub fn build(&self, n_weights: usize) -> Result<Box<dyn Optimizer>> {
+        let lr = match *self {
+            OptimizerSpec::Sgd { learning_rate, .. }
+            | OptimizerSpec::Adam { learning_rate, .. }
+            | OptimizerSpec::Rmsprop { learning_rate, .. }
+            | OptimizerSpec::Adagrad { learning_rate, .. } => learning_rate,
+        };
+        if !lr.is_finite() || lr < 0.0 {
+            return Err(CoreError::invalid("learning_rate", "a finite float >= 0", lr));
+        }
+        Ok(match *self {
+            OptimizerSpec::Sgd {
+                learning_rate,
+                momentum,
+                nesterov,
+            } => {
+                check_fraction("momentum", momentum)?;
+                Box::new(Sgd::new(learning_rate, momentum, nesterov, n_weights))
+            }
+            OptimizerSpec::Adam {
+                learning_rate,
+                beta_1,
+                beta_2,
+                epsilon,
+                amsgrad,
+            } => {
+                check_fraction("beta_1", beta_1)?;
+                check_fraction("beta_2", beta_2)?;
+                Box::new(Adam::new(learning_rate, beta_1, beta_2, epsilon, amsgrad, n_weights))
+            }
+            OptimizerSpec::Rmsprop {
+                learning_rate,
+                rho,
+                momentum,
+                epsilon,
+                centered,
+            } => {
+                check_fraction("rho", rho)?;
+                check_fraction("momentum", momentum)?;
+                Box::new(RMSprop::new(learning_rate, rho, momentum, epsilon, centered, n_weights))
+            }
+            OptimizerSpec::Adagrad {
+                learning_rate,
+                initial_accumulator_value,
+                epsilon,
+            } => Box::new(Adagrad::new(
+                learning_rate,
+                initial_accumulator_value,
+                epsilon,
+                n_weights,
+            )),
+        })
+    }
+}
+
+/// `1 − β` as Keras computes it: in double precision (Python floats), then cast to f32.
+fn one_minus(beta: f32) -> f32 {
+    (1.0 - beta as f64) as f32
+}
+
+/// Runs `update(weight, grad, slot)` for every weight, in parallel chunks when there are many.
+fn update_each<S: Send>(
+    weights: &mut [f32],
+    grads: &[f32],
+    slots: &mut [S],
+    update: impl Fn(&mut f32, f32, &mut S) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    let chunk = |(w, (g, s)): (&mut [f32], (&[f32], &mut [S]))| {
+        for ((w, &g), s) in w.iter_mut().zip(g).zip(s) {
+            update(w, g, s);
+        }
+    };
+    if weights.len() < 4 * CHUNK {
+        chunk((weights, (grads, slots)));
+    } else {
+        weights
+            .par_chunks_mut(CHUNK)
+            .zip(grads.par_chunks(CHUNK).zip(slots.par_chunks_mut(CHUNK)))
+            .for_each(chunk);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_step(spec: OptimizerSpec, w: &mut [f32], g: &[f32]) {
+        spec.build(w.len()).unwrap().step(w, g);
+    }
+
+    #[test]
+    fn adam_first_step_matches_keras() {
+        // Observed in Keras 3: lr 0.1, w=[1,-2], g=[.5,-.25] gives [0.9000013, -1.9000019].
+        let mut w = [1.0, -2.0];
+        let spec = OptimizerSpec::Adam {
+            learning_rate: 0.1,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            amsgrad: false,
+        };
+        one_step(spec, &mut w, &[0.5, -0.25]);
+        assert!((w[0] - 0.900_001_3).abs() < 1e-6 && (w[1] + 1.900_001_9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn nesterov_sgd_matches_keras() {
+        // Observed in Keras 3: lr 0.1, momentum 0.9, nesterov, g=1: w 1 → 0.81.
+        let mut w = [1.0];
+        let spec = OptimizerSpec::Sgd {
+            learning_rate: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+        };
+        one_step(spec, &mut w, &[1.0]);
+        assert!((w[0] - 0.81).abs() < 1e-6);
+    }
+
+    #[test]
+    fn out_of_range_hyperparameters_are_errors() {
+        let spec = OptimizerSpec::Sgd {
+            learning_rate: 0.1,
+            momentum: 1.5,
+            nesterov: false,
+        };
+        assert!(spec.build(1).is_err());
+        let spec = OptimizerSpec::Adagrad {
+            learning_rate: f32::NAN,
+            initial_accumulator_value: 0.1,
+            epsilon: 1e-7,
+        };
+        assert!(spec.build(1).is_err());
+    }
+
+    #[test]
+    fn parallel_chunks_match_serial_update() {
+        let n = 5 * CHUNK + 17;
+        let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.01).sin()).collect();
+        let spec = OptimizerSpec::Rmsprop {
+            learning_rate: 0.01,
+            rho: 0.9,
+            momentum: 0.5,
+            epsilon: 1e-7,
+            centered: true,
+        };
+        let mut big = vec![1.0; n];
+        one_step(spec.clone(), &mut big, &g);
+        let mut small = vec![1.0; 1];
+        for i in [0, CHUNK + 3, n - 1] {
+            small[0] = 1.0;
+            one_step(spec.clone(), &mut small, &g[i..i + 1]);
+            assert_eq!(small[0], big[i]);
+        }
+    }
+}

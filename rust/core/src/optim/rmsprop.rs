@@ -1,0 +1,84 @@
+//! RMSprop (`keras/src/optimizers/rmsprop.py`); ε sits inside the square root:
+//!
+//! ```text
+//! v = ρ·v + (1−ρ)·g²;  [centered: ḡ = ρ·ḡ + (1−ρ)·g, d = v − ḡ² + ε | d = v + ε]
+//! inc = lr·g/√d;  [momentum μ > 0: mom = μ·mom + inc, w −= mom | w −= inc]
+//! ```
+
+use super::{one_minus, update_each, Optimizer};
+
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    velocity: f32,
+    momentum: f32,
+    average_grad: f32,
+}
+
+pub struct RMSprop {
+    learning_rate: f32,
+    rho: f32,
+    momentum: f32,
+    epsilon: f32,
+    centered: bool,
+    slots: Vec<Slot>,
+    iterations: u64,
+}
+
+impl RMSprop {
+    pub fn new(
+        learning_rate: f32,
+        rho: f32,
+        momentum: f32,
+        epsilon: f32,
+        centered: bool,
+        n_weights: usize,
+    ) -> Self {
+        RMSprop {
+            learning_rate,
+            rho,
+            momentum,
+            epsilon,
+            centered,
+            slots: vec![Slot::default(); n_weights],
+            iterations: 0,
+        }
+    }
+}
+
+impl Optimizer for RMSprop {
+    fn step(&mut self, weights: &mut [f32], grads: &[f32]) {
+        let (lr, rho, c, mu, eps) = (
+            self.learning_rate,
+            self.rho,
+            one_minus(self.rho),
+            self.momentum,
+            self.epsilon,
+        );
+        let centered = self.centered;
+        update_each(weights, grads, &mut self.slots, |w, g, s| {
+            s.velocity = rho * s.velocity + c * (g * g);
+            let denominator = if centered {
+                s.average_grad = rho * s.average_grad + c * g;
+                s.velocity - s.average_grad * s.average_grad + eps
+            } else {
+                s.velocity + eps
+            };
+            let increment = lr * g / denominator.sqrt();
+            if mu > 0.0 {
+                s.momentum = mu * s.momentum + increment;
+                *w -= s.momentum;
+            } else {
+                *w -= increment;
+            }
+        });
+        self.iterations += 1;
+    }
+
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
+
+    fn slots_per_weight(&self) -> usize {
+        1 + (self.momentum > 0.0) as usize + self.centered as usize
+    }
+}

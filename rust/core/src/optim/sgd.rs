@@ -1,0 +1,56 @@
+//! SGD (`keras/src/optimizers/sgd.py`). The learning rate is folded into the velocity:
+//! `m ← μ·m − lr·g`, then `w ← w + m` (classic) or `w ← w + μ·m − lr·g` (Nesterov).
+
+use super::{update_each, Optimizer};
+
+pub struct Sgd {
+    learning_rate: f32,
+    momentum: f32,
+    nesterov: bool,
+    /// One velocity per weight; empty when `momentum == 0`, as Keras keeps no slot then.
+    velocity: Vec<f32>,
+    iterations: u64,
+}
+
+impl Sgd {
+    pub fn new(learning_rate: f32, momentum: f32, nesterov: bool, n_weights: usize) -> Self {
+        let slots = if momentum != 0.0 { n_weights } else { 0 };
+        Sgd {
+            learning_rate,
+            momentum,
+            nesterov,
+            velocity: vec![0.0; slots],
+            iterations: 0,
+        }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, weights: &mut [f32], grads: &[f32]) {
+        let (lr, mu) = (self.learning_rate, self.momentum);
+        if self.velocity.is_empty() {
+            // A zero-sized slot per weight: `vec![(); n]` allocates nothing.
+            let mut none = vec![(); weights.len()];
+            update_each(weights, grads, &mut none, |w, g, _| *w -= g * lr);
+        } else if self.nesterov {
+            update_each(weights, grads, &mut self.velocity, |w, g, m| {
+                *m = *m * mu - g * lr;
+                *w += *m * mu - g * lr;
+            });
+        } else {
+            update_each(weights, grads, &mut self.velocity, |w, g, m| {
+                *m = *m * mu - g * lr;
+                *w += *m;
+            });
+        }
+        self.iterations += 1;
+    }
+
+    fn iterations(&self) -> u64 {
+        self.iterations
+    }
+
+    fn slots_per_weight(&self) -> usize {
+        (!self.velocity.is_empty()) as usize
+    }
+}

@@ -1,0 +1,155 @@
+//! The engine's own rayon pool, sized by `set_num_threads` or `PYNN_NUM_THREADS`.
+//!
+//! Training enters the pool once per call ([`install`]), not once per op: entering a pool from a
+//! foreign thread costs a lock and a wake-up. Work is split in fixed-size chunks, never by thread
+//! count, so results do not depend on how many threads run them.
+
+use std::sync::{Arc, Mutex};
+
+use rayon::prelude::*;
+use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use crate::error::{CoreError, Result};
+
+/// Element-wise work is split into chunks of this many values.
+pub const CHUNK: usize = 16 * 1024;
+/// Below this many values, element-wise work stays on one thread: waking others costs more.
+const PARALLEL_MIN: usize = 4 * CHUNK;
+
+static POOL: Mutex<Option<(usize, Arc<ThreadPool>)>> = Mutex::new(None);
+
+fn default_num_threads() -> usize {
+    std::env::var("PYNN_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+}
+
+fn build(n: usize) -> Result<Arc<ThreadPool>> {
+    ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("pynn-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| CoreError::State(format!("could not start {n} threads: {e}")))
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Option<(usize, Arc<ThreadPool>)>> {
+    // A poisoned lock only means another thread panicked while holding it; the pool is intact.
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sets the number of threads used from now on; `0` means all cores.
+pub fn set_num_threads(n: usize) -> Result<()> {
+    let n = if n == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        n
+    };
+    let pool = build(n)?;
+    *lock() = Some((n, pool));
+    Ok(())
+}
+
+/// The number of threads the engine uses.
+pub fn num_threads() -> usize {
+    match &*lock() {
+        Some((n, _)) => *n,
+        None => default_num_threads(),
+    }
+}
+
+fn pool() -> Result<Arc<ThreadPool>> {
+    let mut guard = lock();
+    if let Some((_, pool)) = &*guard {
+        return Ok(pool.clone());
+    }
+    let n = default_num_threads();
+    let pool = build(n)?;
+    *guard = Some((n, pool.clone()));
+    Ok(pool)
+}
+
+/// Runs `f` inside the engine's pool, so every parallel op within it uses that pool.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
+    Ok(pool()?.install(f))
+}
+
+/// Applies `f` to fixed-size chunks of `data`, in parallel when the work is large enough.
+pub fn for_each_chunk_mut(data: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
+    if data.len() < PARALLEL_MIN {
+        data.chunks_mut(CHUNK).for_each(f);
+    } else {
+        data.par_chunks_mut(CHUNK).for_each(f);
+    }
+}
+
+/// Applies `f` to matching fixed-size chunks of `out` and `input` (same length).
+pub fn zip_chunks_mut(
+    out: &mut [f32],
+    input: &[f32],
+    f: impl Fn(&mut [f32], &[f32]) + Sync + Send,
+) {
+    debug_assert_eq!(out.len(), input.len());
+    if out.len() < PARALLEL_MIN {
+        out.chunks_mut(CHUNK)
+            .zip(input.chunks(CHUNK))
+            .for_each(|(o, i)| f(o, i));
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(input.par_chunks(CHUNK))
+            .for_each(|(o, i)| f(o, i));
+    }
+}
+
+/// Applies `f` to matching fixed-size chunks of `out`, `x` and `y` (same length).
+pub fn zip3_chunks_mut(
+    out: &mut [f32],
+    x: &[f32],
+    y: &[f32],
+    f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync + Send,
+) {
+    debug_assert!(out.len() == x.len() && out.len() == y.len());
+    if out.len() < PARALLEL_MIN {
+        out.chunks_mut(CHUNK)
+            .zip(x.chunks(CHUNK).zip(y.chunks(CHUNK)))
+            .for_each(|(o, (x, y))| f(o, x, y));
+    } else {
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+            .for_each(|(o, (x, y))| f(o, x, y));
+    }
+}
+
+/// Applies `f` to groups of whole rows: `out` holds rows of `out_width` values and `input` the
+/// matching rows of `in_width` values. For row-wise kernels (softmax, losses) that must not split
+/// a row.
+pub fn rows_mut(
+    out: &mut [f32],
+    out_width: usize,
+    input: &[f32],
+    in_width: usize,
+    f: impl Fn(&mut [f32], &[f32]) + Sync + Send,
+) {
+    let rows_per_chunk = (CHUNK / out_width.max(1)).max(1);
+    let (out_chunk, in_chunk) = (rows_per_chunk * out_width, rows_per_chunk * in_width);
+    if out_chunk == 0 || in_chunk == 0 {
+        return;
+    }
+    if out.len() < PARALLEL_MIN {
+        out.chunks_mut(out_chunk)
+            .zip(input.chunks(in_chunk))
+            .for_each(|(o, i)| f(o, i));
+    } else {
+        out.par_chunks_mut(out_chunk)
+            .zip(input.par_chunks(in_chunk))
+            .for_each(|(o, i)| f(o, i));
+    }
+}

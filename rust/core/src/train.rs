@@ -1,0 +1,362 @@
+//! The batch loop of `fit` and `evaluate`: gather a batch, forward, loss and its gradient,
+//! backward, optimizer step, running loss and metrics. One call runs a whole epoch.
+//!
+//! The epoch loss is Keras's: the mean of each batch's mean loss, weighted by the batch's sample
+//! count, taken as training proceeds (weights change between batches).
+
+use crate::error::{CoreError, Result};
+use crate::kernels::loss::Loss;
+use crate::layers::ensure_len;
+use crate::metrics::Metric;
+use crate::network::Network;
+use crate::optim::{Optimizer, OptimizerSpec};
+use crate::rng::Rng;
+
+/// Inputs and targets of `len` samples, row-major, checked against a network by [`Trainer`].
+#[derive(Clone, Copy)]
+pub struct Dataset<'a> {
+    pub x: &'a [f32],
+    pub y: &'a [f32],
+    pub len: usize,
+}
+
+/// An epoch's (or an evaluation's) averages: the loss, then each metric in compile order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Logs {
+    pub loss: f64,
+    pub metrics: Vec<f64>,
+    /// Batches run; fewer than the epoch has when the caller asked to stop.
+    pub batches: usize,
+}
+
+/// How a loop over batches goes on after each batch.
+pub enum Next {
+    Continue,
+    Stop,
+}
+
+/// Running sums behind [`Logs`].
+struct Totals {
+    loss: f64,
+    samples: usize,
+    metrics: Vec<f64>,
+    rows: usize,
+    batches: usize,
+}
+
+impl Totals {
+    fn new(n_metrics: usize) -> Self {
+        Totals {
+            loss: 0.0,
+            samples: 0,
+            metrics: vec![0.0; n_metrics],
+            rows: 0,
+            batches: 0,
+        }
+    }
+
+    fn logs(&self) -> Logs {
+        let mean = |sum: f64, count: usize| if count > 0 { sum / count as f64 } else { 0.0 };
+        Logs {
+            loss: mean(self.loss, self.samples),
+            metrics: self.metrics.iter().map(|&m| mean(m, self.rows)).collect(),
+            batches: self.batches,
+        }
+    }
+}
+
+pub struct Trainer {
+    loss: Loss,
+    metrics: Vec<Metric>,
+    optimizer: Box<dyn Optimizer>,
+    order: Vec<usize>,
+    targets: Vec<f32>,
+}
+
+impl Trainer {
+    pub fn new(
+        network: &Network,
+        loss: Loss,
+        optimizer: &OptimizerSpec,
+        metrics: Vec<Metric>,
+    ) -> Result<Self> {
+        Ok(Trainer {
+            loss,
+            metrics,
+            optimizer: optimizer.build(network.weights().len())?,
+            order: Vec::new(),
+            targets: Vec::new(),
+        })
+    }
+
+    pub fn optimizer(&self) -> &dyn Optimizer {
+        self.optimizer.as_ref()
+    }
+
+    /// Target values per sample that this trainer's loss needs from `network`.
+    pub fn target_size(&self, network: &Network) -> usize {
+        let width = network.output_width();
+        network.output_size() / width * self.loss.target_width(width)
+    }
+
+    /// Checks that `data` fits `network` and this trainer's loss.
+    pub fn check(&self, network: &Network, data: &Dataset) -> Result<()> {
+        let (x_len, y_len) = (data.len * network.input_size(), data.len * self.target_size(network));
+        if data.x.len() != x_len {
+            return Err(CoreError::shape("x", x_len, data.x.len()));
+        }
+        if data.y.len() != y_len {
+            return Err(CoreError::shape("y", y_len, data.y.len()));
+        }
+        self.loss.check_targets(data.y, network.output_width())
+    }
+
+    /// One pass over `data` in batches of `batch_size`, updating the weights after each batch.
+    /// With a `shuffle_seed`, samples are visited in a fresh random order drawn from it.
+    pub fn fit_epoch(
+        &mut self,
+        network: &mut Network,
+        data: &Dataset,
+        batch_size: usize,
+        shuffle_seed: Option<u64>,
+        after_batch: &mut dyn FnMut() -> Next,
+    ) -> Result<Logs> {
+        self.check(network, data)?;
+        check_batch_size(batch_size)?;
+        self.order.clear();
+        self.order.extend(0..data.len);
+        if let Some(seed) = shuffle_seed {
+            Rng::new(seed).shuffle(&mut self.order);
+        }
+        let mut totals = Totals::new(self.metrics.len());
+        for start in (0..data.len).step_by(batch_size) {
+            let end = (start + batch_size).min(data.len);
+            let order = std::mem::take(&mut self.order);
+            self.run_batch(network, data, &order[start..end], true, &mut totals);
+            self.order = order;
+            if let Next::Stop = after_batch() {
+                break;
+            }
+        }
+        Ok(totals.logs())
+    }
+
+    /// The loss and metrics over `data` with fixed weights (no training behaviour).
+    pub fn evaluate(
+        &mut self,
+        network: &mut Network,
+        data: &Dataset,
+        batch_size: usize,
+    ) -> Result<Logs> {
+        self.check(network, data)?;
+        check_batch_size(batch_size)?;
+        let mut totals = Totals::new(self.metrics.len());
+        let order: Vec<usize> = (0..data.len).collect();
+        for batch in order.chunks(batch_size) {
+            self.run_batch(network, data, batch, false, &mut totals);
+        }
+        Ok(totals.logs())
+    }
+
+    /// One batch of samples `indices`: forward, loss, metrics, and with `train` backward and step.
+    fn run_batch(
+        &mut self,
+        network: &mut Network,
+        data: &Dataset,
+        indices: &[usize],
+        train: bool,
+        totals: &mut Totals,
+    ) {
+        let batch = indices.len();
+        let target_size = self.target_size(network);
+        gather(data.x, network.input_size(), indices, network.input_mut(batch));
+        ensure_len(&mut self.targets, batch * target_size);
+        let targets = &mut self.targets[..batch * target_size];
+        gather(data.y, target_size, indices, targets);
+
+        let width = network.output_width();
+        let rows = batch * network.output_size() / width;
+        network.forward(batch, train);
+        let output = network.output(batch);
+        for (sum, metric) in totals.metrics.iter_mut().zip(&self.metrics) {
+            *sum += metric.evaluate(targets, output, width);
+        }
+        let loss_sum = if train {
+            let (output, output_grad) = network.output_and_grad_mut(batch);
+            let loss = self.loss.evaluate(
+                targets,
+                output,
+                width,
+                Some(output_grad),
+                1.0 / rows as f32,
+            );
+            network.backward(batch);
+            let (weights, grads) = network.weights_and_grads();
+            self.optimizer.step(weights, grads);
+            loss
+        } else {
+            self.loss.evaluate(targets, output, width, None, 0.0)
+        };
+        totals.loss += loss_sum / rows as f64 * batch as f64;
+        totals.samples += batch;
+        totals.rows += rows;
+        totals.batches += 1;
+    }
+}
+
+fn check_batch_size(batch_size: usize) -> Result<()> {
+    if batch_size == 0 {
+        return Err(CoreError::invalid("batch_size", "a positive integer", 0));
+    }
+    Ok(())
+}
+
+/// Copies the rows `indices` (each `size` values) of `source` into `out`, in order.
+fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut [f32]) {
+    for (dst, &i) in out.chunks_mut(size).zip(indices) {
+        dst.copy_from_slice(&source[i * size..(i + 1) * size]);
+    }
+}
+
+/// Predictions for `x` (`len` samples) in batches, written to `out`.
+pub fn predict(
+    network: &mut Network,
+    x: &[f32],
+    len: usize,
+    batch_size: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    check_batch_size(batch_size)?;
+    let (in_size, out_size) = (network.input_size(), network.output_size());
+    if x.len() != len * in_size {
+        return Err(CoreError::shape("x", len * in_size, x.len()));
+    }
+    if out.len() != len * out_size {
+        return Err(CoreError::shape("predictions", len * out_size, out.len()));
+    }
+    for start in (0..len).step_by(batch_size) {
+        let batch = batch_size.min(len - start);
+        network
+            .input_mut(batch)
+            .copy_from_slice(&x[start * in_size..(start + batch) * in_size]);
+        let y = network.forward(batch, false);
+        out[start * out_size..(start + batch) * out_size].copy_from_slice(y);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::initializers::{Distribution, FanMode, Initializer};
+    use crate::kernels::activation::Activation;
+    use crate::layers::{DenseSpec, LayerSpec};
+
+    fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
+        LayerSpec::Dense(DenseSpec {
+            units,
+            activation,
+            use_bias: true,
+            kernel_initializer: Initializer::VarianceScaling {
+                scale: 1.0,
+                mode: FanMode::FanAvg,
+                distribution: Distribution::Uniform,
+                seed,
+            },
+            bias_initializer: Initializer::Zeros,
+        })
+    }
+
+    /// Two Gaussian blobs, labels one-hot.
+    fn blobs(n: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut rng = Rng::new(9);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let class = i % 2;
+            let centre = if class == 0 { -1.0 } else { 1.0 };
+            x.extend([rng.normal(centre, 0.5), rng.normal(-centre, 0.5)]);
+            y.extend(if class == 0 { [1.0, 0.0] } else { [0.0, 1.0] });
+        }
+        (x, y)
+    }
+
+    fn network() -> Network {
+        let specs = [dense(16, Activation::Relu, 1), dense(2, Activation::Softmax, 2)];
+        Network::new(&[2], &specs).unwrap()
+    }
+
+    fn train(epochs: usize) -> (Network, Logs) {
+        let mut net = network();
+        let loss = Loss::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        };
+        let adam = OptimizerSpec::Adam {
+            learning_rate: 0.01,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            amsgrad: false,
+        };
+        let mut trainer =
+            Trainer::new(&net, loss, &adam, vec![Metric::CategoricalAccuracy]).unwrap();
+        let (x, y) = blobs(200);
+        let data = Dataset { x: &x, y: &y, len: 200 };
+        let mut logs = None;
+        for epoch in 0..epochs {
+            let seed = Some(epoch as u64);
+            logs = Some(trainer.fit_epoch(&mut net, &data, 32, seed, &mut || Next::Continue));
+        }
+        (net, logs.unwrap().unwrap())
+    }
+
+    #[test]
+    fn learns_separable_blobs() {
+        let (_, logs) = train(20);
+        assert!(logs.metrics[0] > 0.95, "{logs:?}");
+        assert_eq!(logs.batches, 7);
+    }
+
+    #[test]
+    fn stopping_after_a_batch_ends_the_epoch() {
+        let (mut net, _) = train(1);
+        let loss = Loss::MeanSquaredError;
+        let sgd = OptimizerSpec::Sgd {
+            learning_rate: 0.01,
+            momentum: 0.0,
+            nesterov: false,
+        };
+        let mut trainer = Trainer::new(&net, loss, &sgd, vec![]).unwrap();
+        let (x, y) = blobs(100);
+        let data = Dataset { x: &x, y: &y, len: 100 };
+        let logs = trainer
+            .fit_epoch(&mut net, &data, 10, None, &mut || Next::Stop)
+            .unwrap();
+        assert_eq!(logs.batches, 1);
+    }
+
+    #[test]
+    fn wrong_lengths_are_errors() {
+        let net = network();
+        let trainer = Trainer::new(
+            &net,
+            Loss::MeanSquaredError,
+            &OptimizerSpec::Sgd {
+                learning_rate: 0.1,
+                momentum: 0.0,
+                nesterov: false,
+            },
+            vec![],
+        )
+        .unwrap();
+        let data = Dataset {
+            x: &[0.0; 6],
+            y: &[0.0; 4],
+            len: 3,
+        };
+        assert!(matches!(
+            trainer.check(&net, &data),
+            Err(CoreError::ShapeMismatch { .. })
+        ));
+    }
+}
