@@ -69,7 +69,7 @@ pub fn compute_fans(shape: &[usize]) -> (f32, f32) {
 }
 
 /// Keras divides the truncated normal's stddev by this, the stddev of N(0,1) cut at ±2.
-const TRUNCATED_NORMAL_STDDEV: f32 = 0.879_625_66;
+const TRUNCATED_NORMAL_STDDEV: f32 = 0.879_625_7;
 
 impl Initializer {
     /// Fills `out` (a weight of `shape`) with this initializer's values.
@@ -92,7 +92,8 @@ impl Initializer {
                 seed,
             } => {
                 let mut rng = Rng::new(seed);
-                out.iter_mut().for_each(|w| *w = rng.uniform(minval, maxval));
+                out.iter_mut()
+                    .for_each(|w| *w = rng.uniform(minval, maxval));
             }
             Initializer::TruncatedNormal { mean, stddev, seed } => {
                 let mut rng = Rng::new(seed);

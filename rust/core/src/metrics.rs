@@ -54,12 +54,12 @@ impl Metric {
                     hits as f64 / width as f64
                 })
                 .sum(),
-            Metric::CategoricalAccuracy => rows
-                .filter(|(t, p)| argmax(t) == argmax(p))
-                .count() as f64,
-            Metric::SparseCategoricalAccuracy => rows
-                .filter(|(t, p)| t[0] == argmax(p) as f32)
-                .count() as f64,
+            Metric::CategoricalAccuracy => {
+                rows.filter(|(t, p)| argmax(t) == argmax(p)).count() as f64
+            }
+            Metric::SparseCategoricalAccuracy => {
+                rows.filter(|(t, p)| t[0] == argmax(p) as f32).count() as f64
+            }
             Metric::Loss { loss } => loss.evaluate(y_true, y_pred, width, None, 0.0),
         }
     }
@@ -74,7 +74,10 @@ mod tests {
         let p = [0.1, 0.7, 0.2, 0.5, 0.4, 0.1];
         let onehot = [0.0, 1.0, 0.0, 0.0, 1.0, 0.0];
         assert_eq!(Metric::CategoricalAccuracy.evaluate(&onehot, &p, 3), 1.0);
-        assert_eq!(Metric::SparseCategoricalAccuracy.evaluate(&[1.0, 0.0], &p, 3), 2.0);
+        assert_eq!(
+            Metric::SparseCategoricalAccuracy.evaluate(&[1.0, 0.0], &p, 3),
+            2.0
+        );
         let binary = Metric::BinaryAccuracy { threshold: 0.5 };
         // 0.5 is not above the threshold, so it counts as class 0.
         assert_eq!(binary.evaluate(&[1.0, 0.0, 1.0], &[0.9, 0.5, 0.2], 1), 2.0);

@@ -107,7 +107,11 @@ impl Network {
     /// Replaces every weight at once (the layout of [`Network::weights`]).
     pub fn set_weights(&mut self, values: &[f32]) -> Result<()> {
         if values.len() != self.weights.len() {
-            return Err(CoreError::shape("weights", self.weights.len(), values.len()));
+            return Err(CoreError::shape(
+                "weights",
+                self.weights.len(),
+                values.len(),
+            ));
         }
         self.weights.copy_from_slice(values);
         Ok(())

@@ -75,7 +75,9 @@ mod tests {
     #[test]
     fn truncated_normal_stays_within_two_stddev() {
         let mut rng = Rng::new(1);
-        let samples: Vec<f32> = (0..10_000).map(|_| rng.truncated_normal(1.0, 0.5)).collect();
+        let samples: Vec<f32> = (0..10_000)
+            .map(|_| rng.truncated_normal(1.0, 0.5))
+            .collect();
         assert!(samples.iter().all(|s| (s - 1.0).abs() <= 1.0));
         let mean = samples.iter().sum::<f32>() / samples.len() as f32;
         assert!((mean - 1.0).abs() < 0.02);

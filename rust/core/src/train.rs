@@ -101,7 +101,10 @@ impl Trainer {
 
     /// Checks that `data` fits `network` and this trainer's loss.
     pub fn check(&self, network: &Network, data: &Dataset) -> Result<()> {
-        let (x_len, y_len) = (data.len * network.input_size(), data.len * self.target_size(network));
+        let (x_len, y_len) = (
+            data.len * network.input_size(),
+            data.len * self.target_size(network),
+        );
         if data.x.len() != x_len {
             return Err(CoreError::shape("x", x_len, data.x.len()));
         }
@@ -169,7 +172,12 @@ impl Trainer {
     ) {
         let batch = indices.len();
         let target_size = self.target_size(network);
-        gather(data.x, network.input_size(), indices, network.input_mut(batch));
+        gather(
+            data.x,
+            network.input_size(),
+            indices,
+            network.input_mut(batch),
+        );
         ensure_len(&mut self.targets, batch * target_size);
         let targets = &mut self.targets[..batch * target_size];
         gather(data.y, target_size, indices, targets);
@@ -183,13 +191,9 @@ impl Trainer {
         }
         let loss_sum = if train {
             let (output, output_grad) = network.output_and_grad_mut(batch);
-            let loss = self.loss.evaluate(
-                targets,
-                output,
-                width,
-                Some(output_grad),
-                1.0 / rows as f32,
-            );
+            let loss =
+                self.loss
+                    .evaluate(targets, output, width, Some(output_grad), 1.0 / rows as f32);
             network.backward(batch);
             let (weights, grads) = network.weights_and_grads();
             self.optimizer.step(weights, grads);
@@ -281,7 +285,10 @@ mod tests {
     }
 
     fn network() -> Network {
-        let specs = [dense(16, Activation::Relu, 1), dense(2, Activation::Softmax, 2)];
+        let specs = [
+            dense(16, Activation::Relu, 1),
+            dense(2, Activation::Softmax, 2),
+        ];
         Network::new(&[2], &specs).unwrap()
     }
 
@@ -301,7 +308,11 @@ mod tests {
         let mut trainer =
             Trainer::new(&net, loss, &adam, vec![Metric::CategoricalAccuracy]).unwrap();
         let (x, y) = blobs(200);
-        let data = Dataset { x: &x, y: &y, len: 200 };
+        let data = Dataset {
+            x: &x,
+            y: &y,
+            len: 200,
+        };
         let mut logs = None;
         for epoch in 0..epochs {
             let seed = Some(epoch as u64);
@@ -328,7 +339,11 @@ mod tests {
         };
         let mut trainer = Trainer::new(&net, loss, &sgd, vec![]).unwrap();
         let (x, y) = blobs(100);
-        let data = Dataset { x: &x, y: &y, len: 100 };
+        let data = Dataset {
+            x: &x,
+            y: &y,
+            len: 100,
+        };
         let logs = trainer
             .fit_epoch(&mut net, &data, 10, None, &mut || Next::Stop)
             .unwrap();

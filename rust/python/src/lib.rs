@@ -1,0 +1,29 @@
+//! `pynn._core`: the thin layer between the Python face and the Rust engine. It converts arrays,
+//! parses specs, releases the GIL around engine calls and maps engine errors to exceptions.
+
+use pyo3::prelude::*;
+
+mod engine;
+mod errors;
+mod kernels;
+
+/// Sets how many threads the engine uses; `0` means all cores.
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    pynn_core::parallel::set_num_threads(n).map_err(errors::to_py)
+}
+
+/// How many threads the engine uses.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    pynn_core::parallel::num_threads()
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<engine::Engine>()?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    kernels::register(m)?;
+    Ok(())
+}

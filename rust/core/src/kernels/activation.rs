@@ -202,7 +202,9 @@ mod tests {
     #[test]
     fn backward_matches_finite_differences() {
         let width = 3;
-        let z: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin() * 2.0 + 0.05).collect();
+        let z: Vec<f32> = (0..12)
+            .map(|i| (i as f32 * 0.7).sin() * 2.0 + 0.05)
+            .collect();
         let w: Vec<f32> = (0..12).map(|i| (i as f32 * 1.3).cos()).collect();
         for act in ALL {
             let mut a = vec![0.0; z.len()];

@@ -74,11 +74,7 @@ impl Loss {
     ) -> f64 {
         let t_width = self.target_width(width);
         let mut total = 0.0f64;
-        for (r, (t, p)) in y_true
-            .chunks(t_width)
-            .zip(y_pred.chunks(width))
-            .enumerate()
-        {
+        for (r, (t, p)) in y_true.chunks(t_width).zip(y_pred.chunks(width)).enumerate() {
             let g = grad
                 .as_deref_mut()
                 .map(|g| &mut g[r * width..(r + 1) * width]);
@@ -99,7 +95,8 @@ impl Loss {
                 from_logits,
                 label_smoothing,
             } => {
-                let smooth = |y: f32| y * (1.0 - label_smoothing) + label_smoothing / p.len() as f32;
+                let smooth =
+                    |y: f32| y * (1.0 - label_smoothing) + label_smoothing / p.len() as f32;
                 categorical_crossentropy(|j| smooth(t[j]), p, from_logits, g, scale)
             }
             Loss::SparseCategoricalCrossentropy { from_logits } => {
@@ -126,7 +123,13 @@ fn mean_absolute_error(t: &[f32], p: &[f32], g: Option<&mut [f32]>, scale: f32) 
     if let Some(g) = g {
         for ((g, &t), &p) in g.iter_mut().zip(t).zip(p) {
             // d|x|/dx is taken as 0 at x = 0, as TensorFlow's `sign` does.
-            let sign = if p > t { 1.0 } else if p < t { -1.0 } else { 0.0 };
+            let sign = if p > t {
+                1.0
+            } else if p < t {
+                -1.0
+            } else {
+                0.0
+            };
             *g = scale * sign / n;
         }
     }
@@ -154,7 +157,11 @@ fn binary_crossentropy(
             let q = p.clamp(EPSILON, 1.0 - EPSILON);
             let value = -(y * q.ln() + (1.0 - y) * (1.0 - q).ln());
             let inside = (EPSILON..=1.0 - EPSILON).contains(&p);
-            let derivative = if inside { (q - y) / (q * (1.0 - q)) } else { 0.0 };
+            let derivative = if inside {
+                (q - y) / (q * (1.0 - q))
+            } else {
+                0.0
+            };
             (value, derivative)
         };
         total += value;

@@ -94,9 +94,7 @@ impl Layer for Dense {
             .kernel_initializer
             .fill(&[self.inputs, self.spec.units], kernel)?;
         if self.spec.use_bias {
-            self.spec
-                .bias_initializer
-                .fill(&[self.spec.units], bias)?;
+            self.spec.bias_initializer.fill(&[self.spec.units], bias)?;
         }
         Ok(())
     }
@@ -197,7 +195,9 @@ mod tests {
             let n_w = inputs * 3 + if use_bias { 3 } else { 0 };
             let mut w = vec![0.0; n_w];
             layer.init_weights(&mut w).unwrap();
-            let x: Vec<f32> = (0..batch * inputs).map(|i| (i as f32 * 0.3).sin()).collect();
+            let x: Vec<f32> = (0..batch * inputs)
+                .map(|i| (i as f32 * 0.3).sin())
+                .collect();
             let r: Vec<f32> = (0..batch * 3).map(|i| (i as f32 * 0.7).cos()).collect();
 
             let mut y = vec![0.0; batch * 3];
@@ -213,7 +213,11 @@ mod tests {
                     w2[i] += d;
                     objective(&mut layer, &w2, &x, &r, batch)
                 });
-                assert!((grads[i] as f64 - n).abs() < 2e-3, "weight {i}: {} vs {n}", grads[i]);
+                assert!(
+                    (grads[i] as f64 - n).abs() < 2e-3,
+                    "weight {i}: {} vs {n}",
+                    grads[i]
+                );
             }
             for i in 0..x.len() {
                 let n = numeric(&mut |d| {
@@ -221,7 +225,11 @@ mod tests {
                     x2[i] += d;
                     objective(&mut layer, &w, &x2, &r, batch)
                 });
-                assert!((dx[i] as f64 - n).abs() < 2e-3, "input {i}: {} vs {n}", dx[i]);
+                assert!(
+                    (dx[i] as f64 - n).abs() < 2e-3,
+                    "input {i}: {} vs {n}",
+                    dx[i]
+                );
             }
         }
     }

@@ -27,7 +27,7 @@ impl LayerSpec {
 }
 
 /// What one layer computes. Buffers hold `batch` samples, row-major.
-pub trait Layer: Send {
+pub trait Layer: Send + Sync {
     /// The per-sample shape of the output.
     fn output_shape(&self) -> &[usize];
 

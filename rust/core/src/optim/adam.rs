@@ -49,8 +49,8 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self, weights: &mut [f32], grads: &[f32]) {
         let t = (self.iterations + 1) as f32;
-        let alpha = self.learning_rate * (1.0 - self.beta_2.powf(t)).sqrt()
-            / (1.0 - self.beta_1.powf(t));
+        let alpha =
+            self.learning_rate * (1.0 - self.beta_2.powf(t)).sqrt() / (1.0 - self.beta_1.powf(t));
         let (c1, c2, eps) = (one_minus(self.beta_1), one_minus(self.beta_2), self.epsilon);
         if self.amsgrad {
             update_each(weights, grads, &mut self.slots, |w, g, s| {

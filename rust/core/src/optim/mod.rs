@@ -18,7 +18,7 @@ pub use sgd::Sgd;
 use crate::error::{CoreError, Result};
 use crate::parallel::CHUNK;
 
-pub trait Optimizer: Send {
+pub trait Optimizer: Send + Sync {
     /// Applies one update to `weights` given `grads` (same length).
     fn step(&mut self, weights: &mut [f32], grads: &[f32]);
 
@@ -76,7 +76,11 @@ impl OptimizerSpec {
             | OptimizerSpec::Adagrad { learning_rate, .. } => learning_rate,
         };
         if !lr.is_finite() || lr < 0.0 {
-            return Err(CoreError::invalid("learning_rate", "a finite float >= 0", lr));
+            return Err(CoreError::invalid(
+                "learning_rate",
+                "a finite float >= 0",
+                lr,
+            ));
         }
         Ok(match *self {
             OptimizerSpec::Sgd {
@@ -96,7 +100,14 @@ impl OptimizerSpec {
             } => {
                 check_fraction("beta_1", beta_1)?;
                 check_fraction("beta_2", beta_2)?;
-                Box::new(Adam::new(learning_rate, beta_1, beta_2, epsilon, amsgrad, n_weights))
+                Box::new(Adam::new(
+                    learning_rate,
+                    beta_1,
+                    beta_2,
+                    epsilon,
+                    amsgrad,
+                    n_weights,
+                ))
             }
             OptimizerSpec::Rmsprop {
                 learning_rate,
@@ -107,7 +118,14 @@ impl OptimizerSpec {
             } => {
                 check_fraction("rho", rho)?;
                 check_fraction("momentum", momentum)?;
-                Box::new(RMSprop::new(learning_rate, rho, momentum, epsilon, centered, n_weights))
+                Box::new(RMSprop::new(
+                    learning_rate,
+                    rho,
+                    momentum,
+                    epsilon,
+                    centered,
+                    n_weights,
+                ))
             }
             OptimizerSpec::Adagrad {
                 learning_rate,

@@ -1,0 +1,42 @@
+"""pynn: the Keras API on a Rust engine.
+
+import pynn as keras
+model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(3, activation="softmax")])
+"""
+
+from pynn import (
+    activations,
+    backend,
+    callbacks,
+    config,
+    datasets,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    utils,
+)
+from pynn.layers import Input, InputLayer
+from pynn.models import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Input",
+    "InputLayer",
+    "Sequential",
+    "activations",
+    "backend",
+    "callbacks",
+    "config",
+    "datasets",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "optimizers",
+    "utils",
+]

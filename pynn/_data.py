@@ -1,0 +1,102 @@
+"""Turns what a user passes as `x` and `y` into float32 C-contiguous arrays, once, and rejects
+what cannot be trained on with a message that names the argument."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _is_pandas(data) -> bool:
+    return type(data).__module__.split(".")[0] == "pandas"
+
+
+def to_array(data, name: str) -> np.ndarray:
+    """NumPy arrays of any numeric dtype, pandas DataFrames and Series, and nested lists of
+    numbers become a NumPy array (not yet float32: callers may need the integer values)."""
+    if data is None:
+        raise ValueError(f"`{name}` is required; got None.")
+    if _is_pandas(data):
+        frame = data.to_frame() if data.ndim == 1 else data
+        non_numeric = [
+            str(c)
+            for c, t in frame.dtypes.items()
+            if not (np.issubdtype(t, np.number) or np.issubdtype(t, np.bool_))
+        ]
+        if non_numeric:
+            raise TypeError(
+                f"`{name}` has non-numeric columns: {', '.join(non_numeric)}. Encode them as "
+                "numbers (e.g. with pandas.get_dummies) or drop them before training."
+            )
+        data = data.to_numpy()
+    elif isinstance(data, dict):
+        raise TypeError(
+            f"`{name}` must be an array, a DataFrame or a list of numbers; "
+            "got a dict (pynn models have a single input)."
+        )
+    try:
+        array = np.asarray(data)
+    except ValueError as error:
+        raise ValueError(f"`{name}` could not be read as an array: {error}") from None
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+    ):
+        raise TypeError(
+            f"`{name}` must hold numbers; got an array of dtype {array.dtype}. Ragged lists and "
+            "strings cannot be trained on."
+        )
+    if np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"`{name}` must hold real numbers; got dtype {array.dtype}.")
+    if array.ndim == 0:
+        raise ValueError(f"`{name}` must have a batch axis; got a scalar.")
+    if array.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty: it holds no samples.")
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(
+            f"`{name}` contains NaN or infinite values (first at index "
+            f"{tuple(int(i) for i in bad)}); "
+            "clean or impute them before training."
+        )
+    return array
+
+
+def as_float32(array: np.ndarray) -> np.ndarray:
+    """float32, C-contiguous; no copy when it already is."""
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def match_input(x: np.ndarray, input_shape: tuple[int, ...], model_name: str) -> np.ndarray:
+    """Checks `x` against the model's per-sample input shape. As in Keras, a missing trailing
+    axis of size 1 is added."""
+    expected = (x.shape[0],) + tuple(input_shape)
+    if x.shape == expected:
+        return x
+    if x.shape == expected[:-1] and input_shape[-1] == 1:
+        return x.reshape(expected)
+    raise ValueError(
+        f"Input of model '{model_name}' is incompatible: the model expects samples of shape "
+        f"{tuple(input_shape)} (batches of shape {(None,) + tuple(input_shape)}), "
+        f"but `x` has shape {x.shape}."
+    )
+
+
+def check_same_length(x: np.ndarray, y: np.ndarray) -> None:
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"`x` and `y` must hold the same number of samples; got {x.shape[0]} in `x` and "
+            f"{y.shape[0]} in `y`."
+        )
+
+
+def check_batch_size(batch_size) -> int:
+    if batch_size is None:
+        return 32
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size <= 0
+    ):
+        raise ValueError(
+            f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
+        )
+    return int(batch_size)

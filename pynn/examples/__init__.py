@@ -1,0 +1,1 @@
+"""The textbook's chapters as runnable modules: `python -m pynn.examples.<name>`."""

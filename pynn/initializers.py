@@ -1,0 +1,208 @@
+"""Weight initializers (`keras.initializers`), with Keras 3's formulas.
+
+An unseeded initializer draws its seed from Python's `random` when created, as Keras does, so
+`pynn.utils.set_random_seed` makes initial weights reproducible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynn._naming import to_snake_case
+from pynn._random import draw_seed
+
+
+class Initializer:
+    """Base class: `spec()` is what the engine receives."""
+
+    def spec(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Zeros(Initializer):
+    def spec(self):
+        return {"kind": "zeros"}
+
+
+class Ones(Initializer):
+    def spec(self):
+        return {"kind": "ones"}
+
+
+class Constant(Initializer):
+    def __init__(self, value: float = 0.0):
+        self.value = float(value)
+
+    def spec(self):
+        return {"kind": "constant", "value": self.value}
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+class _Seeded(Initializer):
+    def __init__(self, seed: int | None = None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(
+                f"`seed` must be a non-negative integer or None. Received: seed={seed!r}"
+            )
+        self._init_seed = seed
+        self.seed = draw_seed() if seed is None else seed
+
+
+class RandomNormal(_Seeded):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def spec(self):
+        return {
+            "kind": "random_normal",
+            "mean": self.mean,
+            "stddev": self.stddev,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self._init_seed}
+
+
+class RandomUniform(_Seeded):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
+        super().__init__(seed)
+        self.minval, self.maxval = float(minval), float(maxval)
+
+    def spec(self):
+        return {
+            "kind": "random_uniform",
+            "minval": self.minval,
+            "maxval": self.maxval,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {"minval": self.minval, "maxval": self.maxval, "seed": self._init_seed}
+
+
+class TruncatedNormal(_Seeded):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
+        super().__init__(seed)
+        self.mean, self.stddev = float(mean), float(stddev)
+
+    def spec(self):
+        return {
+            "kind": "truncated_normal",
+            "mean": self.mean,
+            "stddev": self.stddev,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {"mean": self.mean, "stddev": self.stddev, "seed": self._init_seed}
+
+
+class VarianceScaling(_Seeded):
+    """Samples with variance `scale / fan`, where fan is `fan_in`, `fan_out` or their mean."""
+
+    _MODES = ("fan_in", "fan_out", "fan_avg")
+    _DISTRIBUTIONS = ("uniform", "truncated_normal", "untruncated_normal")
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        mode: str = "fan_in",
+        distribution: str = "truncated_normal",
+        seed: int | None = None,
+    ):
+        super().__init__(seed)
+        if scale <= 0.0:
+            raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
+        if mode not in self._MODES:
+            raise ValueError(f"Invalid `mode` argument: {mode!r}. Expected one of {self._MODES}.")
+        distribution = distribution.lower()
+        if distribution == "normal":
+            distribution = "truncated_normal"
+        if distribution not in self._DISTRIBUTIONS:
+            raise ValueError(
+                f"Invalid `distribution` argument: {distribution!r}. "
+                f"Expected one of {self._DISTRIBUTIONS}."
+            )
+        self.scale, self.mode, self.distribution = float(scale), mode, distribution
+
+    def spec(self):
+        return {
+            "kind": "variance_scaling",
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "seed": self.seed,
+        }
+
+    def get_config(self):
+        return {
+            "scale": self.scale,
+            "mode": self.mode,
+            "distribution": self.distribution,
+            "seed": self._init_seed,
+        }
+
+
+def _preset(name: str, scale: float, mode: str, distribution: str) -> type:
+    def __init__(self, seed: int | None = None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+
+    def get_config(self):
+        return {"seed": self._init_seed}
+
+    return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config})
+
+
+GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform")
+GlorotNormal = _preset("GlorotNormal", 1.0, "fan_avg", "truncated_normal")
+HeUniform = _preset("HeUniform", 2.0, "fan_in", "uniform")
+HeNormal = _preset("HeNormal", 2.0, "fan_in", "truncated_normal")
+LecunUniform = _preset("LecunUniform", 1.0, "fan_in", "uniform")
+LecunNormal = _preset("LecunNormal", 1.0, "fan_in", "truncated_normal")
+
+_CLASSES = [
+    Zeros,
+    Ones,
+    Constant,
+    RandomNormal,
+    RandomUniform,
+    TruncatedNormal,
+    VarianceScaling,
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal,
+    LecunUniform,
+    LecunNormal,
+]
+_BY_NAME = {cls.__name__: cls for cls in _CLASSES}
+_BY_NAME.update({to_snake_case(cls.__name__): cls for cls in _CLASSES})
+
+zeros, ones, constant = Zeros, Ones, Constant
+random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
+glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
+he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunUniform, LecunNormal
+
+
+def get(identifier) -> Initializer:
+    """Resolves an initializer given as a name (`"glorot_uniform"` or `"GlorotUniform"`), a class,
+    or an instance."""
+    if isinstance(identifier, Initializer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Initializer):
+        return identifier()
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]()
+    valid = ", ".join(sorted(name for name in _BY_NAME if name.islower()))
+    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}. Valid: {valid}.")

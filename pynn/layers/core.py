@@ -1,0 +1,81 @@
+"""`InputLayer` and `Input`: where a model learns the shape of one sample."""
+
+from __future__ import annotations
+
+import warnings
+
+from pynn.layers.layer import Layer, _as_shape
+
+
+class InputLayer(Layer):
+    """Declares the per-sample input shape of a model.
+
+    Args:
+        shape: the shape of one sample, without the batch axis, e.g. `(4,)`.
+        batch_size: optional fixed batch size (recorded, not enforced).
+        batch_shape: `(batch_size,) + shape`, instead of `shape`.
+        input_shape: the deprecated name of `shape` (warns, as in Keras 3).
+    """
+
+    def __init__(
+        self,
+        shape=None,
+        batch_size=None,
+        dtype=None,
+        batch_shape=None,
+        name=None,
+        input_shape=None,
+        batch_input_shape=None,
+        **kwargs,
+    ):
+        if input_shape is not None:
+            warnings.warn(
+                "Argument `input_shape` is deprecated. Use `shape` instead.",
+                UserWarning,
+                stacklevel=2,
+            )
+            shape = input_shape
+        if batch_input_shape is not None:
+            batch_shape = batch_input_shape
+        if shape is not None and batch_shape is not None:
+            raise ValueError("You cannot pass both `shape` and `batch_shape` at the same time.")
+        if batch_shape is not None:
+            batch_size, shape = batch_shape[0], batch_shape[1:]
+        if shape is None:
+            raise ValueError("You must pass a `shape` argument.")
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        self.shape = _as_shape(shape, "shape")
+        self.batch_size = batch_size
+        self.built = True
+
+    @property
+    def batch_shape(self) -> tuple:
+        return (self.batch_size,) + self.shape
+
+    def spec(self):
+        raise TypeError("An InputLayer computes nothing; the engine never receives it.")
+
+    def get_config(self):
+        return {"batch_shape": self.batch_shape, "dtype": "float32", "name": self.name}
+
+
+class KerasTensor:
+    """The symbolic input that `Input(...)` returns; `Sequential` accepts it as a first layer."""
+
+    def __init__(self, layer: InputLayer):
+        self._input_layer = layer
+        self.shape = layer.batch_shape
+        self.name = layer.name
+        self.dtype = "float32"
+
+    def __repr__(self) -> str:
+        return f"<KerasTensor shape={self.shape}, dtype=float32, name={self.name}>"
+
+
+def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):  # noqa: N802
+    """A symbolic input of per-sample `shape`, to start a `Sequential` model."""
+    return KerasTensor(
+        InputLayer(
+            shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name
+        )
+    )

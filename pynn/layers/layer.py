@@ -1,0 +1,134 @@
+"""The base of every layer: a named configuration that the model turns into engine specs.
+
+A pynn layer holds no tensors of its own. Once its model is built, the engine owns the weights
+and the layer reads and writes its share of them through the model.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from pynn._naming import auto_name, to_snake_case
+
+_INPUT_SHAPE_WARNING = (
+    "Do not pass an `input_shape`/`input_dim` argument to a layer. When using Sequential "
+    "models, prefer using an `Input(shape)` object as the first layer in the model instead."
+)
+
+
+class Layer:
+    def __init__(
+        self,
+        name: str | None = None,
+        trainable: bool = True,
+        dtype=None,
+        input_shape=None,
+        input_dim: int | None = None,
+        **kwargs,
+    ):
+        if kwargs:
+            raise ValueError(
+                f"Unrecognized keyword arguments passed to {type(self).__name__}: {kwargs}"
+            )
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self._input_shape_arg = None
+        if input_shape is not None:
+            warnings.warn(_INPUT_SHAPE_WARNING, UserWarning, stacklevel=3)
+            self._input_shape_arg = _as_shape(input_shape, "input_shape")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"`name` must be a string. Received: name={name!r}")
+        self.name = name or auto_name(to_snake_case(type(self).__name__))
+        self.trainable = bool(trainable)
+        self.built = False
+        self._model = None
+        self._weight_index = 0
+        self._input_shape: tuple[int, ...] | None = None
+
+    # Configuration: what subclasses define.
+
+    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The per-sample output shape for a per-sample `input_shape`."""
+        return tuple(input_shape)
+
+    def weight_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+        """The shapes of this layer's weights, in Keras's order."""
+        return []
+
+    def spec(self) -> dict[str, Any]:
+        """What the engine builds for this layer."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+
+    # State: read through the model that built this layer.
+
+    def _attach(self, model, input_shape: tuple[int, ...], weight_index: int) -> None:
+        self._model, self._input_shape, self._weight_index = model, input_shape, weight_index
+        self.built = True
+
+    def _detach(self) -> None:
+        self._model, self.built = None, False
+
+    @property
+    def output_shape(self) -> tuple:
+        if self._input_shape is None:
+            raise AttributeError(
+                f"The layer {self.name} has never been called and thus has no defined output shape."
+            )
+        return (None,) + self.compute_output_shape(self._input_shape)
+
+    def count_params(self) -> int:
+        if not self.built:
+            raise ValueError(
+                f"You tried to call `count_params` on layer '{self.name}', but the layer isn't "
+                "built. You can build it manually via: `layer.build(input_shape)`."
+            )
+        return sum(int(np.prod(s)) for s in self.weight_shapes(self._input_shape))
+
+    def get_weights(self) -> list[np.ndarray]:
+        if not self.built:
+            return []
+        n = len(self.weight_shapes(self._input_shape))
+        return self._model.get_weights()[self._weight_index : self._weight_index + n]
+
+    def set_weights(self, weights) -> None:
+        if not self.built:
+            raise ValueError(f"Layer '{self.name}' is not built yet; it has no weights to set.")
+        all_weights = self._model.get_weights()
+        n = len(self.weight_shapes(self._input_shape))
+        if len(weights) != n:
+            raise ValueError(
+                f"Layer {self.name} weight shape mismatch: expected {n} arrays, got {len(weights)}."
+            )
+        all_weights[self._weight_index : self._weight_index + n] = list(weights)
+        self._model.set_weights(all_weights)
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return self.get_weights()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _as_shape(shape, argument: str) -> tuple[int, ...]:
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(
+            f"`{argument}` must be a tuple of positive integers. Received: {argument}={shape!r}"
+        ) from None
+    if not all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in dims
+    ):
+        raise ValueError(
+            f"`{argument}` must be a tuple of positive integers. Received: {argument}={shape!r}"
+        )
+    return tuple(int(d) for d in dims)

@@ -1,0 +1,221 @@
+"""Optimizers (`keras.optimizers`) with Keras 3's defaults, argument checks and update equations.
+
+The engine applies the updates; these classes hold the configuration and report the state Keras
+reports (`iterations`, `learning_rate`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _check_learning_rate(learning_rate) -> float:
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, float):
+        raise ValueError(
+            "Argument `learning_rate` should be float, or an instance of LearningRateSchedule, "
+            f"or a callable (that takes in the current iteration value and returns the "
+            f"corresponding learning rate value). Received instead: learning_rate={learning_rate!r}"
+        )
+    if not learning_rate >= 0.0:
+        raise ValueError(f"`learning_rate` must be >= 0. Received: learning_rate={learning_rate}")
+    return learning_rate
+
+
+def _check_fraction(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"`{name}` must be a float between [0, 1]. Received: {name}={value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class. `spec()` is what the engine receives."""
+
+    def __init__(self, learning_rate: float, name: str | None = None):
+        self.learning_rate = _check_learning_rate(learning_rate)
+        self.name = name or type(self).__name__.lower()
+        self._engine = None
+
+    @property
+    def iterations(self) -> int:
+        """How many updates have been applied."""
+        return 0 if self._engine is None else self._engine.iterations()
+
+    def slots_per_weight(self) -> int:
+        """Values of state kept per trainable weight (Keras's optimizer variables)."""
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "learning_rate": self.learning_rate}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} learning_rate={self.learning_rate}>"
+
+
+class SGD(Optimizer):
+    """Gradient descent with optional momentum: `m = momentum*m - lr*g`, then `w += m`, or
+    `w += momentum*m - lr*g` with `nesterov=True`. Without momentum, `w -= lr*g`."""
+
+    def __init__(
+        self,
+        learning_rate: float = 0.01,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        name: str = "SGD",
+    ):
+        super().__init__(learning_rate, name)
+        if isinstance(momentum, bool) or not isinstance(momentum, float) or not 0 <= momentum <= 1:
+            raise ValueError("`momentum` must be a float between [0, 1].")
+        self.momentum, self.nesterov = momentum, bool(nesterov)
+
+    def slots_per_weight(self):
+        return int(self.momentum != 0)
+
+    def spec(self):
+        return {
+            "kind": "sgd",
+            "learning_rate": self.learning_rate,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+        }
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+
+class Adam(Optimizer):
+    """Adam in Keras's form: `alpha = lr*sqrt(1-beta_2^t)/(1-beta_1^t)`, `m += (g-m)(1-beta_1)`,
+    `v += (g^2-v)(1-beta_2)`, `w -= m*alpha/(sqrt(v)+epsilon)`; `amsgrad` uses `max(v)`."""
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        name: str = "adam",
+    ):
+        super().__init__(learning_rate, name)
+        self.beta_1 = _check_fraction("beta_1", beta_1)
+        self.beta_2 = _check_fraction("beta_2", beta_2)
+        self.epsilon, self.amsgrad = float(epsilon), bool(amsgrad)
+
+    def slots_per_weight(self):
+        return 3 if self.amsgrad else 2
+
+    def spec(self):
+        return {
+            "kind": "adam",
+            "learning_rate": self.learning_rate,
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "amsgrad": self.amsgrad,
+        }
+
+
+class RMSprop(Optimizer):
+    """`v = rho*v + (1-rho)*g^2`; `w -= lr*g/sqrt(v + epsilon)` (centered: `v - mean(g)^2`),
+    through a momentum buffer when `momentum > 0`."""
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+        name: str = "rmsprop",
+    ):
+        super().__init__(learning_rate, name)
+        self.rho = _check_fraction("rho", rho)
+        self.momentum = _check_fraction("momentum", momentum)
+        self.epsilon, self.centered = float(epsilon), bool(centered)
+
+    def slots_per_weight(self):
+        return 1 + int(self.momentum > 0) + int(self.centered)
+
+    def spec(self):
+        return {
+            "kind": "rmsprop",
+            "learning_rate": self.learning_rate,
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
+
+
+class Adagrad(Optimizer):
+    """`acc += g^2`; `w -= lr*g/sqrt(acc + epsilon)`, with `acc` starting at
+    `initial_accumulator_value`."""
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+        name: str = "adagrad",
+    ):
+        super().__init__(learning_rate, name)
+        if initial_accumulator_value < 0:
+            raise ValueError("`initial_accumulator_value` must be >= 0.")
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.epsilon = float(epsilon)
+
+    def slots_per_weight(self):
+        return 1
+
+    def spec(self):
+        return {
+            "kind": "adagrad",
+            "learning_rate": self.learning_rate,
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
+
+
+_BY_NAME = {cls.__name__.lower(): cls for cls in (SGD, Adam, RMSprop, Adagrad)}
+
+
+def get(identifier) -> Optimizer:
+    """Resolves an optimizer given as a name (case-insensitive, `"sgd"`, `"adam"`, `"rmsprop"`,
+    `"adagrad"`), a class or an instance. A name builds the optimizer with its defaults."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(
+        f"Could not interpret optimizer identifier: {identifier!r}. "
+        f"Valid names: {', '.join(sorted(_BY_NAME))}."
+    )

@@ -1,0 +1,202 @@
+//! `Engine`: one model's network and, once compiled, its trainer.
+
+use std::time::{Duration, Instant};
+
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use pynn_core::kernels::loss::Loss;
+use pynn_core::layers::LayerSpec;
+use pynn_core::metrics::Metric;
+use pynn_core::network::Network;
+use pynn_core::optim::OptimizerSpec;
+use pynn_core::parallel;
+use pynn_core::train::{self, Dataset, Logs, Next, Trainer};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+
+use crate::errors::{self, to_py};
+
+/// How often a running epoch takes the GIL back to look for Ctrl-C.
+const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+#[pyclass(module = "pynn._core")]
+pub struct Engine {
+    network: Network,
+    trainer: Option<Trainer>,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> PyResult<T> {
+    serde_json::from_str(json).map_err(|e| errors::spec(what, e))
+}
+
+/// `(loss, [metrics...])` as Python receives it.
+type LogTuple = (f64, Vec<f64>);
+
+fn to_tuple(logs: Logs) -> LogTuple {
+    (logs.loss, logs.metrics)
+}
+
+impl Engine {
+    fn trainer(&mut self) -> PyResult<&mut Trainer> {
+        Ok(self.parts()?.1)
+    }
+
+    fn parts(&mut self) -> PyResult<(&mut Network, &mut Trainer)> {
+        match self.trainer.as_mut() {
+            Some(trainer) => Ok((&mut self.network, trainer)),
+            None => Err(PyRuntimeError::new_err(
+                "The engine has no loss and optimizer yet.",
+            )),
+        }
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// Builds the layers described by `layers_json` (a JSON list of layer specs) for samples
+    /// of `input_shape`, and initialises their weights.
+    #[new]
+    fn new(input_shape: Vec<usize>, layers_json: &str) -> PyResult<Self> {
+        let specs: Vec<LayerSpec> = parse("layer", layers_json)?;
+        let network = Network::new(&input_shape, &specs).map_err(to_py)?;
+        Ok(Engine {
+            network,
+            trainer: None,
+        })
+    }
+
+    /// Every weight's shape, in Keras's `get_weights()` order.
+    fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        self.network.weight_shapes()
+    }
+
+    /// The per-sample output shape.
+    fn output_shape(&self) -> Vec<usize> {
+        self.network.output_shape().to_vec()
+    }
+
+    /// All weights, concatenated in `weight_shapes()` order.
+    fn get_weights<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        PyArray1::from_slice(py, self.network.weights())
+    }
+
+    /// Replaces all weights (the layout of `get_weights()`).
+    fn set_weights(&mut self, values: PyReadonlyArray1<'_, f32>) -> PyResult<()> {
+        let values = values
+            .as_slice()
+            .map_err(|e| errors::layout("weights", e))?;
+        self.network.set_weights(values).map_err(to_py)
+    }
+
+    /// Gradients of the last training batch, in the layout of `get_weights()`.
+    fn get_gradients<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
+        PyArray1::from_slice(py, self.network.grads())
+    }
+
+    /// Attaches a loss, an optimizer and metrics (JSON specs); resets the optimizer's state.
+    fn compile(
+        &mut self,
+        loss_json: &str,
+        optimizer_json: &str,
+        metrics_json: &str,
+    ) -> PyResult<()> {
+        let loss: Loss = parse("loss", loss_json)?;
+        let optimizer: OptimizerSpec = parse("optimizer", optimizer_json)?;
+        let metrics: Vec<Metric> = parse("metric", metrics_json)?;
+        let trainer = Trainer::new(&self.network, loss, &optimizer, metrics).map_err(to_py)?;
+        self.trainer = Some(trainer);
+        Ok(())
+    }
+
+    /// Steps the optimizer has taken.
+    fn iterations(&mut self) -> PyResult<u64> {
+        Ok(self.trainer()?.optimizer().iterations())
+    }
+
+    /// Optimizer state values per weight (Keras's slots, e.g. 2 for Adam).
+    fn optimizer_slots(&mut self) -> PyResult<usize> {
+        Ok(self.trainer()?.optimizer().slots_per_weight())
+    }
+
+    /// One epoch over `len` samples; returns `(loss, [metrics...])`. The GIL is released while
+    /// it runs, and Ctrl-C stops it between batches.
+    #[pyo3(signature = (x, y, len, batch_size, shuffle_seed=None))]
+    fn fit_epoch(
+        &mut self,
+        py: Python<'_>,
+        x: PyReadonlyArray1<'_, f32>,
+        y: PyReadonlyArray1<'_, f32>,
+        len: usize,
+        batch_size: usize,
+        shuffle_seed: Option<u64>,
+    ) -> PyResult<LogTuple> {
+        let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
+        let y = y.as_slice().map_err(|e| errors::layout("y", e))?;
+        let data = Dataset { x, y, len };
+        let (network, trainer) = self.parts()?;
+        let mut interrupted = None;
+        let result = py.detach(|| {
+            let mut last_check = Instant::now();
+            let mut after_batch = || {
+                if last_check.elapsed() < SIGNAL_CHECK_INTERVAL {
+                    return Next::Continue;
+                }
+                last_check = Instant::now();
+                match Python::attach(|py| py.check_signals()) {
+                    Ok(()) => Next::Continue,
+                    Err(err) => {
+                        interrupted = Some(err);
+                        Next::Stop
+                    }
+                }
+            };
+            parallel::install(|| {
+                trainer.fit_epoch(network, &data, batch_size, shuffle_seed, &mut after_batch)
+            })
+        });
+        if let Some(err) = interrupted {
+            return Err(err);
+        }
+        result.and_then(|r| r).map(to_tuple).map_err(to_py)
+    }
+
+    /// Loss and metrics over `len` samples with fixed weights; returns `(loss, [metrics...])`.
+    fn evaluate(
+        &mut self,
+        py: Python<'_>,
+        x: PyReadonlyArray1<'_, f32>,
+        y: PyReadonlyArray1<'_, f32>,
+        len: usize,
+        batch_size: usize,
+    ) -> PyResult<LogTuple> {
+        let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
+        let y = y.as_slice().map_err(|e| errors::layout("y", e))?;
+        let data = Dataset { x, y, len };
+        let (network, trainer) = self.parts()?;
+        py.detach(|| parallel::install(|| trainer.evaluate(network, &data, batch_size)))
+            .and_then(|r| r)
+            .map(to_tuple)
+            .map_err(to_py)
+    }
+
+    /// Predictions for `len` samples, flat (`len × prod(output_shape)` values).
+    fn predict<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: PyReadonlyArray1<'_, f32>,
+        len: usize,
+        batch_size: usize,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
+        let network = &mut self.network;
+        let out = py
+            .detach(|| {
+                parallel::install(|| {
+                    let mut out = vec![0.0; len * network.output_size()];
+                    train::predict(network, x, len, batch_size, &mut out).map(|()| out)
+                })
+            })
+            .and_then(|r| r)
+            .map_err(to_py)?;
+        Ok(out.into_pyarray(py))
+    }
+}

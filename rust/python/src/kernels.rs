@@ -1,0 +1,105 @@
+//! Single kernels exposed for the test suite, which checks each against a NumPy reference.
+
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use pynn_core::kernels::activation::Activation;
+use pynn_core::kernels::loss::Loss;
+use pynn_core::metrics::Metric;
+use pyo3::prelude::*;
+
+use crate::errors;
+
+/// Two float32 arrays returned together (values and gradients).
+type ArrayPair<'py> = (Bound<'py, PyArray1<f32>>, Bound<'py, PyArray1<f32>>);
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> PyResult<T> {
+    serde_json::from_str(json).map_err(|e| errors::spec(what, e))
+}
+
+fn slice<'a>(name: &str, array: &'a PyReadonlyArray1<'_, f32>) -> PyResult<&'a [f32]> {
+    array.as_slice().map_err(|e| errors::layout(name, e))
+}
+
+fn check_rows(name: &str, len: usize, width: usize) -> PyResult<()> {
+    if width == 0 || !len.is_multiple_of(width) {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "`{name}` holds {len} values, not whole rows of {width}."
+        )));
+    }
+    Ok(())
+}
+
+/// `(a, dz)`: the activation of `z` and, for upstream gradient `da`, the gradient `dz`.
+#[pyfunction]
+fn activation<'py>(
+    py: Python<'py>,
+    name: &str,
+    z: PyReadonlyArray1<'_, f32>,
+    da: PyReadonlyArray1<'_, f32>,
+    width: usize,
+) -> PyResult<ArrayPair<'py>> {
+    let act: Activation = parse("activation", &format!("\"{name}\""))?;
+    let (z, da) = (slice("z", &z)?, slice("da", &da)?);
+    check_rows("z", z.len(), width)?;
+    check_rows("da", da.len(), width)?;
+    let mut a = vec![0.0; z.len()];
+    act.forward(z, &mut a, width);
+    let mut grad = da.to_vec();
+    act.backward(z, &a, &mut grad, width);
+    Ok((a.into_pyarray(py), grad.into_pyarray(py)))
+}
+
+/// `(loss of each row, ∂mean/∂y_pred)` for a loss spec (JSON).
+#[pyfunction]
+fn loss<'py>(
+    py: Python<'py>,
+    spec: &str,
+    y_true: PyReadonlyArray1<'_, f32>,
+    y_pred: PyReadonlyArray1<'_, f32>,
+    width: usize,
+) -> PyResult<ArrayPair<'py>> {
+    let loss: Loss = parse("loss", spec)?;
+    let (t, p) = (slice("y_true", &y_true)?, slice("y_pred", &y_pred)?);
+    check_rows("y_pred", p.len(), width)?;
+    let (rows, t_width) = (p.len() / width, loss.target_width(width));
+    if t.len() != rows * t_width {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "`y_true` does not match `y_pred` for this loss.",
+        ));
+    }
+    loss.check_targets(t, width).map_err(errors::to_py)?;
+    let mut grad = vec![0.0; p.len()];
+    loss.evaluate(t, p, width, Some(&mut grad), 1.0 / rows as f32);
+    let values: Vec<f32> = t
+        .chunks(t_width)
+        .zip(p.chunks(width))
+        .map(|(t, p)| loss.evaluate(t, p, width, None, 0.0) as f32)
+        .collect();
+    Ok((values.into_pyarray(py), grad.into_pyarray(py)))
+}
+
+/// The mean over rows of a metric spec (JSON).
+#[pyfunction]
+fn metric(
+    spec: &str,
+    y_true: PyReadonlyArray1<'_, f32>,
+    y_pred: PyReadonlyArray1<'_, f32>,
+    width: usize,
+) -> PyResult<f64> {
+    let metric: Metric = parse("metric", spec)?;
+    let (t, p) = (slice("y_true", &y_true)?, slice("y_pred", &y_pred)?);
+    check_rows("y_pred", p.len(), width)?;
+    let rows = p.len() / width;
+    if t.len() != rows * metric.target_width(width) {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "`y_true` does not match `y_pred` for this metric.",
+        ));
+    }
+    Ok(metric.evaluate(t, p, width) / rows as f64)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(activation, m)?)?;
+    m.add_function(wrap_pyfunction!(loss, m)?)?;
+    m.add_function(wrap_pyfunction!(metric, m)?)?;
+    Ok(())
+}
