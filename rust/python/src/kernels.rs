@@ -4,6 +4,7 @@ use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::loss::Loss;
 use pynn_core::metrics::Metric;
+use pynn_core::optim::OptimizerSpec;
 use pyo3::prelude::*;
 
 use crate::errors;
@@ -97,9 +98,32 @@ fn metric(
     Ok(metric.evaluate(t, p, width) / rows as f64)
 }
 
+/// Applies one optimizer step per row of `grads` (`steps × len(weights)`) to `weights`; returns
+/// the weights after each step, one row per step.
+#[pyfunction]
+fn optimizer_steps<'py>(
+    py: Python<'py>,
+    spec: &str,
+    weights: PyReadonlyArray1<'_, f32>,
+    grads: PyReadonlyArray1<'_, f32>,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let spec: OptimizerSpec = parse("optimizer", spec)?;
+    let (weights, grads) = (slice("weights", &weights)?, slice("grads", &grads)?);
+    check_rows("grads", grads.len(), weights.len())?;
+    let mut optimizer = spec.build(weights.len()).map_err(errors::to_py)?;
+    let mut current = weights.to_vec();
+    let mut trajectory = Vec::with_capacity(grads.len());
+    for step in grads.chunks(weights.len()) {
+        optimizer.step(&mut current, step);
+        trajectory.extend_from_slice(&current);
+    }
+    Ok(trajectory.into_pyarray(py))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(activation, m)?)?;
     m.add_function(wrap_pyfunction!(loss, m)?)?;
     m.add_function(wrap_pyfunction!(metric, m)?)?;
+    m.add_function(wrap_pyfunction!(optimizer_steps, m)?)?;
     Ok(())
 }

@@ -11,15 +11,15 @@ pub struct Adagrad {
 
 impl Adagrad {
     pub fn new(
-        learning_rate: f32,
-        initial_accumulator_value: f32,
-        epsilon: f32,
+        learning_rate: f64,
+        initial_accumulator_value: f64,
+        epsilon: f64,
         n_weights: usize,
     ) -> Self {
         Adagrad {
-            learning_rate,
-            epsilon,
-            accumulators: vec![initial_accumulator_value; n_weights],
+            learning_rate: learning_rate as f32,
+            epsilon: epsilon as f32,
+            accumulators: vec![initial_accumulator_value as f32; n_weights],
             iterations: 0,
         }
     }

@@ -19,6 +19,9 @@ pub struct Adam {
     learning_rate: f32,
     beta_1: f32,
     beta_2: f32,
+    /// `1 − β₁` and `1 − β₂`, taken in double precision as Keras does.
+    one_minus_beta_1: f32,
+    one_minus_beta_2: f32,
     epsilon: f32,
     amsgrad: bool,
     slots: Vec<Slot>,
@@ -27,18 +30,20 @@ pub struct Adam {
 
 impl Adam {
     pub fn new(
-        learning_rate: f32,
-        beta_1: f32,
-        beta_2: f32,
-        epsilon: f32,
+        learning_rate: f64,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
         amsgrad: bool,
         n_weights: usize,
     ) -> Self {
         Adam {
-            learning_rate,
-            beta_1,
-            beta_2,
-            epsilon,
+            learning_rate: learning_rate as f32,
+            beta_1: beta_1 as f32,
+            beta_2: beta_2 as f32,
+            one_minus_beta_1: one_minus(beta_1),
+            one_minus_beta_2: one_minus(beta_2),
+            epsilon: epsilon as f32,
             amsgrad,
             slots: vec![Slot::default(); n_weights],
             iterations: 0,
@@ -51,7 +56,7 @@ impl Optimizer for Adam {
         let t = (self.iterations + 1) as f32;
         let alpha =
             self.learning_rate * (1.0 - self.beta_2.powf(t)).sqrt() / (1.0 - self.beta_1.powf(t));
-        let (c1, c2, eps) = (one_minus(self.beta_1), one_minus(self.beta_2), self.epsilon);
+        let (c1, c2, eps) = (self.one_minus_beta_1, self.one_minus_beta_2, self.epsilon);
         if self.amsgrad {
             update_each(weights, grads, &mut self.slots, |w, g, s| {
                 s.m += (g - s.m) * c1;

@@ -29,36 +29,38 @@ pub trait Optimizer: Send + Sync {
     fn slots_per_weight(&self) -> usize;
 }
 
+/// Hyperparameters are f64 because Keras keeps them as Python floats: it casts them to f32 where
+/// they meet a variable, but computes `1 - beta` in double precision first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OptimizerSpec {
     Sgd {
-        learning_rate: f32,
-        momentum: f32,
+        learning_rate: f64,
+        momentum: f64,
         nesterov: bool,
     },
     Adam {
-        learning_rate: f32,
-        beta_1: f32,
-        beta_2: f32,
-        epsilon: f32,
+        learning_rate: f64,
+        beta_1: f64,
+        beta_2: f64,
+        epsilon: f64,
         amsgrad: bool,
     },
     Rmsprop {
-        learning_rate: f32,
-        rho: f32,
-        momentum: f32,
-        epsilon: f32,
+        learning_rate: f64,
+        rho: f64,
+        momentum: f64,
+        epsilon: f64,
         centered: bool,
     },
     Adagrad {
-        learning_rate: f32,
-        initial_accumulator_value: f32,
-        epsilon: f32,
+        learning_rate: f64,
+        initial_accumulator_value: f64,
+        epsilon: f64,
     },
 }
 
-fn check_fraction(name: &str, value: f32) -> Result<()> {
+fn check_fraction(name: &str, value: f64) -> Result<()> {
     if (0.0..=1.0).contains(&value) {
         Ok(())
     } else {
@@ -142,8 +144,8 @@ impl OptimizerSpec {
 }
 
 /// `1 − β` as Keras computes it: in double precision (Python floats), then cast to f32.
-fn one_minus(beta: f32) -> f32 {
-    (1.0 - beta as f64) as f32
+fn one_minus(beta: f64) -> f32 {
+    (1.0 - beta) as f32
 }
 
 /// Runs `update(weight, grad, slot)` for every weight, in parallel chunks when there are many.
@@ -214,7 +216,7 @@ mod tests {
         };
         assert!(spec.build(1).is_err());
         let spec = OptimizerSpec::Adagrad {
-            learning_rate: f32::NAN,
+            learning_rate: f64::NAN,
             initial_accumulator_value: 0.1,
             epsilon: 1e-7,
         };

@@ -17,6 +17,8 @@ struct Slot {
 pub struct RMSprop {
     learning_rate: f32,
     rho: f32,
+    /// `1 − ρ`, taken in double precision as Keras does.
+    one_minus_rho: f32,
     momentum: f32,
     epsilon: f32,
     centered: bool,
@@ -26,18 +28,19 @@ pub struct RMSprop {
 
 impl RMSprop {
     pub fn new(
-        learning_rate: f32,
-        rho: f32,
-        momentum: f32,
-        epsilon: f32,
+        learning_rate: f64,
+        rho: f64,
+        momentum: f64,
+        epsilon: f64,
         centered: bool,
         n_weights: usize,
     ) -> Self {
         RMSprop {
-            learning_rate,
-            rho,
-            momentum,
-            epsilon,
+            learning_rate: learning_rate as f32,
+            rho: rho as f32,
+            one_minus_rho: one_minus(rho),
+            momentum: momentum as f32,
+            epsilon: epsilon as f32,
             centered,
             slots: vec![Slot::default(); n_weights],
             iterations: 0,
@@ -50,7 +53,7 @@ impl Optimizer for RMSprop {
         let (lr, rho, c, mu, eps) = (
             self.learning_rate,
             self.rho,
-            one_minus(self.rho),
+            self.one_minus_rho,
             self.momentum,
             self.epsilon,
         );

@@ -13,11 +13,11 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    pub fn new(learning_rate: f32, momentum: f32, nesterov: bool, n_weights: usize) -> Self {
+    pub fn new(learning_rate: f64, momentum: f64, nesterov: bool, n_weights: usize) -> Self {
         let slots = if momentum != 0.0 { n_weights } else { 0 };
         Sgd {
-            learning_rate,
-            momentum,
+            learning_rate: learning_rate as f32,
+            momentum: momentum as f32,
             nesterov,
             velocity: vec![0.0; slots],
             iterations: 0,
