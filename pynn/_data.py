@@ -16,11 +16,11 @@ def to_array(data, name: str) -> np.ndarray:
     if data is None:
         raise ValueError(f"`{name}` is required; got None.")
     if _is_pandas(data):
+        from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
         frame = data.to_frame() if data.ndim == 1 else data
         non_numeric = [
-            str(c)
-            for c, t in frame.dtypes.items()
-            if not (np.issubdtype(t, np.number) or np.issubdtype(t, np.bool_))
+            str(c) for c, t in frame.dtypes.items() if not (is_numeric_dtype(t) or is_bool_dtype(t))
         ]
         if non_numeric:
             raise TypeError(

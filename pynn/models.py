@@ -233,33 +233,35 @@ class Sequential:
     def metrics_names(self) -> list[str]:
         return ["loss"] + ([] if not self._metrics else ["compile_metrics"])
 
-    def _ensure_trainer(self, y_shape: tuple[int, ...], method: str) -> None:
-        """Resolves the loss and metrics for targets of `y_shape` and hands them to the engine,
-        once per compile."""
+    def _targets(self, y: np.ndarray, method: str) -> np.ndarray:
+        """Checks `y` against the compiled loss and returns it in the engine's layout. The first
+        time after `compile`, also resolves the loss and metrics for these shapes and hands them
+        to the engine."""
         if self._compile_args is None:
             raise ValueError(f"You must call `compile()` before calling `{method}()`.")
-        if self._loss is not None:
-            return
         loss_id, metric_ids = self._compile_args
         if loss_id is None:
             raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
         output_shape = self._per_sample_output_shape()
-        loss = losses_module.get(loss_id, y_shape, output_shape)
-        metrics = [metrics_module.get(m, y_shape, output_shape) for m in metric_ids]
-        for metric in metrics:
-            if metric.sparse != loss.sparse:
-                wanted = "class indices" if metric.sparse else "one-hot or real-valued targets"
-                raise ValueError(
-                    f"Metric '{metric.name}' needs {wanted}, which loss '{loss.name}' does not "
-                    "take; choose a metric that matches the loss."
-                )
-        self._engine.compile(
-            json.dumps(loss.spec()),
-            json.dumps(self.optimizer.spec()),
-            json.dumps([m.spec() for m in metrics]),
-        )
-        self.optimizer._engine = self._engine
-        self._loss, self._metrics = loss, metrics
+        loss = self._loss or losses_module.get(loss_id, y.shape, output_shape)
+        targets = loss.prepare_targets(y, output_shape)
+        if self._loss is None:
+            metrics = [metrics_module.get(m, y.shape, output_shape) for m in metric_ids]
+            for metric in metrics:
+                if metric.sparse != loss.sparse:
+                    wanted = "class indices" if metric.sparse else "one-hot or real-valued targets"
+                    raise ValueError(
+                        f"Metric '{metric.name}' needs {wanted}, which loss '{loss.name}' does "
+                        "not take; choose a metric that matches the loss."
+                    )
+            self._engine.compile(
+                json.dumps(loss.spec()),
+                json.dumps(self.optimizer.spec()),
+                json.dumps([m.spec() for m in metrics]),
+            )
+            self.optimizer._engine = self._engine
+            self._loss, self._metrics = loss, metrics
+        return targets
 
     # Data
 
@@ -272,8 +274,7 @@ class Sequential:
         x = self._inputs(x)
         y = _data.to_array(y, "y")
         _data.check_same_length(x, y)
-        self._ensure_trainer(y.shape, method)
-        return x, self._loss.prepare_targets(y, self._per_sample_output_shape())
+        return x, self._targets(y, method)
 
     def _logs(self, loss: float, metric_values: list[float]) -> dict[str, float]:
         logs = {"loss": float(loss)}

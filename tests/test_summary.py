@@ -1,0 +1,93 @@
+"""`summary()` prints Keras 3's table; `count_params` agrees with it."""
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn.layers import Dense, InputLayer
+from pynn.models import Sequential
+
+SEED_SUMMARY_88 = """\
+Model: "sequential"
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┓
+┃ Layer (type)                         ┃ Output Shape                ┃         Param # ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━┩
+│ dense (Dense)                        │ (None, 20)                  │             220 │
+├──────────────────────────────────────┼─────────────────────────────┼─────────────────┤
+│ dense_1 (Dense)                      │ (None, 3)                   │              63 │
+└──────────────────────────────────────┴─────────────────────────────┴─────────────────┘
+ Total params: 283 (1.11 KB)
+ Trainable params: 283 (1.11 KB)
+ Non-trainable params: 0 (0.00 B)"""
+
+# Keras 3.15 printed this with 80 terminal columns (76 wide), the long name folded by `rich`.
+NARROW_WITH_LONG_NAME = """\
+Model: "sequential"
+┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
+┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
+┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
+│ dense (Dense)                   │ (None, 20)             │           220 │
+├─────────────────────────────────┼────────────────────────┼───────────────┤
+│ a_very_long_layer_name_that_wi… │ (None, 3)              │            63 │
+│ (Dense)                         │                        │               │
+└─────────────────────────────────┴────────────────────────┴───────────────┘
+ Total params: 283 (1.11 KB)
+ Trainable params: 283 (1.11 KB)
+ Non-trainable params: 0 (0.00 B)"""
+
+
+def seed_model(**last):
+    # The seed's section 4.4 cell, with `keras` replaced by `pynn`; Keras 3 warns about
+    # `input_shape` and so does pynn.
+    with pytest.warns(UserWarning, match="`input_shape` is deprecated. Use `shape` instead."):
+        return Sequential(
+            [
+                InputLayer(input_shape=(10,)),
+                Dense(units=20, activation="relu"),
+                Dense(units=3, activation="softmax", **last),
+            ]
+        )
+
+
+def test_seed_summary_shapes_counts_and_sizes(capsys):
+    model = seed_model()
+    model.summary(line_length=88)
+    assert capsys.readouterr().out.rstrip("\n") == SEED_SUMMARY_88
+    assert model.count_params() == 283
+    assert [layer.count_params() for layer in model.layers] == [220, 63]
+
+
+def test_narrow_terminal_and_long_names_wrap_as_keras_does():
+    lines = []
+    seed_model(name="a_very_long_layer_name_that_will_wrap_around").summary(
+        line_length=76, print_fn=lines.append
+    )
+    assert lines == [NARROW_WITH_LONG_NAME]
+
+
+def test_optimizer_params_appear_after_fit():
+    lines = []
+    model = Sequential([pynn.Input(shape=(4,)), Dense(10), Dense(3)])  # 83 params, as observed
+    model.compile(loss="mse", optimizer="adam")
+    model.fit(np.zeros((4, 4)), np.zeros((4, 3)), verbose=0)
+    model.summary(print_fn=lines.append)
+    text = lines[0]
+    assert " Total params: 251 (1004.00 B)" in text
+    assert " Optimizer params: 168 (672.00 B)" in text
+    assert text.splitlines()[-1] == " Optimizer params: 168 (672.00 B)"
+
+
+def test_unbuilt_model_shows_question_marks():
+    lines = []
+    Sequential([Dense(4)]).summary(print_fn=lines.append)
+    assert "│ ?" in lines[0] and "0 (unbuilt)" in lines[0]
+
+
+def test_readable_sizes():
+    from pynn._summary import readable_size
+
+    assert readable_size(0) == "0.00 B"
+    assert readable_size(1004) == "1004.00 B"
+    assert readable_size(1132) == "1.11 KB"
+    assert readable_size(61706 * 4) == "241.04 KB"
+    assert readable_size(5 * 1024**2) == "5.00 MB"
