@@ -174,7 +174,7 @@ def test_seed_section_4_4_cells(capsys):
 
     model.compile(loss="categorical_crossentropy", optimizer="adam")
 
-    from pynn.optimizers import Adam, SGD  # noqa: F401
+    from pynn.optimizers import SGD, Adam  # noqa: F401
 
     adam_opt = Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.9)
     model.compile(loss="categorical_crossentropy", optimizer=adam_opt)
