@@ -404,7 +404,7 @@ class Sequential:
         trainable = self.count_params() if self._engine is not None else 0
         optimizer = 0
         if self._optimizer_built:
-            optimizer = self.optimizer.slots_per_weight() * trainable + 2
+            optimizer = self._engine.optimizer_slots() * trainable + 2
         total = trainable + optimizer
 
         def count(n: int) -> str:

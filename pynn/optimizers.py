@@ -40,10 +40,6 @@ class Optimizer:
         """How many updates have been applied."""
         return 0 if self._engine is None else self._engine.iterations()
 
-    def slots_per_weight(self) -> int:
-        """Values of state kept per trainable weight (Keras's optimizer variables)."""
-        raise NotImplementedError
-
     def spec(self) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -69,9 +65,6 @@ class SGD(Optimizer):
         if isinstance(momentum, bool) or not isinstance(momentum, float) or not 0 <= momentum <= 1:
             raise ValueError("`momentum` must be a float between [0, 1].")
         self.momentum, self.nesterov = momentum, bool(nesterov)
-
-    def slots_per_weight(self):
-        return int(self.momentum != 0)
 
     def spec(self):
         return {
@@ -102,9 +95,6 @@ class Adam(Optimizer):
         self.beta_1 = _check_fraction("beta_1", beta_1)
         self.beta_2 = _check_fraction("beta_2", beta_2)
         self.epsilon, self.amsgrad = float(epsilon), bool(amsgrad)
-
-    def slots_per_weight(self):
-        return 3 if self.amsgrad else 2
 
     def spec(self):
         return {
@@ -144,9 +134,6 @@ class RMSprop(Optimizer):
         self.momentum = _check_fraction("momentum", momentum)
         self.epsilon, self.centered = float(epsilon), bool(centered)
 
-    def slots_per_weight(self):
-        return 1 + int(self.momentum > 0) + int(self.centered)
-
     def spec(self):
         return {
             "kind": "rmsprop",
@@ -183,9 +170,6 @@ class Adagrad(Optimizer):
             raise ValueError("`initial_accumulator_value` must be >= 0.")
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.epsilon = float(epsilon)
-
-    def slots_per_weight(self):
-        return 1
 
     def spec(self):
         return {

@@ -1,0 +1,123 @@
+"""The seed's workloads timed in pynn and, where installed, in Keras and PyTorch, in one run.
+
+    python benches/compare.py [--threads N] [--repeats R]
+
+Workload "iris": section 4.5's 4-256-256-256-3 network, Adam, batch 30, 100 epochs on the 150 iris
+samples (standardized). Each framework trains from its own initial weights; what is compared is
+the wall time of `fit` (median of the repeats) and the final training loss, which should be of
+the same order. Ratios are against pynn measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+
+def iris_data():
+    from pynn.datasets import iris
+    from pynn.utils import to_categorical
+
+    x, labels = iris.load_data()
+    x = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
+    return x.astype(np.float32), to_categorical(labels).astype(np.float32)
+
+
+def time_pynn(x, y, epochs):
+    import pynn
+
+    pynn.utils.set_random_seed(0)
+    model = pynn.Sequential(
+        [pynn.Input(shape=(4,))]
+        + [pynn.layers.Dense(256, activation="relu") for _ in range(3)]
+        + [pynn.layers.Dense(3, activation="softmax")]
+    )
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(x, y, epochs=epochs, batch_size=30, verbose=0)
+    return time.perf_counter() - start, history.history["loss"][-1]
+
+
+def time_keras(x, y, epochs):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input(shape=(4,))]
+        + [keras.layers.Dense(256, activation="relu") for _ in range(3)]
+        + [keras.layers.Dense(3, activation="softmax")]
+    )
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    start = time.perf_counter()
+    history = model.fit(x, y, epochs=epochs, batch_size=30, verbose=0)
+    return time.perf_counter() - start, history.history["loss"][-1]
+
+
+def time_torch(x, y, epochs):
+    import torch
+
+    torch.manual_seed(0)
+    layers, width = [], 4
+    for _ in range(3):
+        layers += [torch.nn.Linear(width, 256), torch.nn.ReLU()]
+        width = 256
+    model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y.argmax(axis=1))
+    loss_fn = torch.nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(xt))
+        total = 0.0
+        for i in range(0, len(xt), 30):
+            idx = order[i : i + 30]
+            optimizer.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+    return time.perf_counter() - start, total / len(xt)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=0, help="0: all cores")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=100)
+    args = parser.parse_args()
+
+    import pynn
+
+    pynn.config.set_num_threads(args.threads)
+    threads = pynn.config.get_num_threads()
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    x, y = iris_data()
+    print(
+        f"workload iris: 4-256-256-256-3, Adam, batch 30, {args.epochs} epochs, "
+        f"{threads} thread(s), median of {args.repeats}"
+    )
+    results = {}
+    for name, run in (("pynn", time_pynn), ("keras", time_keras), ("torch", time_torch)):
+        try:
+            runs = [run(x, y, args.epochs) for _ in range(args.repeats)]
+        except ImportError:
+            print(f"{name:>6}: not installed")
+            continue
+        seconds = statistics.median(r[0] for r in runs)
+        results[name] = seconds
+        ratio = seconds / results["pynn"]
+        print(f"{name:>6}: {seconds:7.3f} s  ({ratio:5.2f}x pynn)  final loss {runs[-1][1]:.4f}")
+
+
+if __name__ == "__main__":
+    main()

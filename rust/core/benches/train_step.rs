@@ -1,0 +1,111 @@
+//! `cargo bench -p pynn-core`: one epoch of the seed's iris network (4-256-256-256-3, Adam,
+//! batch 30, 150 samples) and the GEMM shapes it runs, timed as medians of repeated runs.
+//! Prints GFLOP/s for the products so they can be read against the machine's peak.
+
+use std::time::Instant;
+
+use pynn_core::initializers::{Distribution, FanMode, Initializer};
+use pynn_core::kernels::activation::Activation;
+use pynn_core::kernels::gemm::{matmul, Op};
+use pynn_core::kernels::loss::Loss;
+use pynn_core::layers::{DenseSpec, LayerSpec};
+use pynn_core::metrics::Metric;
+use pynn_core::network::Network;
+use pynn_core::optim::OptimizerSpec;
+use pynn_core::parallel;
+use pynn_core::train::{Dataset, Next, Trainer};
+
+/// Median seconds of `runs` calls of `f`, after one warm-up call.
+fn median_seconds(runs: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[runs / 2]
+}
+
+fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
+    LayerSpec::Dense(DenseSpec {
+        units,
+        activation,
+        use_bias: true,
+        kernel_initializer: Initializer::VarianceScaling {
+            scale: 1.0,
+            mode: FanMode::FanAvg,
+            distribution: Distribution::Uniform,
+            seed,
+        },
+        bias_initializer: Initializer::Zeros,
+    })
+}
+
+fn bench_gemm(m: usize, n: usize, k: usize) {
+    let a = vec![0.5f32; m * k];
+    let b = vec![0.25f32; k * n];
+    let mut c = vec![0.0f32; m * n];
+    let seconds = median_seconds(200, || {
+        parallel::install(|| matmul(&a, Op::N, &b, Op::N, &mut c, m, n, k, false)).unwrap()
+    });
+    let gflops = 2.0 * (m * n * k) as f64 / seconds / 1e9;
+    println!(
+        "gemm {m}x{k} · {k}x{n}: {:.1} us, {gflops:.1} GFLOP/s",
+        seconds * 1e6
+    );
+}
+
+fn bench_iris_epoch() {
+    let specs = [
+        dense(256, Activation::Relu, 1),
+        dense(256, Activation::Relu, 2),
+        dense(256, Activation::Relu, 3),
+        dense(3, Activation::Softmax, 4),
+    ];
+    let mut network = Network::new(&[4], &specs).unwrap();
+    let loss = Loss::CategoricalCrossentropy {
+        from_logits: false,
+        label_smoothing: 0.0,
+    };
+    let adam = OptimizerSpec::Adam {
+        learning_rate: 0.001,
+        beta_1: 0.9,
+        beta_2: 0.999,
+        epsilon: 1e-7,
+        amsgrad: false,
+    };
+    let mut trainer =
+        Trainer::new(&network, loss, &adam, vec![Metric::CategoricalAccuracy]).unwrap();
+    let x: Vec<f32> = (0..600).map(|i| (i as f32 * 0.37).sin()).collect();
+    let y: Vec<f32> = (0..450)
+        .map(|i| ((i % 3) == (i / 3) % 3) as u8 as f32)
+        .collect();
+    let data = Dataset {
+        x: &x,
+        y: &y,
+        len: 150,
+    };
+    let seconds = median_seconds(50, || {
+        parallel::install(|| {
+            trainer
+                .fit_epoch(&mut network, &data, 30, Some(1), &mut || Next::Continue)
+                .unwrap();
+        })
+        .unwrap();
+    });
+    println!(
+        "iris epoch (5 batches of 30, 4-256-256-256-3, Adam): {:.1} us",
+        seconds * 1e6
+    );
+}
+
+fn main() {
+    println!("threads: {}", parallel::num_threads());
+    bench_gemm(30, 256, 256);
+    bench_gemm(256, 256, 30);
+    bench_gemm(512, 512, 512);
+    bench_iris_epoch();
+}
