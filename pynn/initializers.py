@@ -13,13 +13,19 @@ from pynn._random import draw_seed
 
 
 class Initializer:
-    """Base class: `spec()` is what the engine receives."""
+    """Base class. `kind` names the engine's initializer; `_options()` are its arguments."""
+
+    kind = ""
+
+    def _options(self) -> dict[str, Any]:
+        return {}
 
     def spec(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What the engine receives."""
+        return {"kind": self.kind, **self._options()}
 
     def get_config(self) -> dict[str, Any]:
-        return {}
+        return self._options()
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -27,90 +33,72 @@ class Initializer:
 
 
 class Zeros(Initializer):
-    def spec(self):
-        return {"kind": "zeros"}
+    kind = "zeros"
 
 
 class Ones(Initializer):
-    def spec(self):
-        return {"kind": "ones"}
+    kind = "ones"
 
 
 class Constant(Initializer):
+    kind = "constant"
+
     def __init__(self, value: float = 0.0):
         self.value = float(value)
 
-    def spec(self):
-        return {"kind": "constant", "value": self.value}
-
-    def get_config(self):
+    def _options(self):
         return {"value": self.value}
 
 
 class _Seeded(Initializer):
+    """An initializer that draws random values: its seed, if not given, comes from Python's
+    `random` when it is created."""
+
     def __init__(self, seed: int | None = None):
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(
-                f"`seed` must be a non-negative integer or None. Received: seed={seed!r}"
-            )
+            raise ValueError(f"`seed` must be an integer >= 0 or None. Received: seed={seed!r}")
         self._init_seed = seed
         self.seed = draw_seed() if seed is None else seed
 
+    def spec(self):
+        return {**super().spec(), "seed": self.seed}
+
+    def get_config(self):
+        return {**self._options(), "seed": self._init_seed}
+
 
 class RandomNormal(_Seeded):
+    kind = "random_normal"
+
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
         super().__init__(seed)
         self.mean, self.stddev = float(mean), float(stddev)
 
-    def spec(self):
-        return {
-            "kind": "random_normal",
-            "mean": self.mean,
-            "stddev": self.stddev,
-            "seed": self.seed,
-        }
+    def _options(self):
+        return {"mean": self.mean, "stddev": self.stddev}
 
-    def get_config(self):
-        return {"mean": self.mean, "stddev": self.stddev, "seed": self._init_seed}
+
+class TruncatedNormal(RandomNormal):
+    """Normal samples redrawn until they lie within two standard deviations of the mean."""
+
+    kind = "truncated_normal"
 
 
 class RandomUniform(_Seeded):
+    kind = "random_uniform"
+
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
         super().__init__(seed)
         self.minval, self.maxval = float(minval), float(maxval)
 
-    def spec(self):
-        return {
-            "kind": "random_uniform",
-            "minval": self.minval,
-            "maxval": self.maxval,
-            "seed": self.seed,
-        }
-
-    def get_config(self):
-        return {"minval": self.minval, "maxval": self.maxval, "seed": self._init_seed}
-
-
-class TruncatedNormal(_Seeded):
-    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
-        super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
-
-    def spec(self):
-        return {
-            "kind": "truncated_normal",
-            "mean": self.mean,
-            "stddev": self.stddev,
-            "seed": self.seed,
-        }
-
-    def get_config(self):
-        return {"mean": self.mean, "stddev": self.stddev, "seed": self._init_seed}
+    def _options(self):
+        return {"minval": self.minval, "maxval": self.maxval}
 
 
 class VarianceScaling(_Seeded):
     """Samples with variance `scale / fan`, where fan is `fan_in`, `fan_out` or their mean."""
 
+    kind = "variance_scaling"
     _MODES = ("fan_in", "fan_out", "fan_avg")
     _DISTRIBUTIONS = ("uniform", "truncated_normal", "untruncated_normal")
 
@@ -136,22 +124,8 @@ class VarianceScaling(_Seeded):
             )
         self.scale, self.mode, self.distribution = float(scale), mode, distribution
 
-    def spec(self):
-        return {
-            "kind": "variance_scaling",
-            "scale": self.scale,
-            "mode": self.mode,
-            "distribution": self.distribution,
-            "seed": self.seed,
-        }
-
-    def get_config(self):
-        return {
-            "scale": self.scale,
-            "mode": self.mode,
-            "distribution": self.distribution,
-            "seed": self._init_seed,
-        }
+    def _options(self):
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution}
 
 
 def _preset(name: str, scale: float, mode: str, distribution: str) -> type:

@@ -28,18 +28,23 @@ def _as_float_rows(y_true, y_pred) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 class Loss:
-    """Base class. `spec()` is what the engine receives; `sparse` losses take class indices."""
+    """Base class. `kind` names the engine's loss; `sparse` losses take class indices."""
 
+    kind = ""
     sparse = False
 
     def __init__(self, name: str | None = None):
-        self.name = name or _snake_name(type(self).__name__)
+        self.name = name or self.kind
+
+    def _options(self) -> dict[str, Any]:
+        return {}
 
     def spec(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What the engine receives."""
+        return {"kind": self.kind, **self._options()}
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name}
+        return {"name": self.name, **self._options()}
 
     def per_sample(self, y_true, y_pred) -> np.ndarray:
         """One loss value per row of `y_pred` (rows are its last axis), as Keras's loss functions
@@ -60,12 +65,6 @@ class Loss:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
-
-
-def _snake_name(class_name: str) -> str:
-    from pynn._naming import to_snake_case
-
-    return to_snake_case(class_name)
 
 
 def _shape_text(shape) -> str:
@@ -91,39 +90,30 @@ def _match_rank(y: np.ndarray, output_shape: tuple[int, ...], loss_name: str) ->
 class MeanSquaredError(Loss):
     """`mean((y_true - y_pred)**2)` over the last axis, then over the batch."""
 
-    def spec(self):
-        return {"kind": "mean_squared_error"}
+    kind = "mean_squared_error"
 
 
 class MeanAbsoluteError(Loss):
     """`mean(|y_true - y_pred|)` over the last axis, then over the batch."""
 
-    def spec(self):
-        return {"kind": "mean_absolute_error"}
+    kind = "mean_absolute_error"
 
 
-class BinaryCrossentropy(Loss):
-    """`-(y log p + (1-y) log(1-p))` averaged over the last axis, with `p` clipped to
-    `[1e-7, 1 - 1e-7]` (or computed from logits when `from_logits=True`). Targets are in [0, 1]."""
-
+class _Crossentropy(Loss):
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, name=None):
-        super().__init__(name or "binary_crossentropy")
+        super().__init__(name)
         self.from_logits = bool(from_logits)
         self.label_smoothing = _check_smoothing(label_smoothing)
 
-    def spec(self):
-        return {
-            "kind": "binary_crossentropy",
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-        }
+    def _options(self):
+        return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing}
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-        }
+
+class BinaryCrossentropy(_Crossentropy):
+    """`-(y log p + (1-y) log(1-p))` averaged over the last axis, with `p` clipped to
+    `[1e-7, 1 - 1e-7]` (or computed from logits when `from_logits=True`). Targets are in [0, 1]."""
+
+    kind = "binary_crossentropy"
 
     def prepare_targets(self, y, output_shape):
         y = super().prepare_targets(y, output_shape)
@@ -135,28 +125,11 @@ class BinaryCrossentropy(Loss):
         return y
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_Crossentropy):
     """`-sum(y log p)` over the last axis, with `p` renormalised to sum to one and clipped (or
     `log_softmax` of logits when `from_logits=True`). Targets are one-hot rows."""
 
-    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, name=None):
-        super().__init__(name or "categorical_crossentropy")
-        self.from_logits = bool(from_logits)
-        self.label_smoothing = _check_smoothing(label_smoothing)
-
-    def spec(self):
-        return {
-            "kind": "categorical_crossentropy",
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-        }
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-        }
+    kind = "categorical_crossentropy"
 
     def prepare_targets(self, y, output_shape):
         classes = output_shape[-1]
@@ -174,17 +147,15 @@ class CategoricalCrossentropy(Loss):
 class SparseCategoricalCrossentropy(Loss):
     """Categorical crossentropy with integer class indices as targets."""
 
+    kind = "sparse_categorical_crossentropy"
     sparse = True
 
     def __init__(self, from_logits: bool = False, name=None):
-        super().__init__(name or "sparse_categorical_crossentropy")
+        super().__init__(name)
         self.from_logits = bool(from_logits)
 
-    def spec(self):
-        return {"kind": "sparse_categorical_crossentropy", "from_logits": self.from_logits}
-
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits}
+    def _options(self):
+        return {"from_logits": self.from_logits}
 
     def per_sample(self, y_true, y_pred):
         p = np.ascontiguousarray(y_pred, dtype=np.float32)

@@ -28,7 +28,9 @@ def _check_fraction(name: str, value) -> float:
 
 
 class Optimizer:
-    """Base class. `spec()` is what the engine receives."""
+    """Base class. `kind` names the engine's optimizer; `_options()` are its hyperparameters."""
+
+    kind = ""
 
     def __init__(self, learning_rate: float, name: str | None = None):
         self.learning_rate = _check_learning_rate(learning_rate)
@@ -40,11 +42,15 @@ class Optimizer:
         """How many updates have been applied."""
         return 0 if self._engine is None else self._engine.iterations()
 
+    def _options(self) -> dict[str, Any]:
+        return {}
+
     def spec(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """What the engine receives."""
+        return {"kind": self.kind, "learning_rate": self.learning_rate, **self._options()}
 
     def get_config(self) -> dict[str, Any]:
-        return {"name": self.name, "learning_rate": self.learning_rate}
+        return {"name": self.name, "learning_rate": self.learning_rate, **self._options()}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} learning_rate={self.learning_rate}>"
@@ -53,6 +59,8 @@ class Optimizer:
 class SGD(Optimizer):
     """Gradient descent with optional momentum: `m = momentum*m - lr*g`, then `w += m`, or
     `w += momentum*m - lr*g` with `nesterov=True`. Without momentum, `w -= lr*g`."""
+
+    kind = "sgd"
 
     def __init__(
         self,
@@ -66,21 +74,15 @@ class SGD(Optimizer):
             raise ValueError("`momentum` must be a float between [0, 1].")
         self.momentum, self.nesterov = momentum, bool(nesterov)
 
-    def spec(self):
-        return {
-            "kind": "sgd",
-            "learning_rate": self.learning_rate,
-            "momentum": self.momentum,
-            "nesterov": self.nesterov,
-        }
-
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+    def _options(self):
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
 
 
 class Adam(Optimizer):
     """Adam in Keras's form: `alpha = lr*sqrt(1-beta_2^t)/(1-beta_1^t)`, `m += (g-m)(1-beta_1)`,
     `v += (g^2-v)(1-beta_2)`, `w -= m*alpha/(sqrt(v)+epsilon)`; `amsgrad` uses `max(v)`."""
+
+    kind = "adam"
 
     def __init__(
         self,
@@ -96,19 +98,8 @@ class Adam(Optimizer):
         self.beta_2 = _check_fraction("beta_2", beta_2)
         self.epsilon, self.amsgrad = float(epsilon), bool(amsgrad)
 
-    def spec(self):
+    def _options(self):
         return {
-            "kind": "adam",
-            "learning_rate": self.learning_rate,
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "amsgrad": self.amsgrad,
-        }
-
-    def get_config(self):
-        return {
-            **super().get_config(),
             "beta_1": self.beta_1,
             "beta_2": self.beta_2,
             "epsilon": self.epsilon,
@@ -119,6 +110,8 @@ class Adam(Optimizer):
 class RMSprop(Optimizer):
     """`v = rho*v + (1-rho)*g^2`; `w -= lr*g/sqrt(v + epsilon)` (centered: `v - mean(g)^2`),
     through a momentum buffer when `momentum > 0`."""
+
+    kind = "rmsprop"
 
     def __init__(
         self,
@@ -134,19 +127,8 @@ class RMSprop(Optimizer):
         self.momentum = _check_fraction("momentum", momentum)
         self.epsilon, self.centered = float(epsilon), bool(centered)
 
-    def spec(self):
+    def _options(self):
         return {
-            "kind": "rmsprop",
-            "learning_rate": self.learning_rate,
-            "rho": self.rho,
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "centered": self.centered,
-        }
-
-    def get_config(self):
-        return {
-            **super().get_config(),
             "rho": self.rho,
             "momentum": self.momentum,
             "epsilon": self.epsilon,
@@ -157,6 +139,8 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     """`acc += g^2`; `w -= lr*g/sqrt(acc + epsilon)`, with `acc` starting at
     `initial_accumulator_value`."""
+
+    kind = "adagrad"
 
     def __init__(
         self,
@@ -171,17 +155,8 @@ class Adagrad(Optimizer):
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.epsilon = float(epsilon)
 
-    def spec(self):
+    def _options(self):
         return {
-            "kind": "adagrad",
-            "learning_rate": self.learning_rate,
-            "initial_accumulator_value": self.initial_accumulator_value,
-            "epsilon": self.epsilon,
-        }
-
-    def get_config(self):
-        return {
-            **super().get_config(),
             "initial_accumulator_value": self.initial_accumulator_value,
             "epsilon": self.epsilon,
         }

@@ -4,7 +4,6 @@
 
 use std::time::Instant;
 
-use pynn_core::initializers::{Distribution, FanMode, Initializer};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::gemm::{matmul, Op};
 use pynn_core::kernels::loss::Loss;
@@ -30,18 +29,7 @@ fn median_seconds(runs: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
-    LayerSpec::Dense(DenseSpec {
-        units,
-        activation,
-        use_bias: true,
-        kernel_initializer: Initializer::VarianceScaling {
-            scale: 1.0,
-            mode: FanMode::FanAvg,
-            distribution: Distribution::Uniform,
-            seed,
-        },
-        bias_initializer: Initializer::Zeros,
-    })
+    LayerSpec::Dense(DenseSpec::new(units, activation, seed))
 }
 
 fn bench_gemm(m: usize, n: usize, k: usize) {
@@ -70,13 +58,7 @@ fn bench_iris_epoch() {
         from_logits: false,
         label_smoothing: 0.0,
     };
-    let adam = OptimizerSpec::Adam {
-        learning_rate: 0.001,
-        beta_1: 0.9,
-        beta_2: 0.999,
-        epsilon: 1e-7,
-        amsgrad: false,
-    };
+    let adam = OptimizerSpec::adam(0.001);
     let mut trainer =
         Trainer::new(&network, loss, &adam, vec![Metric::CategoricalAccuracy]).unwrap();
     let x: Vec<f32> = (0..600).map(|i| (i as f32 * 0.37).sin()).collect();

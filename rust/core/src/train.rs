@@ -252,23 +252,11 @@ pub fn predict(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::initializers::{Distribution, FanMode, Initializer};
     use crate::kernels::activation::Activation;
     use crate::layers::{DenseSpec, LayerSpec};
 
     fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
-        LayerSpec::Dense(DenseSpec {
-            units,
-            activation,
-            use_bias: true,
-            kernel_initializer: Initializer::VarianceScaling {
-                scale: 1.0,
-                mode: FanMode::FanAvg,
-                distribution: Distribution::Uniform,
-                seed,
-            },
-            bias_initializer: Initializer::Zeros,
-        })
+        LayerSpec::Dense(DenseSpec::new(units, activation, seed))
     }
 
     /// Two Gaussian blobs, labels one-hot.
@@ -298,13 +286,7 @@ mod tests {
             from_logits: false,
             label_smoothing: 0.0,
         };
-        let adam = OptimizerSpec::Adam {
-            learning_rate: 0.01,
-            beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-7,
-            amsgrad: false,
-        };
+        let adam = OptimizerSpec::adam(0.01);
         let mut trainer =
             Trainer::new(&net, loss, &adam, vec![Metric::CategoricalAccuracy]).unwrap();
         let (x, y) = blobs(200);
@@ -332,11 +314,7 @@ mod tests {
     fn stopping_after_a_batch_ends_the_epoch() {
         let (mut net, _) = train(1);
         let loss = Loss::MeanSquaredError;
-        let sgd = OptimizerSpec::Sgd {
-            learning_rate: 0.01,
-            momentum: 0.0,
-            nesterov: false,
-        };
+        let sgd = OptimizerSpec::sgd(0.01);
         let mut trainer = Trainer::new(&net, loss, &sgd, vec![]).unwrap();
         let (x, y) = blobs(100);
         let data = Dataset {
@@ -356,11 +334,7 @@ mod tests {
         let trainer = Trainer::new(
             &net,
             Loss::MeanSquaredError,
-            &OptimizerSpec::Sgd {
-                learning_rate: 0.1,
-                momentum: 0.0,
-                nesterov: false,
-            },
+            &OptimizerSpec::sgd(0.1),
             vec![],
         )
         .unwrap();

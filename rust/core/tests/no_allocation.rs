@@ -4,7 +4,6 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pynn_core::initializers::{Distribution, FanMode, Initializer};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::gemm::{matmul, Op};
 use pynn_core::kernels::loss::Loss;
@@ -38,18 +37,7 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn dense(units: usize, activation: Activation) -> LayerSpec {
-    LayerSpec::Dense(DenseSpec {
-        units,
-        activation,
-        use_bias: true,
-        kernel_initializer: Initializer::VarianceScaling {
-            scale: 1.0,
-            mode: FanMode::FanAvg,
-            distribution: Distribution::Uniform,
-            seed: 1,
-        },
-        bias_initializer: Initializer::Zeros,
-    })
+    LayerSpec::Dense(DenseSpec::new(units, activation, 1))
 }
 
 /// Allocations made by the GEMM crate alone (it allocates its packing workspace inside each
@@ -104,13 +92,7 @@ fn epochs_after_the_first_allocate_nothing() {
         from_logits: false,
         label_smoothing: 0.0,
     };
-    let adam = OptimizerSpec::Adam {
-        learning_rate: 0.001,
-        beta_1: 0.9,
-        beta_2: 0.999,
-        epsilon: 1e-7,
-        amsgrad: false,
-    };
+    let adam = OptimizerSpec::adam(0.001);
     let metrics = vec![Metric::CategoricalAccuracy];
     let mut trainer = Trainer::new(&network, loss, &adam, metrics).unwrap();
     let x: Vec<f32> = (0..150 * 4).map(|i| (i as f32 * 0.37).sin()).collect();

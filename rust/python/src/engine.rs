@@ -31,6 +31,17 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> PyResult<T> 
 /// `(loss, [metrics...])` as Python receives it.
 type LogTuple = (f64, Vec<f64>);
 
+/// Borrows the arrays' memory as the engine's dataset; no copy.
+fn dataset<'a>(
+    x: &'a PyReadonlyArray1<'_, f32>,
+    y: &'a PyReadonlyArray1<'_, f32>,
+    len: usize,
+) -> PyResult<Dataset<'a>> {
+    let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
+    let y = y.as_slice().map_err(|e| errors::layout("y", e))?;
+    Ok(Dataset { x, y, len })
+}
+
 fn to_tuple(logs: Logs) -> LogTuple {
     (logs.loss, logs.metrics)
 }
@@ -129,9 +140,7 @@ impl Engine {
         batch_size: usize,
         shuffle_seed: Option<u64>,
     ) -> PyResult<LogTuple> {
-        let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
-        let y = y.as_slice().map_err(|e| errors::layout("y", e))?;
-        let data = Dataset { x, y, len };
+        let data = dataset(&x, &y, len)?;
         let (network, trainer) = self.parts()?;
         let mut interrupted = None;
         let result = py.detach(|| {
@@ -168,9 +177,7 @@ impl Engine {
         len: usize,
         batch_size: usize,
     ) -> PyResult<LogTuple> {
-        let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
-        let y = y.as_slice().map_err(|e| errors::layout("y", e))?;
-        let data = Dataset { x, y, len };
+        let data = dataset(&x, &y, len)?;
         let (network, trainer) = self.parts()?;
         py.detach(|| parallel::install(|| trainer.evaluate(network, &data, batch_size)))
             .and_then(|r| r)

@@ -29,6 +29,21 @@ fn check_rows(name: &str, len: usize, width: usize) -> PyResult<()> {
     Ok(())
 }
 
+/// Checks that `y_pred` holds whole rows of `width` and `y_true` `t_width` values per row;
+/// returns the number of rows.
+fn check_targets(y_true: &[f32], y_pred: &[f32], width: usize, t_width: usize) -> PyResult<usize> {
+    check_rows("y_pred", y_pred.len(), width)?;
+    let rows = y_pred.len() / width;
+    if y_true.len() != rows * t_width {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "`y_true` holds {} values; {rows} rows of `y_pred` need {}.",
+            y_true.len(),
+            rows * t_width
+        )));
+    }
+    Ok(rows)
+}
+
 /// `(a, dz)`: the activation of `z` and, for upstream gradient `da`, the gradient `dz`.
 #[pyfunction]
 fn activation<'py>(
@@ -60,13 +75,8 @@ fn loss<'py>(
 ) -> PyResult<ArrayPair<'py>> {
     let loss: Loss = parse("loss", spec)?;
     let (t, p) = (slice("y_true", &y_true)?, slice("y_pred", &y_pred)?);
-    check_rows("y_pred", p.len(), width)?;
-    let (rows, t_width) = (p.len() / width, loss.target_width(width));
-    if t.len() != rows * t_width {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "`y_true` does not match `y_pred` for this loss.",
-        ));
-    }
+    let t_width = loss.target_width(width);
+    let rows = check_targets(t, p, width, t_width)?;
     loss.check_targets(t, width).map_err(errors::to_py)?;
     let mut grad = vec![0.0; p.len()];
     loss.evaluate(t, p, width, Some(&mut grad), 1.0 / rows as f32);
@@ -88,13 +98,7 @@ fn metric(
 ) -> PyResult<f64> {
     let metric: Metric = parse("metric", spec)?;
     let (t, p) = (slice("y_true", &y_true)?, slice("y_pred", &y_pred)?);
-    check_rows("y_pred", p.len(), width)?;
-    let rows = p.len() / width;
-    if t.len() != rows * metric.target_width(width) {
-        return Err(pyo3::exceptions::PyValueError::new_err(
-            "`y_true` does not match `y_pred` for this metric.",
-        ));
-    }
+    let rows = check_targets(t, p, width, metric.target_width(width))?;
     Ok(metric.evaluate(t, p, width) / rows as f64)
 }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ensure_len, Layer};
 use crate::error::{CoreError, Result};
-use crate::initializers::Initializer;
+use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::kernels::activation::Activation;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows};
@@ -18,6 +18,24 @@ pub struct DenseSpec {
     pub use_bias: bool,
     pub kernel_initializer: Initializer,
     pub bias_initializer: Initializer,
+}
+
+impl DenseSpec {
+    /// Keras's defaults: a bias, a `glorot_uniform` kernel drawn from `seed`, a zero bias.
+    pub fn new(units: usize, activation: Activation, seed: u64) -> Self {
+        DenseSpec {
+            units,
+            activation,
+            use_bias: true,
+            kernel_initializer: Initializer::VarianceScaling {
+                scale: 1.0,
+                mode: FanMode::FanAvg,
+                distribution: Distribution::Uniform,
+                seed,
+            },
+            bias_initializer: Initializer::Zeros,
+        }
+    }
 }
 
 pub struct Dense {
@@ -150,24 +168,16 @@ impl Layer for Dense {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::initializers::{Distribution, FanMode};
 
     fn spec(activation: Activation, use_bias: bool) -> DenseSpec {
         DenseSpec {
-            units: 3,
-            activation,
             use_bias,
-            kernel_initializer: Initializer::VarianceScaling {
-                scale: 1.0,
-                mode: FanMode::FanAvg,
-                distribution: Distribution::Uniform,
-                seed: 3,
-            },
             bias_initializer: Initializer::RandomUniform {
                 minval: -0.5,
                 maxval: 0.5,
                 seed: 4,
             },
+            ..DenseSpec::new(3, activation, 3)
         }
     }
 

@@ -60,6 +60,28 @@ pub enum OptimizerSpec {
     },
 }
 
+impl OptimizerSpec {
+    /// `Adam(learning_rate)` with Keras's other defaults.
+    pub fn adam(learning_rate: f64) -> Self {
+        OptimizerSpec::Adam {
+            learning_rate,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-7,
+            amsgrad: false,
+        }
+    }
+
+    /// `SGD(learning_rate)` without momentum.
+    pub fn sgd(learning_rate: f64) -> Self {
+        OptimizerSpec::Sgd {
+            learning_rate,
+            momentum: 0.0,
+            nesterov: false,
+        }
+    }
+}
+
 fn check_fraction(name: &str, value: f64) -> Result<()> {
     if (0.0..=1.0).contains(&value) {
         Ok(())
