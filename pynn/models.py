@@ -157,15 +157,7 @@ class Sequential:
 
     def get_weights(self) -> list[np.ndarray]:
         """Every weight as a NumPy array, layer by layer (Dense: kernel `(in, units)`, bias)."""
-        if self._engine is None:
-            return []
-        flat = self._engine.get_weights()
-        weights, start = [], 0
-        for shape in self._engine.weight_shapes():
-            size = int(np.prod(shape))
-            weights.append(flat[start : start + size].reshape(shape))
-            start += size
-        return weights
+        return [] if self._engine is None else self._engine.get_weights()
 
     def set_weights(self, weights) -> None:
         """Sets every weight from a list shaped as `get_weights()` returns it."""
@@ -362,7 +354,7 @@ class Sequential:
         if verbose:
             elapsed = time.perf_counter() - start
             _progress.say(_progress.line(math.ceil(n / batch_size), elapsed, {}, verbose))
-        return out.reshape((n,) + self._per_sample_output_shape())
+        return out
 
     def train_on_batch(self, x, y, return_dict=False):
         """One optimizer step on the whole of `(x, y)`; returns that batch's loss and metrics."""
@@ -383,9 +375,7 @@ class Sequential:
         """The model's outputs for one batch `x`."""
         x = self._inputs(x)
         n = x.shape[0]
-        return self._engine.predict(x.reshape(-1), n, n).reshape(
-            (n,) + self._per_sample_output_shape()
-        )
+        return self._engine.predict(x.reshape(-1), n, n)
 
     def __call__(self, x, training=False) -> np.ndarray:
         return self.predict_on_batch(x)

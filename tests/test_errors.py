@@ -164,3 +164,10 @@ def test_engine_rejects_bad_specs_without_panicking():
         engine.predict(np.zeros(8, np.float32)[::2], 2, 1)
     with pytest.raises(ValueError, match="Shape mismatch for `x`"):
         engine.predict(np.zeros(3, np.float32), 2, 1)
+
+
+def test_a_model_too_large_for_memory_is_an_error_not_a_crash():
+    with pytest.raises(ValueError, match="fits in memory"):
+        pynn.Sequential([pynn.Input(shape=(2**20,)), Dense(2**40)])
+    with pytest.raises(ValueError, match="fits in memory"):
+        pynn.Sequential([pynn.Input(shape=(2**40, 2**30)), Dense(2**3)])

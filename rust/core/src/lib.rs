@@ -12,6 +12,8 @@ pub mod network;
 pub mod optim;
 pub mod parallel;
 pub mod rng;
+pub mod tensor;
 pub mod train;
 
 pub use error::{CoreError, Result};
+pub use tensor::Tensor;

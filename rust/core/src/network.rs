@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use crate::error::{CoreError, Result};
 use crate::layers::{ensure_len, Layer, LayerSpec};
+use crate::tensor::{checked_volume, try_filled, Tensor};
 
 pub struct Network {
     layers: Vec<Box<dyn Layer>>,
@@ -23,10 +24,6 @@ pub struct Network {
     delta_next: Vec<f32>,
 }
 
-fn volume(shape: &[usize]) -> usize {
-    shape.iter().product()
-}
-
 impl Network {
     /// Builds the layers for per-sample inputs of `input_shape` and initialises their weights.
     pub fn new(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Self> {
@@ -40,18 +37,23 @@ impl Network {
         let mut layers = Vec::with_capacity(specs.len());
         let mut ranges = Vec::with_capacity(specs.len());
         let mut shape = input_shape.to_vec();
-        let mut sizes = vec![volume(&shape)];
-        let mut n_weights = 0;
+        let mut sizes = vec![checked_volume(&shape)?];
+        let mut n_weights = 0usize;
         for spec in specs {
             let layer = spec.build(&shape)?;
-            let size: usize = layer.weight_shapes().iter().map(|s| volume(s)).sum();
-            ranges.push(n_weights..n_weights + size);
-            n_weights += size;
+            for weight_shape in layer.weight_shapes() {
+                n_weights = n_weights
+                    .checked_add(checked_volume(&weight_shape)?)
+                    .ok_or_else(|| {
+                        CoreError::invalid("layers", "weights that fit in memory", n_weights)
+                    })?;
+            }
+            ranges.push(ranges.last().map_or(0, |r: &Range<usize>| r.end)..n_weights);
             shape = layer.output_shape().to_vec();
-            sizes.push(volume(&shape));
+            sizes.push(checked_volume(&shape)?);
             layers.push(layer);
         }
-        let mut weights = vec![0.0; n_weights];
+        let mut weights = try_filled(n_weights, 0.0)?;
         for (layer, range) in layers.iter().zip(&ranges) {
             layer.init_weights(&mut weights[range.clone()])?;
         }
@@ -61,7 +63,7 @@ impl Network {
             input_shape: input_shape.to_vec(),
             ranges,
             sizes,
-            grads: vec![0.0; n_weights],
+            grads: try_filled(n_weights, 0.0)?,
             weights,
             delta: Vec::new(),
             delta_next: Vec::new(),
@@ -94,6 +96,20 @@ impl Network {
     /// Every weight's shape, layer by layer, in Keras's `get_weights()` order.
     pub fn weight_shapes(&self) -> Vec<Vec<usize>> {
         self.layers.iter().flat_map(|l| l.weight_shapes()).collect()
+    }
+
+    /// Every weight as a tensor of its own shape, in Keras's `get_weights()` order.
+    pub fn weight_tensors(&self) -> Vec<Tensor> {
+        let mut start = 0;
+        self.weight_shapes()
+            .into_iter()
+            .map(|shape| {
+                let size: usize = shape.iter().product();
+                let values = self.weights[start..start + size].to_vec();
+                start += size;
+                Tensor::new(shape, values).expect("the shapes partition the weight buffer")
+            })
+            .collect()
     }
 
     pub fn weights(&self) -> &[f32] {

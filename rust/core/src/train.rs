@@ -11,6 +11,7 @@ use crate::metrics::Metric;
 use crate::network::Network;
 use crate::optim::{Optimizer, OptimizerSpec};
 use crate::rng::Rng;
+use crate::tensor::Tensor;
 
 /// Inputs and targets of `len` samples, row-major, checked against a network by [`Trainer`].
 #[derive(Clone, Copy)]
@@ -222,31 +223,25 @@ fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut [f32]) {
     }
 }
 
-/// Predictions for `x` (`len` samples) in batches, written to `out`.
-pub fn predict(
-    network: &mut Network,
-    x: &[f32],
-    len: usize,
-    batch_size: usize,
-    out: &mut [f32],
-) -> Result<()> {
+/// Predictions for `x` (`len` samples), computed in batches: a tensor `(len, ...output)`.
+pub fn predict(network: &mut Network, x: &[f32], len: usize, batch_size: usize) -> Result<Tensor> {
     check_batch_size(batch_size)?;
     let (in_size, out_size) = (network.input_size(), network.output_size());
     if x.len() != len * in_size {
         return Err(CoreError::shape("x", len * in_size, x.len()));
     }
-    if out.len() != len * out_size {
-        return Err(CoreError::shape("predictions", len * out_size, out.len()));
-    }
+    let mut shape = vec![len];
+    shape.extend_from_slice(network.output_shape());
+    let mut out = Tensor::zeros(shape)?;
     for start in (0..len).step_by(batch_size) {
         let batch = batch_size.min(len - start);
         network
             .input_mut(batch)
             .copy_from_slice(&x[start * in_size..(start + batch) * in_size]);
         let y = network.forward(batch, false);
-        out[start * out_size..(start + batch) * out_size].copy_from_slice(y);
+        out.data_mut()[start * out_size..(start + batch) * out_size].copy_from_slice(y);
     }
-    Ok(())
+    Ok(out)
 }
 
 #[cfg(test)]

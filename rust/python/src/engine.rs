@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
 use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
 use pynn_core::metrics::Metric;
@@ -10,6 +10,7 @@ use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::parallel;
 use pynn_core::train::{self, Dataset, Logs, Next, Trainer};
+use pynn_core::Tensor;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 
@@ -40,6 +41,12 @@ fn dataset<'a>(
     let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
     let y = y.as_slice().map_err(|e| errors::layout("y", e))?;
     Ok(Dataset { x, y, len })
+}
+
+/// Hands a tensor's buffer to NumPy without copying it.
+fn to_numpy(py: Python<'_>, tensor: Tensor) -> PyResult<Bound<'_, PyArrayDyn<f32>>> {
+    let (shape, data) = tensor.into_parts();
+    data.into_pyarray(py).reshape(shape)
 }
 
 fn to_tuple(logs: Logs) -> LogTuple {
@@ -85,9 +92,13 @@ impl Engine {
         self.network.output_shape().to_vec()
     }
 
-    /// All weights, concatenated in `weight_shapes()` order.
-    fn get_weights<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
-        PyArray1::from_slice(py, self.network.weights())
+    /// Every weight as an array of its own shape, in Keras's `get_weights()` order.
+    fn get_weights<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+        self.network
+            .weight_tensors()
+            .into_iter()
+            .map(|tensor| to_numpy(py, tensor))
+            .collect()
     }
 
     /// Replaces all weights (the layout of `get_weights()`).
@@ -185,25 +196,20 @@ impl Engine {
             .map_err(to_py)
     }
 
-    /// Predictions for `len` samples, flat (`len × prod(output_shape)` values).
+    /// Predictions for `len` samples: an array `(len, ...output_shape)`.
     fn predict<'py>(
         &mut self,
         py: Python<'py>,
         x: PyReadonlyArray1<'_, f32>,
         len: usize,
         batch_size: usize,
-    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
         let network = &mut self.network;
         let out = py
-            .detach(|| {
-                parallel::install(|| {
-                    let mut out = vec![0.0; len * network.output_size()];
-                    train::predict(network, x, len, batch_size, &mut out).map(|()| out)
-                })
-            })
+            .detach(|| parallel::install(|| train::predict(network, x, len, batch_size)))
             .and_then(|r| r)
             .map_err(to_py)?;
-        Ok(out.into_pyarray(py))
+        to_numpy(py, out)
     }
 }

@@ -1,5 +1,8 @@
 //! Adagrad (`keras/src/optimizers/adagrad.py`): `acc += g²; w −= lr·g/√(acc + ε)`.
 
+use crate::error::Result;
+use crate::tensor::try_filled;
+
 use super::{update_each, Optimizer};
 
 pub struct Adagrad {
@@ -15,13 +18,13 @@ impl Adagrad {
         initial_accumulator_value: f64,
         epsilon: f64,
         n_weights: usize,
-    ) -> Self {
-        Adagrad {
+    ) -> Result<Self> {
+        Ok(Adagrad {
             learning_rate: learning_rate as f32,
             epsilon: epsilon as f32,
-            accumulators: vec![initial_accumulator_value as f32; n_weights],
+            accumulators: try_filled(n_weights, initial_accumulator_value as f32)?,
             iterations: 0,
-        }
+        })
     }
 }
 

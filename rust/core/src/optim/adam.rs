@@ -6,6 +6,9 @@
 //! ```
 //! With `amsgrad`, `v̂ = max(v̂, v)` replaces `v` in the last step.
 
+use crate::error::Result;
+use crate::tensor::try_filled;
+
 use super::{one_minus, update_each, Optimizer};
 
 #[derive(Clone, Copy, Default)]
@@ -36,8 +39,8 @@ impl Adam {
         epsilon: f64,
         amsgrad: bool,
         n_weights: usize,
-    ) -> Self {
-        Adam {
+    ) -> Result<Self> {
+        Ok(Adam {
             learning_rate: learning_rate as f32,
             beta_1: beta_1 as f32,
             beta_2: beta_2 as f32,
@@ -45,9 +48,9 @@ impl Adam {
             one_minus_beta_2: one_minus(beta_2),
             epsilon: epsilon as f32,
             amsgrad,
-            slots: vec![Slot::default(); n_weights],
+            slots: try_filled(n_weights, Slot::default())?,
             iterations: 0,
-        }
+        })
     }
 }
 

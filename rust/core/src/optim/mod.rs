@@ -113,7 +113,7 @@ impl OptimizerSpec {
                 nesterov,
             } => {
                 check_fraction("momentum", momentum)?;
-                Box::new(Sgd::new(learning_rate, momentum, nesterov, n_weights))
+                Box::new(Sgd::new(learning_rate, momentum, nesterov, n_weights)?)
             }
             OptimizerSpec::Adam {
                 learning_rate,
@@ -131,7 +131,7 @@ impl OptimizerSpec {
                     epsilon,
                     amsgrad,
                     n_weights,
-                ))
+                )?)
             }
             OptimizerSpec::Rmsprop {
                 learning_rate,
@@ -149,7 +149,7 @@ impl OptimizerSpec {
                     epsilon,
                     centered,
                     n_weights,
-                ))
+                )?)
             }
             OptimizerSpec::Adagrad {
                 learning_rate,
@@ -160,7 +160,7 @@ impl OptimizerSpec {
                 initial_accumulator_value,
                 epsilon,
                 n_weights,
-            )),
+            )?),
         })
     }
 }

@@ -5,6 +5,9 @@
 //! inc = lr·g/√d;  [momentum μ > 0: mom = μ·mom + inc, w −= mom | w −= inc]
 //! ```
 
+use crate::error::Result;
+use crate::tensor::try_filled;
+
 use super::{one_minus, update_each, Optimizer};
 
 #[derive(Clone, Copy, Default)]
@@ -34,17 +37,17 @@ impl RMSprop {
         epsilon: f64,
         centered: bool,
         n_weights: usize,
-    ) -> Self {
-        RMSprop {
+    ) -> Result<Self> {
+        Ok(RMSprop {
             learning_rate: learning_rate as f32,
             rho: rho as f32,
             one_minus_rho: one_minus(rho),
             momentum: momentum as f32,
             epsilon: epsilon as f32,
             centered,
-            slots: vec![Slot::default(); n_weights],
+            slots: try_filled(n_weights, Slot::default())?,
             iterations: 0,
-        }
+        })
     }
 }
 

@@ -1,6 +1,9 @@
 //! SGD (`keras/src/optimizers/sgd.py`). The learning rate is folded into the velocity:
 //! `m ← μ·m − lr·g`, then `w ← w + m` (classic) or `w ← w + μ·m − lr·g` (Nesterov).
 
+use crate::error::Result;
+use crate::tensor::try_filled;
+
 use super::{update_each, Optimizer};
 
 pub struct Sgd {
@@ -13,15 +16,20 @@ pub struct Sgd {
 }
 
 impl Sgd {
-    pub fn new(learning_rate: f64, momentum: f64, nesterov: bool, n_weights: usize) -> Self {
+    pub fn new(
+        learning_rate: f64,
+        momentum: f64,
+        nesterov: bool,
+        n_weights: usize,
+    ) -> Result<Self> {
         let slots = if momentum != 0.0 { n_weights } else { 0 };
-        Sgd {
+        Ok(Sgd {
             learning_rate: learning_rate as f32,
             momentum: momentum as f32,
             nesterov,
-            velocity: vec![0.0; slots],
+            velocity: try_filled(slots, 0.0)?,
             iterations: 0,
-        }
+        })
     }
 }
 
