@@ -95,6 +95,9 @@ def main():
 
     pynn.config.set_num_threads(args.threads)
     threads = pynn.config.get_num_threads()
+    # TensorFlow reads its pool sizes from the environment when it starts.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
     try:
         import torch
 

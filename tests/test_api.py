@@ -135,6 +135,17 @@ def test_num_threads_setting():
         pynn.config.set_num_threads(-1)
 
 
+def test_num_threads_from_environment():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYNN_NUM_THREADS": "1"}
+    code = "import pynn; print(pynn.config.get_num_threads())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "1", out.stderr
+
+
 def test_iris_dataset():
     x, y = pynn.datasets.iris.load_data()
     assert x.shape == (150, 4) and x.dtype == np.float32
