@@ -174,7 +174,7 @@ impl Network {
         &self.activations[self.layers.len()][..batch * self.output_size()]
     }
 
-    /// Fills the gradient buffer from ∂loss/∂output (see [`Network::output_grad_mut`]).
+    /// Fills the gradient buffer from ∂loss/∂output (see [`Network::output_and_grad_mut`]).
     pub fn backward(&mut self, batch: usize) {
         for i in (0..self.layers.len()).rev() {
             let (in_len, out_len) = (batch * self.sizes[i], batch * self.sizes[i + 1]);

@@ -82,15 +82,6 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
     Ok(pool()?.install(f))
 }
 
-/// Applies `f` to fixed-size chunks of `data`, in parallel when the work is large enough.
-pub fn for_each_chunk_mut(data: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
-    if data.len() < PARALLEL_MIN {
-        data.chunks_mut(CHUNK).for_each(f);
-    } else {
-        data.par_chunks_mut(CHUNK).for_each(f);
-    }
-}
-
 /// Applies `f` to matching fixed-size chunks of `out` and `input` (same length).
 pub fn zip_chunks_mut(
     out: &mut [f32],

@@ -70,7 +70,9 @@ pub struct Trainer {
     loss: Loss,
     metrics: Vec<Metric>,
     optimizer: Box<dyn Optimizer>,
+    /// The order in which an epoch visits samples; kept to reuse its memory.
     order: Vec<usize>,
+    /// The current batch's targets.
     targets: Vec<f32>,
 }
 
@@ -125,24 +127,7 @@ impl Trainer {
         shuffle_seed: Option<u64>,
         after_batch: &mut dyn FnMut() -> Next,
     ) -> Result<Logs> {
-        self.check(network, data)?;
-        check_batch_size(batch_size)?;
-        self.order.clear();
-        self.order.extend(0..data.len);
-        if let Some(seed) = shuffle_seed {
-            Rng::new(seed).shuffle(&mut self.order);
-        }
-        let mut totals = Totals::new(self.metrics.len());
-        for start in (0..data.len).step_by(batch_size) {
-            let end = (start + batch_size).min(data.len);
-            let order = std::mem::take(&mut self.order);
-            self.run_batch(network, data, &order[start..end], true, &mut totals);
-            self.order = order;
-            if let Next::Stop = after_batch() {
-                break;
-            }
-        }
-        Ok(totals.logs())
+        self.run(network, data, batch_size, shuffle_seed, true, after_batch)
     }
 
     /// The loss and metrics over `data` with fixed weights (no training behaviour).
@@ -152,13 +137,36 @@ impl Trainer {
         data: &Dataset,
         batch_size: usize,
     ) -> Result<Logs> {
+        self.run(network, data, batch_size, None, false, &mut || {
+            Next::Continue
+        })
+    }
+
+    fn run(
+        &mut self,
+        network: &mut Network,
+        data: &Dataset,
+        batch_size: usize,
+        shuffle_seed: Option<u64>,
+        train: bool,
+        after_batch: &mut dyn FnMut() -> Next,
+    ) -> Result<Logs> {
         self.check(network, data)?;
         check_batch_size(batch_size)?;
-        let mut totals = Totals::new(self.metrics.len());
-        let order: Vec<usize> = (0..data.len).collect();
-        for batch in order.chunks(batch_size) {
-            self.run_batch(network, data, batch, false, &mut totals);
+        let mut order = std::mem::take(&mut self.order);
+        order.clear();
+        order.extend(0..data.len);
+        if let Some(seed) = shuffle_seed {
+            Rng::new(seed).shuffle(&mut order);
         }
+        let mut totals = Totals::new(self.metrics.len());
+        for batch in order.chunks(batch_size) {
+            self.run_batch(network, data, batch, train, &mut totals);
+            if let Next::Stop = after_batch() {
+                break;
+            }
+        }
+        self.order = order;
         Ok(totals.logs())
     }
 
