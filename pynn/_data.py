@@ -3,6 +3,8 @@ what cannot be trained on with a message that names the argument."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -65,9 +67,11 @@ def as_float32(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def match_input(x: np.ndarray, input_shape: tuple[int, ...], model_name: str) -> np.ndarray:
-    """Checks `x` against the model's per-sample input shape. As in Keras, a missing trailing
-    axis of size 1 is added."""
+def match_input(
+    x: np.ndarray, input_shape: tuple[int, ...], model_name: str, name: str = "x"
+) -> np.ndarray:
+    """Checks inputs `x` (from argument `name`) against the model's per-sample input shape. As
+    in Keras, a missing trailing axis of size 1 is added."""
     expected = (x.shape[0],) + tuple(input_shape)
     if x.shape == expected:
         return x
@@ -76,19 +80,26 @@ def match_input(x: np.ndarray, input_shape: tuple[int, ...], model_name: str) ->
     raise ValueError(
         f"Input of model '{model_name}' is incompatible: the model expects samples of shape "
         f"{tuple(input_shape)} (batches of shape {(None,) + tuple(input_shape)}), "
-        f"but `x` has shape {x.shape}."
+        f"but `{name}` has shape {x.shape}."
     )
 
 
-def check_same_length(x: np.ndarray, y: np.ndarray) -> None:
+def check_same_length(x: np.ndarray, y: np.ndarray, x_name="x", y_name="y") -> None:
     if x.shape[0] != y.shape[0]:
         raise ValueError(
-            f"`x` and `y` must hold the same number of samples; got {x.shape[0]} in `x` and "
-            f"{y.shape[0]} in `y`."
+            f"`{x_name}` and `{y_name}` must hold the same number of samples; got {x.shape[0]} "
+            f"in `{x_name}` and {y.shape[0]} in `{y_name}`."
         )
 
 
-def check_batch_size(batch_size) -> int:
+def check_count(value, name: str, minimum: int) -> int:
+    """An integer argument (epochs, frequencies) that must be at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
+    return int(value)
+
+
+def check_batch_size(batch_size, name: str = "batch_size") -> int:
     if batch_size is None:
         return 32
     if (
@@ -96,7 +107,27 @@ def check_batch_size(batch_size) -> int:
         or not isinstance(batch_size, (int, np.integer))
         or batch_size <= 0
     ):
-        raise ValueError(
-            f"`batch_size` must be a positive integer. Received: batch_size={batch_size!r}"
-        )
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={batch_size!r}")
     return int(batch_size)
+
+
+def validation_split_index(n: int, validation_split) -> int:
+    """Keras's split: the first `floor(n * (1 - validation_split))` samples train, the rest
+    validate, taken before any shuffling."""
+    if (
+        isinstance(validation_split, bool)
+        or not isinstance(validation_split, (int, float))
+        or not 0 <= validation_split < 1
+    ):
+        raise ValueError(
+            "`validation_split` must be a float in [0, 1). "
+            f"Received: validation_split={validation_split!r}"
+        )
+    split_at = int(math.floor(n * (1.0 - validation_split)))
+    if split_at == 0 or split_at == n:
+        raise ValueError(
+            f"Training data contains {n} samples, which is not sufficient to split it into a "
+            f"validation and training set as specified by `validation_split={validation_split}`. "
+            "Either provide more data, or a different value for the `validation_split` argument."
+        )
+    return split_at

@@ -57,10 +57,12 @@ class Loss:
         """The mean loss over rows (Keras's default `sum_over_batch_size` reduction)."""
         return np.float32(self.per_sample(y_true, y_pred).mean())
 
-    def prepare_targets(self, y: np.ndarray, output_shape: tuple[int, ...]) -> np.ndarray:
-        """Checks `y` (n, ...) against a model output of per-sample `output_shape` and returns it
-        as float32 in the engine's layout."""
-        y = _match_rank(y, output_shape, self.name)
+    def prepare_targets(
+        self, y: np.ndarray, output_shape: tuple[int, ...], name: str = "y"
+    ) -> np.ndarray:
+        """Checks targets `y` (n, ...) against a model output of per-sample `output_shape` and
+        returns them as float32 in the engine's layout. `name` is the argument `y` came from."""
+        y = _match_rank(y, output_shape, self.name, name)
         return np.ascontiguousarray(y, dtype=np.float32)
 
     def __repr__(self) -> str:
@@ -71,7 +73,9 @@ def _shape_text(shape) -> str:
     return str((None,) + tuple(shape))
 
 
-def _match_rank(y: np.ndarray, output_shape: tuple[int, ...], loss_name: str) -> np.ndarray:
+def _match_rank(
+    y: np.ndarray, output_shape: tuple[int, ...], loss_name: str, name: str
+) -> np.ndarray:
     """Keras's `squeeze_or_expand_to_same_rank`: a missing or extra trailing axis of size 1 is
     added or dropped; any other difference is an error."""
     expected = (y.shape[0],) + tuple(output_shape)
@@ -82,7 +86,7 @@ def _match_rank(y: np.ndarray, output_shape: tuple[int, ...], loss_name: str) ->
     if y.ndim == len(expected) + 1 and y.shape[-1] == 1 and y.shape[:-1] == expected:
         return y.reshape(expected)
     raise ValueError(
-        f"`y` has shape {y.shape}, which does not fit the model's output "
+        f"`{name}` has shape {y.shape}, which does not fit the model's output "
         f"{_shape_text(output_shape)} for loss '{loss_name}': expected targets of shape {expected}."
     )
 
@@ -115,11 +119,11 @@ class BinaryCrossentropy(_Crossentropy):
 
     kind = "binary_crossentropy"
 
-    def prepare_targets(self, y, output_shape):
-        y = super().prepare_targets(y, output_shape)
+    def prepare_targets(self, y, output_shape, name="y"):
+        y = super().prepare_targets(y, output_shape, name)
         if y.size and (y.min() < 0 or y.max() > 1):
             raise ValueError(
-                f"Loss '{self.name}' expects targets in [0, 1]; `y` holds values from "
+                f"Loss '{self.name}' expects targets in [0, 1]; `{name}` holds values from "
                 f"{y.min():g} to {y.max():g}."
             )
         return y
@@ -131,17 +135,18 @@ class CategoricalCrossentropy(_Crossentropy):
 
     kind = "categorical_crossentropy"
 
-    def prepare_targets(self, y, output_shape):
+    def prepare_targets(self, y, output_shape, name="y"):
         classes = output_shape[-1]
         looks_sparse = y.shape[1:] in (tuple(output_shape[:-1]), tuple(output_shape[:-1]) + (1,))
         if classes > 1 and looks_sparse:
             raise ValueError(
                 f"Loss '{self.name}' expects one-hot targets of shape "
-                f"{(y.shape[0],) + tuple(output_shape)}, but `y` has shape {y.shape}: it looks "
-                f"like class indices. Convert it with pynn.utils.to_categorical(y, {classes}), "
+                f"{(y.shape[0],) + tuple(output_shape)}, but `{name}` has shape {y.shape}: it "
+                f"looks like class indices. Convert it with "
+                f"pynn.utils.to_categorical({name}, {classes}), "
                 f"or use loss='sparse_categorical_crossentropy'."
             )
-        return super().prepare_targets(y, output_shape)
+        return super().prepare_targets(y, output_shape, name)
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -163,11 +168,13 @@ class SparseCategoricalCrossentropy(Loss):
         values, _ = _core.loss(json.dumps(self.spec()), t.reshape(-1), p.reshape(-1), p.shape[-1])
         return values.reshape(p.shape[:-1])
 
-    def prepare_targets(self, y, output_shape):
-        return sparse_targets(y, output_shape, f"Loss '{self.name}'")
+    def prepare_targets(self, y, output_shape, name="y"):
+        return sparse_targets(y, output_shape, f"Loss '{self.name}'", name)
 
 
-def sparse_targets(y: np.ndarray, output_shape: tuple[int, ...], who: str) -> np.ndarray:
+def sparse_targets(
+    y: np.ndarray, output_shape: tuple[int, ...], who: str, name: str = "y"
+) -> np.ndarray:
     """Checks class-index targets for an output of `output_shape` (classes on the last axis)."""
     classes = output_shape[-1]
     expected = (y.shape[0],) + tuple(output_shape[:-1])
@@ -180,7 +187,7 @@ def sparse_targets(y: np.ndarray, output_shape: tuple[int, ...], who: str) -> np
             else ""
         )
         raise ValueError(
-            f"{who} expects integer class indices of shape {expected}, but `y` has shape "
+            f"{who} expects integer class indices of shape {expected}, but `{name}` has shape "
             f"{y.shape}.{hint}"
         )
     values = np.asarray(y, dtype=np.float64)
@@ -188,7 +195,7 @@ def sparse_targets(y: np.ndarray, output_shape: tuple[int, ...], who: str) -> np
     if bad.any():
         first = values.reshape(-1)[np.argmax(bad.reshape(-1))]
         raise ValueError(
-            f"{who} expects integer class indices in [0, {classes}); `y` holds {first:g}."
+            f"{who} expects integer class indices in [0, {classes}); `{name}` holds {first:g}."
         )
     return np.ascontiguousarray(y, dtype=np.float32)
 

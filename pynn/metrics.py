@@ -19,6 +19,8 @@ class Metric:
     """Base class. `spec()` is what the engine receives; `sparse` metrics take class indices."""
 
     sparse = False
+    #: Whether larger values are better ("up") or worse ("down"); monitors read it.
+    direction = "down"
 
     def __init__(self, name: str):
         self.name = name
@@ -41,6 +43,8 @@ class Metric:
 class BinaryAccuracy(Metric):
     """How often `y_pred > threshold` equals `y_true`."""
 
+    direction = "up"
+
     def __init__(self, name: str = "binary_accuracy", threshold: float = 0.5):
         super().__init__(name)
         self.threshold = float(threshold)
@@ -52,6 +56,8 @@ class BinaryAccuracy(Metric):
 class CategoricalAccuracy(Metric):
     """How often `argmax(y_pred)` equals `argmax(y_true)` (one-hot targets)."""
 
+    direction = "up"
+
     def __init__(self, name: str = "categorical_accuracy"):
         super().__init__(name)
 
@@ -61,6 +67,8 @@ class CategoricalAccuracy(Metric):
 
 class SparseCategoricalAccuracy(Metric):
     """How often `argmax(y_pred)` equals the class index `y_true`."""
+
+    direction = "up"
 
     sparse = True
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def _check_learning_rate(learning_rate) -> float:
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, float):
@@ -33,9 +35,23 @@ class Optimizer:
     kind = ""
 
     def __init__(self, learning_rate: float, name: str | None = None):
+        self._engine = None
         self.learning_rate = _check_learning_rate(learning_rate)
         self.name = name or type(self).__name__.lower()
-        self._engine = None
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate, held as float32 as Keras holds it. Setting it takes effect from
+        the next step, also in the middle of `fit` (schedules and callbacks do this)."""
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        if isinstance(value, (int, np.floating)) and not isinstance(value, bool):
+            value = float(value)
+        self._learning_rate = float(np.float32(_check_learning_rate(value)))
+        if self._engine is not None:
+            self._engine.set_learning_rate(self._learning_rate)
 
     @property
     def iterations(self) -> int:

@@ -14,12 +14,12 @@ import time
 
 import numpy as np
 
-from pynn import _data, _progress
+from pynn import _core, _data, _progress
 from pynn import losses as losses_module
 from pynn import metrics as metrics_module
 from pynn import optimizers as optimizers_module
 from pynn._random import draw_seed
-from pynn.callbacks import Callback, History
+from pynn.callbacks import CallbackList, History
 
 
 class Trainer:
@@ -69,7 +69,7 @@ class Trainer:
     def metrics_names(self) -> list[str]:
         return ["loss"] + ([] if not self._metrics else ["compile_metrics"])
 
-    def _targets(self, y: np.ndarray, method: str) -> np.ndarray:
+    def _targets(self, y: np.ndarray, method: str, name: str = "y") -> np.ndarray:
         """Checks `y` against the compiled loss and returns it in the engine's layout. The first
         time after `compile`, also resolves the loss and metrics for these shapes and hands them
         to the engine."""
@@ -80,7 +80,7 @@ class Trainer:
             raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
         output_shape = self._per_sample_output_shape()
         loss = self._loss or losses_module.get(loss_id, y.shape, output_shape)
-        targets = loss.prepare_targets(y, output_shape)
+        targets = loss.prepare_targets(y, output_shape, name)
         if self._loss is None:
             metrics = [metrics_module.get(m, y.shape, output_shape) for m in metric_ids]
             for metric in metrics:
@@ -101,10 +101,10 @@ class Trainer:
 
     # Data
 
-    def _inputs(self, x) -> np.ndarray:
-        x = _data.to_array(x, "x")
+    def _inputs(self, x, name: str = "x") -> np.ndarray:
+        x = _data.to_array(x, name)
         self._require_built(x)
-        return _data.as_float32(_data.match_input(x, self._input_layer.shape, self.name))
+        return _data.as_float32(_data.match_input(x, self._input_layer.shape, self.name, name))
 
     def _inputs_and_targets(self, x, y, method: str) -> tuple[np.ndarray, np.ndarray]:
         x = self._inputs(x)
@@ -112,10 +112,92 @@ class Trainer:
         _data.check_same_length(x, y)
         return x, self._targets(y, method)
 
-    def _logs(self, loss: float, metric_values: list[float]) -> dict[str, float]:
+    def _logs(self, loss: float, metric_values) -> dict[str, float]:
         logs = {"loss": float(loss)}
         logs.update((m.name, float(v)) for m, v in zip(self._metrics, metric_values))
         return dict(sorted(logs.items()))
+
+    def _run_batches(self, step, n, batch_size, order, begin, end, stoppable):
+        """Runs `step(rows)` -> `(loss, metrics)` on each batch of `order` (a permutation of the
+        `n` samples, or `None` for their order), telling `begin(batch)` and `end(batch, logs)`
+        with the running means, as the engine computes them in one call."""
+        loss_sum, metric_sums, seen = 0.0, np.zeros(len(self._metrics)), 0
+        for batch, start in enumerate(range(0, n, batch_size)):
+            stop = min(start + batch_size, n)
+            rows = slice(start, stop) if order is None else order[start:stop]
+            begin(batch)
+            loss, metric_values = step(rows)
+            loss_sum += loss * (stop - start)
+            metric_sums += np.asarray(metric_values) * (stop - start)
+            seen += stop - start
+            end(batch, self._logs(loss_sum / seen, metric_sums / seen))
+            if stoppable and self.stop_training:
+                break
+        return loss_sum / seen, list(metric_sums / seen)
+
+    def _train_epoch(self, x, y, batch_size, seed, callbacks):
+        """One epoch: one engine call, or one call per batch when a callback hooks batches."""
+        n = x.shape[0]
+        if not callbacks.needs_batches("train"):
+            return self._engine.fit_epoch(x.reshape(-1), y.reshape(-1), n, batch_size, seed)
+        order = np.arange(n) if seed is None else np.asarray(_core.shuffled_order(seed, n))
+
+        def step(rows):
+            xb, yb = np.ascontiguousarray(x[rows]), np.ascontiguousarray(y[rows])
+            return self._engine.fit_epoch(xb.reshape(-1), yb.reshape(-1), len(xb), len(xb), None)
+
+        return self._run_batches(
+            step,
+            n,
+            batch_size,
+            order,
+            callbacks.on_train_batch_begin,
+            callbacks.on_train_batch_end,
+            stoppable=True,
+        )
+
+    def _test(self, x, y, batch_size, callbacks) -> dict[str, float]:
+        """Loss and metrics with fixed weights, telling the callbacks' test hooks."""
+        callbacks.on_test_begin()
+        n = x.shape[0]
+        if callbacks.needs_batches("test"):
+
+            def step(rows):
+                xb, yb = x[rows], y[rows]
+                return self._engine.evaluate(xb.reshape(-1), yb.reshape(-1), len(xb), len(xb))
+
+            loss, metric_values = self._run_batches(
+                step,
+                n,
+                batch_size,
+                None,
+                callbacks.on_test_batch_begin,
+                callbacks.on_test_batch_end,
+                stoppable=False,
+            )
+        else:
+            loss, metric_values = self._engine.evaluate(x.reshape(-1), y.reshape(-1), n, batch_size)
+        logs = self._logs(loss, metric_values)
+        callbacks.on_test_end(logs)
+        return logs
+
+    def _validation(self, x, y, validation_split, validation_data):
+        """Splits off or converts the validation set, checked like the training set."""
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(
+                    "`validation_data` must be a tuple `(x_val, y_val)`. "
+                    f"Received: {type(validation_data).__name__} of length "
+                    f"{len(validation_data) if hasattr(validation_data, '__len__') else '?'}"
+                )
+            x_val, y_val = validation_data
+            x_val, y_val = _data.to_array(x_val, "x_val"), _data.to_array(y_val, "y_val")
+            _data.check_same_length(x_val, y_val, "x_val", "y_val")
+            return x, y, (x_val, y_val)
+        if validation_split:
+            split_at = _data.validation_split_index(x.shape[0], validation_split)
+            return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
+        return x, y, None
 
     # Training and inference
 
@@ -127,74 +209,106 @@ class Trainer:
         epochs=1,
         verbose="auto",
         callbacks=None,
+        validation_split=0.0,
+        validation_data=None,
         shuffle=True,
         initial_epoch=0,
+        validation_batch_size=None,
+        validation_freq=1,
     ) -> History:
         """Trains for `epochs` epochs (epoch indices `initial_epoch` to `epochs - 1`) and returns a
-        `History` whose `.history` maps `loss` and each metric to one value per epoch."""
+        `History` whose `.history` maps `loss`, each metric and their `val_` counterparts to one
+        value per epoch.
+
+        `validation_split` holds out the last fraction of the samples, taken before any
+        shuffling (as Keras does); `validation_data=(x_val, y_val)` takes precedence. Validation
+        runs after every `validation_freq`-th epoch, in batches of `validation_batch_size`
+        (default `batch_size`).
+        """
         verbose = _progress.resolve_verbose(verbose)
         batch_size = _data.check_batch_size(batch_size)
+        validation_batch_size = _data.check_batch_size(
+            validation_batch_size or batch_size, "validation_batch_size"
+        )
         for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ValueError(f"`{name}` must be an integer >= 0. Received: {name}={value!r}")
+            _data.check_count(value, name, minimum=0)
+        _data.check_count(validation_freq, "validation_freq", minimum=1)
+        x, y = _data.to_array(x, "x"), _data.to_array(y, "y")
+        _data.check_same_length(x, y)
+        x, y, validation = self._validation(x, y, validation_split, validation_data)
         x, y = self._inputs_and_targets(x, y, "fit")
-        n = x.shape[0]
-        steps = math.ceil(n / batch_size)
-        history = History()
-        callback_list = _callbacks(callbacks) + [history]
-        params = {"verbose": verbose, "epochs": epochs, "steps": steps}
-        for callback in callback_list:
-            callback.set_model(self)
-            callback.set_params(params)
+        if validation is not None:
+            x_val = self._inputs(validation[0], "x_val")
+            _data.check_same_length(x_val, validation[1], "x_val", "y_val")
+            validation = (x_val, self._targets(validation[1], "fit", "y_val"))
+
+        steps = math.ceil(x.shape[0] / batch_size)
+        callbacks = CallbackList(
+            callbacks,
+            model=self,
+            add_history=True,
+            add_progbar=verbose != 0,
+            verbose=verbose,
+            epochs=epochs,
+            steps=steps,
+        )
         self.stop_training = False
-        x_flat, y_flat = x.reshape(-1), y.reshape(-1)
-        for callback in callback_list:
-            callback.on_train_begin()
+        callbacks.on_train_begin()
+        logs: dict[str, float] = {}
         for epoch in range(initial_epoch, epochs):
-            for callback in callback_list:
-                callback.on_epoch_begin(epoch)
+            callbacks.on_epoch_begin(epoch)
             seed = draw_seed() if shuffle else None
-            start = time.perf_counter()
-            loss, metric_values = self._engine.fit_epoch(x_flat, y_flat, n, batch_size, seed)
+            loss, metric_values = self._train_epoch(x, y, batch_size, seed, callbacks)
             self._optimizer_built = True
             logs = self._logs(loss, metric_values)
-            if verbose:
-                if epochs > 1:
-                    _progress.say(f"Epoch {epoch + 1}/{epochs}")
-                elapsed = time.perf_counter() - start
-                _progress.say(_progress.line(steps, elapsed, logs, verbose))
-            for callback in callback_list:
-                callback.on_epoch_end(epoch, dict(logs))
+            if validation is not None and (epoch + 1) % validation_freq == 0:
+                val_logs = self._test(*validation, validation_batch_size, callbacks)
+                logs = dict(
+                    sorted({**logs, **{f"val_{k}": v for k, v in val_logs.items()}}.items())
+                )
+            callbacks.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
-        for callback in callback_list:
-            callback.on_train_end()
-        self.history = history
-        return history
+        callbacks.on_train_end(logs)
+        self.history = callbacks.history
+        return callbacks.history
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False):
+    def evaluate(
+        self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False
+    ):
         """The loss and metrics on `(x, y)` with fixed weights: a float when there are no metrics,
         else `[loss, metric, ...]` in compile order, or a dict with `return_dict=True`."""
         verbose = _progress.resolve_verbose(verbose)
         batch_size = _data.check_batch_size(batch_size)
         x, y = self._inputs_and_targets(x, y, "evaluate")
-        n = x.shape[0]
         start = time.perf_counter()
-        loss, metric_values = self._engine.evaluate(x.reshape(-1), y.reshape(-1), n, batch_size)
-        logs = self._logs(loss, metric_values)
+        logs = self._test(x, y, batch_size, CallbackList(callbacks, model=self))
         if verbose:
             elapsed = time.perf_counter() - start
-            _progress.say(_progress.line(math.ceil(n / batch_size), elapsed, logs, verbose))
-        return _results(logs, loss, metric_values, return_dict)
+            steps = math.ceil(x.shape[0] / batch_size)
+            _progress.say(_progress.line(steps, elapsed, logs, verbose))
+        return _results(logs, [m.name for m in self._metrics], return_dict)
 
-    def predict(self, x, batch_size=None, verbose="auto") -> np.ndarray:
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None) -> np.ndarray:
         """The model's outputs for `x`, as a float32 array `(n,) + output_shape`."""
         verbose = _progress.resolve_verbose(verbose)
         batch_size = _data.check_batch_size(batch_size)
         x = self._inputs(x)
         n = x.shape[0]
+        callbacks = CallbackList(callbacks, model=self)
         start = time.perf_counter()
-        out = self._engine.predict(x.reshape(-1), n, batch_size)
+        callbacks.on_predict_begin()
+        if callbacks.needs_batches("predict"):
+            parts = []
+            for batch, first in enumerate(range(0, n, batch_size)):
+                callbacks.on_predict_batch_begin(batch)
+                part = x[first : first + batch_size]
+                parts.append(self._engine.predict(part.reshape(-1), len(part), len(part)))
+                callbacks.on_predict_batch_end(batch, {"outputs": parts[-1]})
+            out = np.concatenate(parts)
+        else:
+            out = self._engine.predict(x.reshape(-1), n, batch_size)
+        callbacks.on_predict_end()
         if verbose:
             elapsed = time.perf_counter() - start
             _progress.say(_progress.line(math.ceil(n / batch_size), elapsed, {}, verbose))
@@ -206,14 +320,16 @@ class Trainer:
         n = x.shape[0]
         loss, metric_values = self._engine.fit_epoch(x.reshape(-1), y.reshape(-1), n, n, None)
         self._optimizer_built = True
-        return _results(self._logs(loss, metric_values), loss, metric_values, return_dict)
+        names = [m.name for m in self._metrics]
+        return _results(self._logs(loss, metric_values), names, return_dict)
 
     def test_on_batch(self, x, y, return_dict=False):
         """The loss and metrics on one batch `(x, y)`, without updating weights."""
         x, y = self._inputs_and_targets(x, y, "test_on_batch")
         n = x.shape[0]
         loss, metric_values = self._engine.evaluate(x.reshape(-1), y.reshape(-1), n, n)
-        return _results(self._logs(loss, metric_values), loss, metric_values, return_dict)
+        names = [m.name for m in self._metrics]
+        return _results(self._logs(loss, metric_values), names, return_dict)
 
     def predict_on_batch(self, x) -> np.ndarray:
         """The model's outputs for one batch `x`."""
@@ -225,19 +341,11 @@ class Trainer:
         return self.predict_on_batch(x)
 
 
-def _callbacks(callbacks) -> list[Callback]:
-    callbacks = list(callbacks or [])
-    for callback in callbacks:
-        if not isinstance(callback, Callback):
-            raise TypeError(
-                f"`callbacks` must hold pynn.callbacks.Callback instances; got {callback!r}."
-            )
-    return callbacks
-
-
-def _results(logs: dict[str, float], loss: float, metric_values, return_dict: bool):
+def _results(logs: dict[str, float], metric_names: list[str], return_dict: bool):
+    """What `evaluate` and the batch methods return: the logs, the loss alone, or
+    `[loss, *metrics]` in compile order."""
     if return_dict:
         return logs
-    if not metric_values:
-        return float(loss)
-    return [float(loss)] + [float(v) for v in metric_values]
+    if not metric_names:
+        return logs["loss"]
+    return [logs["loss"]] + [logs[name] for name in metric_names]

@@ -2,6 +2,7 @@
 
 from pynn.layers.core import Input, InputLayer, KerasTensor
 from pynn.layers.dense import Dense
+from pynn.layers.dropout import Dropout
 from pynn.layers.layer import Layer
 
-__all__ = ["Dense", "Input", "InputLayer", "KerasTensor", "Layer"]
+__all__ = ["Dense", "Dropout", "Input", "InputLayer", "KerasTensor", "Layer"]

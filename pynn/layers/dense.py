@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pynn import activations, initializers
+from pynn import activations, initializers, regularizers
 from pynn.layers.layer import Layer
 
 
@@ -15,6 +15,9 @@ class Dense(Layer):
         use_bias: whether to add a bias vector.
         kernel_initializer: initializer of the `(in, units)` kernel; defaults to `"glorot_uniform"`.
         bias_initializer: initializer of the `(units,)` bias; defaults to `"zeros"`.
+        kernel_regularizer, bias_regularizer: penalties on the kernel and the bias
+            (`pynn.regularizers.L2(0.01)`, `"l2"`, ...), added to the loss.
+        activity_regularizer: penalty on the layer's output, divided by the batch size.
 
     Input of shape `(batch, ..., in)` gives output `(batch, ..., units)`.
     """
@@ -26,6 +29,9 @@ class Dense(Layer):
         use_bias=True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
         **kwargs,
     ):
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
@@ -39,6 +45,9 @@ class Dense(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -55,6 +64,9 @@ class Dense(Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": self.kernel_initializer.spec(),
             "bias_initializer": self.bias_initializer.spec(),
+            "kernel_regularizer": regularizers.spec(self.kernel_regularizer),
+            "bias_regularizer": regularizers.spec(self.bias_regularizer),
+            "activity_regularizer": regularizers.spec(self.activity_regularizer),
         }
 
     @property

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod network;
 pub mod optim;
 pub mod parallel;
+pub mod regularizers;
 pub mod rng;
 pub mod tensor;
 pub mod train;

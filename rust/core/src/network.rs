@@ -184,6 +184,11 @@ impl Network {
             } else {
                 None
             };
+            if let Some(regularizer) = self.layers[i].activity_regularizer() {
+                let output = &self.activations[i + 1][..out_len];
+                let grad = Some(&mut self.delta[..out_len]);
+                regularizer.apply(output, 1.0 / batch as f32, grad);
+            }
             let range = self.ranges[i].clone();
             self.layers[i].backward(
                 &self.weights[range.clone()],
@@ -196,5 +201,23 @@ impl Network {
             );
             std::mem::swap(&mut self.delta, &mut self.delta_next);
         }
+    }
+
+    /// Every regularizer's penalty for the last forward pass of `batch` samples: weight
+    /// penalties, and activity penalties divided by the batch size as Keras divides them. With
+    /// `weight_grads`, also adds the weight penalties' gradients to the gradient buffer (call it
+    /// after [`Network::backward`], which adds the activity penalties' gradients).
+    pub fn penalty(&mut self, batch: usize, weight_grads: bool) -> f64 {
+        let mut total = 0.0;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let range = self.ranges[i].clone();
+            let grads = weight_grads.then(|| &mut self.grads[range.clone()]);
+            total += layer.weight_penalty(&self.weights[range], grads);
+            if let Some(regularizer) = layer.activity_regularizer() {
+                let output = &self.activations[i + 1][..batch * self.sizes[i + 1]];
+                total += regularizer.apply(output, 1.0 / batch as f32, None);
+            }
+        }
+        total
     }
 }

@@ -96,6 +96,10 @@ impl Trainer {
         self.optimizer.as_ref()
     }
 
+    pub fn optimizer_mut(&mut self) -> &mut dyn Optimizer {
+        self.optimizer.as_mut()
+    }
+
     /// Target values per sample that this trainer's loss needs from `network`.
     pub fn target_size(&self, network: &Network) -> usize {
         let width = network.output_width();
@@ -154,11 +158,7 @@ impl Trainer {
         self.check(network, data)?;
         check_batch_size(batch_size)?;
         let mut order = std::mem::take(&mut self.order);
-        order.clear();
-        order.extend(0..data.len);
-        if let Some(seed) = shuffle_seed {
-            Rng::new(seed).shuffle(&mut order);
-        }
+        fill_order(&mut order, data.len, shuffle_seed);
         let mut totals = Totals::new(self.metrics.len());
         for batch in order.chunks(batch_size) {
             self.run_batch(network, data, batch, train, &mut totals);
@@ -198,23 +198,43 @@ impl Trainer {
         for (sum, metric) in totals.metrics.iter_mut().zip(&self.metrics) {
             *sum += metric.evaluate(targets, output, width);
         }
-        let loss_sum = if train {
+        let (loss_sum, penalty) = if train {
             let (output, output_grad) = network.output_and_grad_mut(batch);
             let loss =
                 self.loss
                     .evaluate(targets, output, width, Some(output_grad), 1.0 / rows as f32);
             network.backward(batch);
+            let penalty = network.penalty(batch, true);
             let (weights, grads) = network.weights_and_grads();
             self.optimizer.step(weights, grads);
-            loss
+            (loss, penalty)
         } else {
-            self.loss.evaluate(targets, output, width, None, 0.0)
+            let loss = self.loss.evaluate(targets, output, width, None, 0.0);
+            (loss, network.penalty(batch, false))
         };
-        totals.loss += loss_sum / rows as f64 * batch as f64;
+        // Keras adds the penalties in full to each batch's mean loss.
+        totals.loss += (loss_sum / rows as f64 + penalty) * batch as f64;
         totals.samples += batch;
         totals.rows += rows;
         totals.batches += 1;
     }
+}
+
+/// `0..len`, shuffled when there is a `seed`: the order in which an epoch visits samples.
+fn fill_order(order: &mut Vec<usize>, len: usize, seed: Option<u64>) {
+    order.clear();
+    order.extend(0..len);
+    if let Some(seed) = seed {
+        Rng::new(seed).shuffle(order);
+    }
+}
+
+/// The order in which an epoch with `shuffle_seed` visits `len` samples, for callers that run
+/// the batches one by one.
+pub fn visiting_order(len: usize, shuffle_seed: Option<u64>) -> Vec<usize> {
+    let mut order = Vec::new();
+    fill_order(&mut order, len, shuffle_seed);
+    order
 }
 
 fn check_batch_size(batch_size: usize) -> Result<()> {

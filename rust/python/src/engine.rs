@@ -134,6 +134,23 @@ impl Engine {
         Ok(self.trainer()?.optimizer().iterations())
     }
 
+    fn learning_rate(&mut self) -> PyResult<f32> {
+        Ok(self.trainer()?.optimizer().learning_rate())
+    }
+
+    /// Changes the optimizer's learning rate from the next step on.
+    fn set_learning_rate(&mut self, learning_rate: f32) -> PyResult<()> {
+        if !learning_rate.is_finite() || learning_rate < 0.0 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "`learning_rate` must be a finite float >= 0; got {learning_rate}."
+            )));
+        }
+        self.trainer()?
+            .optimizer_mut()
+            .set_learning_rate(learning_rate);
+        Ok(())
+    }
+
     /// Optimizer state values per weight (Keras's slots, e.g. 2 for Adam).
     fn optimizer_slots(&mut self) -> PyResult<usize> {
         Ok(self.trainer()?.optimizer().slots_per_weight())

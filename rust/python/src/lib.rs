@@ -19,11 +19,18 @@ fn get_num_threads() -> usize {
     pynn_core::parallel::num_threads()
 }
 
+/// The order in which an epoch shuffled with `seed` visits `len` samples.
+#[pyfunction]
+fn shuffled_order(seed: u64, len: usize) -> Vec<usize> {
+    pynn_core::train::visiting_order(len, Some(seed))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(shuffled_order, m)?)?;
     kernels::register(m)?;
     Ok(())
 }

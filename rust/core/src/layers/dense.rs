@@ -9,6 +9,7 @@ use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::kernels::activation::Activation;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows};
+use crate::regularizers::Regularizer;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +19,12 @@ pub struct DenseSpec {
     pub use_bias: bool,
     pub kernel_initializer: Initializer,
     pub bias_initializer: Initializer,
+    #[serde(default)]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default)]
+    pub bias_regularizer: Option<Regularizer>,
+    #[serde(default)]
+    pub activity_regularizer: Option<Regularizer>,
 }
 
 impl DenseSpec {
@@ -34,6 +41,9 @@ impl DenseSpec {
                 seed,
             },
             bias_initializer: Initializer::Zeros,
+            kernel_regularizer: None,
+            bias_regularizer: None,
+            activity_regularizer: None,
         }
     }
 }
@@ -115,6 +125,25 @@ impl Layer for Dense {
             self.spec.bias_initializer.fill(&[self.spec.units], bias)?;
         }
         Ok(())
+    }
+
+    fn weight_penalty(&self, weights: &[f32], mut grads: Option<&mut [f32]>) -> f64 {
+        let split = self.kernel_len();
+        let mut total = 0.0;
+        for (regularizer, range) in [
+            (self.spec.kernel_regularizer, 0..split),
+            (self.spec.bias_regularizer, split..weights.len()),
+        ] {
+            if let Some(regularizer) = regularizer {
+                let grad = grads.as_deref_mut().map(|g| &mut g[range.clone()]);
+                total += regularizer.apply(&weights[range], 1.0, grad);
+            }
+        }
+        total
+    }
+
+    fn activity_regularizer(&self) -> Option<Regularizer> {
+        self.spec.activity_regularizer
     }
 
     fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, _: bool) {

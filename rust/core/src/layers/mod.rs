@@ -5,16 +5,20 @@
 //! between forward and backward (pre-activations, masks), sized on the first batch and reused.
 
 mod dense;
+mod dropout;
 
 pub use dense::{Dense, DenseSpec};
+pub use dropout::{Dropout, DropoutSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::regularizers::Regularizer;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum LayerSpec {
     Dense(DenseSpec),
+    Dropout(DropoutSpec),
 }
 
 impl LayerSpec {
@@ -22,6 +26,7 @@ impl LayerSpec {
     pub fn build(&self, input_shape: &[usize]) -> Result<Box<dyn Layer>> {
         match self {
             LayerSpec::Dense(spec) => Ok(Box::new(Dense::new(spec.clone(), input_shape)?)),
+            LayerSpec::Dropout(spec) => Ok(Box::new(Dropout::new(spec.clone(), input_shape)?)),
         }
     }
 }
@@ -36,6 +41,16 @@ pub trait Layer: Send + Sync {
 
     /// Writes initial values into this layer's range of the weight buffer.
     fn init_weights(&self, weights: &mut [f32]) -> Result<()>;
+
+    /// The penalty of this layer's weight regularizers; with `grads`, adds its gradient there.
+    fn weight_penalty(&self, _weights: &[f32], _grads: Option<&mut [f32]>) -> f64 {
+        0.0
+    }
+
+    /// The regularizer of this layer's output, if it has one.
+    fn activity_regularizer(&self) -> Option<Regularizer> {
+        None
+    }
 
     /// `y = layer(x)`. With `training`, keeps what [`Layer::backward`] needs.
     fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool);

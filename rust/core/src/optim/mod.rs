@@ -25,6 +25,11 @@ pub trait Optimizer: Send + Sync {
     /// How many steps have been applied (Keras's `iterations`).
     fn iterations(&self) -> u64;
 
+    fn learning_rate(&self) -> f32;
+
+    /// Changes the learning rate from the next step on (schedules and callbacks use this).
+    fn set_learning_rate(&mut self, learning_rate: f32);
+
     /// The state values per weight (e.g. Adam's momentum and velocity), in Keras's slot order.
     fn slots_per_weight(&self) -> usize;
 }

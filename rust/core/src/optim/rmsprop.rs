@@ -84,6 +84,14 @@ impl Optimizer for RMSprop {
         self.iterations
     }
 
+    fn learning_rate(&self) -> f32 {
+        self.learning_rate
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) {
+        self.learning_rate = learning_rate;
+    }
+
     fn slots_per_weight(&self) -> usize {
         1 + (self.momentum > 0.0) as usize + self.centered as usize
     }

@@ -58,6 +58,14 @@ impl Optimizer for Sgd {
         self.iterations
     }
 
+    fn learning_rate(&self) -> f32 {
+        self.learning_rate
+    }
+
+    fn set_learning_rate(&mut self, learning_rate: f32) {
+        self.learning_rate = learning_rate;
+    }
+
     fn slots_per_weight(&self) -> usize {
         (!self.velocity.is_empty()) as usize
     }

@@ -1,0 +1,60 @@
+"""`Callback`: the hooks that `fit`, `evaluate` and `predict` call (`keras.callbacks.Callback`)."""
+
+from __future__ import annotations
+
+
+class Callback:
+    """Base class: override the hooks you need. `self.model` is the model being trained and
+    `self.params` holds `verbose`, `epochs` and `steps`. Setting `self.model.stop_training = True`
+    stops `fit` after the current batch (from a batch hook) or epoch.
+
+    Overriding a batch hook (`on_train_batch_begin/end`, `on_batch_begin/end`,
+    `on_test_batch_*`, `on_predict_batch_*`) makes the loop report every batch to Python;
+    otherwise the engine runs whole epochs in one call.
+    """
+
+    def __init__(self):
+        self.model = None
+        self.params: dict = {}
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
+
+    def on_train_begin(self, logs=None): ...
+
+    def on_train_end(self, logs=None): ...
+
+    def on_epoch_begin(self, epoch, logs=None): ...
+
+    def on_epoch_end(self, epoch, logs=None): ...
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs=logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs=logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        """Legacy name of `on_train_batch_begin`."""
+
+    def on_batch_end(self, batch, logs=None):
+        """Legacy name of `on_train_batch_end`."""
+
+    def on_test_begin(self, logs=None): ...
+
+    def on_test_end(self, logs=None): ...
+
+    def on_test_batch_begin(self, batch, logs=None): ...
+
+    def on_test_batch_end(self, batch, logs=None): ...
+
+    def on_predict_begin(self, logs=None): ...
+
+    def on_predict_end(self, logs=None): ...
+
+    def on_predict_batch_begin(self, batch, logs=None): ...
+
+    def on_predict_batch_end(self, batch, logs=None): ...

@@ -1,0 +1,92 @@
+"""`CallbackList`: calls every callback's hook in order, with the same `logs` dict, so what one
+callback adds (e.g. `learning_rate`) the next ones see."""
+
+from __future__ import annotations
+
+from pynn.callbacks.callback import Callback
+from pynn.callbacks.history import History
+from pynn.callbacks.progbar_logger import ProgbarLogger
+
+_BATCH_HOOKS = {
+    "train": ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end"),
+    "test": ("on_test_batch_begin", "on_test_batch_end"),
+    "predict": ("on_predict_batch_begin", "on_predict_batch_end"),
+}
+
+
+def _overrides(callback: Callback, hook: str) -> bool:
+    """Whether `callback` does something in `hook`: a subclass method or an instance attribute
+    (as `LambdaCallback` sets them) other than the base class's no-op."""
+    if hook in vars(callback):
+        return True
+    return getattr(type(callback), hook) is not getattr(Callback, hook)
+
+
+class CallbackList:
+    def __init__(self, callbacks=None, model=None, add_history=False, add_progbar=False, **params):
+        self.callbacks = list(callbacks or [])
+        for callback in self.callbacks:
+            if not isinstance(callback, Callback):
+                raise TypeError(
+                    f"`callbacks` must hold pynn.callbacks.Callback instances; got {callback!r}."
+                )
+        self.history = next((c for c in self.callbacks if isinstance(c, History)), None)
+        if add_history and self.history is None:
+            self.history = History()
+            self.callbacks.append(self.history)
+        if add_progbar and not any(isinstance(c, ProgbarLogger) for c in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
+        for callback in self.callbacks:
+            callback.set_model(model)
+            callback.set_params(params)
+
+    def needs_batches(self, mode: str) -> bool:
+        """Whether some callback wants to hear about every batch of `mode` (train, test,
+        predict)."""
+        return any(_overrides(c, hook) for c in self.callbacks for hook in _BATCH_HOOKS[mode])
+
+    def _call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(*args)
+
+    def on_train_begin(self, logs=None):
+        self._call("on_train_begin", logs)
+
+    def on_train_end(self, logs=None):
+        self._call("on_train_end", logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._call("on_epoch_begin", epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._call("on_train_batch_begin", batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._call("on_train_batch_end", batch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._call("on_test_begin", logs)
+
+    def on_test_end(self, logs=None):
+        self._call("on_test_end", logs)
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self._call("on_test_batch_begin", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._call("on_test_batch_end", batch, logs)
+
+    def on_predict_begin(self, logs=None):
+        self._call("on_predict_begin", logs)
+
+    def on_predict_end(self, logs=None):
+        self._call("on_predict_end", logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._call("on_predict_batch_begin", batch, logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._call("on_predict_batch_end", batch, logs)
