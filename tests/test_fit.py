@@ -14,12 +14,30 @@ from pynn.layers import Dense
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "keras_fit.json").read_text())
 
 
+def golden_regularizers(spec):
+    """{"kernel_regularizer": ("L2", 0.01)} -> {"kernel_regularizer": L2(0.01)}, as the golden
+    script builds them (L1L2 gets the factor as both l1 and l2)."""
+    made = {}
+    for argument, (name, factor) in spec.items():
+        cls = getattr(pynn.regularizers, name)
+        made[argument] = cls(factor, factor) if name == "L1L2" else cls(factor)
+    return made
+
+
 def golden_model(case):
     model = pynn.Sequential(
         [
             pynn.Input(shape=(4,)),
-            Dense(8, activation=case["hidden"]),
-            Dense(case["units"], activation=case["out"]),
+            Dense(
+                8,
+                activation=case["hidden"],
+                **golden_regularizers(case.get("hidden_regularizers", {})),
+            ),
+            Dense(
+                case["units"],
+                activation=case["out"],
+                **golden_regularizers(case.get("output_regularizers", {})),
+            ),
         ]
     )
     name, kwargs = case["optimizer"]
@@ -40,7 +58,13 @@ def test_fit_matches_keras(name):
     model = golden_model(golden["case"])
     model.set_weights([np.array(w, np.float32) for w in golden["initial_weights"]])
     history = model.fit(
-        x, y, batch_size=GOLDEN["batch_size"], epochs=GOLDEN["epochs"], shuffle=False, verbose=0
+        x,
+        y,
+        batch_size=GOLDEN["batch_size"],
+        epochs=GOLDEN["epochs"],
+        shuffle=False,
+        verbose=0,
+        validation_split=golden["case"].get("validation_split", 0.0),
     )
     assert sorted(history.history) == sorted(golden["history"])
     for key, values in golden["history"].items():

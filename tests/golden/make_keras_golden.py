@@ -63,6 +63,21 @@ CASES = {
         optimizer=("SGD", {"learning_rate": 0.05}),
         metrics=["mse"],
     ),
+    "penalties_validation_split": dict(
+        hidden="relu",
+        units=3,
+        out="softmax",
+        loss="categorical_crossentropy",
+        optimizer=("Adam", {"learning_rate": 0.01}),
+        metrics=["accuracy"],
+        hidden_regularizers={
+            "kernel_regularizer": ("L2", 0.01),
+            "bias_regularizer": ("L1", 0.02),
+            "activity_regularizer": ("L2", 0.001),
+        },
+        output_regularizers={"kernel_regularizer": ("L1L2", 0.003)},
+        validation_split=0.3,
+    ),
 }
 N, FEATURES, HIDDEN, BATCH, EPOCHS = 23, 4, 8, 5, 4
 
@@ -88,13 +103,31 @@ def data(case):
     return x, y, weights
 
 
+def regularizers(spec):
+    """{"kernel_regularizer": ("L2", 0.01)} -> {"kernel_regularizer": L2(0.01)}; L1L2 gets the
+    factor as both l1 and l2."""
+    made = {}
+    for argument, (name, factor) in spec.items():
+        cls = getattr(keras.regularizers, name)
+        made[argument] = cls(factor, factor) if name == "L1L2" else cls(factor)
+    return made
+
+
 def run(case):
     x, y, weights = data(case)
     model = keras.Sequential(
         [
             keras.Input(shape=(FEATURES,)),
-            keras.layers.Dense(HIDDEN, activation=case["hidden"]),
-            keras.layers.Dense(case["units"], activation=case["out"]),
+            keras.layers.Dense(
+                HIDDEN,
+                activation=case["hidden"],
+                **regularizers(case.get("hidden_regularizers", {})),
+            ),
+            keras.layers.Dense(
+                case["units"],
+                activation=case["out"],
+                **regularizers(case.get("output_regularizers", {})),
+            ),
         ]
     )
     model.set_weights(weights)
@@ -104,7 +137,15 @@ def run(case):
         optimizer=getattr(keras.optimizers, name)(**kwargs),
         metrics=case["metrics"],
     )
-    history = model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False, verbose=0)
+    history = model.fit(
+        x,
+        y,
+        batch_size=BATCH,
+        epochs=EPOCHS,
+        shuffle=False,
+        verbose=0,
+        validation_split=case.get("validation_split", 0.0),
+    )
     return {
         "case": case,
         "x": x.tolist(),
