@@ -329,3 +329,39 @@ def test_csv_logger(tmp_path):
 def test_callbacks_must_be_callbacks():
     with pytest.raises(TypeError, match="Callback instances"):
         make_model().fit(X, Y, verbose=0, callbacks=[lambda: None])
+
+
+class FakeModel:
+    """Just what EarlyStopping touches: weights that record the epoch they came from."""
+
+    def __init__(self):
+        self.epoch, self.stop_training, self._metrics, self.restored = 0, False, (), None
+
+    def get_weights(self):
+        return [self.epoch]
+
+    def set_weights(self, weights):
+        self.restored = weights[0]
+
+
+@pytest.mark.parametrize(
+    "values,kwargs,stopped,best",
+    [
+        ([4, 3, 3.5, 3.2, 3.1], {"patience": 3}, 4, 1),
+        ([4, 3, 3.5, 2.0], {"patience": 3}, 0, 3),
+        ([1.0, 0.99, 0.98, 0.97], {"patience": 2, "min_delta": 0.05}, 2, 0),
+    ],
+)
+def test_early_stopping_as_a_unit(values, kwargs, stopped, best):
+    model = FakeModel()
+    callback = EarlyStopping(restore_best_weights=True, **kwargs)
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, value in enumerate(values):
+        model.epoch = epoch
+        callback.on_epoch_end(epoch, {"val_loss": value})
+        if model.stop_training:
+            break
+    callback.on_train_end()
+    assert callback.stopped_epoch == stopped
+    assert callback.best_epoch == best and model.restored == best
