@@ -2,8 +2,6 @@
 
 import csv
 import math
-import warnings
-
 import numpy as np
 import pytest
 
@@ -121,59 +119,6 @@ def test_unknown_monitor_warns_with_the_available_keys():
         )
     with pytest.raises(ValueError, match="automatically determine"):
         model.fit(X, Y, epochs=1, verbose=0, callbacks=[EarlyStopping(monitor="val_los")])
-
-
-def test_seed_early_stopping_cell():
-    """Chapter 5.1's cell with `keras` replaced by `pynn`: training stops before epoch 100 and
-    the final weights are those of the best epoch."""
-    pd = pytest.importorskip("pandas")
-    from pynn.callbacks import EarlyStopping
-    from pynn.layers import Dense, InputLayer
-    from pynn.models import Sequential
-    from pynn.utils import set_random_seed, to_categorical
-
-    set_random_seed(0)
-    iris = pd.read_csv(pynn.datasets.iris.path(), index_col=0)
-    iris = iris.sample(frac=1)
-    y = to_categorical(iris["target"])
-    X = iris.drop(columns=["target"])
-    X -= X.mean(axis=0)
-    X /= X.std(axis=0)
-
-    set_random_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        model = Sequential(
-            [
-                InputLayer(input_shape=(4,)),
-                Dense(units=256, activation="relu"),
-                Dense(units=256, activation="relu"),
-                Dense(units=256, activation="relu"),
-                Dense(units=3, activation="softmax"),
-            ]
-        )
-    cb_es = EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
-    recorder = Script(values=None)
-    recorder.on_epoch_end = lambda epoch, logs=None: recorder.weights.append(model.get_weights())
-
-    n_epochs = 100
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    h = model.fit(
-        X,
-        y,
-        validation_split=0.3,
-        epochs=n_epochs,
-        batch_size=30,
-        verbose=0,
-        callbacks=[recorder, cb_es],
-    )
-
-    assert 0 < cb_es.stopped_epoch < n_epochs - 1
-    assert len(h.history["val_loss"]) == cb_es.stopped_epoch + 1
-    best = int(np.argmin(h.history["val_loss"]))
-    assert cb_es.best_epoch == best and cb_es.stopped_epoch == best + 10
-    for restored, saved in zip(model.get_weights(), recorder.weights[best]):
-        np.testing.assert_array_equal(restored, saved)
 
 
 class BatchRecorder(Callback):

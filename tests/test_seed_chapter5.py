@@ -55,6 +55,43 @@ def test_validation_split_cell(iris_data):
     assert h.history["val_loss"][-1] > h.history["val_loss"][best]
 
 
+def test_early_stopping_cell(iris_data):
+    """Training stops before epoch 100 and the final weights are those of the best epoch."""
+    X, y = iris_data
+    import numpy as np
+
+    from pynn.callbacks import EarlyStopping, LambdaCallback
+    from pynn.layers import Dense, InputLayer
+    from pynn.models import Sequential
+    from pynn.utils import set_random_seed
+
+    set_random_seed(0)
+    model = Sequential([
+        InputLayer(input_shape=(4, )),
+        Dense(units=256, activation="relu"),
+        Dense(units=256, activation="relu"),
+        Dense(units=256, activation="relu"),
+        Dense(units=3, activation="softmax")
+    ])
+
+    cb_es = EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+
+    saved = []
+    recorder = LambdaCallback(on_epoch_end=lambda epoch, logs: saved.append(model.get_weights()))
+    n_epochs = 100
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    h = model.fit(X, y,
+                  validation_split=0.3, epochs=n_epochs, batch_size=30,
+                  verbose=0, callbacks=[recorder, cb_es])
+
+    assert 0 < cb_es.stopped_epoch < n_epochs - 1
+    assert len(h.history["val_loss"]) == cb_es.stopped_epoch + 1
+    best = int(np.argmin(h.history["val_loss"]))
+    assert cb_es.best_epoch == best and cb_es.stopped_epoch == best + 10
+    for restored, at_best in zip(model.get_weights(), saved[best]):
+        np.testing.assert_array_equal(restored, at_best)
+
+
 def test_l2_cell(iris_data):
     X, y = iris_data
     from pynn.layers import Dense, InputLayer

@@ -12,27 +12,13 @@ import time
 
 import numpy as np
 
-from pynn.datasets import iris
-from pynn.layers import Dense, InputLayer
-from pynn.models import Sequential
-from pynn.utils import set_random_seed, to_categorical
-
-
-def build_model() -> Sequential:
-    return Sequential(
-        [
-            InputLayer(shape=(4,)),
-            Dense(units=256, activation="relu"),
-            Dense(units=256, activation="relu"),
-            Dense(units=256, activation="relu"),
-            Dense(units=3, activation="softmax"),
-        ]
-    )
+from pynn.examples._textbook import iris_network, shuffled_iris, standardized
+from pynn.utils import set_random_seed
 
 
 def train(x: np.ndarray, y: np.ndarray, epochs: int, seed: int) -> dict[str, list[float]]:
     set_random_seed(seed)
-    model = build_model()
+    model = iris_network()
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     return model.fit(x, y, epochs=epochs, batch_size=30, verbose=0).history
 
@@ -43,15 +29,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, list[float]]]:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    x, labels = iris.load_data()
-    order = np.random.default_rng(args.seed).permutation(len(x))  # iris.sample(frac=1)
-    x, y = x[order], to_categorical(labels[order])
-    standardized = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
+    x, y = shuffled_iris(args.seed)
 
     start = time.perf_counter()
     histories = {
         "raw": train(x, y, args.epochs, args.seed),
-        "standardized": train(standardized, y, args.epochs, args.seed),
+        "standardized": train(standardized(x), y, args.epochs, args.seed),
     }
     seconds = time.perf_counter() - start
 

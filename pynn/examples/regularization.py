@@ -16,26 +16,19 @@ import argparse
 import numpy as np
 
 from pynn.callbacks import EarlyStopping
-from pynn.datasets import iris
-from pynn.layers import Dense, Dropout, InputLayer
-from pynn.models import Sequential
+from pynn.examples._textbook import iris_network, shuffled_iris, standardized
 from pynn.regularizers import L2
-from pynn.utils import set_random_seed, to_categorical
+from pynn.utils import set_random_seed
 
 VALIDATION_SPLIT = 0.3
 
 
-def build(variant: str) -> Sequential:
-    layers = [InputLayer(shape=(4,))]
-    for _ in range(3):
-        if variant == "dropout":
-            layers.append(Dropout(rate=0.3))
-        penalty = L2(0.01) if variant == "l2" else None
-        layers.append(Dense(units=256, activation="relu", kernel_regularizer=penalty))
+def build(variant: str):
     if variant == "dropout":
-        layers.append(Dropout(rate=0.3))
-    layers.append(Dense(units=3, activation="softmax"))
-    return Sequential(layers)
+        return iris_network(dropout=0.3)
+    if variant == "l2":
+        return iris_network(kernel_regularizer=L2(0.01))
+    return iris_network()
 
 
 def run(variant: str, x, y, epochs: int, seed: int) -> dict:
@@ -71,10 +64,8 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    x, labels = iris.load_data()
-    order = np.random.default_rng(args.seed).permutation(len(x))  # iris.sample(frac=1)
-    x, y = x[order], to_categorical(labels[order])
-    x = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
+    x, y = shuffled_iris(args.seed)
+    x = standardized(x)
 
     results = {
         v: run(v, x, y, args.epochs, args.seed)
