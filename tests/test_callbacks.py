@@ -2,6 +2,7 @@
 
 import csv
 import math
+
 import numpy as np
 import pytest
 
