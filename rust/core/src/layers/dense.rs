@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ensure_len, Layer};
+use super::{ensure_len, kernel_bias_penalty, Layer};
 use crate::error::{CoreError, Result};
 use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::kernels::activation::Activation;
@@ -127,19 +127,9 @@ impl Layer for Dense {
         Ok(())
     }
 
-    fn weight_penalty(&self, weights: &[f32], mut grads: Option<&mut [f32]>) -> f64 {
-        let split = self.kernel_len();
-        let mut total = 0.0;
-        for (regularizer, range) in [
-            (self.spec.kernel_regularizer, 0..split),
-            (self.spec.bias_regularizer, split..weights.len()),
-        ] {
-            if let Some(regularizer) = regularizer {
-                let grad = grads.as_deref_mut().map(|g| &mut g[range.clone()]);
-                total += regularizer.apply(&weights[range], 1.0, grad);
-            }
-        }
-        total
+    fn weight_penalty(&self, weights: &[f32], grads: Option<&mut [f32]>) -> f64 {
+        let (kernel, bias) = (self.spec.kernel_regularizer, self.spec.bias_regularizer);
+        kernel_bias_penalty(kernel, bias, weights, self.kernel_len(), grads)
     }
 
     fn activity_regularizer(&self) -> Option<Regularizer> {

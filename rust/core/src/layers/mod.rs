@@ -4,11 +4,17 @@
 //! gradient in another) and hands each layer its own range. A layer does own the scratch it needs
 //! between forward and backward (pre-activations, masks), sized on the first batch and reused.
 
+mod conv;
 mod dense;
 mod dropout;
+mod pooling;
+mod reshape;
 
+pub use conv::{Conv, ConvSpec};
 pub use dense::{Dense, DenseSpec};
 pub use dropout::{Dropout, DropoutSpec};
+pub use pooling::{Pool, PoolSpec};
+pub use reshape::{Reshape, ReshapeSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -19,6 +25,9 @@ use crate::regularizers::Regularizer;
 pub enum LayerSpec {
     Dense(DenseSpec),
     Dropout(DropoutSpec),
+    Conv(ConvSpec),
+    Pool(PoolSpec),
+    Reshape(ReshapeSpec),
 }
 
 impl LayerSpec {
@@ -27,6 +36,9 @@ impl LayerSpec {
         match self {
             LayerSpec::Dense(spec) => Ok(Box::new(Dense::new(spec.clone(), input_shape)?)),
             LayerSpec::Dropout(spec) => Ok(Box::new(Dropout::new(spec.clone(), input_shape)?)),
+            LayerSpec::Conv(spec) => Ok(Box::new(Conv::new(spec.clone(), input_shape)?)),
+            LayerSpec::Pool(spec) => Ok(Box::new(Pool::new(spec.clone(), input_shape)?)),
+            LayerSpec::Reshape(spec) => Ok(Box::new(Reshape::new(spec.clone(), input_shape)?)),
         }
     }
 }
@@ -76,4 +88,30 @@ pub(crate) fn ensure_len(buffer: &mut Vec<f32>, len: usize) {
     if buffer.len() < len {
         buffer.resize(len, 0.0);
     }
+}
+
+/// [`ensure_len`] for index buffers.
+pub(crate) fn ensure_len_u32(buffer: &mut Vec<u32>, len: usize) {
+    if buffer.len() < len {
+        buffer.resize(len, 0);
+    }
+}
+
+/// The penalties of a kernel (`weights[..split]`) and a bias (`weights[split..]`); with
+/// `grads`, adds their gradients there.
+pub(crate) fn kernel_bias_penalty(
+    kernel: Option<Regularizer>,
+    bias: Option<Regularizer>,
+    weights: &[f32],
+    split: usize,
+    mut grads: Option<&mut [f32]>,
+) -> f64 {
+    let mut total = 0.0;
+    for (regularizer, range) in [(kernel, 0..split), (bias, split..weights.len())] {
+        if let Some(regularizer) = regularizer {
+            let grad = grads.as_deref_mut().map(|g| &mut g[range.clone()]);
+            total += regularizer.apply(&weights[range], 1.0, grad);
+        }
+    }
+    total
 }

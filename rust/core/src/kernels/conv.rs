@@ -1,0 +1,216 @@
+//! Convolution lowered onto the GEMM: `im2col` gathers each output pixel's receptive field into
+//! one row (ordered kh, kw, c like the kernel `(kh, kw, c, f)`), so the forward pass is
+//! `cols · kernel` and the output is already NHWC; `col2im` scatters the rows' gradients back.
+//! 1D convolutions are 2D ones with a height of 1. Images are split across threads; within an
+//! image the order is fixed, so results do not depend on the thread count.
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CoreError, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    Valid,
+    /// Keras/TensorFlow "same": `out = ceil(n / s)`, the odd padding pixel at the end.
+    Same,
+    /// Conv1D only: all the padding on the left, so an output never sees later inputs.
+    Causal,
+}
+
+/// The sizes along one spatial axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Axis {
+    pub input: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    /// Zero padding before the first input.
+    pub pad_before: usize,
+    pub output: usize,
+}
+
+impl Axis {
+    /// Keras's output size and padding (`keras/src/ops/operation_utils.py`).
+    pub fn new(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        padding: Padding,
+    ) -> Result<Self> {
+        if kernel == 0 || stride == 0 || dilation == 0 {
+            return Err(CoreError::invalid(
+                "kernel_size/strides/dilation_rate",
+                "positive integers",
+                format!("kernel {kernel}, stride {stride}, dilation {dilation}"),
+            ));
+        }
+        let span = dilation * (kernel - 1) + 1;
+        let (output, pad_before) = match padding {
+            Padding::Valid => {
+                if span > input {
+                    return Err(CoreError::invalid(
+                        "kernel_size",
+                        format!("a window that fits the input of size {input}"),
+                        format!("a window spanning {span}"),
+                    ));
+                }
+                ((input - span) / stride + 1, 0)
+            }
+            Padding::Same => {
+                let output = input.div_ceil(stride);
+                let total = ((output - 1) * stride + span).saturating_sub(input);
+                (output, total / 2)
+            }
+            Padding::Causal => (input.div_ceil(stride), span - 1),
+        };
+        Ok(Axis {
+            input,
+            kernel,
+            stride,
+            dilation,
+            pad_before,
+            output,
+        })
+    }
+
+    /// The input position read by output `o` at kernel tap `k`, or `None` in the padding.
+    #[inline]
+    pub fn source(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.stride + k * self.dilation)
+            .checked_sub(self.pad_before)
+            .filter(|&i| i < self.input)
+    }
+}
+
+/// A convolution's shape: NHWC input with `channels`, over `rows` (H) and `cols` (W).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    pub rows: Axis,
+    pub cols: Axis,
+    pub channels: usize,
+}
+
+impl Geometry {
+    pub fn input_size(&self) -> usize {
+        self.rows.input * self.cols.input * self.channels
+    }
+
+    pub fn pixels(&self) -> usize {
+        self.rows.output * self.cols.output
+    }
+
+    /// Values in one im2col row: one receptive field.
+    pub fn field(&self) -> usize {
+        self.rows.kernel * self.cols.kernel * self.channels
+    }
+}
+
+/// Fills `cols` (`batch · pixels × field`) with every output pixel's receptive field.
+pub fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
+    let per_image = g.pixels() * g.field();
+    cols.par_chunks_mut(per_image)
+        .zip(x.par_chunks(g.input_size()))
+        .for_each(|(cols, image)| im2col_image(image, g, cols));
+}
+
+fn im2col_image(image: &[f32], g: &Geometry, cols: &mut [f32]) {
+    let c = g.channels;
+    let mut rows = cols.chunks_mut(g.field());
+    for oy in 0..g.rows.output {
+        for ox in 0..g.cols.output {
+            let row = rows.next().expect("cols holds one row per output pixel");
+            let mut taps = row.chunks_mut(c);
+            for ky in 0..g.rows.kernel {
+                let iy = g.rows.source(oy, ky);
+                for kx in 0..g.cols.kernel {
+                    let tap = taps.next().expect("a row holds kh · kw taps");
+                    match (iy, g.cols.source(ox, kx)) {
+                        (Some(iy), Some(ix)) => {
+                            let at = (iy * g.cols.input + ix) * c;
+                            tap.copy_from_slice(&image[at..at + c]);
+                        }
+                        _ => tap.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dx` (the input's shape, overwritten) from `dcols`, the gradient of every im2col row:
+/// each input receives the sum over the receptive fields it appears in.
+pub fn col2im(dcols: &[f32], g: &Geometry, dx: &mut [f32]) {
+    let per_image = g.pixels() * g.field();
+    dx.par_chunks_mut(g.input_size())
+        .zip(dcols.par_chunks(per_image))
+        .for_each(|(image, dcols)| col2im_image(dcols, g, image));
+}
+
+fn col2im_image(dcols: &[f32], g: &Geometry, image: &mut [f32]) {
+    image.fill(0.0);
+    let c = g.channels;
+    let mut rows = dcols.chunks(g.field());
+    for oy in 0..g.rows.output {
+        for ox in 0..g.cols.output {
+            let row = rows.next().expect("dcols holds one row per output pixel");
+            let mut taps = row.chunks(c);
+            for ky in 0..g.rows.kernel {
+                let iy = g.rows.source(oy, ky);
+                for kx in 0..g.cols.kernel {
+                    let tap = taps.next().expect("a row holds kh · kw taps");
+                    if let (Some(iy), Some(ix)) = (iy, g.cols.source(ox, kx)) {
+                        let at = (iy * g.cols.input + ix) * c;
+                        image[at..at + c]
+                            .iter_mut()
+                            .zip(tap)
+                            .for_each(|(d, t)| *d += t);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_sizes_follow_keras() {
+        let axis = |n, k, s, d, p| Axis::new(n, k, s, d, p).unwrap();
+        assert_eq!(axis(32, 5, 1, 1, Padding::Valid).output, 28);
+        assert_eq!(axis(6, 3, 2, 1, Padding::Same).output, 3);
+        // Same padding puts the odd pixel at the end: k=2, s=1 pads 0 before, 1 after.
+        assert_eq!(axis(5, 2, 1, 1, Padding::Same).pad_before, 0);
+        assert_eq!(axis(5, 3, 1, 2, Padding::Causal).pad_before, 4);
+        assert!(Axis::new(4, 5, 1, 1, Padding::Valid).is_err());
+        assert!(Axis::new(4, 2, 0, 1, Padding::Valid).is_err());
+    }
+
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        // <im2col(x), c> == <x, col2im(c)> for any x and c.
+        let g = Geometry {
+            rows: Axis::new(5, 3, 2, 1, Padding::Same).unwrap(),
+            cols: Axis::new(4, 2, 1, 2, Padding::Valid).unwrap(),
+            channels: 2,
+        };
+        let x: Vec<f32> = (0..2 * g.input_size()).map(|i| (i as f32).sin()).collect();
+        let c: Vec<f32> = (0..2 * g.pixels() * g.field())
+            .map(|i| (i as f32 * 0.7).cos())
+            .collect();
+        let mut cols = vec![0.0; c.len()];
+        im2col(&x, &g, &mut cols);
+        let mut dx = vec![0.0; x.len()];
+        col2im(&c, &g, &mut dx);
+        let left: f32 = cols.iter().zip(&c).map(|(a, b)| a * b).sum();
+        let right: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
+        assert!(
+            (left - right).abs() < 1e-3 * left.abs().max(1.0),
+            "{left} vs {right}"
+        );
+    }
+}

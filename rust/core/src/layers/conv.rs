@@ -1,0 +1,233 @@
+//! `Conv1D` / `Conv2D` (`keras/src/layers/convolutional/base_conv.py`), channels last:
+//! `y = activation(conv(x, kernel) + bias)`, cross-correlation (the kernel is not flipped), with
+//! the kernel `(k, in, filters)` or `(kh, kw, in, filters)` followed by the bias `(filters,)`.
+//! A 1D convolution runs as a 2D one of height 1; both kernel layouts are then the same memory.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ensure_len, kernel_bias_penalty, Layer};
+use crate::error::{CoreError, Result};
+use crate::initializers::Initializer;
+use crate::kernels::activation::Activation;
+use crate::kernels::conv::{col2im, im2col, Axis, Geometry, Padding};
+use crate::kernels::gemm::{matmul, Op};
+use crate::kernels::reduce::{broadcast_rows, sum_rows};
+use crate::regularizers::Regularizer;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvSpec {
+    pub filters: usize,
+    /// One size per spatial axis: 1 for Conv1D, 2 for Conv2D.
+    pub kernel_size: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub padding: Padding,
+    pub dilation_rate: Vec<usize>,
+    pub activation: Activation,
+    pub use_bias: bool,
+    pub kernel_initializer: Initializer,
+    pub bias_initializer: Initializer,
+    #[serde(default)]
+    pub kernel_regularizer: Option<Regularizer>,
+    #[serde(default)]
+    pub bias_regularizer: Option<Regularizer>,
+    #[serde(default)]
+    pub activity_regularizer: Option<Regularizer>,
+}
+
+pub struct Conv {
+    spec: ConvSpec,
+    geometry: Geometry,
+    kernel_shape: Vec<usize>,
+    output_shape: Vec<usize>,
+    /// The last batch's im2col rows, kept for the kernel's gradient.
+    cols: Vec<f32>,
+    /// Pre-activations, kept for the activation's derivative.
+    z: Vec<f32>,
+    dcols: Vec<f32>,
+}
+
+impl Conv {
+    pub fn new(spec: ConvSpec, input_shape: &[usize]) -> Result<Self> {
+        let rank = spec.kernel_size.len();
+        if !(1..=2).contains(&rank)
+            || spec.strides.len() != rank
+            || spec.dilation_rate.len() != rank
+        {
+            return Err(CoreError::InvalidSpec(format!(
+                "a convolution needs 1 or 2 kernel sizes, strides and dilation rates: {spec:?}"
+            )));
+        }
+        if input_shape.len() != rank + 1 {
+            return Err(CoreError::shape(
+                "input_shape",
+                format!("{} axes (spatial axes, then channels)", rank + 1),
+                format!("{input_shape:?}"),
+            ));
+        }
+        if spec.padding == Padding::Causal && rank != 1 {
+            return Err(CoreError::invalid(
+                "padding",
+                "'causal' only for Conv1D",
+                "Conv2D",
+            ));
+        }
+        if spec.filters == 0 {
+            return Err(CoreError::invalid("filters", "a positive integer", 0));
+        }
+        // 1D: height 1, with a kernel of height 1.
+        let (h, w, c) = match *input_shape {
+            [w, c] => (1, w, c),
+            [h, w, c] => (h, w, c),
+            _ => unreachable!("the rank was checked above"),
+        };
+        let (kh, kw) = match spec.kernel_size[..] {
+            [k] => (1, k),
+            [kh, kw] => (kh, kw),
+            _ => unreachable!("the rank was checked above"),
+        };
+        let last = rank - 1;
+        let rows = if rank == 1 {
+            Axis::new(1, 1, 1, 1, Padding::Valid)?
+        } else {
+            Axis::new(h, kh, spec.strides[0], spec.dilation_rate[0], spec.padding)?
+        };
+        let cols = Axis::new(
+            w,
+            kw,
+            spec.strides[last],
+            spec.dilation_rate[last],
+            spec.padding,
+        )?;
+        let geometry = Geometry {
+            rows,
+            cols,
+            channels: c,
+        };
+        let mut kernel_shape = spec.kernel_size.clone();
+        kernel_shape.extend([c, spec.filters]);
+        let mut output_shape = if rank == 1 {
+            vec![cols.output]
+        } else {
+            vec![rows.output, cols.output]
+        };
+        output_shape.push(spec.filters);
+        Ok(Conv {
+            spec,
+            geometry,
+            kernel_shape,
+            output_shape,
+            cols: Vec::new(),
+            z: Vec::new(),
+            dcols: Vec::new(),
+        })
+    }
+
+    fn kernel_len(&self) -> usize {
+        self.geometry.field() * self.spec.filters
+    }
+}
+
+impl Layer for Conv {
+    fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        let mut shapes = vec![self.kernel_shape.clone()];
+        if self.spec.use_bias {
+            shapes.push(vec![self.spec.filters]);
+        }
+        shapes
+    }
+
+    fn init_weights(&self, weights: &mut [f32]) -> Result<()> {
+        let (kernel, bias) = weights.split_at_mut(self.kernel_len());
+        self.spec
+            .kernel_initializer
+            .fill(&self.kernel_shape, kernel)?;
+        if self.spec.use_bias {
+            self.spec
+                .bias_initializer
+                .fill(&[self.spec.filters], bias)?;
+        }
+        Ok(())
+    }
+
+    fn weight_penalty(&self, weights: &[f32], grads: Option<&mut [f32]>) -> f64 {
+        let (kernel, bias) = (self.spec.kernel_regularizer, self.spec.bias_regularizer);
+        kernel_bias_penalty(kernel, bias, weights, self.kernel_len(), grads)
+    }
+
+    fn activity_regularizer(&self) -> Option<Regularizer> {
+        self.spec.activity_regularizer
+    }
+
+    fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, _: bool) {
+        let g = self.geometry;
+        let (rows, field, filters) = (batch * g.pixels(), g.field(), self.spec.filters);
+        let (kernel, bias) = weights.split_at(self.kernel_len());
+        ensure_len(&mut self.cols, rows * field);
+        let cols = &mut self.cols[..rows * field];
+        im2col(x, &g, cols);
+        ensure_len(&mut self.z, rows * filters);
+        let z = &mut self.z[..rows * filters];
+        if self.spec.use_bias {
+            broadcast_rows(bias, z);
+        }
+        matmul(
+            cols,
+            Op::N,
+            kernel,
+            Op::N,
+            z,
+            rows,
+            filters,
+            field,
+            self.spec.use_bias,
+        );
+        self.spec.activation.forward(z, y, filters);
+    }
+
+    fn backward(
+        &mut self,
+        weights: &[f32],
+        grads: &mut [f32],
+        _x: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
+        dx: Option<&mut [f32]>,
+        batch: usize,
+    ) {
+        let g = self.geometry;
+        let (rows, field, filters) = (batch * g.pixels(), g.field(), self.spec.filters);
+        let dz = &mut dy[..rows * filters];
+        self.spec
+            .activation
+            .backward(&self.z[..rows * filters], y, dz, filters);
+        let (d_kernel, d_bias) = grads.split_at_mut(self.kernel_len());
+        // ∂kernel = colsᵀ · dz ; ∂bias = Σ_rows dz ; ∂cols = dz · kernelᵀ, scattered by col2im.
+        let cols = &self.cols[..rows * field];
+        matmul(
+            cols,
+            Op::T,
+            dz,
+            Op::N,
+            d_kernel,
+            field,
+            filters,
+            rows,
+            false,
+        );
+        if self.spec.use_bias {
+            sum_rows(dz, d_bias);
+        }
+        if let Some(dx) = dx {
+            let kernel = &weights[..self.kernel_len()];
+            ensure_len(&mut self.dcols, rows * field);
+            let dcols = &mut self.dcols[..rows * field];
+            matmul(dz, Op::N, kernel, Op::T, dcols, rows, field, filters, false);
+            col2im(dcols, &g, dx);
+        }
+    }
+}
