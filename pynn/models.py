@@ -98,14 +98,15 @@ class Sequential(Trainer):
         self._engine = None
         if self._input_layer is None or not self._layers:
             return
-        shape = self._input_layer.shape
-        specs, index = [], 0
-        for layer in self._layers:
-            layer._attach(self, shape, index)
-            index += len(layer.weight_shapes(shape))
-            specs.append(layer.spec())
-            shape = layer.compute_output_shape(shape)
-        self._engine = _core.Engine(list(self._input_layer.shape), json.dumps(specs))
+        specs = json.dumps([layer.spec() for layer in self._layers])
+        names = [layer.name for layer in self._layers]
+        self._engine = _core.Engine(list(self._input_layer.shape), specs, names)
+        shape, index = self._input_layer.shape, 0
+        for layer, output_shape, weight_shapes in zip(
+            self._layers, self._engine.layer_output_shapes(), self._engine.layer_weight_shapes()
+        ):
+            layer._attach(self, shape, output_shape, weight_shapes, index)
+            shape, index = tuple(output_shape), index + len(weight_shapes)
         for layer in self._layers:
             if kept.get(id(layer)):
                 layer.set_weights(kept[id(layer)])

@@ -49,13 +49,6 @@ class Dense(Layer):
         self.bias_regularizer = regularizers.get(bias_regularizer)
         self.activity_regularizer = regularizers.get(activity_regularizer)
 
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
-
-    def weight_shapes(self, input_shape):
-        kernel = (input_shape[-1], self.units)
-        return [kernel, (self.units,)] if self.use_bias else [kernel]
-
     def spec(self):
         return {
             "kind": "dense",

@@ -34,18 +34,12 @@ class Dropout(Layer):
         self._mask_seed = draw_seed() if seed is None else seed
 
     def _noise_spec(self) -> list[int] | None:
-        """The mask's shape for the engine: batch first (0 when per sample), `None` filled."""
+        """The mask's shape for the engine, batch first; 0 stands for `None` (the input's size),
+        and a batch entry other than 1 draws one mask per sample."""
         if self.noise_shape is None:
             return None
-        shape = (None,) + tuple(self._input_shape)
-        if len(self.noise_shape) != len(shape):
-            raise ValueError(
-                f"`noise_shape` {self.noise_shape} must have one entry per axis of the input "
-                f"{shape}, batch first."
-            )
-        batch = self.noise_shape[0]
-        rest = [d if n is None else n for n, d in zip(self.noise_shape[1:], self._input_shape)]
-        return [1 if batch == 1 else 0] + rest
+        batch, *rest = self.noise_shape
+        return [1 if batch == 1 else 0] + [0 if n is None else int(n) for n in rest]
 
     def spec(self):
         return {

@@ -46,20 +46,15 @@ class Layer:
         self.built = False
         self._model = None
         self._weight_index = 0
-        self._input_shape: tuple[int, ...] | None = None
+        self._input_shape: tuple[int, ...] = ()
+        self._output_shape: tuple[int, ...] = ()
+        self._weight_shapes: list[tuple[int, ...]] = []
 
     # Configuration: what subclasses define.
 
-    def compute_output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-        """The per-sample output shape for a per-sample `input_shape`."""
-        return tuple(input_shape)
-
-    def weight_shapes(self, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-        """The shapes of this layer's weights, in Keras's order."""
-        return []
-
     def spec(self) -> dict[str, Any]:
-        """What the engine builds for this layer."""
+        """What the engine builds for this layer. The engine also works out its output shape
+        and its weights' shapes, and rejects inputs the layer cannot take."""
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
@@ -67,20 +62,32 @@ class Layer:
 
     # State: read through the model that built this layer.
 
-    def _attach(self, model, input_shape: tuple[int, ...], weight_index: int) -> None:
-        self._model, self._input_shape, self._weight_index = model, input_shape, weight_index
+    def _attach(self, model, input_shape, output_shape, weight_shapes, weight_index) -> None:
+        self._model = model
+        self._input_shape = tuple(input_shape)
+        self._output_shape = tuple(output_shape)
+        self._weight_shapes = [tuple(s) for s in weight_shapes]
+        self._weight_index = weight_index
         self.built = True
 
     def _detach(self) -> None:
         self._model, self.built = None, False
 
     @property
+    def input_shape(self) -> tuple:
+        self._require_built("input shape")
+        return (None,) + self._input_shape
+
+    @property
     def output_shape(self) -> tuple:
-        if self._input_shape is None:
+        self._require_built("output shape")
+        return (None,) + self._output_shape
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
             raise AttributeError(
-                f"The layer {self.name} has never been called and thus has no defined output shape."
+                f"The layer {self.name} has never been called and thus has no defined {what}."
             )
-        return (None,) + self.compute_output_shape(self._input_shape)
 
     def count_params(self) -> int:
         if not self.built:
@@ -88,19 +95,19 @@ class Layer:
                 f"You tried to call `count_params` on layer '{self.name}', but the layer isn't "
                 "built. You can build it manually via: `layer.build(input_shape)`."
             )
-        return sum(int(np.prod(s)) for s in self.weight_shapes(self._input_shape))
+        return sum(int(np.prod(s)) for s in self._weight_shapes)
 
     def get_weights(self) -> list[np.ndarray]:
         if not self.built:
             return []
-        n = len(self.weight_shapes(self._input_shape))
-        return self._model.get_weights()[self._weight_index : self._weight_index + n]
+        end = self._weight_index + len(self._weight_shapes)
+        return self._model.get_weights()[self._weight_index : end]
 
     def set_weights(self, weights) -> None:
         if not self.built:
             raise ValueError(f"Layer '{self.name}' is not built yet; it has no weights to set.")
         all_weights = self._model.get_weights()
-        n = len(self.weight_shapes(self._input_shape))
+        n = len(self._weight_shapes)
         if len(weights) != n:
             raise ValueError(
                 f"Layer {self.name} weight shape mismatch: expected {n} arrays, got {len(weights)}."

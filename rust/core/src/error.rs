@@ -21,6 +21,13 @@ pub enum CoreError {
     /// A spec (layer, optimizer, loss, metric) that could not be parsed. Maps to `ValueError`.
     #[error("Invalid spec: {0}")]
     InvalidSpec(String),
+    /// A layer that cannot be built for its input. Maps to `ValueError` naming the layer.
+    #[error("{source} (input shape {input_shape:?})")]
+    InLayer {
+        index: usize,
+        input_shape: Vec<usize>,
+        source: Box<CoreError>,
+    },
     /// The operation needs a state the engine is not in (e.g. training before compiling).
     /// Maps to `RuntimeError`.
     #[error("{0}")]

@@ -39,8 +39,12 @@ impl Network {
         let mut shape = input_shape.to_vec();
         let mut sizes = vec![checked_volume(&shape)?];
         let mut n_weights = 0usize;
-        for spec in specs {
-            let layer = spec.build(&shape)?;
+        for (index, spec) in specs.iter().enumerate() {
+            let layer = spec.build(&shape).map_err(|e| CoreError::InLayer {
+                index,
+                input_shape: shape.clone(),
+                source: Box::new(e),
+            })?;
             for weight_shape in layer.weight_shapes() {
                 n_weights = n_weights
                     .checked_add(checked_volume(&weight_shape)?)
@@ -91,6 +95,19 @@ impl Network {
     /// The width of the output's last axis: what losses and metrics call a row.
     pub fn output_width(&self) -> usize {
         self.output_shape().last().copied().unwrap_or(1)
+    }
+
+    /// Each layer's per-sample output shape.
+    pub fn layer_output_shapes(&self) -> Vec<Vec<usize>> {
+        self.layers
+            .iter()
+            .map(|l| l.output_shape().to_vec())
+            .collect()
+    }
+
+    /// Each layer's weight shapes.
+    pub fn layer_weight_shapes(&self) -> Vec<Vec<Vec<usize>>> {
+        self.layers.iter().map(|l| l.weight_shapes()).collect()
     }
 
     /// Every weight's shape, layer by layer, in Keras's `get_weights()` order.

@@ -10,8 +10,8 @@ use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::parallel;
 use pynn_core::train::{self, Dataset, Logs, Next, Trainer};
-use pynn_core::Tensor;
-use pyo3::exceptions::PyRuntimeError;
+use pynn_core::{CoreError, Tensor};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::{self, to_py};
@@ -73,13 +73,33 @@ impl Engine {
     /// Builds the layers described by `layers_json` (a JSON list of layer specs) for samples
     /// of `input_shape`, and initialises their weights.
     #[new]
-    fn new(input_shape: Vec<usize>, layers_json: &str) -> PyResult<Self> {
+    #[pyo3(signature = (input_shape, layers_json, names=None))]
+    fn new(
+        input_shape: Vec<usize>,
+        layers_json: &str,
+        names: Option<Vec<String>>,
+    ) -> PyResult<Self> {
         let specs: Vec<LayerSpec> = parse("layer", layers_json)?;
-        let network = Network::new(&input_shape, &specs).map_err(to_py)?;
+        let network = Network::new(&input_shape, &specs).map_err(|e| match (&e, &names) {
+            (CoreError::InLayer { index, .. }, Some(names)) if *index < names.len() => {
+                PyValueError::new_err(format!("Layer '{}': {e}", names[*index]))
+            }
+            _ => to_py(e),
+        })?;
         Ok(Engine {
             network,
             trainer: None,
         })
+    }
+
+    /// Each layer's per-sample output shape.
+    fn layer_output_shapes(&self) -> Vec<Vec<usize>> {
+        self.network.layer_output_shapes()
+    }
+
+    /// Each layer's weight shapes.
+    fn layer_weight_shapes(&self) -> Vec<Vec<Vec<usize>>> {
+        self.network.layer_weight_shapes()
     }
 
     /// Every weight's shape, in Keras's `get_weights()` order.

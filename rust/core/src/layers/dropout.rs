@@ -12,8 +12,8 @@ use crate::rng::Rng;
 #[serde(deny_unknown_fields)]
 pub struct DropoutSpec {
     pub rate: f32,
-    /// The mask's shape, batch axis first; an axis of 1 shares one mask value along that axis.
-    /// `None` draws one value per element.
+    /// The mask's shape, batch axis first; an axis of 1 shares one mask value along that axis,
+    /// an axis of 0 (Keras's `None`) takes the input's size. `None` draws one value per element.
     #[serde(default)]
     pub noise_shape: Option<Vec<usize>>,
     pub seed: u64,
@@ -47,7 +47,7 @@ impl Dropout {
                 }
                 let mut shared = vec![noise[0] == 1];
                 for (&n, &d) in noise[1..].iter().zip(input_shape) {
-                    if n != 1 && n != d {
+                    if n != 0 && n != 1 && n != d {
                         return Err(CoreError::shape(
                             "noise_shape",
                             format!("1 or the input's size along each axis, {input_shape:?}"),
