@@ -12,7 +12,8 @@ use crate::kernels::pool::{self, PoolKind};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoolSpec {
-    pub kind: PoolKind,
+    /// Max or average (named `op`: `kind` is the layer's tag).
+    pub op: PoolKind,
     /// One size per spatial axis (1 or 2); ignored when `global`.
     #[serde(default)]
     pub pool_size: Vec<usize>,
@@ -22,6 +23,9 @@ pub struct PoolSpec {
     pub padding: Padding,
     #[serde(default)]
     pub global: bool,
+    /// With `global`: keep the spatial axes, each of size 1.
+    #[serde(default)]
+    pub keepdims: bool,
 }
 
 fn valid() -> Padding {
@@ -73,7 +77,11 @@ impl Pool {
             let cols = Axis::new(w, spec.pool_size[last], spec.strides[last], 1, spec.padding)?;
             (rows, cols)
         };
-        let output_shape = if spec.global {
+        let output_shape = if spec.global && spec.keepdims {
+            let mut shape = vec![1; spatial];
+            shape.push(c);
+            shape
+        } else if spec.global {
             vec![c]
         } else if spatial == 1 {
             vec![cols.output, c]
@@ -81,7 +89,7 @@ impl Pool {
             vec![rows.output, cols.output, c]
         };
         Ok(Pool {
-            kind: spec.kind,
+            kind: spec.op,
             geometry: Geometry {
                 rows,
                 cols,

@@ -9,7 +9,8 @@ use crate::error::{CoreError, Result};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReshapeSpec {
-    pub target_shape: Vec<usize>,
+    /// The per-sample shape; one entry may be -1, to be inferred (Flatten is `[-1]`).
+    pub target_shape: Vec<i64>,
 }
 
 pub struct Reshape {
@@ -18,20 +19,33 @@ pub struct Reshape {
 
 impl Reshape {
     pub fn new(spec: ReshapeSpec, input_shape: &[usize]) -> Result<Self> {
-        let (from, to): (usize, usize) = (
-            input_shape.iter().product(),
-            spec.target_shape.iter().product(),
-        );
-        if from != to {
-            return Err(CoreError::shape(
+        let values: usize = input_shape.iter().product();
+        let mismatch = || {
+            CoreError::shape(
                 "target_shape",
-                format!("{from} values per sample, as the input {input_shape:?} holds"),
-                format!("{:?} ({to} values)", spec.target_shape),
-            ));
+                format!("a shape of {values} values, as the input {input_shape:?} holds"),
+                format!("{:?}", spec.target_shape),
+            )
+        };
+        let unknown = spec.target_shape.iter().filter(|&&d| d == -1).count();
+        if unknown > 1 || spec.target_shape.iter().any(|&d| d == 0 || d < -1) {
+            return Err(mismatch());
         }
-        Ok(Reshape {
-            output_shape: spec.target_shape,
-        })
+        let known: usize = spec
+            .target_shape
+            .iter()
+            .filter(|&&d| d > 0)
+            .map(|&d| d as usize)
+            .product();
+        if known == 0 || !values.is_multiple_of(known) || (unknown == 0 && known != values) {
+            return Err(mismatch());
+        }
+        let output_shape = spec
+            .target_shape
+            .iter()
+            .map(|&d| if d == -1 { values / known } else { d as usize })
+            .collect();
+        Ok(Reshape { output_shape })
     }
 }
 
