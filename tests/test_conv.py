@@ -74,8 +74,14 @@ CASES_2D = [
 def test_conv2d_forward_matches_numpy(k, s, padding, d, batch, c):
     rng = np.random.default_rng(k * 100 + s * 10 + d)
     kernel_size = (k, max(1, k - 1))
-    layer = Conv2D(4, kernel_size, strides=(s, max(1, s - 1)), padding=padding,
-                   dilation_rate=d, bias_initializer="random_normal")
+    layer = Conv2D(
+        4,
+        kernel_size,
+        strides=(s, max(1, s - 1)),
+        padding=padding,
+        dilation_rate=d,
+        bias_initializer="random_normal",
+    )
     model = conv_model(layer, (9, 8, c))
     x = rng.normal(size=(batch, 9, 8, c)).astype(np.float32)
     kernel, bias = model.get_weights()
@@ -84,15 +90,24 @@ def test_conv2d_forward_matches_numpy(k, s, padding, d, batch, c):
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("k,s,padding,d", [(1, 1, "valid", 1), (2, 1, "same", 1),
-                                           (3, 2, "same", 1), (5, 3, "valid", 1),
-                                           (3, 1, "causal", 2), (4, 1, "same", 2),
-                                           (2, 1, "causal", 1)])
+@pytest.mark.parametrize(
+    "k,s,padding,d",
+    [
+        (1, 1, "valid", 1),
+        (2, 1, "same", 1),
+        (3, 2, "same", 1),
+        (5, 3, "valid", 1),
+        (3, 1, "causal", 2),
+        (4, 1, "same", 2),
+        (2, 1, "causal", 1),
+    ],
+)
 @pytest.mark.parametrize("batch,c", [(1, 1), (7, 3), (2, 8)])
 def test_conv1d_forward_matches_numpy(k, s, padding, d, batch, c):
     rng = np.random.default_rng(k + 10 * s)
-    layer = Conv1D(5, k, strides=s, padding=padding, dilation_rate=d,
-                   bias_initializer="random_normal")
+    layer = Conv1D(
+        5, k, strides=s, padding=padding, dilation_rate=d, bias_initializer="random_normal"
+    )
     model = conv_model(layer, (11, c))
     x = rng.normal(size=(batch, 11, c)).astype(np.float32)
     kernel, bias = model.get_weights()
@@ -140,11 +155,14 @@ def check_against(forward, x, y, weights, grads):
     np.testing.assert_allclose(grads, numeric_gradient(loss, flat), rtol=2e-3, atol=2e-5)
 
 
-@pytest.mark.parametrize("conv_args", [
-    dict(filters=3, kernel_size=3, padding="same", activation="tanh"),
-    dict(filters=2, kernel_size=(2, 3), strides=2, padding="valid", activation="relu"),
-    dict(filters=2, kernel_size=2, dilation_rate=2, padding="same", activation="linear"),
-])
+@pytest.mark.parametrize(
+    "conv_args",
+    [
+        dict(filters=3, kernel_size=3, padding="same", activation="tanh"),
+        dict(filters=2, kernel_size=(2, 3), strides=2, padding="valid", activation="relu"),
+        dict(filters=2, kernel_size=2, dilation_rate=2, padding="same", activation="linear"),
+    ],
+)
 def test_conv2d_gradients_match_finite_differences(conv_args):
     from reference import ACTIVATIONS
 
@@ -179,25 +197,35 @@ def test_conv1d_gradients_match_finite_differences():
 def pool2d_reference(x, kind, pool, strides, padding):
     n, h, w, c = x.shape
     if padding == "same":
-        (top, bottom), (left, right) = (same_padding(h, pool[0], strides[0], 1),
-                                        same_padding(w, pool[1], strides[1], 1))
+        (top, bottom), (left, right) = (
+            same_padding(h, pool[0], strides[0], 1),
+            same_padding(w, pool[1], strides[1], 1),
+        )
         x = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=np.nan)
     _, hp, wp, _ = x.shape
     oh, ow = (hp - pool[0]) // strides[0] + 1, (wp - pool[1]) // strides[1] + 1
     out = np.zeros((n, oh, ow, c))
     for i in range(oh):
         for j in range(ow):
-            window = x[:, i * strides[0]:i * strides[0] + pool[0],
-                       j * strides[1]:j * strides[1] + pool[1]]
+            window = x[
+                :,
+                i * strides[0] : i * strides[0] + pool[0],
+                j * strides[1] : j * strides[1] + pool[1],
+            ]
             out[:, i, j] = (np.nanmax if kind == "max" else np.nanmean)(window, axis=(1, 2))
     return out
 
 
 @pytest.mark.parametrize("cls,kind", [(MaxPooling2D, "max"), (AveragePooling2D, "average")])
-@pytest.mark.parametrize("pool,strides,padding", [
-    ((2, 2), None, "valid"), ((3, 2), (1, 2), "same"), ((2, 3), (3, 1), "valid"),
-    ((3, 3), (2, 2), "same"),
-])
+@pytest.mark.parametrize(
+    "pool,strides,padding",
+    [
+        ((2, 2), None, "valid"),
+        ((3, 2), (1, 2), "same"),
+        ((2, 3), (3, 1), "valid"),
+        ((3, 3), (2, 2), "same"),
+    ],
+)
 def test_pooling2d_forward_matches_numpy(cls, kind, pool, strides, padding):
     x = np.random.default_rng(1).normal(size=(3, 7, 8, 2)).astype(np.float32)
     model = conv_model(cls(pool, strides=strides, padding=padding), (7, 8, 2))
@@ -213,10 +241,13 @@ def test_pooling1d_forward_matches_numpy(cls, kind):
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("pool_layer,kind", [
-    (MaxPooling2D(2, strides=1, padding="same"), "max"),
-    (AveragePooling2D(3, strides=2, padding="same"), "average"),
-])
+@pytest.mark.parametrize(
+    "pool_layer,kind",
+    [
+        (MaxPooling2D(2, strides=1, padding="same"), "max"),
+        (AveragePooling2D(3, strides=2, padding="same"), "average"),
+    ],
+)
 def test_pooling_gradients_match_finite_differences(pool_layer, kind):
     first = Conv2D(2, 1, use_bias=False)
     x, y, weights, grads = parameter_gradients_match([first, pool_layer], (5, 4, 2), None)
@@ -233,9 +264,14 @@ def test_pooling_gradients_match_finite_differences(pool_layer, kind):
 def test_max_pooling_ties_send_the_gradient_to_the_first_maximum():
     """As TensorFlow does (checked with Keras 3): in a window of equal values the whole
     gradient goes to the first one in row-major order, the top-left."""
-    model = pynn.Sequential([pynn.Input(shape=(2, 2, 1)),
-                             Conv2D(1, 2, padding="same", use_bias=False),
-                             MaxPooling2D(2), Flatten()])
+    model = pynn.Sequential(
+        [
+            pynn.Input(shape=(2, 2, 1)),
+            Conv2D(1, 2, padding="same", use_bias=False),
+            MaxPooling2D(2),
+            Flatten(),
+        ]
+    )
     model.compile(loss="mse", optimizer=pynn.optimizers.SGD(learning_rate=0.0))
     # A kernel with 1 at its top-left tap copies the input: four equal values, one window.
     model.set_weights([np.array([1.0, 0, 0, 0]).reshape(2, 2, 1, 1)])
@@ -246,9 +282,13 @@ def test_max_pooling_ties_send_the_gradient_to_the_first_maximum():
     np.testing.assert_allclose(model._engine.get_gradients(), [2.0, 2.0, 2.0, 2.0])
 
 
-@pytest.mark.parametrize("cls,reduce", [
-    (GlobalMaxPooling2D, np.max), (GlobalAveragePooling2D, np.mean),
-])
+@pytest.mark.parametrize(
+    "cls,reduce",
+    [
+        (GlobalMaxPooling2D, np.max),
+        (GlobalAveragePooling2D, np.mean),
+    ],
+)
 def test_global_pooling_2d(cls, reduce):
     x = np.random.default_rng(3).normal(size=(4, 3, 5, 2))
     model = conv_model(cls(), (3, 5, 2))
@@ -256,9 +296,13 @@ def test_global_pooling_2d(cls, reduce):
     assert conv_model(cls(keepdims=True), (3, 5, 2)).output_shape == (None, 1, 1, 2)
 
 
-@pytest.mark.parametrize("cls,reduce", [
-    (GlobalMaxPooling1D, np.max), (GlobalAveragePooling1D, np.mean),
-])
+@pytest.mark.parametrize(
+    "cls,reduce",
+    [
+        (GlobalMaxPooling1D, np.max),
+        (GlobalAveragePooling1D, np.mean),
+    ],
+)
 def test_global_pooling_1d(cls, reduce):
     x = np.random.default_rng(3).normal(size=(4, 6, 2))
     model = conv_model(cls(), (6, 2))
@@ -267,33 +311,41 @@ def test_global_pooling_1d(cls, reduce):
 
 def test_flatten_and_reshape_keep_channels_last_order():
     x = np.arange(24.0).reshape(1, 2, 3, 4)
-    np.testing.assert_array_equal(conv_model(Flatten(), (2, 3, 4)).predict(x, verbose=0),
-                                  x.reshape(1, -1))
-    np.testing.assert_array_equal(conv_model(Reshape((6, -1)), (2, 3, 4)).predict(x, verbose=0),
-                                  x.reshape(1, 6, 4))
+    np.testing.assert_array_equal(
+        conv_model(Flatten(), (2, 3, 4)).predict(x, verbose=0), x.reshape(1, -1)
+    )
+    np.testing.assert_array_equal(
+        conv_model(Reshape((6, -1)), (2, 3, 4)).predict(x, verbose=0), x.reshape(1, 6, 4)
+    )
 
 
-@pytest.mark.parametrize("layers,match", [
-    (lambda: [Conv2D(2, 7)], r"Layer 'conv2d': .*window spanning 7.*input shape \[5, 5, 1\]"),
-    (lambda: [Conv2D(2, 3), MaxPooling2D(4)], "Layer 'max_pooling2d': .*size 3"),
-    (lambda: [Conv1D(2, 3)], r"Layer 'conv1d': .*2 axes"),
-    (lambda: [Reshape((7, -1))], "Layer 'reshape'"),
-])
+@pytest.mark.parametrize(
+    "layers,match",
+    [
+        (lambda: [Conv2D(2, 7)], r"Layer 'conv2d': .*window spanning 7.*input shape \[5, 5, 1\]"),
+        (lambda: [Conv2D(2, 3), MaxPooling2D(4)], "Layer 'max_pooling2d': .*size 3"),
+        (lambda: [Conv1D(2, 3)], r"Layer 'conv1d': .*2 axes"),
+        (lambda: [Reshape((7, -1))], "Layer 'reshape'"),
+    ],
+)
 def test_layers_that_do_not_fit_their_input_name_themselves(layers, match):
     with pytest.raises(ValueError, match=match):
         pynn.Sequential([pynn.Input(shape=(5, 5, 1))] + layers())
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda: Conv2D(2, 0), "kernel_size"),
-    (lambda: Conv2D(2, 3, strides=-1), "strides"),
-    (lambda: Conv2D(0, 3), "filters"),
-    (lambda: Conv2D(2, 3, strides=2, dilation_rate=2), "dilation_rate > 1"),
-    (lambda: Conv2D(2, 3, padding="causal"), "padding"),
-    (lambda: Conv2D(2, 3, data_format="channels_first"), "channels_last"),
-    (lambda: MaxPooling2D(0), "pool_size"),
-    (lambda: AveragePooling2D(), "pool_size"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda: Conv2D(2, 0), "kernel_size"),
+        (lambda: Conv2D(2, 3, strides=-1), "strides"),
+        (lambda: Conv2D(0, 3), "filters"),
+        (lambda: Conv2D(2, 3, strides=2, dilation_rate=2), "dilation_rate > 1"),
+        (lambda: Conv2D(2, 3, padding="causal"), "padding"),
+        (lambda: Conv2D(2, 3, data_format="channels_first"), "channels_last"),
+        (lambda: MaxPooling2D(0), "pool_size"),
+        (lambda: AveragePooling2D(), "pool_size"),
+    ],
+)
 def test_bad_layer_arguments(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
@@ -304,3 +356,42 @@ def test_lenet_weights_in_keras_layout():
     assert [w.shape for w in model.get_weights()] == [(3, 3, 1, 2), (2,), (72, 3), (3,)]
     spec = json.loads(json.dumps(model.layers[0].spec()))
     assert spec["kernel_size"] == [3, 3]
+
+
+CONV_GOLDEN = json.loads(
+    (__import__("pathlib").Path(__file__).parent / "golden" / "keras_conv_fit.json").read_text()
+)
+
+
+@pytest.mark.parametrize("name", sorted(CONV_GOLDEN["cases"]))
+def test_conv_fit_matches_keras(name):
+    """Keras 3 (TensorFlow backend) trained the same networks from the same weights; see
+    golden/make_keras_conv_golden.py."""
+    golden = CONV_GOLDEN["cases"][name]
+    case = golden["case"]
+    layers = [
+        getattr(pynn.layers, cls)(
+            *[tuple(a) if isinstance(a, list) else a for a in args],
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()},
+        )
+        for cls, args, kwargs in case["layers"]
+    ]
+    model = pynn.Sequential([pynn.Input(shape=tuple(case["input_shape"]))] + layers)
+    model.set_weights([np.array(w, np.float32) for w in golden["initial_weights"]])
+    model.compile(
+        loss=case["loss"], optimizer=pynn.optimizers.Adam(learning_rate=0.01), metrics=["accuracy"]
+    )
+    x, y = np.array(golden["x"]), np.array(golden["y"])
+    history = model.fit(
+        x,
+        y,
+        batch_size=CONV_GOLDEN["batch_size"],
+        epochs=CONV_GOLDEN["epochs"],
+        shuffle=False,
+        verbose=0,
+    )
+    for key, values in golden["history"].items():
+        np.testing.assert_allclose(history.history[key], values, rtol=1e-5, atol=1e-6)
+    for ours, theirs in zip(model.get_weights(), golden["final_weights"]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.predict(x, verbose=0), golden["predict"], rtol=1e-4, atol=1e-5)
