@@ -117,25 +117,43 @@ pub fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
 }
 
 fn im2col_image(image: &[f32], g: &Geometry, cols: &mut [f32]) {
-    let c = g.channels;
+    let span = g.cols.kernel * g.channels;
     let mut rows = cols.chunks_mut(g.field());
     for oy in 0..g.rows.output {
         for ox in 0..g.cols.output {
             let row = rows.next().expect("cols holds one row per output pixel");
-            let mut taps = row.chunks_mut(c);
-            for ky in 0..g.rows.kernel {
-                let iy = g.rows.source(oy, ky);
-                for kx in 0..g.cols.kernel {
-                    let tap = taps.next().expect("a row holds kh · kw taps");
-                    match (iy, g.cols.source(ox, kx)) {
-                        (Some(iy), Some(ix)) => {
-                            let at = (iy * g.cols.input + ix) * c;
-                            tap.copy_from_slice(&image[at..at + c]);
-                        }
-                        _ => tap.fill(0.0),
-                    }
+            for (ky, dst) in row.chunks_mut(span).enumerate() {
+                match g.rows.source(oy, ky) {
+                    None => dst.fill(0.0),
+                    Some(iy) => match contiguous_taps(g, iy, ox) {
+                        Some(at) => copy(dst, &image[at..at + span]),
+                        None => gather_taps(image, g, iy, ox, dst),
+                    },
                 }
             }
+        }
+    }
+}
+
+/// Where kernel row `iy`'s taps for output column `ox` start in the image, when they are one
+/// contiguous run (no dilation, no padding in the way): the common case, copied at once.
+#[inline]
+fn contiguous_taps(g: &Geometry, iy: usize, ox: usize) -> Option<usize> {
+    let a = &g.cols;
+    let first = (ox * a.stride).checked_sub(a.pad_before)?;
+    (a.dilation == 1 && first + a.kernel <= a.input).then(|| (iy * a.input + first) * g.channels)
+}
+
+/// Kernel row `iy`'s taps for output column `ox`, one by one, zeros in the padding.
+fn gather_taps(image: &[f32], g: &Geometry, iy: usize, ox: usize, dst: &mut [f32]) {
+    let c = g.channels;
+    for (kx, tap) in dst.chunks_mut(c).enumerate() {
+        match g.cols.source(ox, kx) {
+            Some(ix) => {
+                let at = (iy * g.cols.input + ix) * c;
+                copy(tap, &image[at..at + c]);
+            }
+            None => tap.fill(0.0),
         }
     }
 }
@@ -151,27 +169,41 @@ pub fn col2im(dcols: &[f32], g: &Geometry, dx: &mut [f32]) {
 
 fn col2im_image(dcols: &[f32], g: &Geometry, image: &mut [f32]) {
     image.fill(0.0);
-    let c = g.channels;
+    let (c, span) = (g.channels, g.cols.kernel * g.channels);
     let mut rows = dcols.chunks(g.field());
     for oy in 0..g.rows.output {
         for ox in 0..g.cols.output {
             let row = rows.next().expect("dcols holds one row per output pixel");
-            let mut taps = row.chunks(c);
-            for ky in 0..g.rows.kernel {
-                let iy = g.rows.source(oy, ky);
-                for kx in 0..g.cols.kernel {
-                    let tap = taps.next().expect("a row holds kh · kw taps");
-                    if let (Some(iy), Some(ix)) = (iy, g.cols.source(ox, kx)) {
+            for (ky, src) in row.chunks(span).enumerate() {
+                let Some(iy) = g.rows.source(oy, ky) else {
+                    continue;
+                };
+                if let Some(at) = contiguous_taps(g, iy, ox) {
+                    add(&mut image[at..at + span], src);
+                    continue;
+                }
+                for (kx, tap) in src.chunks(c).enumerate() {
+                    if let Some(ix) = g.cols.source(ox, kx) {
                         let at = (iy * g.cols.input + ix) * c;
-                        image[at..at + c]
-                            .iter_mut()
-                            .zip(tap)
-                            .for_each(|(d, t)| *d += t);
+                        add(&mut image[at..at + c], tap);
                     }
                 }
             }
         }
     }
+}
+
+/// An element loop rather than `copy_from_slice`: receptive-field rows are a few values long,
+/// where a `memcpy` call costs more than the copy (measured: im2col of LeNet's first layer went
+/// from 3.9 to 1.4 ms at batch 128).
+#[inline]
+fn copy(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+}
+
+#[inline]
+fn add(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
 }
 
 #[cfg(test)]
