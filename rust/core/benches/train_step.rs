@@ -125,7 +125,12 @@ fn conv(filters: usize, k: usize) -> LayerSpec {
         dilation_rate: vec![1, 1],
         activation: Activation::Relu,
         use_bias: true,
-        kernel_initializer: Initializer::Ones,
+        kernel_initializer: Initializer::VarianceScaling {
+            scale: 1.0,
+            mode: pynn_core::initializers::FanMode::FanAvg,
+            distribution: pynn_core::initializers::Distribution::Uniform,
+            seed: 7,
+        },
         bias_initializer: Initializer::Zeros,
         kernel_regularizer: None,
         bias_regularizer: None,
@@ -144,12 +149,52 @@ fn max_pool() -> LayerSpec {
     })
 }
 
+/// LeNet-5's whole training step (Adam, batch 128), as the seed's chapter 6 trains it.
+fn bench_lenet_step() {
+    let specs = [
+        conv(6, 5),
+        max_pool(),
+        conv(16, 5),
+        max_pool(),
+        LayerSpec::Reshape(pynn_core::layers::ReshapeSpec {
+            target_shape: vec![-1],
+        }),
+        dense(120, Activation::Relu, 1),
+        dense(84, Activation::Relu, 2),
+        dense(10, Activation::Softmax, 3),
+    ];
+    let mut network = Network::new(&[32, 32, 1], &specs).unwrap();
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+    let mut trainer = Trainer::new(&network, loss, &OptimizerSpec::adam(0.001), vec![]).unwrap();
+    let n = 1280;
+    let x: Vec<f32> = (0..n * 1024).map(|i| ((i % 251) as f32) / 251.0).collect();
+    let y: Vec<f32> = (0..n).map(|i| (i % 10) as f32).collect();
+    let data = Dataset {
+        x: &x,
+        y: &y,
+        len: n,
+    };
+    let seconds = median_seconds(5, || {
+        parallel::install(|| {
+            trainer
+                .fit_epoch(&mut network, &data, 128, Some(1), &mut || Next::Continue)
+                .unwrap();
+        })
+        .unwrap();
+    });
+    println!(
+        "lenet training step (batch 128, Adam): {:.2} ms",
+        seconds / 10.0 * 1e3
+    );
+}
+
 fn main() {
     println!("threads: {}", parallel::num_threads());
     bench_gemm(30, 256, 256);
     bench_gemm(256, 256, 30);
     bench_gemm(512, 512, 512);
     bench_iris_epoch();
+    bench_lenet_step();
     bench_conv_layer("lenet conv1 32x32x1 -> 6@5x5", conv(6, 5), &[32, 32, 1]);
     bench_conv_layer("lenet pool1 28x28x6", max_pool(), &[28, 28, 6]);
     bench_conv_layer("lenet conv2 14x14x6 -> 16@5x5", conv(16, 5), &[14, 14, 6]);

@@ -38,6 +38,68 @@ pub fn matmul(
     k: usize,
     accumulate: bool,
 ) {
+    product(
+        a,
+        op_a,
+        b,
+        op_b,
+        c,
+        (m, n, k),
+        accumulate,
+        Parallelism::Rayon(0),
+    );
+}
+
+/// Rows of the reduction handled by one task in [`matmul_tn_chunked`].
+const REDUCTION_CHUNK: usize = 4096;
+
+/// `c (m×n) = aᵀ · b` for `a` (rows × m) and `b` (rows × n) with many rows and a small `c`, such
+/// as a convolution kernel's gradient: the GEMM would split only `c` among threads, leaving one
+/// busy. Instead the rows are cut into fixed chunks whose partial products are computed in
+/// parallel and added in chunk order, so the result does not depend on the thread count.
+/// `partials` is scratch, kept by the caller to be reused.
+pub fn matmul_tn_chunked(
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    (rows, m, n): (usize, usize, usize),
+    partials: &mut Vec<f32>,
+) {
+    use rayon::prelude::*;
+    let chunks = rows.div_ceil(REDUCTION_CHUNK);
+    if chunks <= 1 {
+        return matmul(a, Op::T, b, Op::N, c, m, n, rows, false);
+    }
+    if partials.len() < chunks * m * n {
+        partials.resize(chunks * m * n, 0.0);
+    }
+    partials[..chunks * m * n]
+        .par_chunks_mut(m * n)
+        .enumerate()
+        .for_each(|(i, partial)| {
+            let (start, end) = (i * REDUCTION_CHUNK, ((i + 1) * REDUCTION_CHUNK).min(rows));
+            let (a, b) = (&a[start * m..end * m], &b[start * n..end * n]);
+            let dims = (m, n, end - start);
+            product(a, Op::T, b, Op::N, partial, dims, false, Parallelism::None);
+        });
+    let c = &mut c[..m * n];
+    c.copy_from_slice(&partials[..m * n]);
+    for partial in partials[m * n..chunks * m * n].chunks(m * n) {
+        c.iter_mut().zip(partial).for_each(|(c, p)| *c += p);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(
+    a: &[f32],
+    op_a: Op,
+    b: &[f32],
+    op_b: Op,
+    c: &mut [f32],
+    (m, n, k): (usize, usize, usize),
+    accumulate: bool,
+    parallelism: Parallelism,
+) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     if m == 0 || n == 0 {
         return;
@@ -72,7 +134,7 @@ pub fn matmul(
             false,
             false,
             false,
-            Parallelism::Rayon(0),
+            parallelism,
         );
     }
 }
@@ -121,6 +183,21 @@ mod tests {
                 close(&c, &expected);
             }
         }
+    }
+
+    #[test]
+    fn chunked_transposed_product_matches_naive() {
+        let (rows, m, n) = (3 * REDUCTION_CHUNK + 17, 5, 3);
+        let a: Vec<f32> = (0..rows * m)
+            .map(|i| ((i % 97) as f32 * 0.01).sin())
+            .collect();
+        let b: Vec<f32> = (0..rows * n)
+            .map(|i| ((i % 89) as f32 * 0.02).cos())
+            .collect();
+        let expected = naive(&transpose(&a, rows, m), &b, m, n, rows);
+        let mut c = vec![0.0; m * n];
+        matmul_tn_chunked(&a, &b, &mut c, (rows, m, n), &mut Vec::new());
+        close(&c, &expected);
     }
 
     #[test]

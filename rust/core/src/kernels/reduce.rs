@@ -14,6 +14,26 @@ pub fn sum_rows(x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// [`sum_rows`] over many rows: fixed chunks summed in parallel, then added in chunk order, so the
+/// result does not depend on the thread count. `partials` is scratch kept by the caller.
+pub fn sum_rows_chunked(x: &[f32], out: &mut [f32], partials: &mut Vec<f32>) {
+    use rayon::prelude::*;
+    const ROWS: usize = 4096;
+    let width = out.len();
+    let chunks = (x.len() / width).div_ceil(ROWS);
+    if chunks <= 1 {
+        return sum_rows(x, out);
+    }
+    if partials.len() < chunks * width {
+        partials.resize(chunks * width, 0.0);
+    }
+    partials[..chunks * width]
+        .par_chunks_mut(width)
+        .zip(x.par_chunks(ROWS * width))
+        .for_each(|(partial, rows)| sum_rows(rows, partial));
+    sum_rows(&partials[..chunks * width], out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,8 +10,8 @@ use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::{col2im, im2col, Axis, Geometry, Padding};
-use crate::kernels::gemm::{matmul, Op};
-use crate::kernels::reduce::{broadcast_rows, sum_rows};
+use crate::kernels::gemm::{matmul, matmul_tn_chunked, Op};
+use crate::kernels::reduce::{broadcast_rows, sum_rows_chunked};
 use crate::regularizers::Regularizer;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,6 +45,8 @@ pub struct Conv {
     /// Pre-activations, kept for the activation's derivative.
     z: Vec<f32>,
     dcols: Vec<f32>,
+    /// Scratch for the chunked reductions of the weight gradients.
+    partials: Vec<f32>,
 }
 
 impl Conv {
@@ -120,6 +122,7 @@ impl Conv {
             cols: Vec::new(),
             z: Vec::new(),
             dcols: Vec::new(),
+            partials: Vec::new(),
         })
     }
 
@@ -208,19 +211,15 @@ impl Layer for Conv {
         let (d_kernel, d_bias) = grads.split_at_mut(self.kernel_len());
         // ∂kernel = colsᵀ · dz ; ∂bias = Σ_rows dz ; ∂cols = dz · kernelᵀ, scattered by col2im.
         let cols = &self.cols[..rows * field];
-        matmul(
+        matmul_tn_chunked(
             cols,
-            Op::T,
             dz,
-            Op::N,
             d_kernel,
-            field,
-            filters,
-            rows,
-            false,
+            (rows, field, filters),
+            &mut self.partials,
         );
         if self.spec.use_bias {
-            sum_rows(dz, d_bias);
+            sum_rows_chunked(dz, d_bias, &mut self.partials);
         }
         if let Some(dx) = dx {
             let kernel = &weights[..self.kernel_len()];
