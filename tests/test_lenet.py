@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pytest
+from threads import weights_after_fit
 
 import pynn
 from pynn.datasets import fashion_mnist
@@ -68,18 +69,13 @@ def test_conv_training_is_bit_identical_for_one_and_two_threads():
     x = rng.normal(size=(64, 32, 32, 1)).astype(np.float32)
     y = rng.integers(0, 10, size=64)
 
-    def train(threads):
-        pynn.config.set_num_threads(threads)
-        pynn.utils.set_random_seed(4)
+    def make_model():
         model = lenet()
         model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
-        model.fit(x, y, epochs=2, batch_size=32, verbose=0)
-        return model.get_weights()
+        return model
 
-    try:
-        one, two = train(1), train(2)
-    finally:
-        pynn.config.set_num_threads(0)
+    one = weights_after_fit(make_model, x, y, threads=1, epochs=2, batch_size=32)
+    two = weights_after_fit(make_model, x, y, threads=2, epochs=2, batch_size=32)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pynn import activations, initializers, regularizers
-from pynn.layers.layer import Layer
+from pynn.layers.kernel_layer import KernelLayer
 
 
 def standardize_tuple(value, rank: int, name: str) -> tuple[int, ...]:
@@ -30,7 +29,7 @@ def check_data_format(data_format) -> None:
         )
 
 
-class BaseConv(Layer):
+class BaseConv(KernelLayer):
     """What Conv1D and Conv2D share; `rank` is their number of spatial axes.
 
     Args:
@@ -75,7 +74,16 @@ class BaseConv(Layer):
         check_data_format(data_format)
         if groups != 1:
             raise ValueError(f"pynn supports groups=1 only. Received: groups={groups!r}")
-        super().__init__(**kwargs)
+        super().__init__(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            activity_regularizer,
+            **kwargs,
+        )
         self.filters = filters
         self.kernel_size = standardize_tuple(kernel_size, self.rank, "kernel_size")
         self.strides = standardize_tuple(strides, self.rank, "strides")
@@ -91,13 +99,6 @@ class BaseConv(Layer):
                 "`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
                 f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}"
             )
-        self.activation = getattr(activations, activations.get(activation))
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
 
     def spec(self):
         return {
@@ -107,22 +108,8 @@ class BaseConv(Layer):
             "strides": list(self.strides),
             "padding": self.padding,
             "dilation_rate": list(self.dilation_rate),
-            "activation": self.activation.__name__,
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer.spec(),
-            "bias_initializer": self.bias_initializer.spec(),
-            "kernel_regularizer": regularizers.spec(self.kernel_regularizer),
-            "bias_regularizer": regularizers.spec(self.bias_regularizer),
-            "activity_regularizer": regularizers.spec(self.activity_regularizer),
+            **self._weights_spec(),
         }
-
-    @property
-    def kernel(self):
-        return self.get_weights()[0]
-
-    @property
-    def bias(self):
-        return self.get_weights()[1] if self.use_bias else None
 
     def get_config(self):
         return {
@@ -133,8 +120,6 @@ class BaseConv(Layer):
             "padding": self.padding,
             "data_format": "channels_last",
             "dilation_rate": self.dilation_rate,
-            "activation": self.activation.__name__,
-            "use_bias": self.use_bias,
         }
 
 

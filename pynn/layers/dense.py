@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pynn import activations, initializers, regularizers
-from pynn.layers.layer import Layer
+from pynn.layers.kernel_layer import KernelLayer
 
 
-class Dense(Layer):
+class Dense(KernelLayer):
     """A fully connected layer.
 
     Args:
@@ -39,49 +38,20 @@ class Dense(Layer):
                 "Received an invalid value for `units`, expected a positive integer. "
                 f"Received: units={units!r}"
             )
-        super().__init__(**kwargs)
+        super().__init__(
+            activation,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
+            kernel_regularizer,
+            bias_regularizer,
+            activity_regularizer,
+            **kwargs,
+        )
         self.units = units
-        self.activation = getattr(activations, activations.get(activation))
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.activity_regularizer = regularizers.get(activity_regularizer)
 
     def spec(self):
-        return {
-            "kind": "dense",
-            "units": self.units,
-            "activation": self.activation.__name__,
-            "use_bias": self.use_bias,
-            "kernel_initializer": self.kernel_initializer.spec(),
-            "bias_initializer": self.bias_initializer.spec(),
-            "kernel_regularizer": regularizers.spec(self.kernel_regularizer),
-            "bias_regularizer": regularizers.spec(self.bias_regularizer),
-            "activity_regularizer": regularizers.spec(self.activity_regularizer),
-        }
-
-    @property
-    def kernel(self):
-        return self.get_weights()[0]
-
-    @property
-    def bias(self):
-        return self.get_weights()[1] if self.use_bias else None
+        return {"kind": "dense", "units": self.units, **self._weights_spec()}
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "units": self.units,
-            "activation": self.activation.__name__,
-            "use_bias": self.use_bias,
-            "kernel_initializer": {
-                "class_name": type(self.kernel_initializer).__name__,
-                "config": self.kernel_initializer.get_config(),
-            },
-            "bias_initializer": {
-                "class_name": type(self.bias_initializer).__name__,
-                "config": self.bias_initializer.get_config(),
-            },
-        }
+        return {**super().get_config(), "units": self.units}

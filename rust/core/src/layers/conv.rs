@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ensure_len, kernel_bias_penalty, Layer};
+use super::kernel_bias::KernelBias;
+use super::{ensure_len, Layer};
 use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
@@ -37,8 +38,8 @@ pub struct ConvSpec {
 
 pub struct Conv {
     spec: ConvSpec,
+    weights: KernelBias,
     geometry: Geometry,
-    kernel_shape: Vec<usize>,
     output_shape: Vec<usize>,
     /// The last batch's im2col rows, kept for the kernel's gradient.
     cols: Vec<f32>,
@@ -114,10 +115,18 @@ impl Conv {
             vec![rows.output, cols.output]
         };
         output_shape.push(spec.filters);
+        let weights = KernelBias {
+            kernel_shape,
+            bias: spec.use_bias.then_some(spec.filters),
+            kernel_initializer: spec.kernel_initializer.clone(),
+            bias_initializer: spec.bias_initializer.clone(),
+            kernel_regularizer: spec.kernel_regularizer,
+            bias_regularizer: spec.bias_regularizer,
+        };
         Ok(Conv {
             spec,
+            weights,
             geometry,
-            kernel_shape,
             output_shape,
             cols: Vec::new(),
             z: Vec::new(),
@@ -127,7 +136,7 @@ impl Conv {
     }
 
     fn kernel_len(&self) -> usize {
-        self.geometry.field() * self.spec.filters
+        self.weights.kernel_len()
     }
 }
 
@@ -137,29 +146,15 @@ impl Layer for Conv {
     }
 
     fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        let mut shapes = vec![self.kernel_shape.clone()];
-        if self.spec.use_bias {
-            shapes.push(vec![self.spec.filters]);
-        }
-        shapes
+        self.weights.shapes()
     }
 
     fn init_weights(&self, weights: &mut [f32]) -> Result<()> {
-        let (kernel, bias) = weights.split_at_mut(self.kernel_len());
-        self.spec
-            .kernel_initializer
-            .fill(&self.kernel_shape, kernel)?;
-        if self.spec.use_bias {
-            self.spec
-                .bias_initializer
-                .fill(&[self.spec.filters], bias)?;
-        }
-        Ok(())
+        self.weights.init(weights)
     }
 
     fn weight_penalty(&self, weights: &[f32], grads: Option<&mut [f32]>) -> f64 {
-        let (kernel, bias) = (self.spec.kernel_regularizer, self.spec.bias_regularizer);
-        kernel_bias_penalty(kernel, bias, weights, self.kernel_len(), grads)
+        self.weights.penalty(weights, grads)
     }
 
     fn activity_regularizer(&self) -> Option<Regularizer> {

@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ensure_len, kernel_bias_penalty, Layer};
+use super::kernel_bias::KernelBias;
+use super::{ensure_len, Layer};
 use crate::error::{CoreError, Result};
 use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::kernels::activation::Activation;
@@ -50,6 +51,7 @@ impl DenseSpec {
 
 pub struct Dense {
     spec: DenseSpec,
+    weights: KernelBias,
     inputs: usize,
     /// Rows per sample: the product of the input's axes before the last.
     rows_per_sample: usize,
@@ -72,7 +74,16 @@ impl Dense {
         }
         let mut output_shape = leading.to_vec();
         output_shape.push(spec.units);
+        let weights = KernelBias {
+            kernel_shape: vec![inputs, spec.units],
+            bias: spec.use_bias.then_some(spec.units),
+            kernel_initializer: spec.kernel_initializer.clone(),
+            bias_initializer: spec.bias_initializer.clone(),
+            kernel_regularizer: spec.kernel_regularizer,
+            bias_regularizer: spec.bias_regularizer,
+        };
         Ok(Dense {
+            weights,
             rows_per_sample: leading.iter().product(),
             inputs,
             output_shape,
@@ -82,7 +93,7 @@ impl Dense {
     }
 
     fn kernel_len(&self) -> usize {
-        self.inputs * self.spec.units
+        self.weights.kernel_len()
     }
 }
 
@@ -109,27 +120,15 @@ impl Layer for Dense {
     }
 
     fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        let mut shapes = vec![vec![self.inputs, self.spec.units]];
-        if self.spec.use_bias {
-            shapes.push(vec![self.spec.units]);
-        }
-        shapes
+        self.weights.shapes()
     }
 
     fn init_weights(&self, weights: &mut [f32]) -> Result<()> {
-        let (kernel, bias) = weights.split_at_mut(self.kernel_len());
-        self.spec
-            .kernel_initializer
-            .fill(&[self.inputs, self.spec.units], kernel)?;
-        if self.spec.use_bias {
-            self.spec.bias_initializer.fill(&[self.spec.units], bias)?;
-        }
-        Ok(())
+        self.weights.init(weights)
     }
 
     fn weight_penalty(&self, weights: &[f32], grads: Option<&mut [f32]>) -> f64 {
-        let (kernel, bias) = (self.spec.kernel_regularizer, self.spec.bias_regularizer);
-        kernel_bias_penalty(kernel, bias, weights, self.kernel_len(), grads)
+        self.weights.penalty(weights, grads)
     }
 
     fn activity_regularizer(&self) -> Option<Regularizer> {

@@ -115,14 +115,6 @@ impl Layer for Dropout {
         &self.shape
     }
 
-    fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        Vec::new()
-    }
-
-    fn init_weights(&self, _: &mut [f32]) -> Result<()> {
-        Ok(())
-    }
-
     fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool) {
         self.masked = training && self.rate > 0.0;
         if !self.masked {

@@ -7,6 +7,7 @@
 mod conv;
 mod dense;
 mod dropout;
+mod kernel_bias;
 mod pooling;
 mod reshape;
 
@@ -48,11 +49,16 @@ pub trait Layer: Send + Sync {
     /// The per-sample shape of the output.
     fn output_shape(&self) -> &[usize];
 
-    /// The shapes of this layer's weights, in Keras's order (e.g. kernel, then bias).
-    fn weight_shapes(&self) -> Vec<Vec<usize>>;
+    /// The shapes of this layer's weights, in Keras's order (e.g. kernel, then bias); none by
+    /// default.
+    fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        Vec::new()
+    }
 
     /// Writes initial values into this layer's range of the weight buffer.
-    fn init_weights(&self, weights: &mut [f32]) -> Result<()>;
+    fn init_weights(&self, _weights: &mut [f32]) -> Result<()> {
+        Ok(())
+    }
 
     /// The penalty of this layer's weight regularizers; with `grads`, adds its gradient there.
     fn weight_penalty(&self, _weights: &[f32], _grads: Option<&mut [f32]>) -> f64 {
@@ -95,23 +101,4 @@ pub(crate) fn ensure_len_u32(buffer: &mut Vec<u32>, len: usize) {
     if buffer.len() < len {
         buffer.resize(len, 0);
     }
-}
-
-/// The penalties of a kernel (`weights[..split]`) and a bias (`weights[split..]`); with
-/// `grads`, adds their gradients there.
-pub(crate) fn kernel_bias_penalty(
-    kernel: Option<Regularizer>,
-    bias: Option<Regularizer>,
-    weights: &[f32],
-    split: usize,
-    mut grads: Option<&mut [f32]>,
-) -> f64 {
-    let mut total = 0.0;
-    for (regularizer, range) in [(kernel, 0..split), (bias, split..weights.len())] {
-        if let Some(regularizer) = regularizer {
-            let grad = grads.as_deref_mut().map(|g| &mut g[range.clone()]);
-            total += regularizer.apply(&weights[range], 1.0, grad);
-        }
-    }
-    total
 }

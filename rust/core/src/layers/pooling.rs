@@ -106,14 +106,6 @@ impl Layer for Pool {
         &self.output_shape
     }
 
-    fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        Vec::new()
-    }
-
-    fn init_weights(&self, _: &mut [f32]) -> Result<()> {
-        Ok(())
-    }
-
     fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], _: usize, _: bool) {
         super::ensure_len_u32(&mut self.argmax, y.len());
         pool::forward(x, &self.geometry, self.kind, y, &mut self.argmax[..y.len()]);

@@ -54,14 +54,6 @@ impl Layer for Reshape {
         &self.output_shape
     }
 
-    fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        Vec::new()
-    }
-
-    fn init_weights(&self, _: &mut [f32]) -> Result<()> {
-        Ok(())
-    }
-
     fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], _: usize, _: bool) {
         y.copy_from_slice(x);
     }
