@@ -76,6 +76,18 @@ impl Axis {
         })
     }
 
+    /// The input positions covered by output `o`'s window, padding left out (dilation 1, as
+    /// pooling windows are).
+    #[inline]
+    pub fn window(&self, o: usize) -> std::ops::Range<usize> {
+        let start = o * self.stride;
+        let first = start.saturating_sub(self.pad_before);
+        let end = (start + self.kernel)
+            .saturating_sub(self.pad_before)
+            .min(self.input);
+        first..end.max(first)
+    }
+
     /// The input position read by output `o` at kernel tap `k`, or `None` in the padding.
     #[inline]
     pub fn source(&self, o: usize, k: usize) -> Option<usize> {

@@ -19,15 +19,11 @@ fn output_size(g: &Geometry) -> usize {
     g.pixels() * g.channels
 }
 
-/// The input positions (pixel indices) a window reads, padding left out.
-fn window(g: &Geometry, oy: usize, ox: usize) -> impl Iterator<Item = usize> + '_ {
-    (0..g.rows.kernel)
-        .filter_map(move |ky| g.rows.source(oy, ky))
-        .flat_map(move |iy| {
-            (0..g.cols.kernel)
-                .filter_map(move |kx| g.cols.source(ox, kx))
-                .map(move |ix| iy * g.cols.input + ix)
-        })
+/// The input pixels (row-major indices) a window reads, padding left out, and how many.
+/// Plain ranges, not an iterator chain: this loop is pooling's whole cost.
+#[inline]
+fn window(g: &Geometry, oy: usize, ox: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+    (g.rows.window(oy), g.cols.window(ox))
 }
 
 /// `y` = the pool of each window of `x`; for max pooling `argmax` records, per output value,
@@ -49,24 +45,28 @@ fn forward_image(image: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], arg
             match kind {
                 PoolKind::Max => {
                     y.fill(f32::NEG_INFINITY);
-                    for pixel in window(g, oy, ox) {
-                        for ch in 0..c {
-                            let v = image[pixel * c + ch];
-                            if v > y[ch] {
-                                y[ch] = v;
-                                argmax[ch] = (pixel * c + ch) as u32;
+                    let (rows, cols) = window(g, oy, ox);
+                    for iy in rows {
+                        for pixel in iy * g.cols.input + cols.start..iy * g.cols.input + cols.end {
+                            let values = &image[pixel * c..(pixel + 1) * c];
+                            for (ch, &v) in values.iter().enumerate() {
+                                if v > y[ch] {
+                                    y[ch] = v;
+                                    argmax[ch] = (pixel * c + ch) as u32;
+                                }
                             }
                         }
                     }
                 }
                 PoolKind::Average => {
                     y.fill(0.0);
-                    let mut count = 0;
-                    for pixel in window(g, oy, ox) {
-                        count += 1;
-                        y.iter_mut()
-                            .zip(&image[pixel * c..(pixel + 1) * c])
-                            .for_each(|(s, v)| *s += v);
+                    let (rows, cols) = window(g, oy, ox);
+                    let count = rows.len() * cols.len();
+                    for iy in rows {
+                        let first = (iy * g.cols.input + cols.start) * c;
+                        for values in image[first..first + cols.len() * c].chunks(c) {
+                            y.iter_mut().zip(values).for_each(|(s, v)| *s += v);
+                        }
                     }
                     y.iter_mut().for_each(|s| *s /= count as f32);
                 }
@@ -97,12 +97,15 @@ fn backward_image(dy: &[f32], g: &Geometry, kind: PoolKind, argmax: &[u32], dx: 
             for oy in 0..g.rows.output {
                 for ox in 0..g.cols.output {
                     let at = (oy * g.cols.output + ox) * c;
-                    let count = window(g, oy, ox).count() as f32;
-                    for pixel in window(g, oy, ox) {
-                        dx[pixel * c..(pixel + 1) * c]
-                            .iter_mut()
-                            .zip(&dy[at..at + c])
-                            .for_each(|(d, g)| *d += g / count);
+                    let (rows, cols) = window(g, oy, ox);
+                    let count = (rows.len() * cols.len()) as f32;
+                    for iy in rows {
+                        let first = (iy * g.cols.input + cols.start) * c;
+                        for d in dx[first..first + cols.len() * c].chunks_mut(c) {
+                            d.iter_mut()
+                                .zip(&dy[at..at + c])
+                                .for_each(|(d, g)| *d += g / count);
+                        }
                     }
                 }
             }
