@@ -1,114 +1,168 @@
-"""The seed's workloads timed in pynn and, where installed, in Keras and PyTorch, in one run.
+"""The seed's workloads timed in pynn and, where installed, in Keras and PyTorch.
 
-    python benches/compare.py [--workload iris|lenet] [--threads N] [--repeats R]
+    python benches/compare.py [--workloads w1,w2,w3] [--threads N] [--repeats R] [--json FILE]
+    python benches/compare.py --quick      # pynn only, reduced sizes: a smoke test, no timing
 
-Workload "iris": section 4.5's 4-256-256-256-3 network, Adam, batch 30, 100 epochs on the 150 iris
-samples (standardized). Workload "lenet": section 6.2.2's LeNet-5, Adam, batch 128, one epoch on
-Fashion-MNIST's 60,000 training images (needs the data, see pynn.datasets.fashion_mnist).
-Each framework trains from its own initial weights; what is compared is the wall time of `fit`
-(median of the repeats) and the final training loss, which should be of the same order. Ratios
-are against pynn measured in the same run.
+Each measurement runs in a fresh process (so imports, memory and thread pools do not leak from
+one framework into another), frameworks alternate within each repeat, and the table shows
+medians with ratios against pynn from the same run.
+
+- W1: section 4.5's iris MLP 4-256-256-256-3, Adam, batch 30, 100 epochs, validation_split 0.3:
+  seconds of `fit`.
+- W2: section 6.2.2's LeNet-5 on Fashion-MNIST (32x32 padded), Adam, batch 128: seconds per
+  epoch; inference images/s at batch 1000; peak RSS of the process.
+- W3: Conv2D 3x3 "same", batch 64, 32x32x16 -> 32 filters, bias + relu: forward GFLOP/s and
+  forward + backward GFLOP/s.
+
+Keras runs on TensorFlow (`pip install keras tensorflow-cpu`); PyTorch is optional. Peers are
+never dependencies of pynn; install them in a separate virtual environment.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
 
+FRAMEWORKS = ("pynn", "keras", "torch")
+W3_SHAPE = (64, 32, 32, 16, 32)  # batch, height, width, in channels, filters
+
+
+# --- data ---
+
 
 def iris_data():
     from pynn.datasets import iris
-    from pynn.utils import to_categorical
 
     x, labels = iris.load_data()
+    order = np.random.default_rng(0).permutation(len(x))
+    x, labels = x[order], labels[order]
     x = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
-    return x.astype(np.float32), to_categorical(labels).astype(np.float32)
+    return x.astype(np.float32), np.eye(3, dtype=np.float32)[labels]
 
 
-def lenet_data():
+def lenet_data(quick):
     from pynn.datasets import fashion_mnist
     from pynn.examples.lenet import prepare
 
-    (x, y), _ = fashion_mnist.load_data()
-    return prepare(x), y.astype(np.int64)
+    (x, y), (x_test, _) = fashion_mnist.load_data()
+    n = 2048 if quick else len(x)
+    return prepare(x[:n]), y[:n].astype(np.int64), prepare(x_test[: 1000 if quick else 10000])
 
 
-def lenet_layers(layers):
-    """The LeNet-5 stack in a Keras-like `layers` module (pynn's or Keras's)."""
-    return [
-        layers.Conv2D(6, 5, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Conv2D(16, 5, activation="relu"),
-        layers.MaxPooling2D(2),
-        layers.Flatten(),
-        layers.Dense(120, activation="relu"),
-        layers.Dense(84, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ]
+# --- models, the same in each framework ---
 
 
-def time_pynn_lenet(x, y, epochs):
-    import pynn
-
-    pynn.utils.set_random_seed(0)
-    model = pynn.Sequential([pynn.Input(shape=(32, 32, 1))] + lenet_layers(pynn.layers))
-    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
-    start = time.perf_counter()
-    history = model.fit(x, y, epochs=epochs, batch_size=128, verbose=0)
-    return time.perf_counter() - start, history.history["loss"][-1]
+def mlp(lib):
+    layers = [lib.layers.Dense(256, activation="relu") for _ in range(3)]
+    return lib.Sequential(
+        [lib.Input(shape=(4,))] + layers + [lib.layers.Dense(3, activation="softmax")]
+    )
 
 
-def time_keras_lenet(x, y, epochs):
+def lenet(lib):
+    L = lib.layers
+    return lib.Sequential(
+        [
+            lib.Input(shape=(32, 32, 1)),
+            L.Conv2D(6, 5, activation="relu"),
+            L.MaxPooling2D(2),
+            L.Conv2D(16, 5, activation="relu"),
+            L.MaxPooling2D(2),
+            L.Flatten(),
+            L.Dense(120, activation="relu"),
+            L.Dense(84, activation="relu"),
+            L.Dense(10, activation="softmax"),
+        ]
+    )
+
+
+def keras_like(framework):
+    if framework == "pynn":
+        import pynn
+
+        pynn.utils.set_random_seed(0)
+        return pynn
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input(shape=(32, 32, 1))] + lenet_layers(keras.layers))
+    return keras
+
+
+# --- one measurement, in its own process ---
+
+
+def run_w1(framework, quick):
+    x, y = iris_data()
+    epochs = 5 if quick else 100
+    if framework == "torch":
+        return {"fit_s": torch_mlp_fit(x, y, epochs)}
+    lib = keras_like(framework)
+    model = mlp(lib)
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(x, y, epochs=epochs, batch_size=30, validation_split=0.3, verbose=0)
+    return {"fit_s": time.perf_counter() - start}
+
+
+def run_w2(framework, quick):
+    if framework == "torch":
+        raise ImportError("W2 is not written for PyTorch yet")
+    x, y, x_test = lenet_data(quick)
+    lib = keras_like(framework)
+    model = lenet(lib)
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    model.fit(x[:256], y[:256], epochs=1, batch_size=128, verbose=0)  # warm-up
     start = time.perf_counter()
-    history = model.fit(x, y, epochs=epochs, batch_size=128, verbose=0)
-    return time.perf_counter() - start, history.history["loss"][-1]
+    model.fit(x, y, epochs=1, batch_size=128, verbose=0)
+    epoch = time.perf_counter() - start
+    start = time.perf_counter()
+    model.predict(x_test, batch_size=1000, verbose=0)
+    images_per_s = len(x_test) / (time.perf_counter() - start)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"epoch_s": epoch, "inference_images_per_s": images_per_s, "peak_rss_mib": rss}
 
 
-def time_pynn(x, y, epochs):
-    import pynn
-
-    pynn.utils.set_random_seed(0)
-    model = pynn.Sequential(
-        [pynn.Input(shape=(4,))]
-        + [pynn.layers.Dense(256, activation="relu") for _ in range(3)]
-        + [pynn.layers.Dense(3, activation="softmax")]
+def run_w3(framework, quick):
+    if framework == "torch":
+        raise ImportError("W3 is not written for PyTorch yet")
+    batch, h, w, c, f = W3_SHAPE
+    lib = keras_like(framework)
+    model = lib.Sequential(
+        [lib.Input(shape=(h, w, c)), lib.layers.Conv2D(f, 3, padding="same", activation="relu")]
     )
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.compile(loss="mse", optimizer=lib.optimizers.SGD(learning_rate=0.0))
+    x = np.random.default_rng(0).normal(size=(batch, h, w, c)).astype(np.float32)
+    y = np.zeros((batch, h, w, f), np.float32)
+    flops = 2 * batch * h * w * 9 * c * f
+    repeats = 2 if quick else 20
+    model.predict_on_batch(x)
     start = time.perf_counter()
-    history = model.fit(x, y, epochs=epochs, batch_size=30, verbose=0)
-    return time.perf_counter() - start, history.history["loss"][-1]
-
-
-def time_keras(x, y, epochs):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [keras.Input(shape=(4,))]
-        + [keras.layers.Dense(256, activation="relu") for _ in range(3)]
-        + [keras.layers.Dense(3, activation="softmax")]
-    )
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    for _ in range(repeats):
+        model.predict_on_batch(x)
+    forward = (time.perf_counter() - start) / repeats
+    model.train_on_batch(x, y)
     start = time.perf_counter()
-    history = model.fit(x, y, epochs=epochs, batch_size=30, verbose=0)
-    return time.perf_counter() - start, history.history["loss"][-1]
+    for _ in range(repeats):
+        model.train_on_batch(x, y)
+    step = (time.perf_counter() - start) / repeats
+    # A training step is one forward and a backward of about twice its work.
+    return {"forward_gflops": flops / forward / 1e9, "train_gflops": 3 * flops / step / 1e9}
 
 
-def time_torch(x, y, epochs):
+def torch_mlp_fit(x, y, epochs):
     import torch
 
     torch.manual_seed(0)
+    split = int(len(x) * 0.7)
     layers, width = [], 4
     for _ in range(3):
         layers += [torch.nn.Linear(width, 256), torch.nn.ReLU()]
@@ -119,64 +173,83 @@ def time_torch(x, y, epochs):
     loss_fn = torch.nn.CrossEntropyLoss()
     start = time.perf_counter()
     for _ in range(epochs):
-        order = torch.randperm(len(xt))
-        total = 0.0
-        for i in range(0, len(xt), 30):
+        order = torch.randperm(split)
+        for i in range(0, split, 30):
             idx = order[i : i + 30]
             optimizer.zero_grad()
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(idx)
-    return time.perf_counter() - start, total / len(xt)
+        with torch.no_grad():
+            loss_fn(model(xt[split:]), yt[split:])
+    return time.perf_counter() - start
+
+
+RUNNERS = {"w1": run_w1, "w2": run_w2, "w3": run_w3}
+
+
+def child(framework, workload, threads, quick):
+    os.environ["PYNN_NUM_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
+    os.environ["TF_NUM_INTEROP_THREADS"] = "1"
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        print(json.dumps(RUNNERS[workload](framework, quick)))
+    except ImportError as error:
+        print(json.dumps({"unavailable": str(error)}))
+
+
+def measure(framework, workload, threads, quick):
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", framework, workload, "--threads", str(threads)]
+        + (["--quick"] if quick else []),
+        capture_output=True,
+        text=True,
+    )
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 or not lines:
+        raise RuntimeError(f"{framework} {workload} failed:\n{out.stderr[-2000:]}")
+    return json.loads(lines[-1])
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--threads", type=int, default=0, help="0: all cores")
+    parser.add_argument("--workloads", default="w1,w2,w3")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workload", choices=("iris", "lenet"), default="iris")
-    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"))
     args = parser.parse_args()
+    if args.child:
+        return child(*args.child, args.threads, args.quick)
 
-    import pynn
-
-    pynn.config.set_num_threads(args.threads)
-    threads = pynn.config.get_num_threads()
-    # TensorFlow reads its pool sizes from the environment when it starts.
-    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
-    if args.workload == "iris":
-        x, y = iris_data()
-        epochs = args.epochs or 100
-        runners = (("pynn", time_pynn), ("keras", time_keras), ("torch", time_torch))
-        what = "4-256-256-256-3, Adam, batch 30"
-    else:
-        x, y = lenet_data()
-        epochs = args.epochs or 1
-        runners = (("pynn", time_pynn_lenet), ("keras", time_keras_lenet))
-        what = "LeNet-5 on 60,000 Fashion-MNIST images, Adam, batch 128"
-    print(
-        f"workload {args.workload}: {what}, {epochs} epoch(s), {threads} thread(s), "
-        f"median of {args.repeats}"
-    )
+    frameworks = ("pynn",) if args.quick else FRAMEWORKS
+    repeats = 1 if args.quick else args.repeats
     results = {}
-    for name, run in runners:
-        try:
-            runs = [run(x, y, epochs) for _ in range(args.repeats)]
-        except ImportError:
-            print(f"{name:>6}: not installed")
-            continue
-        seconds = statistics.median(r[0] for r in runs)
-        results[name] = seconds
-        ratio = seconds / results["pynn"]
-        print(f"{name:>6}: {seconds:7.3f} s  ({ratio:5.2f}x pynn)  final loss {runs[-1][1]:.4f}")
+    for workload in args.workloads.split(","):
+        for _ in range(repeats):
+            for framework in frameworks:
+                runs = results.setdefault(workload, {}).setdefault(framework, [])
+                runs.append(measure(framework, workload, args.threads, args.quick))
+    print(f"| workload | metric | {' | '.join(frameworks)} | (ratios to pynn) |")
+    print("|---|---|" + "---|" * (len(frameworks) + 1))
+    for workload, by_framework in results.items():
+        metrics = [k for k in by_framework["pynn"][0]]
+        for metric in metrics:
+            medians = {}
+            for framework, runs in by_framework.items():
+                values = [r[metric] for r in runs if metric in r]
+                medians[framework] = statistics.median(values) if values else None
+            cells = [f"{v:.3g}" if v is not None else "n/a" for v in medians.values()]
+            ratios = [f"{v / medians['pynn']:.2f}" if v else "n/a" for v in medians.values()]
+            print(f"| {workload} | {metric} | {' | '.join(cells)} | {' / '.join(ratios)} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":
