@@ -192,11 +192,11 @@ def child(framework, workload, threads, quick):
     os.environ["PYNN_NUM_THREADS"] = str(threads)
     os.environ["TF_NUM_INTRAOP_THREADS"] = str(threads)
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
-    if framework == "torch":
-        import torch
-
-        torch.set_num_threads(threads)
     try:
+        if framework == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
         print(json.dumps(RUNNERS[workload](framework, quick)))
     except ImportError as error:
         print(json.dumps({"unavailable": str(error)}))
