@@ -1,10 +1,9 @@
 //! Convolution lowered onto the GEMM: `im2col` gathers each output pixel's receptive field into
 //! one row (ordered kh, kw, c like the kernel `(kh, kw, c, f)`), so the forward pass is
 //! `cols · kernel` and the output is already NHWC; `col2im` scatters the rows' gradients back.
-//! 1D convolutions are 2D ones with a height of 1. Images are split across threads; within an
-//! image the order is fixed, so results do not depend on the thread count.
+//! 1D convolutions are 2D ones with a height of 1. These functions run on the calling thread;
+//! the convolution layer splits whole images across threads around them.
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CoreError, Result};
@@ -120,11 +119,11 @@ impl Geometry {
     }
 }
 
-/// Fills `cols` (`batch · pixels × field`) with every output pixel's receptive field.
+/// Fills `cols` (`images · pixels × field`) with every output pixel's receptive field.
 pub fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
     let per_image = g.pixels() * g.field();
-    cols.par_chunks_mut(per_image)
-        .zip(x.par_chunks(g.input_size()))
+    cols.chunks_mut(per_image)
+        .zip(x.chunks(g.input_size()))
         .for_each(|(cols, image)| im2col_image(image, g, cols));
 }
 
@@ -174,8 +173,8 @@ fn gather_taps(image: &[f32], g: &Geometry, iy: usize, ox: usize, dst: &mut [f32
 /// each input receives the sum over the receptive fields it appears in.
 pub fn col2im(dcols: &[f32], g: &Geometry, dx: &mut [f32]) {
     let per_image = g.pixels() * g.field();
-    dx.par_chunks_mut(g.input_size())
-        .zip(dcols.par_chunks(per_image))
+    dx.chunks_mut(g.input_size())
+        .zip(dcols.chunks(per_image))
         .for_each(|(image, dcols)| col2im_image(dcols, g, image));
 }
 

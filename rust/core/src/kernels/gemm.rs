@@ -50,6 +50,32 @@ pub fn matmul(
     );
 }
 
+/// [`matmul`] on the calling thread only, for callers that split the work across threads
+/// themselves.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_single_thread(
+    a: &[f32],
+    op_a: Op,
+    b: &[f32],
+    op_b: Op,
+    c: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+) {
+    product(
+        a,
+        op_a,
+        b,
+        op_b,
+        c,
+        (m, n, k),
+        accumulate,
+        Parallelism::None,
+    );
+}
+
 /// Rows of the reduction handled by one task in [`matmul_tn_chunked`].
 const REDUCTION_CHUNK: usize = 4096;
 

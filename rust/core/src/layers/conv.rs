@@ -3,6 +3,7 @@
 //! the kernel `(k, in, filters)` or `(kh, kw, in, filters)` followed by the bias `(filters,)`.
 //! A 1D convolution runs as a 2D one of height 1; both kernel layouts are then the same memory.
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kernel_bias::KernelBias;
@@ -11,9 +12,15 @@ use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::{col2im, im2col, Axis, Geometry, Padding};
-use crate::kernels::gemm::{matmul, matmul_tn_chunked, Op};
+use crate::kernels::gemm::{matmul_single_thread, matmul_tn_chunked, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows_chunked};
 use crate::regularizers::Regularizer;
+
+/// The im2col rows one task produces and multiplies at once: few enough to stay in cache
+/// between the two, enough for an efficient product. Tiles hold whole images, so the input
+/// gradients of two tiles never overlap; their size depends on the layer only, never on the
+/// thread count.
+const TILE_ROWS: usize = 512;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +145,11 @@ impl Conv {
     fn kernel_len(&self) -> usize {
         self.weights.kernel_len()
     }
+
+    /// Images per tile: whole images, about [`TILE_ROWS`] im2col rows.
+    fn tile_images(&self) -> usize {
+        (TILE_ROWS / self.geometry.pixels()).max(1)
+    }
 }
 
 impl Layer for Conv {
@@ -165,25 +177,33 @@ impl Layer for Conv {
         let g = self.geometry;
         let (rows, field, filters) = (batch * g.pixels(), g.field(), self.spec.filters);
         let (kernel, bias) = weights.split_at(self.kernel_len());
+        let use_bias = self.spec.use_bias;
         ensure_len(&mut self.cols, rows * field);
-        let cols = &mut self.cols[..rows * field];
-        im2col(x, &g, cols);
         ensure_len(&mut self.z, rows * filters);
-        let z = &mut self.z[..rows * filters];
-        if self.spec.use_bias {
-            broadcast_rows(bias, z);
-        }
-        matmul(
-            cols,
-            Op::N,
-            kernel,
-            Op::N,
-            z,
-            rows,
-            filters,
-            field,
-            self.spec.use_bias,
-        );
+        let images = self.tile_images();
+        let cols = self.cols[..rows * field].par_chunks_mut(images * g.pixels() * field);
+        let z = self.z[..rows * filters].par_chunks_mut(images * g.pixels() * filters);
+        let x = x.par_chunks(images * g.input_size());
+        cols.zip(z).zip(x).for_each(|((cols, z), x)| {
+            // The tile's rows are still in cache when the product reads them.
+            im2col(x, &g, cols);
+            if use_bias {
+                broadcast_rows(bias, z);
+            }
+            let rows = z.len() / filters;
+            matmul_single_thread(
+                cols,
+                Op::N,
+                kernel,
+                Op::N,
+                z,
+                rows,
+                filters,
+                field,
+                use_bias,
+            );
+        });
+        let z = &self.z[..rows * filters];
         self.spec.activation.forward(z, y, filters);
     }
 
@@ -203,25 +223,28 @@ impl Layer for Conv {
         self.spec
             .activation
             .backward(&self.z[..rows * filters], y, dz, filters);
+        let dz: &[f32] = dz;
         let (d_kernel, d_bias) = grads.split_at_mut(self.kernel_len());
         // ∂kernel = colsᵀ · dz ; ∂bias = Σ_rows dz ; ∂cols = dz · kernelᵀ, scattered by col2im.
         let cols = &self.cols[..rows * field];
-        matmul_tn_chunked(
-            cols,
-            dz,
-            d_kernel,
-            (rows, field, filters),
-            &mut self.partials,
-        );
+        let dims = (rows, field, filters);
+        matmul_tn_chunked(cols, dz, d_kernel, dims, &mut self.partials);
         if self.spec.use_bias {
             sum_rows_chunked(dz, d_bias, &mut self.partials);
         }
         if let Some(dx) = dx {
             let kernel = &weights[..self.kernel_len()];
+            let images = self.tile_images();
             ensure_len(&mut self.dcols, rows * field);
-            let dcols = &mut self.dcols[..rows * field];
-            matmul(dz, Op::N, kernel, Op::T, dcols, rows, field, filters, false);
-            col2im(dcols, &g, dx);
+            let dcols = self.dcols[..rows * field].par_chunks_mut(images * g.pixels() * field);
+            let dz = dz.par_chunks(images * g.pixels() * filters);
+            let dx = dx.par_chunks_mut(images * g.input_size());
+            // Tiles hold whole images, so no two tasks scatter into the same input.
+            dcols.zip(dz).zip(dx).for_each(|((dcols, dz), dx)| {
+                let rows = dz.len() / filters;
+                matmul_single_thread(dz, Op::N, kernel, Op::T, dcols, rows, field, filters, false);
+                col2im(dcols, &g, dx);
+            });
         }
     }
 }
