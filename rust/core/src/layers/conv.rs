@@ -22,6 +22,11 @@ use crate::regularizers::Regularizer;
 /// thread count.
 const TILE_ROWS: usize = 512;
 
+thread_local! {
+    /// Per-thread im2col rows for inference, grown to the largest tile seen and reused.
+    static TILE_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConvSpec {
@@ -173,19 +178,17 @@ impl Layer for Conv {
         self.spec.activity_regularizer
     }
 
-    fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, _: bool) {
+    fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool) {
         let g = self.geometry;
         let (rows, field, filters) = (batch * g.pixels(), g.field(), self.spec.filters);
         let (kernel, bias) = weights.split_at(self.kernel_len());
         let use_bias = self.spec.use_bias;
-        ensure_len(&mut self.cols, rows * field);
         ensure_len(&mut self.z, rows * filters);
         let images = self.tile_images();
-        let cols = self.cols[..rows * field].par_chunks_mut(images * g.pixels() * field);
         let z = self.z[..rows * filters].par_chunks_mut(images * g.pixels() * filters);
         let x = x.par_chunks(images * g.input_size());
-        cols.zip(z).zip(x).for_each(|((cols, z), x)| {
-            // The tile's rows are still in cache when the product reads them.
+        // The tile's rows are still in cache when the product reads them.
+        let tile = |cols: &mut [f32], z: &mut [f32], x: &[f32]| {
             im2col(x, &g, cols);
             if use_bias {
                 broadcast_rows(bias, z);
@@ -202,7 +205,24 @@ impl Layer for Conv {
                 field,
                 use_bias,
             );
-        });
+        };
+        if training {
+            // Backward needs every row for the kernel's gradient: keep them all.
+            ensure_len(&mut self.cols, rows * field);
+            let cols = self.cols[..rows * field].par_chunks_mut(images * g.pixels() * field);
+            cols.zip(z)
+                .zip(x)
+                .for_each(|((cols, z), x)| tile(cols, z, x));
+        } else {
+            // Inference keeps no rows: each thread reuses its own tile-sized scratch.
+            z.zip(x).for_each(|(z, x)| {
+                TILE_SCRATCH.with_borrow_mut(|scratch| {
+                    let len = z.len() / filters * field;
+                    ensure_len(scratch, len);
+                    tile(&mut scratch[..len], z, x);
+                })
+            });
+        }
         let z = &self.z[..rows * filters];
         self.spec.activation.forward(z, y, filters);
     }
