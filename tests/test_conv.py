@@ -395,3 +395,19 @@ def test_conv_fit_matches_keras(name):
     for ours, theirs in zip(model.get_weights(), golden["final_weights"]):
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model.predict(x, verbose=0), golden["predict"], rtol=1e-4, atol=1e-5)
+
+
+def test_single_channel_conv_gradients_match_finite_differences():
+    """One input channel, stride 1, valid padding, as LeNet's first layer: the kernel and bias
+    gradients against finite differences."""
+    from reference import ACTIVATIONS
+
+    conv = Conv2D(3, (3, 2), activation="tanh")
+    x, y, weights, grads = parameter_gradients_match([conv], (5, 6, 1), None)
+
+    def forward(x, params):
+        kernel, bias, dense, dense_bias = params
+        z = conv2d_reference(x, kernel, bias, (1, 1), "valid", (1, 1))
+        return ACTIVATIONS["tanh"](z).reshape(len(x), -1) @ dense + dense_bias
+
+    check_against(forward, x, y, weights, grads)
