@@ -102,15 +102,22 @@ class Trainer:
     # Data
 
     def _inputs(self, x, name: str = "x") -> np.ndarray:
-        x = _data.to_array(x, name)
+        return self._model_inputs(_data.to_array(x, name), name)
+
+    def _model_inputs(self, x: np.ndarray, name: str) -> np.ndarray:
+        """Inputs already read by `_data.to_array`, checked against the model, as float32."""
         self._require_built(x)
         return _data.as_float32(_data.match_input(x, self._input_layer.shape, self.name, name))
 
     def _inputs_and_targets(self, x, y, method: str) -> tuple[np.ndarray, np.ndarray]:
-        x = self._inputs(x)
-        y = _data.to_array(y, "y")
-        _data.check_same_length(x, y)
-        return x, self._targets(y, method)
+        return self._model_pair(_data.to_array(x, "x"), _data.to_array(y, "y"), method)
+
+    def _model_pair(self, x, y, method: str, names=("x", "y")) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs and targets already read by `_data.to_array`, checked against the model and
+        the loss. Reading an array scans it for NaN, so `fit` reads each array only once."""
+        x = self._model_inputs(x, names[0])
+        _data.check_same_length(x, y, *names)
+        return x, self._targets(y, method, names[1])
 
     def _logs(self, loss: float, metric_values) -> dict[str, float]:
         logs = {"loss": float(loss)}
@@ -191,9 +198,7 @@ class Trainer:
                     f"{len(validation_data) if hasattr(validation_data, '__len__') else '?'}"
                 )
             x_val, y_val = validation_data
-            x_val, y_val = _data.to_array(x_val, "x_val"), _data.to_array(y_val, "y_val")
-            _data.check_same_length(x_val, y_val, "x_val", "y_val")
-            return x, y, (x_val, y_val)
+            return x, y, (_data.to_array(x_val, "x_val"), _data.to_array(y_val, "y_val"))
         if validation_split:
             split_at = _data.validation_split_index(x.shape[0], validation_split)
             return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
@@ -236,11 +241,9 @@ class Trainer:
         x, y = _data.to_array(x, "x"), _data.to_array(y, "y")
         _data.check_same_length(x, y)
         x, y, validation = self._validation(x, y, validation_split, validation_data)
-        x, y = self._inputs_and_targets(x, y, "fit")
+        x, y = self._model_pair(x, y, "fit")
         if validation is not None:
-            x_val = self._inputs(validation[0], "x_val")
-            _data.check_same_length(x_val, validation[1], "x_val", "y_val")
-            validation = (x_val, self._targets(validation[1], "fit", "y_val"))
+            validation = self._model_pair(*validation, "fit", ("x_val", "y_val"))
 
         steps = math.ceil(x.shape[0] / batch_size)
         callbacks = CallbackList(
