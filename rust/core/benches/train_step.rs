@@ -1,6 +1,6 @@
-//! `cargo bench -p pynn-core`: one epoch of the seed's iris network (4-256-256-256-3, Adam,
-//! batch 30, 150 samples) and the GEMM shapes it runs, timed as medians of repeated runs.
-//! Prints GFLOP/s for the products so they can be read against the machine's peak.
+//! `cargo bench -p pynn-core [-- NAME]`: sgemm as the reference, the iris network's products and
+//! epoch, a whole LeNet training step, and LeNet's and W3's layers, timed as medians of repeated runs.
+//! Prints GFLOP/s, and for the layers the percentage of the sgemm figure of the same run.
 
 use std::time::Instant;
 
@@ -35,11 +35,12 @@ fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
     LayerSpec::Dense(DenseSpec::new(units, activation, seed))
 }
 
-fn bench_gemm(m: usize, n: usize, k: usize) {
+/// Returns the GFLOP/s.
+fn bench_gemm(m: usize, n: usize, k: usize, runs: usize) -> f64 {
     let a = vec![0.5f32; m * k];
     let b = vec![0.25f32; k * n];
     let mut c = vec![0.0f32; m * n];
-    let seconds = median_seconds(200, || {
+    let seconds = median_seconds(runs, || {
         parallel::install(|| matmul(&a, Op::N, &b, Op::N, &mut c, m, n, k, false)).unwrap()
     });
     let gflops = 2.0 * (m * n * k) as f64 / seconds / 1e9;
@@ -47,6 +48,7 @@ fn bench_gemm(m: usize, n: usize, k: usize) {
         "gemm {m}x{k} · {k}x{n}: {:.1} us, {gflops:.1} GFLOP/s",
         seconds * 1e6
     );
+    gflops
 }
 
 fn bench_iris_epoch() {
@@ -87,19 +89,34 @@ fn bench_iris_epoch() {
     );
 }
 
-/// One LeNet layer's forward and backward at batch 128, as GFLOP/s of its products.
-fn bench_conv_layer(name: &str, spec: LayerSpec, input_shape: &[usize]) {
-    let batch = 128;
-    let mut network = Network::new(input_shape, &[spec]).unwrap();
+/// One layer's forward and backward, as GFLOP/s of its products and as a percentage of the
+/// sgemm figure of the same run. `forward_flops` counts one image; the backward does the same
+/// work for the kernel's gradient and, unless the layer comes first, again for the input's.
+/// A layer that is not first sits behind a Reshape to its own shape so that its ∂x is computed.
+fn bench_layer(
+    name: &str,
+    spec: LayerSpec,
+    input_shape: &[usize],
+    batch: usize,
+    first: bool,
+    forward_flops: f64,
+    sgemm: f64,
+) {
+    let mut specs = vec![spec];
+    if !first {
+        let target_shape = input_shape.iter().map(|&d| d as i64).collect();
+        specs.insert(
+            0,
+            LayerSpec::Reshape(pynn_core::layers::ReshapeSpec { target_shape }),
+        );
+    }
+    let mut network = Network::new(input_shape, &specs).unwrap();
     let input: Vec<f32> = (0..batch * network.input_size())
         .map(|i| (i as f32 * 0.1).sin())
         .collect();
     network.input_mut(batch).copy_from_slice(&input);
     let forward = median_seconds(20, || {
-        parallel::install(|| {
-            network.forward(batch, true);
-        })
-        .unwrap()
+        parallel::install(|| network.forward(batch, true)).unwrap();
     });
     let backward = median_seconds(20, || {
         parallel::install(|| {
@@ -109,19 +126,38 @@ fn bench_conv_layer(name: &str, spec: LayerSpec, input_shape: &[usize]) {
         })
         .unwrap()
     });
-    println!(
-        "{name} batch {batch}: forward {:.2} ms, backward {:.2} ms",
-        forward * 1e3,
-        backward * 1e3
-    );
+    let flops = forward_flops * batch as f64;
+    let backward_flops = flops * if first { 1.0 } else { 2.0 };
+    let rate = |flops: f64, seconds: f64| {
+        let gflops = flops / seconds / 1e9;
+        format!(
+            "{:.2} ms, {gflops:.1} GFLOP/s ({:.0} % of sgemm)",
+            seconds * 1e3,
+            100.0 * gflops / sgemm
+        )
+    };
+    if flops == 0.0 {
+        println!(
+            "{name} batch {batch}: forward {:.2} ms, backward {:.2} ms",
+            forward * 1e3,
+            backward * 1e3
+        );
+    } else {
+        println!(
+            "{name} batch {batch}: forward {}, backward {}, both {}",
+            rate(flops, forward),
+            rate(backward_flops, backward),
+            rate(flops + backward_flops, forward + backward)
+        );
+    }
 }
 
-fn conv(filters: usize, k: usize) -> LayerSpec {
+fn conv(filters: usize, k: usize, padding: Padding) -> LayerSpec {
     LayerSpec::Conv(ConvSpec {
         filters,
         kernel_size: vec![k, k],
         strides: vec![1, 1],
-        padding: Padding::Valid,
+        padding,
         dilation_rate: vec![1, 1],
         activation: Activation::Relu,
         use_bias: true,
@@ -152,9 +188,9 @@ fn max_pool() -> LayerSpec {
 /// LeNet-5's whole training step (Adam, batch 128), as the seed's chapter 6 trains it.
 fn bench_lenet_step() {
     let specs = [
-        conv(6, 5),
+        conv(6, 5, Padding::Valid),
         max_pool(),
-        conv(16, 5),
+        conv(16, 5, Padding::Valid),
         max_pool(),
         LayerSpec::Reshape(pynn_core::layers::ReshapeSpec {
             target_shape: vec![-1],
@@ -189,13 +225,73 @@ fn bench_lenet_step() {
 }
 
 fn main() {
+    // `cargo bench -p pynn-core -- lenet` runs only the lines whose name contains "lenet".
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    let wanted = |name: &str| name.contains(filter.as_str());
     println!("threads: {}", parallel::num_threads());
-    bench_gemm(30, 256, 256);
-    bench_gemm(256, 256, 30);
-    bench_gemm(512, 512, 512);
-    bench_iris_epoch();
-    bench_lenet_step();
-    bench_conv_layer("lenet conv1 32x32x1 -> 6@5x5", conv(6, 5), &[32, 32, 1]);
-    bench_conv_layer("lenet pool1 28x28x6", max_pool(), &[28, 28, 6]);
-    bench_conv_layer("lenet conv2 14x14x6 -> 16@5x5", conv(16, 5), &[14, 14, 6]);
+    let sgemm = std::cell::OnceCell::new();
+    if wanted("gemm") {
+        sgemm.get_or_init(|| bench_gemm(2048, 2048, 2048, 5));
+        bench_gemm(30, 256, 256, 200);
+        bench_gemm(256, 256, 30, 200);
+    }
+    if wanted("iris") {
+        bench_iris_epoch();
+    }
+    if wanted("lenet step") {
+        bench_lenet_step();
+    }
+    let conv_flops =
+        |pixels: usize, field: usize, filters: usize| 2.0 * (pixels * field * filters) as f64;
+    let layers = [
+        (
+            "lenet conv1 32x32x1 -> 6@5x5",
+            conv(6, 5, Padding::Valid),
+            vec![32, 32, 1],
+            128,
+            true,
+            conv_flops(28 * 28, 25, 6),
+        ),
+        (
+            "lenet pool1 28x28x6",
+            max_pool(),
+            vec![28, 28, 6],
+            128,
+            false,
+            0.0,
+        ),
+        (
+            "lenet conv2 14x14x6 -> 16@5x5",
+            conv(16, 5, Padding::Valid),
+            vec![14, 14, 6],
+            128,
+            false,
+            conv_flops(10 * 10, 150, 16),
+        ),
+        (
+            "lenet dense 400 -> 120",
+            dense(120, Activation::Relu, 1),
+            vec![400],
+            128,
+            false,
+            2.0 * 400.0 * 120.0,
+        ),
+        (
+            "w3 conv 32x32x16 -> 32@3x3 same",
+            conv(32, 3, Padding::Same),
+            vec![32, 32, 16],
+            64,
+            false,
+            conv_flops(32 * 32, 144, 32),
+        ),
+    ];
+    for (name, spec, shape, batch, first, flops) in layers {
+        if wanted(name) {
+            let sgemm = *sgemm.get_or_init(|| bench_gemm(2048, 2048, 2048, 5));
+            bench_layer(name, spec, &shape, batch, first, flops, sgemm);
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod conv_direct;
 pub mod gemm;
 pub mod loss;
 pub mod pool;

@@ -12,6 +12,7 @@ use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::{col2im, im2col, Axis, Geometry, Padding};
+use crate::kernels::conv_direct::Direct;
 use crate::kernels::gemm::{matmul_single_thread, matmul_tn_chunked, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows_chunked};
 use crate::regularizers::Regularizer;
@@ -22,9 +23,22 @@ use crate::regularizers::Regularizer;
 /// thread count.
 const TILE_ROWS: usize = 512;
 
+/// Images per partial kernel gradient of the direct kernel: fixed, so that the partials, summed
+/// in order, never depend on the thread count.
+const GRADIENT_IMAGES: usize = 16;
+
 thread_local! {
-    /// Per-thread im2col rows for inference, grown to the largest tile seen and reused.
-    static TILE_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread scratch (im2col rows for inference, padded planes for the direct kernel),
+    /// grown to the largest size seen and reused.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch, at least `len` values long.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with_borrow_mut(|scratch| {
+        ensure_len(scratch, len);
+        f(&mut scratch[..len])
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,9 +66,13 @@ pub struct Conv {
     spec: ConvSpec,
     weights: KernelBias,
     geometry: Geometry,
+    /// Set where the direct kernel replaces im2col + GEMM (one input channel, stride 1).
+    direct: Option<Direct>,
     output_shape: Vec<usize>,
     /// The last batch's im2col rows, kept for the kernel's gradient.
     cols: Vec<f32>,
+    /// The direct kernel's packed kernel and bias.
+    packed: Vec<f32>,
     /// Pre-activations, kept for the activation's derivative.
     z: Vec<f32>,
     dcols: Vec<f32>,
@@ -136,11 +154,13 @@ impl Conv {
             bias_regularizer: spec.bias_regularizer,
         };
         Ok(Conv {
+            direct: Direct::new(&geometry, spec.filters),
             spec,
             weights,
             geometry,
             output_shape,
             cols: Vec::new(),
+            packed: Vec::new(),
             z: Vec::new(),
             dcols: Vec::new(),
             partials: Vec::new(),
@@ -154,6 +174,125 @@ impl Conv {
     /// Images per tile: whole images, about [`TILE_ROWS`] im2col rows.
     fn tile_images(&self) -> usize {
         (TILE_ROWS / self.geometry.pixels()).max(1)
+    }
+
+    /// `z = im2col(x) · kernel + bias`, tile by tile; in training every row is kept in `cols`
+    /// for the kernel's gradient.
+    fn forward_im2col(&mut self, weights: &[f32], x: &[f32], batch: usize, training: bool) {
+        let g = self.geometry;
+        let (rows, field, filters) = (batch * g.pixels(), g.field(), self.spec.filters);
+        let (kernel, bias) = weights.split_at(self.kernel_len());
+        let use_bias = self.spec.use_bias;
+        let images = self.tile_images();
+        let z = self.z[..rows * filters].par_chunks_mut(images * g.pixels() * filters);
+        let x = x.par_chunks(images * g.input_size());
+        // The tile's rows are still in cache when the product reads them.
+        let tile = |cols: &mut [f32], z: &mut [f32], x: &[f32]| {
+            im2col(x, &g, cols);
+            if use_bias {
+                broadcast_rows(bias, z);
+            }
+            let rows = z.len() / filters;
+            matmul_single_thread(
+                cols,
+                Op::N,
+                kernel,
+                Op::N,
+                z,
+                rows,
+                filters,
+                field,
+                use_bias,
+            );
+        };
+        if training {
+            ensure_len(&mut self.cols, rows * field);
+            let cols = self.cols[..rows * field].par_chunks_mut(images * g.pixels() * field);
+            cols.zip(z)
+                .zip(x)
+                .for_each(|((cols, z), x)| tile(cols, z, x));
+        } else {
+            z.zip(x).for_each(|(z, x)| {
+                with_scratch(z.len() / filters * field, |cols| tile(cols, z, x))
+            });
+        }
+    }
+
+    /// `z` image by image through the direct kernel; nothing is kept for the backward.
+    fn forward_direct(&mut self, d: &Direct, weights: &[f32], x: &[f32], batch: usize) {
+        let g = self.geometry;
+        let (kernel, bias) = weights.split_at(self.kernel_len());
+        let bias = self.spec.use_bias.then_some(bias);
+        ensure_len(&mut self.packed, d.packed_kernel_len());
+        d.pack_kernel(kernel, bias, &mut self.packed);
+        let packed = &self.packed;
+        let per_image = g.pixels() * self.spec.filters;
+        self.z[..batch * per_image]
+            .par_chunks_mut(per_image)
+            .zip(x.par_chunks(g.input_size()))
+            .for_each(|(z, image)| {
+                with_scratch(d.plane_len(), |plane| {
+                    d.pad_image(image, plane);
+                    d.forward(plane, packed, z);
+                })
+            });
+    }
+
+    /// ∂kernel = colsᵀ · dz over the rows kept by the forward.
+    fn kernel_gradient_im2col(&mut self, dz: &[f32], d_kernel: &mut [f32]) {
+        let g = self.geometry;
+        let rows = dz.len() / self.spec.filters;
+        let cols = &self.cols[..rows * g.field()];
+        let dims = (rows, g.field(), self.spec.filters);
+        matmul_tn_chunked(cols, dz, d_kernel, dims, &mut self.partials);
+    }
+
+    /// ∂kernel through the direct kernel: one partial per [`GRADIENT_IMAGES`] images, in
+    /// parallel, then summed in order.
+    fn kernel_gradient_direct(&mut self, d: &Direct, x: &[f32], dz: &[f32], d_kernel: &mut [f32]) {
+        let g = self.geometry;
+        let batch = dz.len() / (g.pixels() * self.spec.filters);
+        let len = d.partial_len();
+        let chunks = batch.div_ceil(GRADIENT_IMAGES);
+        ensure_len(&mut self.partials, chunks * len);
+        let partials = &mut self.partials[..chunks * len];
+        let per_image = g.pixels() * self.spec.filters;
+        partials
+            .par_chunks_mut(len)
+            .zip(x.par_chunks(GRADIENT_IMAGES * g.input_size()))
+            .zip(dz.par_chunks(GRADIENT_IMAGES * per_image))
+            .for_each(|((partial, x), dz)| {
+                partial.fill(0.0);
+                with_scratch(d.plane_len() + d.planar_len(), |scratch| {
+                    let (plane, planar) = scratch.split_at_mut(d.plane_len());
+                    for (image, dz) in x.chunks(g.input_size()).zip(dz.chunks(per_image)) {
+                        d.pad_image(image, plane);
+                        d.kernel_gradient(plane, dz, planar, partial);
+                    }
+                })
+            });
+        d_kernel.fill(0.0);
+        for partial in partials.chunks(len) {
+            d.unpack_gradient(partial, d_kernel);
+        }
+    }
+
+    /// ∂x: ∂cols = dz · kernelᵀ, scattered by col2im, tile by tile. Tiles hold whole images, so
+    /// no two tasks scatter into the same input.
+    fn input_gradient(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
+        let g = self.geometry;
+        let (field, filters) = (g.field(), self.spec.filters);
+        let rows = dz.len() / filters;
+        let images = self.tile_images();
+        ensure_len(&mut self.dcols, rows * field);
+        let dcols = self.dcols[..rows * field].par_chunks_mut(images * g.pixels() * field);
+        let dz = dz.par_chunks(images * g.pixels() * filters);
+        let dx = dx.par_chunks_mut(images * g.input_size());
+        dcols.zip(dz).zip(dx).for_each(|((dcols, dz), dx)| {
+            let rows = dz.len() / filters;
+            matmul_single_thread(dz, Op::N, kernel, Op::T, dcols, rows, field, filters, false);
+            col2im(dcols, &g, dx);
+        });
     }
 }
 
@@ -179,92 +318,44 @@ impl Layer for Conv {
     }
 
     fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool) {
-        let g = self.geometry;
-        let (rows, field, filters) = (batch * g.pixels(), g.field(), self.spec.filters);
-        let (kernel, bias) = weights.split_at(self.kernel_len());
-        let use_bias = self.spec.use_bias;
-        ensure_len(&mut self.z, rows * filters);
-        let images = self.tile_images();
-        let z = self.z[..rows * filters].par_chunks_mut(images * g.pixels() * filters);
-        let x = x.par_chunks(images * g.input_size());
-        // The tile's rows are still in cache when the product reads them.
-        let tile = |cols: &mut [f32], z: &mut [f32], x: &[f32]| {
-            im2col(x, &g, cols);
-            if use_bias {
-                broadcast_rows(bias, z);
-            }
-            let rows = z.len() / filters;
-            matmul_single_thread(
-                cols,
-                Op::N,
-                kernel,
-                Op::N,
-                z,
-                rows,
-                filters,
-                field,
-                use_bias,
-            );
-        };
-        if training {
-            // Backward needs every row for the kernel's gradient: keep them all.
-            ensure_len(&mut self.cols, rows * field);
-            let cols = self.cols[..rows * field].par_chunks_mut(images * g.pixels() * field);
-            cols.zip(z)
-                .zip(x)
-                .for_each(|((cols, z), x)| tile(cols, z, x));
-        } else {
-            // Inference keeps no rows: each thread reuses its own tile-sized scratch.
-            z.zip(x).for_each(|(z, x)| {
-                TILE_SCRATCH.with_borrow_mut(|scratch| {
-                    let len = z.len() / filters * field;
-                    ensure_len(scratch, len);
-                    tile(&mut scratch[..len], z, x);
-                })
-            });
+        let len = batch * self.geometry.pixels() * self.spec.filters;
+        ensure_len(&mut self.z, len);
+        match self.direct {
+            Some(d) => self.forward_direct(&d, weights, x, batch),
+            None => self.forward_im2col(weights, x, batch, training),
         }
-        let z = &self.z[..rows * filters];
-        self.spec.activation.forward(z, y, filters);
+        self.spec
+            .activation
+            .forward(&self.z[..len], y, self.spec.filters);
     }
 
     fn backward(
         &mut self,
         weights: &[f32],
         grads: &mut [f32],
-        _x: &[f32],
+        x: &[f32],
         y: &[f32],
         dy: &mut [f32],
         dx: Option<&mut [f32]>,
         batch: usize,
     ) {
-        let g = self.geometry;
-        let (rows, field, filters) = (batch * g.pixels(), g.field(), self.spec.filters);
-        let dz = &mut dy[..rows * filters];
+        let filters = self.spec.filters;
+        let len = batch * self.geometry.pixels() * filters;
+        let dz = &mut dy[..len];
         self.spec
             .activation
-            .backward(&self.z[..rows * filters], y, dz, filters);
+            .backward(&self.z[..len], y, dz, filters);
         let dz: &[f32] = dz;
         let (d_kernel, d_bias) = grads.split_at_mut(self.kernel_len());
-        // ∂kernel = colsᵀ · dz ; ∂bias = Σ_rows dz ; ∂cols = dz · kernelᵀ, scattered by col2im.
-        let cols = &self.cols[..rows * field];
-        let dims = (rows, field, filters);
-        matmul_tn_chunked(cols, dz, d_kernel, dims, &mut self.partials);
         if self.spec.use_bias {
             sum_rows_chunked(dz, d_bias, &mut self.partials);
         }
+        match self.direct {
+            Some(d) => self.kernel_gradient_direct(&d, x, dz, d_kernel),
+            None => self.kernel_gradient_im2col(dz, d_kernel),
+        }
         if let Some(dx) = dx {
-            let kernel = &weights[..self.kernel_len()];
-            let images = self.tile_images();
-            ensure_len(&mut self.dcols, rows * field);
-            let dcols = self.dcols[..rows * field].par_chunks_mut(images * g.pixels() * field);
-            let dz = dz.par_chunks(images * g.pixels() * filters);
-            let dx = dx.par_chunks_mut(images * g.input_size());
-            // Tiles hold whole images, so no two tasks scatter into the same input.
-            dcols.zip(dz).zip(dx).for_each(|((dcols, dz), dx)| {
-                let rows = dz.len() / filters;
-                matmul_single_thread(dz, Op::N, kernel, Op::T, dcols, rows, field, filters, false);
-                col2im(dcols, &g, dx);
-            });
+            self.input_gradient(&weights[..self.kernel_len()], dz, dx);
         }
     }
 }

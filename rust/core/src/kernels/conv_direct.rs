@@ -1,0 +1,324 @@
+//! Direct convolution of single-channel images, stride 1 (LeNet's first layer: 32x32x1 -> 28x28x6
+//! through 5x5 taps). im2col would copy every pixel 25 times to feed a product 6 columns wide,
+//! the shape GEMM microkernels handle worst. Here each output row is computed along x in vector
+//! lanes, for blocks of [`BLOCK`] filters whose accumulators stay in registers.
+//!
+//! Every image is first copied into a zero-padded plane (the padding of "same"/"causal" and the
+//! lanes past the last output column), so the inner loops have no bounds to check. The hot
+//! functions are compiled for AVX2+FMA as well and picked at run time.
+
+use multiversion::multiversion;
+
+use super::conv::Geometry;
+
+/// Output columns computed together: one AVX2 register.
+pub const LANES: usize = 8;
+/// Filters computed together: 8 accumulators of [`LANES`].
+pub const BLOCK: usize = 8;
+
+type Lanes = [f32; LANES];
+
+/// A stride-1, single-channel convolution's padded layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Direct {
+    g: Geometry,
+    filters: usize,
+    /// Output columns rounded up to whole lanes.
+    lane_columns: usize,
+    /// The padded plane: every row any output row reads, every column any lane reads.
+    plane_rows: usize,
+    plane_columns: usize,
+}
+
+impl Direct {
+    /// `None` where the direct kernel does not apply (several channels or strides).
+    pub fn new(g: &Geometry, filters: usize) -> Option<Self> {
+        if g.channels != 1 || g.rows.stride != 1 || g.cols.stride != 1 {
+            return None;
+        }
+        let lane_columns = g.cols.output.next_multiple_of(LANES);
+        Some(Direct {
+            g: *g,
+            filters,
+            lane_columns,
+            plane_rows: g.rows.output + (g.rows.kernel - 1) * g.rows.dilation,
+            plane_columns: lane_columns + (g.cols.kernel - 1) * g.cols.dilation,
+        })
+    }
+
+    pub fn plane_len(&self) -> usize {
+        self.plane_rows * self.plane_columns
+    }
+
+    /// Filters rounded up to whole blocks.
+    pub fn padded_filters(&self) -> usize {
+        self.filters.next_multiple_of(BLOCK)
+    }
+
+    fn taps(&self) -> usize {
+        self.g.rows.kernel * self.g.cols.kernel
+    }
+
+    /// The length of [`Self::pack_kernel`]'s output, bias row included.
+    pub fn packed_kernel_len(&self) -> usize {
+        (self.taps() + 1) * self.padded_filters()
+    }
+
+    /// The length of a kernel-gradient partial: (taps, padded filters, lanes).
+    pub fn partial_len(&self) -> usize {
+        self.taps() * self.padded_filters() * LANES
+    }
+
+    /// The length of one image's output gradient in [`Self::kernel_gradient`]'s planar layout.
+    pub fn planar_len(&self) -> usize {
+        self.padded_filters() * self.g.rows.output * self.lane_columns
+    }
+
+    /// `(taps, filters)` -> `(taps, padded filters)`, zeros in the padding; the same for the
+    /// bias, as one more row at the end.
+    pub fn pack_kernel(&self, kernel: &[f32], bias: Option<&[f32]>, packed: &mut [f32]) {
+        let (f, fp) = (self.filters, self.padded_filters());
+        packed.fill(0.0);
+        for (dst, src) in packed.chunks_mut(fp).zip(kernel.chunks(f)) {
+            dst[..f].copy_from_slice(src);
+        }
+        if let Some(bias) = bias {
+            packed[self.taps() * fp..][..f].copy_from_slice(bias);
+        }
+    }
+
+    /// Copies one image into the zero-padded `plane`.
+    pub fn pad_image(&self, image: &[f32], plane: &mut [f32]) {
+        let (rows, cols) = (&self.g.rows, &self.g.cols);
+        plane.fill(0.0);
+        for (iy, src) in image.chunks(cols.input).enumerate() {
+            let at = (iy + rows.pad_before) * self.plane_columns + cols.pad_before;
+            plane[at..at + cols.input].copy_from_slice(src);
+        }
+    }
+
+    /// One image's pre-activations `z` (`pixels x filters`, NHWC) from its padded plane and
+    /// the packed kernel with its bias row.
+    pub fn forward(&self, plane: &[f32], packed: &[f32], z: &mut [f32]) {
+        forward(self, plane, packed, z)
+    }
+
+    /// Adds one image's kernel gradient, `(taps, padded filters, lanes)`, to `partial`. `dz` is the
+    /// image's output gradient (NHWC); `planar` is scratch of [`Self::planar_len`].
+    pub fn kernel_gradient(
+        &self,
+        plane: &[f32],
+        dz: &[f32],
+        planar: &mut [f32],
+        partial: &mut [f32],
+    ) {
+        self.to_planar(dz, planar);
+        kernel_gradient(self, plane, planar, partial)
+    }
+
+    /// `dz` (pixels x filters) -> `planar`, blocks of [`BLOCK`] filters x [`LANES`] columns
+    /// laid out (filter block, row, column block, filter, lane) so the gradient's inner loop
+    /// reads one contiguous block per step. Padded lanes and filters hold zeros, adding nothing.
+    fn to_planar(&self, dz: &[f32], planar: &mut [f32]) {
+        let (f, ow) = (self.filters, self.g.cols.output);
+        let row_len = self.lane_columns * BLOCK;
+        let block_len = self.g.rows.output * row_len;
+        planar.fill(0.0);
+        for (oy, dz_row) in dz.chunks_exact(ow * f).enumerate() {
+            for (ox, values) in dz_row.chunks_exact(f).enumerate() {
+                let lane = oy * row_len + ox / LANES * BLOCK * LANES + ox % LANES;
+                for (filter, &v) in values.iter().enumerate() {
+                    planar[filter / BLOCK * block_len + filter % BLOCK * LANES + lane] = v;
+                }
+            }
+        }
+    }
+
+    /// Adds `partial` (taps x padded filters x lanes), its lanes summed, to the kernel's
+    /// gradient (taps x filters).
+    pub fn unpack_gradient(&self, partial: &[f32], d_kernel: &mut [f32]) {
+        let tap_len = self.padded_filters() * LANES;
+        for (dst, src) in d_kernel
+            .chunks_mut(self.filters)
+            .zip(partial.chunks(tap_len))
+        {
+            for (d, lanes) in dst.iter_mut().zip(src.chunks(LANES)) {
+                *d += lanes.iter().sum::<f32>();
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn lanes(values: &[f32]) -> &Lanes {
+    values[..LANES].try_into().expect("a slice of LANES values")
+}
+
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn forward(d: &Direct, plane: &[f32], packed: &[f32], z: &mut [f32]) {
+    let (g, f, fp) = (&d.g, d.filters, d.padded_filters());
+    let bias = &packed[d.taps() * fp..];
+    for oy in 0..g.rows.output {
+        for x0 in (0..g.cols.output).step_by(LANES) {
+            for f0 in (0..fp).step_by(BLOCK) {
+                let mut acc = [[0.0f32; LANES]; BLOCK];
+                for (b, acc) in acc.iter_mut().enumerate() {
+                    *acc = [bias[f0 + b]; LANES];
+                }
+                for ky in 0..g.rows.kernel {
+                    let row = (oy + ky * g.rows.dilation) * d.plane_columns + x0;
+                    for kx in 0..g.cols.kernel {
+                        let x = lanes(&plane[row + kx * g.cols.dilation..]);
+                        let w = lanes(&packed[(ky * g.cols.kernel + kx) * fp + f0..]);
+                        for b in 0..BLOCK {
+                            for l in 0..LANES {
+                                acc[b][l] = x[l].mul_add(w[b], acc[b][l]);
+                            }
+                        }
+                    }
+                }
+                let columns = LANES.min(g.cols.output - x0);
+                let filters = BLOCK.min(f - f0);
+                for (l, pixel) in (oy * g.cols.output + x0..).take(columns).enumerate() {
+                    for b in 0..filters {
+                        z[pixel * f + f0 + b] = acc[b][l];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn kernel_gradient(d: &Direct, plane: &[f32], planar: &[f32], partial: &mut [f32]) {
+    let (g, fp) = (&d.g, d.padded_filters());
+    let row_len = d.lane_columns * BLOCK;
+    for (fb, dz_rows) in planar.chunks_exact(g.rows.output * row_len).enumerate() {
+        for ky in 0..g.rows.kernel {
+            for kx in 0..g.cols.kernel {
+                let mut acc = [[0.0f32; LANES]; BLOCK];
+                for (oy, dz_row) in dz_rows.chunks_exact(row_len).enumerate() {
+                    let start =
+                        (oy + ky * g.rows.dilation) * d.plane_columns + kx * g.cols.dilation;
+                    let x_row = &plane[start..start + d.lane_columns];
+                    for (x, dz) in x_row
+                        .chunks_exact(LANES)
+                        .zip(dz_row.chunks_exact(BLOCK * LANES))
+                    {
+                        let (x, dz): (&Lanes, &[f32; BLOCK * LANES]) =
+                            (x.try_into().unwrap(), dz.try_into().unwrap());
+                        for b in 0..BLOCK {
+                            for l in 0..LANES {
+                                acc[b][l] = x[l].mul_add(dz[b * LANES + l], acc[b][l]);
+                            }
+                        }
+                    }
+                }
+                // Lanes are summed only by `unpack_gradient`: a horizontal sum here leads the
+                // vectorizer to transpose the accumulators inside the loop.
+                let at = ((ky * g.cols.kernel + kx) * fp + fb * BLOCK) * LANES;
+                for (p, acc) in partial[at..at + BLOCK * LANES]
+                    .chunks_exact_mut(LANES)
+                    .zip(&acc)
+                {
+                    p.iter_mut().zip(acc).for_each(|(p, a)| *p += a);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv::{im2col, Axis, Padding};
+
+    fn geometry(h: usize, w: usize, k: usize, dilation: usize, padding: Padding) -> Geometry {
+        Geometry {
+            rows: Axis::new(h, k, 1, dilation, padding).unwrap(),
+            cols: Axis::new(w, k, 1, dilation, padding).unwrap(),
+            channels: 1,
+        }
+    }
+
+    fn values(n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|i| (i as f32 * scale).sin()).collect()
+    }
+
+    /// The im2col rows times the kernel, summed by hand in f64.
+    fn reference_forward(g: &Geometry, image: &[f32], kernel: &[f32], bias: &[f32]) -> Vec<f32> {
+        let f = bias.len();
+        let mut cols = vec![0.0; g.pixels() * g.field()];
+        im2col(image, g, &mut cols);
+        cols.chunks(g.field())
+            .flat_map(|row| {
+                (0..f).map(move |j| {
+                    let dot: f64 = row
+                        .iter()
+                        .enumerate()
+                        .map(|(t, &x)| x as f64 * kernel[t * f + j] as f64)
+                        .sum();
+                    (dot + bias[j] as f64) as f32
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forward_and_kernel_gradient_match_im2col() {
+        let cases = [
+            (32, 32, 5, 1, Padding::Valid, 6),
+            (9, 13, 3, 2, Padding::Same, 11),
+            (7, 5, 3, 1, Padding::Same, 3),
+        ];
+        for (h, w, k, dilation, padding, f) in cases {
+            let g = geometry(h, w, k, dilation, padding);
+            let d = Direct::new(&g, f).unwrap();
+            let (image, kernel, bias) =
+                (values(h * w, 0.37), values(k * k * f, 0.11), values(f, 0.5));
+            let mut packed = vec![0.0; d.packed_kernel_len()];
+            d.pack_kernel(&kernel, Some(&bias), &mut packed);
+            let mut plane = vec![0.0; d.plane_len()];
+            d.pad_image(&image, &mut plane);
+            let mut z = vec![0.0; g.pixels() * f];
+            d.forward(&plane, &packed, &mut z);
+            let expected = reference_forward(&g, &image, &kernel, &bias);
+            for (a, b) in z.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-5, "{a} vs {b} for {g:?}");
+            }
+
+            // ∂kernel[t, j] = Σ_pixels cols[p, t] · dz[p, j].
+            let dz = values(g.pixels() * f, 0.23);
+            let mut planar = vec![0.0; d.planar_len()];
+            let mut partial = vec![0.0; d.partial_len()];
+            d.kernel_gradient(&plane, &dz, &mut planar, &mut partial);
+            let mut d_kernel = vec![0.0; k * k * f];
+            d.unpack_gradient(&partial, &mut d_kernel);
+            let mut cols = vec![0.0; g.pixels() * g.field()];
+            im2col(&image, &g, &mut cols);
+            for t in 0..g.field() {
+                for j in 0..f {
+                    let expected: f64 = (0..g.pixels())
+                        .map(|p| cols[p * g.field() + t] as f64 * dz[p * f + j] as f64)
+                        .sum();
+                    let got = d_kernel[t * f + j] as f64;
+                    assert!(
+                        (got - expected).abs() < 1e-4,
+                        "tap {t} filter {j}: {got} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn applies_only_to_one_channel_and_stride_one() {
+        let mut g = geometry(8, 8, 3, 1, Padding::Valid);
+        assert!(Direct::new(&g, 4).is_some());
+        g.channels = 2;
+        assert!(Direct::new(&g, 4).is_none());
+        g.channels = 1;
+        g.cols = Axis::new(8, 3, 2, 1, Padding::Valid).unwrap();
+        assert!(Direct::new(&g, 4).is_none());
+    }
+}
