@@ -398,8 +398,8 @@ def test_conv_fit_matches_keras(name):
 
 
 def test_single_channel_conv_gradients_match_finite_differences():
-    """One input channel, stride 1, valid padding, as LeNet's first layer: the kernel and bias
-    gradients against finite differences."""
+    """One input channel, stride 1, valid padding, as LeNet's first layer (the engine's direct
+    kernel): the kernel and bias gradients against finite differences."""
     from reference import ACTIVATIONS
 
     conv = Conv2D(3, (3, 2), activation="tanh")
@@ -409,5 +409,31 @@ def test_single_channel_conv_gradients_match_finite_differences():
         kernel, bias, dense, dense_bias = params
         z = conv2d_reference(x, kernel, bias, (1, 1), "valid", (1, 1))
         return ACTIVATIONS["tanh"](z).reshape(len(x), -1) @ dense + dense_bias
+
+    check_against(forward, x, y, weights, grads)
+
+
+@pytest.mark.parametrize(
+    "conv_args",
+    [
+        dict(filters=9, kernel_size=3, padding="same", dilation_rate=2, activation="tanh"),
+        dict(filters=2, kernel_size=(2, 4), padding="same", activation="linear"),
+    ],
+)
+def test_single_channel_conv_inside_a_network_passes_input_gradients(conv_args):
+    """The direct kernel behind a 1x1 convolution down to one channel: its input gradient
+    reaches the first kernel; "same" padding, dilation and more than 8 filters included."""
+    from reference import ACTIVATIONS
+
+    first = Conv2D(1, 1, use_bias=False)
+    conv = Conv2D(**conv_args)
+    x, y, weights, grads = parameter_gradients_match([first, conv], (5, 7, 2), None)
+
+    def forward(x, params):
+        w1, kernel, bias, dense, dense_bias = params
+        h = conv2d_reference(x, w1, 0.0, (1, 1), "valid", (1, 1))
+        z = conv2d_reference(h, kernel, bias, (1, 1), "same", conv.dilation_rate)
+        a = ACTIVATIONS[conv_args["activation"]](z)
+        return a.reshape(len(x), -1) @ dense + dense_bias
 
     check_against(forward, x, y, weights, grads)
