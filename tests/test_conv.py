@@ -292,7 +292,9 @@ def test_max_pooling_ties_send_the_gradient_to_the_first_maximum():
 def test_global_pooling_2d(cls, reduce):
     x = np.random.default_rng(3).normal(size=(4, 3, 5, 2))
     model = conv_model(cls(), (3, 5, 2))
-    np.testing.assert_allclose(model.predict(x, verbose=0), reduce(x, axis=(1, 2)), rtol=1e-6)
+    # float32 sums of 15 values, in the engine's order, against float64.
+    expected = reduce(x, axis=(1, 2))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-7)
     assert conv_model(cls(keepdims=True), (3, 5, 2)).output_shape == (None, 1, 1, 2)
 
 

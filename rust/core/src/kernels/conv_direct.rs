@@ -112,14 +112,14 @@ impl Direct {
         planar: &mut [f32],
         partial: &mut [f32],
     ) {
-        self.to_planar(dz, planar);
+        self.write_planar(dz, planar);
         kernel_gradient(self, plane, planar, partial)
     }
 
     /// `dz` (pixels x filters) -> `planar`, blocks of [`BLOCK`] filters x [`LANES`] columns
     /// laid out (filter block, row, column block, filter, lane) so the gradient's inner loop
     /// reads one contiguous block per step. Padded lanes and filters hold zeros, adding nothing.
-    fn to_planar(&self, dz: &[f32], planar: &mut [f32]) {
+    fn write_planar(&self, dz: &[f32], planar: &mut [f32]) {
         let (f, ow) = (self.filters, self.g.cols.output);
         let row_len = self.lane_columns * BLOCK;
         let block_len = self.g.rows.output * row_len;

@@ -3,6 +3,9 @@
 //! TensorFlow does for ties; average pooling with "same" padding divides by the number of real
 //! (unpadded) values in each window, as Keras does.
 
+use std::ops::Range;
+
+use multiversion::multiversion;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -36,42 +39,111 @@ pub fn forward(x: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], argmax: &
         .for_each(|((y, argmax), image)| forward_image(image, g, kind, y, argmax));
 }
 
+thread_local! {
+    /// One row of column maxima (or sums) and, for max pooling, the row each came from.
+    static COLUMNS: std::cell::RefCell<(Vec<f32>, Vec<u32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Each output row in two passes: down the window's rows, every input column at once (one
+/// contiguous, vectorizable run); then across each window's columns. Max pooling keeps the
+/// first maximum in row-major order, as TensorFlow does: across columns, an equal value wins
+/// only from an earlier row.
 fn forward_image(image: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], argmax: &mut [u32]) {
-    let c = g.channels;
-    for oy in 0..g.rows.output {
-        for ox in 0..g.cols.output {
-            let at = (oy * g.cols.output + ox) * c;
-            let (y, argmax) = (&mut y[at..at + c], &mut argmax[at..at + c]);
+    let (c, width) = (g.channels, g.cols.input * g.channels);
+    COLUMNS.with_borrow_mut(|(column, source_row)| {
+        column.resize(width, 0.0);
+        source_row.resize(width, 0);
+        for oy in 0..g.rows.output {
+            let rows = g.rows.window(oy);
+            let out = oy * g.cols.output * c..(oy + 1) * g.cols.output * c;
+            let (y, argmax) = (&mut y[out.clone()], &mut argmax[out]);
             match kind {
                 PoolKind::Max => {
-                    y.fill(f32::NEG_INFINITY);
-                    let (rows, cols) = window(g, oy, ox);
-                    for iy in rows {
-                        for pixel in iy * g.cols.input + cols.start..iy * g.cols.input + cols.end {
-                            let values = &image[pixel * c..(pixel + 1) * c];
-                            for (ch, &v) in values.iter().enumerate() {
-                                if v > y[ch] {
-                                    y[ch] = v;
-                                    argmax[ch] = (pixel * c + ch) as u32;
-                                }
-                            }
-                        }
-                    }
+                    column_max(image, width, rows, column, source_row);
+                    row_max(g, column, source_row, y, argmax);
                 }
                 PoolKind::Average => {
-                    y.fill(0.0);
-                    let (rows, cols) = window(g, oy, ox);
-                    let count = rows.len() * cols.len();
-                    for iy in rows {
-                        let first = (iy * g.cols.input + cols.start) * c;
-                        for values in image[first..first + cols.len() * c].chunks(c) {
-                            y.iter_mut().zip(values).for_each(|(s, v)| *s += v);
-                        }
-                    }
-                    y.iter_mut().for_each(|s| *s /= count as f32);
+                    let count = rows.len();
+                    column_sum(image, width, rows, column);
+                    row_average(g, column, count, y);
                 }
             }
         }
+    })
+}
+
+/// `column[i]` = the maximum of input column value `i` over `rows`, `source_row[i]` the first
+/// row holding it.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn column_max(
+    image: &[f32],
+    width: usize,
+    rows: Range<usize>,
+    column: &mut [f32],
+    source_row: &mut [u32],
+) {
+    column.fill(f32::NEG_INFINITY);
+    for iy in rows {
+        let row = &image[iy * width..(iy + 1) * width];
+        for ((m, r), &v) in column.iter_mut().zip(source_row.iter_mut()).zip(row) {
+            let wins = v > *m;
+            *m = if wins { v } else { *m };
+            *r = if wins { iy as u32 } else { *r };
+        }
+    }
+}
+
+/// `y` = the maximum of `column` over each output's window of columns; `argmax` its index in
+/// the image. On a tie, the earlier row wins (its row is recovered from `argmax`: ties are
+/// rarer than wins).
+fn row_max(g: &Geometry, column: &[f32], source_row: &[u32], y: &mut [f32], argmax: &mut [u32]) {
+    let (c, width) = (g.channels, g.cols.input);
+    let row_of = |index: u32| index as usize / c / width;
+    for (ox, (y, argmax)) in y
+        .chunks_exact_mut(c)
+        .zip(argmax.chunks_exact_mut(c))
+        .enumerate()
+    {
+        y.fill(f32::NEG_INFINITY);
+        for ix in g.cols.window(ox) {
+            let values = &column[ix * c..(ix + 1) * c];
+            let rows = &source_row[ix * c..(ix + 1) * c];
+            for ch in 0..c {
+                let (v, r) = (values[ch], rows[ch] as usize);
+                if v > y[ch] || (v == y[ch] && r < row_of(argmax[ch])) {
+                    y[ch] = v;
+                    argmax[ch] = ((r * width + ix) * c + ch) as u32;
+                }
+            }
+        }
+    }
+}
+
+/// `column[i]` = the sum of input column value `i` over `rows`.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn column_sum(image: &[f32], width: usize, rows: Range<usize>, column: &mut [f32]) {
+    column.fill(0.0);
+    for iy in rows {
+        let row = &image[iy * width..(iy + 1) * width];
+        column.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+    }
+}
+
+/// `y` = the mean over each window: its columns' sums over `rows` values each, divided by
+/// the real (unpadded) values in the window, as Keras does.
+fn row_average(g: &Geometry, column: &[f32], rows: usize, y: &mut [f32]) {
+    let c = g.channels;
+    for (ox, y) in y.chunks_exact_mut(c).enumerate() {
+        let cols = g.cols.window(ox);
+        let count = (rows * cols.len()) as f32;
+        y.fill(0.0);
+        for ix in cols {
+            y.iter_mut()
+                .zip(&column[ix * c..(ix + 1) * c])
+                .for_each(|(s, v)| *s += v);
+        }
+        y.iter_mut().for_each(|s| *s /= count);
     }
 }
 
@@ -156,5 +228,31 @@ mod tests {
         let mut dx = vec![9.0; 4];
         backward(&[1.0, 1.0], &g, PoolKind::Max, &argmax, &mut dx);
         assert_eq!(dx, [1.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn max_gradient_goes_to_the_first_maximum_in_row_major_order() {
+        // 2x2 windows over a 2x4 image, two channels. Window 1 ties across rows and columns:
+        // row-major order puts (0, 1) first, though (1, 0) comes first column-wise.
+        let g = Geometry {
+            rows: Axis::new(2, 2, 2, 1, Padding::Valid).unwrap(),
+            cols: Axis::new(4, 2, 2, 1, Padding::Valid).unwrap(),
+            channels: 2,
+        };
+        #[rustfmt::skip]
+        let x = [
+            0.0, 1.0,  5.0, 1.0,  2.0, 7.0,  3.0, 7.0,
+            5.0, 1.0,  0.0, 1.0,  3.0, 7.0,  1.0, 0.0,
+        ];
+        let (mut y, mut argmax) = (vec![0.0; 4], vec![0; 4]);
+        forward(&x, &g, PoolKind::Max, &mut y, &mut argmax);
+        assert_eq!(y, [5.0, 1.0, 3.0, 7.0]);
+        let mut dx = vec![9.0; 16];
+        backward(&[1.0, 2.0, 3.0, 4.0], &g, PoolKind::Max, &argmax, &mut dx);
+        #[rustfmt::skip]
+        assert_eq!(dx, [
+            0.0, 2.0,  1.0, 0.0,  0.0, 4.0,  3.0, 0.0,
+            0.0, 0.0,  0.0, 0.0,  0.0, 0.0,  0.0, 0.0,
+        ]);
     }
 }
