@@ -14,8 +14,10 @@ medians with ratios against pynn from the same run.
 - W3: Conv2D 3x3 "same", batch 64, 32x32x16 -> 32 filters, bias + relu: forward GFLOP/s and
   forward + backward GFLOP/s.
 
-Keras runs on TensorFlow (`pip install keras tensorflow-cpu`); PyTorch is optional. Peers are
-never dependencies of pynn; install them in a separate virtual environment.
+Keras runs on TensorFlow (`pip install keras tensorflow-cpu`); PyTorch is optional and runs
+channels_last, its faster CPU layout. Peers are never dependencies of pynn; install them with
+pynn's wheel in a separate virtual environment. Before each measurement the script waits (up to
+15 s) for a second in which the CPUs were 90 % idle.
 """
 
 from __future__ import annotations
@@ -114,9 +116,9 @@ def run_w1(framework, quick):
 
 
 def run_w2(framework, quick):
-    if framework == "torch":
-        raise ImportError("W2 is not written for PyTorch yet")
     x, y, x_test = lenet_data(quick)
+    if framework == "torch":
+        return torch_lenet(x, y, x_test)
     lib = keras_like(framework)
     model = lenet(lib)
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
@@ -133,7 +135,7 @@ def run_w2(framework, quick):
 
 def run_w3(framework, quick):
     if framework == "torch":
-        raise ImportError("W3 is not written for PyTorch yet")
+        return torch_conv(quick)
     batch, h, w, c, f = W3_SHAPE
     lib = keras_like(framework)
     model = lib.Sequential(
@@ -185,6 +187,72 @@ def torch_mlp_fit(x, y, epochs):
     return time.perf_counter() - start
 
 
+def torch_lenet(x, y, x_test):
+    """The same LeNet in PyTorch, channels_last (its faster layout on the CPU)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
+    ).to(memory_format=torch.channels_last)  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    # NHWC arrays seen as NCHW tensors: already channels_last in memory.
+    xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y)
+
+    def epoch(n):
+        order = torch.randperm(n)
+        for i in range(0, n, 128):
+            idx = order[i : i + 128]
+            optimizer.zero_grad()
+            loss_fn(model(xt[idx]), yt[idx]).backward()
+            optimizer.step()
+
+    epoch(256)  # warm-up
+    start = time.perf_counter()
+    epoch(len(x))
+    seconds = time.perf_counter() - start
+    test = torch.from_numpy(x_test).permute(0, 3, 1, 2)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(test), 1000):
+            model(test[i : i + 1000])
+    images_per_s = len(test) / (time.perf_counter() - start)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"epoch_s": seconds, "inference_images_per_s": images_per_s, "peak_rss_mib": rss}
+
+
+def torch_conv(quick):
+    import torch
+
+    batch, h, w, c, f = W3_SHAPE
+    conv = torch.nn.Conv2d(c, f, 3, padding=1).to(memory_format=torch.channels_last)
+    x = torch.randn(batch, h, w, c).permute(0, 3, 1, 2)
+    flops = 2 * batch * h * w * 9 * c * f
+    repeats = 2 if quick else 20
+
+    def forward():
+        with torch.inference_mode():
+            torch.relu(conv(x))
+
+    def step():
+        conv.zero_grad()
+        (torch.relu(conv(x)) ** 2).mean().backward()
+
+    timings = []
+    for run in (forward, step):
+        run()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        timings.append((time.perf_counter() - start) / repeats)
+    forward_s, step_s = timings
+    return {"forward_gflops": flops / forward_s / 1e9, "train_gflops": 3 * flops / step_s / 1e9}
+
+
 RUNNERS = {"w1": run_w1, "w2": run_w2, "w3": run_w3}
 
 
@@ -202,7 +270,27 @@ def child(framework, workload, threads, quick):
         print(json.dumps({"unavailable": str(error)}))
 
 
+def wait_until_quiet(idle_share=0.9, longest_s=15.0):
+    """Waits (at most `longest_s`) for a second in which the CPUs were at least `idle_share`
+    idle, so that one measurement's process has gone before the next starts."""
+
+    def idle_and_total():
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return values[3] + values[4], sum(values)
+
+    deadline = time.monotonic() + longest_s
+    while time.monotonic() < deadline:
+        idle0, total0 = idle_and_total()
+        time.sleep(1.0)
+        idle1, total1 = idle_and_total()
+        if (idle1 - idle0) >= idle_share * max(1, total1 - total0):
+            return
+
+
 def measure(framework, workload, threads, quick):
+    if not quick and os.path.exists("/proc/stat"):
+        wait_until_quiet()
     out = subprocess.run(
         [sys.executable, __file__, "--child", framework, workload, "--threads", str(threads)]
         + (["--quick"] if quick else []),

@@ -3,8 +3,6 @@
 //! TensorFlow does for ties; average pooling with "same" padding divides by the number of real
 //! (unpadded) values in each window, as Keras does.
 
-use std::ops::Range;
-
 use multiversion::multiversion;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -40,109 +38,116 @@ pub fn forward(x: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], argmax: &
 }
 
 thread_local! {
-    /// One row of column maxima (or sums) and, for max pooling, the row each came from.
-    static COLUMNS: std::cell::RefCell<(Vec<f32>, Vec<u32>)> =
+    /// One input row pooled across each window's columns: values and, for max pooling, the
+    /// index in the image each came from.
+    static ACROSS: std::cell::RefCell<(Vec<f32>, Vec<u32>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Each output row in two passes: down the window's rows, every input column at once (one
-/// contiguous, vectorizable run); then across each window's columns. Max pooling keeps the
-/// first maximum in row-major order, as TensorFlow does: across columns, an equal value wins
-/// only from an earlier row.
+/// Each output row in two passes per input row of its windows: across each window's columns,
+/// then merged into the output row (one contiguous, vectorizable run). Max pooling keeps the
+/// first maximum in row-major order, as TensorFlow does, because both passes keep the earlier
+/// candidate on a tie.
 fn forward_image(image: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], argmax: &mut [u32]) {
     let (c, width) = (g.channels, g.cols.input * g.channels);
-    COLUMNS.with_borrow_mut(|(column, source_row)| {
-        column.resize(width, 0.0);
-        source_row.resize(width, 0);
-        for oy in 0..g.rows.output {
+    let row_len = g.cols.output * c;
+    ACROSS.with_borrow_mut(|(values, sources)| {
+        values.resize(row_len + LANES, 0.0);
+        sources.resize(row_len + LANES, 0);
+        for (oy, (y, argmax)) in y
+            .chunks_exact_mut(row_len)
+            .zip(argmax.chunks_exact_mut(row_len))
+            .enumerate()
+        {
             let rows = g.rows.window(oy);
-            let out = oy * g.cols.output * c..(oy + 1) * g.cols.output * c;
-            let (y, argmax) = (&mut y[out.clone()], &mut argmax[out]);
             match kind {
                 PoolKind::Max => {
-                    column_max(image, width, rows, column, source_row);
-                    row_max(g, column, source_row, y, argmax);
+                    y.fill(f32::NEG_INFINITY);
+                    for iy in rows {
+                        max_across(g, image, iy, values, sources);
+                        merge_max(&values[..row_len], &sources[..row_len], y, argmax);
+                    }
                 }
                 PoolKind::Average => {
+                    y.fill(0.0);
                     let count = rows.len();
-                    column_sum(image, width, rows, column);
-                    row_average(g, column, count, y);
+                    for iy in rows {
+                        sum_across(
+                            g,
+                            &image[iy * width..(iy + 1) * width],
+                            &mut values[..row_len],
+                        );
+                        y.iter_mut()
+                            .zip(&values[..row_len])
+                            .for_each(|(y, v)| *y += v);
+                    }
+                    divide_by_counts(g, count, y);
                 }
             }
         }
     })
 }
 
-/// `column[i]` = the maximum of input column value `i` over `rows`, `source_row[i]` the first
-/// row holding it.
-#[multiversion(targets("x86_64+avx2+fma"))]
-fn column_max(
-    image: &[f32],
-    width: usize,
-    rows: Range<usize>,
-    column: &mut [f32],
-    source_row: &mut [u32],
-) {
-    column.fill(f32::NEG_INFINITY);
-    for iy in rows {
-        let row = &image[iy * width..(iy + 1) * width];
-        for ((m, r), &v) in column.iter_mut().zip(source_row.iter_mut()).zip(row) {
-            let wins = v > *m;
-            *m = if wins { v } else { *m };
-            *r = if wins { iy as u32 } else { *r };
-        }
-    }
-}
+/// Channels handled as one vector of lanes by [`max_across`].
+const LANES: usize = 8;
 
-/// `y` = the maximum of `column` over each output's window of columns; `argmax` its index in
-/// the image. On a tie, the earlier row wins (its row is recovered from `argmax`: ties are
-/// rarer than wins).
-fn row_max(g: &Geometry, column: &[f32], source_row: &[u32], y: &mut [f32], argmax: &mut [u32]) {
-    let (c, width) = (g.channels, g.cols.input);
-    let row_of = |index: u32| index as usize / c / width;
-    for (ox, (y, argmax)) in y
-        .chunks_exact_mut(c)
-        .zip(argmax.chunks_exact_mut(c))
-        .enumerate()
-    {
-        y.fill(f32::NEG_INFINITY);
-        for ix in g.cols.window(ox) {
-            let values = &column[ix * c..(ix + 1) * c];
-            let rows = &source_row[ix * c..(ix + 1) * c];
-            for ch in 0..c {
-                let (v, r) = (values[ch], rows[ch] as usize);
-                if v > y[ch] || (v == y[ch] && r < row_of(argmax[ch])) {
-                    y[ch] = v;
-                    argmax[ch] = ((r * width + ix) * c + ch) as u32;
+/// `values` = the maximum over each window's columns of input row `iy`, the first on a tie;
+/// `sources` = its index in the image. Channels go [`LANES`] at a time: the last group's lanes
+/// reach into the next pixel's channels, and those results are overwritten by the next
+/// window's (`values` and `sources` hold [`LANES`] spare values at the end).
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn max_across(g: &Geometry, image: &[f32], iy: usize, values: &mut [f32], sources: &mut [u32]) {
+    let c = g.channels;
+    for ox in 0..g.cols.output {
+        for group in (0..c).step_by(LANES) {
+            let (mut best, mut source) = ([f32::NEG_INFINITY; LANES], [0u32; LANES]);
+            for ix in g.cols.window(ox) {
+                let first = (iy * g.cols.input + ix) * c + group;
+                let mut pixel = [f32::NEG_INFINITY; LANES];
+                match image.get(first..first + LANES) {
+                    Some(run) => pixel.copy_from_slice(run),
+                    None => pixel[..c - group].copy_from_slice(&image[first..first + c - group]),
+                }
+                for l in 0..LANES {
+                    let wins = pixel[l] > best[l];
+                    best[l] = if wins { pixel[l] } else { best[l] };
+                    source[l] = if wins { (first + l) as u32 } else { source[l] };
                 }
             }
+            let at = ox * c + group;
+            values[at..at + LANES].copy_from_slice(&best);
+            sources[at..at + LANES].copy_from_slice(&source);
         }
     }
 }
 
-/// `column[i]` = the sum of input column value `i` over `rows`.
+/// Merges one input row's window maxima into the output row: a later row wins only if greater.
 #[multiversion(targets("x86_64+avx2+fma"))]
-fn column_sum(image: &[f32], width: usize, rows: Range<usize>, column: &mut [f32]) {
-    column.fill(0.0);
-    for iy in rows {
-        let row = &image[iy * width..(iy + 1) * width];
-        column.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+fn merge_max(values: &[f32], sources: &[u32], y: &mut [f32], argmax: &mut [u32]) {
+    for (((y, argmax), &v), &s) in y.iter_mut().zip(argmax.iter_mut()).zip(values).zip(sources) {
+        let wins = v > *y;
+        *y = if wins { v } else { *y };
+        *argmax = if wins { s } else { *argmax };
     }
 }
 
-/// `y` = the mean over each window: its columns' sums over `rows` values each, divided by
-/// the real (unpadded) values in the window, as Keras does.
-fn row_average(g: &Geometry, column: &[f32], rows: usize, y: &mut [f32]) {
+/// `values` = the sum over each window's columns of one input row.
+fn sum_across(g: &Geometry, row: &[f32], values: &mut [f32]) {
     let c = g.channels;
-    for (ox, y) in y.chunks_exact_mut(c).enumerate() {
-        let cols = g.cols.window(ox);
-        let count = (rows * cols.len()) as f32;
-        y.fill(0.0);
-        for ix in cols {
-            y.iter_mut()
-                .zip(&column[ix * c..(ix + 1) * c])
-                .for_each(|(s, v)| *s += v);
+    for (ox, values) in values.chunks_exact_mut(c).enumerate() {
+        values.fill(0.0);
+        for ix in g.cols.window(ox) {
+            let pixel = &row[ix * c..(ix + 1) * c];
+            values.iter_mut().zip(pixel).for_each(|(s, v)| *s += v);
         }
+    }
+}
+
+/// Divides each window's sum over `rows` input rows by its real (unpadded) values, as Keras
+/// does.
+fn divide_by_counts(g: &Geometry, rows: usize, y: &mut [f32]) {
+    for (ox, y) in y.chunks_exact_mut(g.channels).enumerate() {
+        let count = (rows * g.cols.window(ox).len()) as f32;
         y.iter_mut().for_each(|s| *s /= count);
     }
 }
@@ -254,5 +259,56 @@ mod tests {
             0.0, 2.0,  1.0, 0.0,  0.0, 4.0,  3.0, 0.0,
             0.0, 0.0,  0.0, 0.0,  0.0, 0.0,  0.0, 0.0,
         ]);
+    }
+
+    /// Row-major scan of each window, the first maximum kept: the definition, slowly.
+    fn naive_max(x: &[f32], g: &Geometry) -> (Vec<f32>, Vec<u32>) {
+        let c = g.channels;
+        let (mut y, mut argmax) = (vec![], vec![]);
+        for oy in 0..g.rows.output {
+            for ox in 0..g.cols.output {
+                for ch in 0..c {
+                    let (mut best, mut at) = (f32::NEG_INFINITY, 0);
+                    for iy in g.rows.window(oy) {
+                        for ix in g.cols.window(ox) {
+                            let i = (iy * g.cols.input + ix) * c + ch;
+                            if x[i] > best {
+                                (best, at) = (x[i], i as u32);
+                            }
+                        }
+                    }
+                    y.push(best);
+                    argmax.push(at);
+                }
+            }
+        }
+        (y, argmax)
+    }
+
+    #[test]
+    fn max_matches_the_row_major_scan_for_any_channels_and_windows() {
+        for (c, k, stride, padding) in [
+            (1, 2, 2, Padding::Valid),
+            (3, 3, 1, Padding::Same),
+            (8, 2, 2, Padding::Same),
+            (11, 3, 2, Padding::Valid),
+        ] {
+            let g = Geometry {
+                rows: Axis::new(5, k, stride, 1, padding).unwrap(),
+                cols: Axis::new(7, k, stride, 1, padding).unwrap(),
+                channels: c,
+            };
+            // Rounded values, so that windows hold ties.
+            let x: Vec<f32> = (0..g.input_size())
+                .map(|i| ((i * 7 % 13) as f32 / 3.0).round())
+                .collect();
+            let (mut y, mut argmax) = (vec![0.0; g.pixels() * c], vec![0; g.pixels() * c]);
+            forward(&x, &g, PoolKind::Max, &mut y, &mut argmax);
+            assert_eq!(
+                (y, argmax),
+                naive_max(&x, &g),
+                "{c} channels, {k}x{k}/{stride} {padding:?}"
+            );
+        }
     }
 }
