@@ -10,9 +10,12 @@ medians with ratios against pynn from the same run.
 - W1: section 4.5's iris MLP 4-256-256-256-3, Adam, batch 30, 100 epochs, validation_split 0.3:
   seconds of `fit`.
 - W2: section 6.2.2's LeNet-5 on Fashion-MNIST (32x32 padded), Adam, batch 128: seconds per
-  epoch; inference images/s at batch 1000; peak RSS of the process.
+  epoch (after a warm-up epoch of 256 images); inference images/s at batch 1000 over the 10,000
+  test images (after predicting 1,000); peak RSS of the process.
 - W3: Conv2D 3x3 "same", batch 64, 32x32x16 -> 32 filters, bias + relu: forward GFLOP/s and
   forward + backward GFLOP/s.
+- sgemm: float32 2048^3 products, GFLOP/s (pynn's GEMM through `pynn._core.matmul`): the
+  reference W3 is read against.
 
 Keras runs on TensorFlow (`pip install keras tensorflow-cpu`); PyTorch is optional and runs
 channels_last, its faster CPU layout. Peers are never dependencies of pynn; install them with
@@ -126,6 +129,7 @@ def run_w2(framework, quick):
     start = time.perf_counter()
     model.fit(x, y, epochs=1, batch_size=128, verbose=0)
     epoch = time.perf_counter() - start
+    model.predict(x_test[:1000], batch_size=1000, verbose=0)  # warm-up
     start = time.perf_counter()
     model.predict(x_test, batch_size=1000, verbose=0)
     images_per_s = len(x_test) / (time.perf_counter() - start)
@@ -216,10 +220,15 @@ def torch_lenet(x, y, x_test):
     epoch(len(x))
     seconds = time.perf_counter() - start
     test = torch.from_numpy(x_test).permute(0, 3, 1, 2)
+
+    def predict(images):
+        with torch.inference_mode():
+            for i in range(0, len(images), 1000):
+                model(images[i : i + 1000])
+
+    predict(test[:1000])  # warm-up
     start = time.perf_counter()
-    with torch.inference_mode():
-        for i in range(0, len(test), 1000):
-            model(test[i : i + 1000])
+    predict(test)
     images_per_s = len(test) / (time.perf_counter() - start)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"epoch_s": seconds, "inference_images_per_s": images_per_s, "peak_rss_mib": rss}
@@ -253,7 +262,38 @@ def torch_conv(quick):
     return {"forward_gflops": flops / forward_s / 1e9, "train_gflops": 3 * flops / step_s / 1e9}
 
 
-RUNNERS = {"w1": run_w1, "w2": run_w2, "w3": run_w3}
+def run_sgemm(framework, quick):
+    """float32 2048^3 matrix products: the machine's reference for W3, as each library runs it."""
+    n = 256 if quick else 2048
+    a, b = (np.random.default_rng(i).normal(size=(n, n)).astype(np.float32) for i in (0, 1))
+    if framework == "pynn":
+        from pynn import _core
+
+        product = _core.matmul
+    elif framework == "torch":
+        import torch
+
+        a, b = torch.from_numpy(a), torch.from_numpy(b)
+        product = torch.mm
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        import tensorflow as tf
+
+        a, b = tf.constant(a), tf.constant(b)
+
+        def product(a, b):
+            return tf.matmul(a, b).numpy()
+
+    product(a, b)
+    times = []
+    for _ in range(2 if quick else 5):
+        start = time.perf_counter()
+        product(a, b)
+        times.append(time.perf_counter() - start)
+    return {"gflops": 2 * n**3 / statistics.median(times) / 1e9}
+
+
+RUNNERS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "sgemm": run_sgemm}
 
 
 def child(framework, workload, threads, quick):
@@ -305,7 +345,7 @@ def measure(framework, workload, threads, quick):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workloads", default="w1,w2,w3")
+    parser.add_argument("--workloads", default="w1,w2,w3,sgemm")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")

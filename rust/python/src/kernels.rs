@@ -1,10 +1,14 @@
 //! Single kernels exposed for the test suite, which checks each against a NumPy reference.
 
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1};
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pynn_core::kernels::activation::Activation;
+use pynn_core::kernels::gemm;
 use pynn_core::kernels::loss::Loss;
 use pynn_core::metrics::Metric;
 use pynn_core::optim::OptimizerSpec;
+use pynn_core::parallel;
 use pyo3::prelude::*;
 
 use crate::errors;
@@ -124,7 +128,39 @@ fn optimizer_steps<'py>(
     Ok(trajectory.into_pyarray(py))
 }
 
+/// `a · b` for float32 matrices through the engine's GEMM on its threads: checked against NumPy
+/// by the tests, and the sgemm reference of `benches/compare.py`.
+#[pyfunction]
+fn matmul<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'_, f32>,
+    b: PyReadonlyArray2<'_, f32>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let ([m, k], [k_b, n]) = (a.shape().try_into().unwrap(), b.shape().try_into().unwrap());
+    if k != k_b {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "`a` is {m}x{k} and `b` {k_b}x{n}: `b` needs {k} rows."
+        )));
+    }
+    let (a, b) = (slice2("a", &a)?, slice2("b", &b)?);
+    let mut c = vec![0.0f32; m * n];
+    py.detach(|| parallel::install(|| matmul_into(a, b, &mut c, m, n, k)))
+        .map_err(errors::to_py)?;
+    numpy::ndarray::Array2::from_shape_vec((m, n), c)
+        .map(|c| c.into_pyarray(py))
+        .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
+fn matmul_into(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize) {
+    gemm::matmul(a, gemm::Op::N, b, gemm::Op::N, c, m, n, k, false)
+}
+
+fn slice2<'a>(name: &str, array: &'a PyReadonlyArray2<'_, f32>) -> PyResult<&'a [f32]> {
+    array.as_slice().map_err(|e| errors::layout(name, e))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(matmul, m)?)?;
     m.add_function(wrap_pyfunction!(activation, m)?)?;
     m.add_function(wrap_pyfunction!(loss, m)?)?;
     m.add_function(wrap_pyfunction!(metric, m)?)?;
