@@ -121,14 +121,22 @@ impl Direct {
     /// reads one contiguous block per step. Padded lanes and filters hold zeros, adding nothing.
     fn write_planar(&self, dz: &[f32], planar: &mut [f32]) {
         let (f, ow) = (self.filters, self.g.cols.output);
-        let row_len = self.lane_columns * BLOCK;
-        let block_len = self.g.rows.output * row_len;
-        planar.fill(0.0);
-        for (oy, dz_row) in dz.chunks_exact(ow * f).enumerate() {
-            for (ox, values) in dz_row.chunks_exact(f).enumerate() {
-                let lane = oy * row_len + ox / LANES * BLOCK * LANES + ox % LANES;
-                for (filter, &v) in values.iter().enumerate() {
-                    planar[filter / BLOCK * block_len + filter % BLOCK * LANES + lane] = v;
+        // Every block is written whole, padding included: nothing to clear first.
+        let mut blocks = planar.chunks_exact_mut(BLOCK * LANES);
+        for f0 in (0..f).step_by(BLOCK) {
+            let filters = f0..f.min(f0 + BLOCK);
+            for dz_row in dz.chunks_exact(ow * f) {
+                for pixels in dz_row.chunks(LANES * f) {
+                    let mut block = [[0.0f32; LANES]; BLOCK];
+                    for (pixel, l) in pixels.chunks_exact(f).zip(0..LANES) {
+                        for (&v, b) in pixel[filters.clone()].iter().zip(0..BLOCK) {
+                            block[b][l] = v;
+                        }
+                    }
+                    let dst = blocks.next().expect("planar holds every block");
+                    for (dst, src) in dst.chunks_exact_mut(LANES).zip(&block) {
+                        dst.copy_from_slice(src);
+                    }
                 }
             }
         }
@@ -179,9 +187,10 @@ fn forward(d: &Direct, plane: &[f32], packed: &[f32], z: &mut [f32]) {
                 }
                 let columns = LANES.min(g.cols.output - x0);
                 let filters = BLOCK.min(f - f0);
-                for (l, pixel) in (oy * g.cols.output + x0..).take(columns).enumerate() {
-                    for b in 0..filters {
-                        z[pixel * f + f0 + b] = acc[b][l];
+                let first = (oy * g.cols.output + x0) * f + f0;
+                for (pixel, l) in z[first..].chunks_mut(f).take(columns).zip(0..LANES) {
+                    for (z, b) in pixel[..filters].iter_mut().zip(0..BLOCK) {
+                        *z = acc[b][l];
                     }
                 }
             }
