@@ -121,27 +121,37 @@ impl Geometry {
 
 /// Fills `cols` (`images · pixels × field`) with every output pixel's receptive field.
 pub fn im2col(x: &[f32], g: &Geometry, cols: &mut [f32]) {
-    let per_image = g.pixels() * g.field();
-    cols.chunks_mut(per_image)
-        .zip(x.chunks(g.input_size()))
-        .for_each(|(cols, image)| im2col_image(image, g, cols));
+    im2col_rows(x, g, 0, cols)
 }
 
-fn im2col_image(image: &[f32], g: &Geometry, cols: &mut [f32]) {
+/// Fills `cols` with the receptive fields of the batch's output pixels `first..`, one row each
+/// (pixels numbered across the images of `x`, as the rows of the layer's output).
+pub fn im2col_rows(x: &[f32], g: &Geometry, first: usize, cols: &mut [f32]) {
+    let pixels = g.pixels();
+    for (pixel, row) in (first..).zip(cols.chunks_exact_mut(g.field())) {
+        let image = &x[pixel / pixels * g.input_size()..][..g.input_size()];
+        let within = pixel % pixels;
+        receptive_field(
+            image,
+            g,
+            within / g.cols.output,
+            within % g.cols.output,
+            row,
+        );
+    }
+}
+
+/// Output pixel `(oy, ox)`'s receptive field, ordered (kh, kw, c) like the kernel.
+#[inline]
+fn receptive_field(image: &[f32], g: &Geometry, oy: usize, ox: usize, row: &mut [f32]) {
     let span = g.cols.kernel * g.channels;
-    let mut rows = cols.chunks_mut(g.field());
-    for oy in 0..g.rows.output {
-        for ox in 0..g.cols.output {
-            let row = rows.next().expect("cols holds one row per output pixel");
-            for (ky, dst) in row.chunks_mut(span).enumerate() {
-                match g.rows.source(oy, ky) {
-                    None => dst.fill(0.0),
-                    Some(iy) => match contiguous_taps(g, iy, ox) {
-                        Some(at) => copy(dst, &image[at..at + span]),
-                        None => gather_taps(image, g, iy, ox, dst),
-                    },
-                }
-            }
+    for (ky, dst) in row.chunks_mut(span).enumerate() {
+        match g.rows.source(oy, ky) {
+            None => dst.fill(0.0),
+            Some(iy) => match contiguous_taps(g, iy, ox) {
+                Some(at) => copy(dst, &image[at..at + span]),
+                None => gather_taps(image, g, iy, ox, dst),
+            },
         }
     }
 }

@@ -11,16 +11,16 @@ use super::{ensure_len, Layer};
 use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
-use crate::kernels::conv::{col2im, im2col, Axis, Geometry, Padding};
+use crate::kernels::conv::{col2im, im2col_rows, Axis, Geometry, Padding};
 use crate::kernels::conv_direct::Direct;
 use crate::kernels::gemm::{matmul_single_thread, matmul_tn_chunked, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows_chunked};
 use crate::regularizers::Regularizer;
 
 /// The im2col rows one task produces and multiplies at once: few enough to stay in cache
-/// between the two, enough for an efficient product. Tiles hold whole images, so the input
-/// gradients of two tiles never overlap; their size depends on the layer only, never on the
-/// thread count.
+/// between the two, enough for an efficient product. Their size never depends on the thread
+/// count. The backward's tiles hold whole images of about this many rows, so that the input
+/// gradients of two tiles never overlap.
 const TILE_ROWS: usize = 512;
 
 /// Images per partial kernel gradient of the direct kernel: fixed, so that the partials, summed
@@ -176,19 +176,19 @@ impl Conv {
         (TILE_ROWS / self.geometry.pixels()).max(1)
     }
 
-    /// `z = im2col(x) · kernel + bias`, tile by tile; in training every row is kept in `cols`
-    /// for the kernel's gradient.
+    /// `z = im2col(x) · kernel + bias`, [`TILE_ROWS`] rows at a time; in training every row
+    /// is kept in `cols` for the kernel's gradient.
     fn forward_im2col(&mut self, weights: &[f32], x: &[f32], batch: usize, training: bool) {
         let g = self.geometry;
         let (rows, field, filters) = (batch * g.pixels(), g.field(), self.spec.filters);
         let (kernel, bias) = weights.split_at(self.kernel_len());
         let use_bias = self.spec.use_bias;
-        let images = self.tile_images();
-        let z = self.z[..rows * filters].par_chunks_mut(images * g.pixels() * filters);
-        let x = x.par_chunks(images * g.input_size());
+        let z = self.z[..rows * filters]
+            .par_chunks_mut(TILE_ROWS * filters)
+            .enumerate();
         // The tile's rows are still in cache when the product reads them.
-        let tile = |cols: &mut [f32], z: &mut [f32], x: &[f32]| {
-            im2col(x, &g, cols);
+        let tile = |index: usize, cols: &mut [f32], z: &mut [f32]| {
+            im2col_rows(x, &g, index * TILE_ROWS, cols);
             if use_bias {
                 broadcast_rows(bias, z);
             }
@@ -207,13 +207,12 @@ impl Conv {
         };
         if training {
             ensure_len(&mut self.cols, rows * field);
-            let cols = self.cols[..rows * field].par_chunks_mut(images * g.pixels() * field);
-            cols.zip(z)
-                .zip(x)
-                .for_each(|((cols, z), x)| tile(cols, z, x));
+            let cols = self.cols[..rows * field].par_chunks_mut(TILE_ROWS * field);
+            z.zip(cols)
+                .for_each(|((index, z), cols)| tile(index, cols, z));
         } else {
-            z.zip(x).for_each(|(z, x)| {
-                with_scratch(z.len() / filters * field, |cols| tile(cols, z, x))
+            z.for_each(|(index, z)| {
+                with_scratch(z.len() / filters * field, |cols| tile(index, cols, z))
             });
         }
     }
