@@ -138,23 +138,37 @@ fn product(
     }
     let (a_rs, a_cs) = strides(op_a, m, k);
     let (b_rs, b_cs) = strides(op_b, k, n);
+    // The microkernels cover many rows (48 with AVX-512) by few columns: a short, wide product
+    // such as a dense layer's at batch 30 (30 x 256) wastes most of each tile. It runs as
+    // cᵀ = bᵀ · aᵀ instead, through the strides, copying nothing.
+    let swap = m < n;
+    let (rows, cols, lhs, rhs) = if swap {
+        (n, m, (b.as_ptr(), b_rs, b_cs), (a.as_ptr(), a_rs, a_cs))
+    } else {
+        (m, n, (a.as_ptr(), a_cs, a_rs), (b.as_ptr(), b_cs, b_rs))
+    };
+    let (dst_cs, dst_rs) = if swap {
+        (n as isize, 1)
+    } else {
+        (1, n as isize)
+    };
     // SAFETY: the assert above proves every index the strides reach lies inside the slices,
     // and `c` is borrowed mutably, so it cannot alias `a` or `b`.
     unsafe {
         gemm::gemm(
-            m,
-            n,
+            rows,
+            cols,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs,
+            dst_rs,
             accumulate,
-            a.as_ptr(),
-            a_cs,
-            a_rs,
-            b.as_ptr(),
-            b_cs,
-            b_rs,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
             1.0,
             1.0,
             false,
