@@ -77,7 +77,7 @@ pub fn matmul_single_thread(
 }
 
 /// Rows of the reduction handled by one task in [`matmul_tn_chunked`].
-const REDUCTION_CHUNK: usize = 4096;
+const REDUCTION_CHUNK: usize = 1024;
 
 /// `c (m×n) = aᵀ · b` for `a` (rows × m) and `b` (rows × n) with many rows and a small `c`, such
 /// as a convolution kernel's gradient: the GEMM would split only `c` among threads, leaving one
