@@ -6,18 +6,17 @@
 //! ```
 //! With `amsgrad`, `v̂ = max(v̂, v)` replaces `v` in the last step.
 
+use multiversion::multiversion;
+use rayon::prelude::*;
+
 use crate::error::Result;
+use crate::parallel::CHUNK;
 use crate::tensor::try_filled;
 
-use super::{one_minus, update_each, Optimizer};
+use super::{one_minus, Optimizer};
 
-#[derive(Clone, Copy, Default)]
-struct Slot {
-    m: f32,
-    v: f32,
-    v_hat: f32,
-}
-
+/// The moments live in separate vectors (not one struct per weight) so that the update
+/// vectorizes: square roots and divisions 8 at a time instead of one.
 pub struct Adam {
     learning_rate: f32,
     beta_1: f32,
@@ -26,9 +25,20 @@ pub struct Adam {
     one_minus_beta_1: f32,
     one_minus_beta_2: f32,
     epsilon: f32,
-    amsgrad: bool,
-    slots: Vec<Slot>,
+    m: Vec<f32>,
+    v: Vec<f32>,
+    /// `max(v̂, v)` with `amsgrad`; empty without.
+    v_hat: Vec<f32>,
     iterations: u64,
+}
+
+/// One step's constants.
+#[derive(Clone, Copy)]
+struct Step {
+    alpha: f32,
+    c1: f32,
+    c2: f32,
+    epsilon: f32,
 }
 
 impl Adam {
@@ -47,10 +57,37 @@ impl Adam {
             one_minus_beta_1: one_minus(beta_1),
             one_minus_beta_2: one_minus(beta_2),
             epsilon: epsilon as f32,
-            amsgrad,
-            slots: try_filled(n_weights, Slot::default())?,
+            m: try_filled(n_weights, 0.0)?,
+            v: try_filled(n_weights, 0.0)?,
+            v_hat: try_filled(if amsgrad { n_weights } else { 0 }, 0.0)?,
             iterations: 0,
         })
+    }
+}
+
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn update(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: Step) {
+    for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
+        *m += (g - *m) * s.c1;
+        *v += (g * g - *v) * s.c2;
+        *w -= *m * s.alpha / (v.sqrt() + s.epsilon);
+    }
+}
+
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn update_amsgrad(
+    w: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    v_hat: &mut [f32],
+    s: Step,
+) {
+    for ((((w, &g), m), v), v_hat) in w.iter_mut().zip(g).zip(m).zip(v).zip(v_hat) {
+        *m += (g - *m) * s.c1;
+        *v += (g * g - *v) * s.c2;
+        *v_hat = v_hat.max(*v);
+        *w -= *m * s.alpha / (v_hat.sqrt() + s.epsilon);
     }
 }
 
@@ -59,20 +96,31 @@ impl Optimizer for Adam {
         let t = (self.iterations + 1) as f32;
         let alpha =
             self.learning_rate * (1.0 - self.beta_2.powf(t)).sqrt() / (1.0 - self.beta_1.powf(t));
-        let (c1, c2, eps) = (self.one_minus_beta_1, self.one_minus_beta_2, self.epsilon);
-        if self.amsgrad {
-            update_each(weights, grads, &mut self.slots, |w, g, s| {
-                s.m += (g - s.m) * c1;
-                s.v += (g * g - s.v) * c2;
-                s.v_hat = s.v_hat.max(s.v);
-                *w -= s.m * alpha / (s.v_hat.sqrt() + eps);
-            });
-        } else {
-            update_each(weights, grads, &mut self.slots, |w, g, s| {
-                s.m += (g - s.m) * c1;
-                s.v += (g * g - s.v) * c2;
-                *w -= s.m * alpha / (s.v.sqrt() + eps);
-            });
+        let s = Step {
+            alpha,
+            c1: self.one_minus_beta_1,
+            c2: self.one_minus_beta_2,
+            epsilon: self.epsilon,
+        };
+        let (m, v, v_hat) = (&mut self.m, &mut self.v, &mut self.v_hat);
+        // Fixed chunks, in parallel only where waking the other threads pays.
+        let parallel = weights.len() >= 4 * CHUNK;
+        match (v_hat.is_empty(), parallel) {
+            (true, false) => update(weights, grads, m, v, s),
+            (false, false) => update_amsgrad(weights, grads, m, v, v_hat, s),
+            (true, true) => weights
+                .par_chunks_mut(CHUNK)
+                .zip(grads.par_chunks(CHUNK))
+                .zip(m.par_chunks_mut(CHUNK))
+                .zip(v.par_chunks_mut(CHUNK))
+                .for_each(|(((w, g), m), v)| update(w, g, m, v, s)),
+            (false, true) => weights
+                .par_chunks_mut(CHUNK)
+                .zip(grads.par_chunks(CHUNK))
+                .zip(m.par_chunks_mut(CHUNK))
+                .zip(v.par_chunks_mut(CHUNK))
+                .zip(v_hat.par_chunks_mut(CHUNK))
+                .for_each(|((((w, g), m), v), v_hat)| update_amsgrad(w, g, m, v, v_hat, s)),
         }
         self.iterations += 1;
     }
@@ -90,6 +138,6 @@ impl Optimizer for Adam {
     }
 
     fn slots_per_weight(&self) -> usize {
-        2 + self.amsgrad as usize
+        2 + !self.v_hat.is_empty() as usize
     }
 }
