@@ -1,0 +1,33 @@
+"""`benches/compare.py --quick`: the benchmark script still runs end to end (pynn only, reduced
+sizes). A smoke test: it asserts what was measured, never how fast."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benches" / "compare.py"
+
+
+def test_compare_quick_measures_every_workload(tmp_path):
+    out = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| w2 | epoch_s |" in run.stdout
+    results = json.loads(out.read_text())["results"]
+    expected = {
+        "w1": {"fit_s"},
+        "w2": {"epoch_s", "inference_images_per_s", "peak_rss_mib"},
+        "w3": {"forward_gflops", "train_gflops"},
+        "sgemm": {"gflops"},
+    }
+    assert set(results) == set(expected)
+    for workload, metrics in expected.items():
+        (measured,) = results[workload]["pynn"]
+        assert set(measured) == metrics
+        assert all(value > 0 for value in measured.values())
