@@ -10,6 +10,7 @@
 use multiversion::multiversion;
 
 use super::conv::Geometry;
+use super::copy;
 
 /// Output columns computed together: one AVX2 register.
 pub const LANES: usize = 8;
@@ -93,7 +94,7 @@ impl Direct {
         plane.fill(0.0);
         for (iy, src) in image.chunks(cols.input).enumerate() {
             let at = (iy + rows.pad_before) * self.plane_columns + cols.pad_before;
-            plane[at..at + cols.input].copy_from_slice(src);
+            copy(&mut plane[at..at + cols.input], src);
         }
     }
 
@@ -135,7 +136,7 @@ impl Direct {
                     }
                     let dst = blocks.next().expect("planar holds every block");
                     for (dst, src) in dst.chunks_exact_mut(LANES).zip(&block) {
-                        dst.copy_from_slice(src);
+                        copy(dst, src);
                     }
                 }
             }

@@ -7,3 +7,13 @@ pub mod gemm;
 pub mod loss;
 pub mod pool;
 pub mod reduce;
+
+/// Copies `src` into `dst` (the shorter length) with an element loop rather than
+/// `copy_from_slice`: the kernels copy runs of a few values (an image row, a receptive-field
+/// row, a bias), where a `memcpy` call costs more than the copy (measured: im2col of LeNet's
+/// first layer went from 3.9 to 1.4 ms at batch 128; `memcpy` calls from pooling, bias
+/// broadcasts and padded planes were 6 % of a LeNet epoch).
+#[inline]
+pub(crate) fn copy(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+}

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::conv::Geometry;
+use super::copy;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,8 +106,8 @@ fn max_across(g: &Geometry, image: &[f32], iy: usize, values: &mut [f32], source
                 let first = (iy * g.cols.input + ix) * c + group;
                 let mut pixel = [f32::NEG_INFINITY; LANES];
                 match image.get(first..first + LANES) {
-                    Some(run) => pixel.copy_from_slice(run),
-                    None => pixel[..c - group].copy_from_slice(&image[first..first + c - group]),
+                    Some(run) => copy(&mut pixel, run),
+                    None => copy(&mut pixel, &image[first..first + c - group]),
                 }
                 for l in 0..LANES {
                     let wins = pixel[l] > best[l];
@@ -115,8 +116,11 @@ fn max_across(g: &Geometry, image: &[f32], iy: usize, values: &mut [f32], source
                 }
             }
             let at = ox * c + group;
-            values[at..at + LANES].copy_from_slice(&best);
-            sources[at..at + LANES].copy_from_slice(&source);
+            copy(&mut values[at..at + LANES], &best);
+            sources[at..at + LANES]
+                .iter_mut()
+                .zip(source)
+                .for_each(|(d, s)| *d = s);
         }
     }
 }

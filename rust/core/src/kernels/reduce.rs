@@ -3,7 +3,7 @@
 /// `out[r, j] = bias[j]` for every row of `out` (rows `bias.len()` wide).
 pub fn broadcast_rows(bias: &[f32], out: &mut [f32]) {
     out.chunks_mut(bias.len())
-        .for_each(|row| row.copy_from_slice(bias));
+        .for_each(|row| super::copy(row, bias));
 }
 
 /// `out[j] = Σ_r x[r, j]`, summing rows in order so the result never depends on threads.
