@@ -28,14 +28,20 @@ fn window(g: &Geometry, oy: usize, ox: usize) -> (std::ops::Range<usize>, std::o
     (g.rows.window(oy), g.cols.window(ox))
 }
 
-/// `y` = the pool of each window of `x`; for max pooling `argmax` records, per output value,
-/// the index in its image of the input it came from.
-pub fn forward(x: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], argmax: &mut [u32]) {
+/// `y` = the pool of each window of `x`; for max pooling `argmax`, when given (training),
+/// records per output value the index in its image of the input it came from.
+pub fn forward(x: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], argmax: Option<&mut [u32]>) {
     let (in_size, out_size) = (g.input_size(), output_size(g));
-    y.par_chunks_mut(out_size)
-        .zip(argmax.par_chunks_mut(out_size))
-        .zip(x.par_chunks(in_size))
-        .for_each(|((y, argmax), image)| forward_image(image, g, kind, y, argmax));
+    let y = y.par_chunks_mut(out_size);
+    match argmax {
+        Some(argmax) => y
+            .zip(argmax.par_chunks_mut(out_size))
+            .zip(x.par_chunks(in_size))
+            .for_each(|((y, argmax), image)| forward_image::<true>(image, g, kind, y, argmax)),
+        None => y
+            .zip(x.par_chunks(in_size))
+            .for_each(|(y, image)| forward_image::<false>(image, g, kind, y, &mut [])),
+    }
 }
 
 thread_local! {
@@ -48,25 +54,31 @@ thread_local! {
 /// Each output row in two passes per input row of its windows: across each window's columns,
 /// then merged into the output row (one contiguous, vectorizable run). Max pooling keeps the
 /// first maximum in row-major order, as TensorFlow does, because both passes keep the earlier
-/// candidate on a tie.
-fn forward_image(image: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], argmax: &mut [u32]) {
+/// candidate on a tie. `ARGMAX`: whether to record where each maximum came from.
+fn forward_image<const ARGMAX: bool>(
+    image: &[f32],
+    g: &Geometry,
+    kind: PoolKind,
+    y: &mut [f32],
+    argmax: &mut [u32],
+) {
     let (c, width) = (g.channels, g.cols.input * g.channels);
     let row_len = g.cols.output * c;
     ACROSS.with_borrow_mut(|(values, sources)| {
         values.resize(row_len + LANES, 0.0);
         sources.resize(row_len + LANES, 0);
-        for (oy, (y, argmax)) in y
-            .chunks_exact_mut(row_len)
-            .zip(argmax.chunks_exact_mut(row_len))
-            .enumerate()
-        {
+        for (oy, y) in y.chunks_exact_mut(row_len).enumerate() {
             let rows = g.rows.window(oy);
             match kind {
                 PoolKind::Max => {
+                    let argmax = match ARGMAX {
+                        true => &mut argmax[oy * row_len..(oy + 1) * row_len],
+                        false => &mut [][..],
+                    };
                     y.fill(f32::NEG_INFINITY);
                     for iy in rows {
-                        max_across(g, image, iy, values, sources);
-                        merge_max(&values[..row_len], &sources[..row_len], y, argmax);
+                        max_across::<ARGMAX>(g, image, iy, values, sources);
+                        merge_max::<ARGMAX>(&values[..row_len], &sources[..row_len], y, argmax);
                     }
                 }
                 PoolKind::Average => {
@@ -97,7 +109,13 @@ const LANES: usize = 8;
 /// reach into the next pixel's channels, and those results are overwritten by the next
 /// window's (`values` and `sources` hold [`LANES`] spare values at the end).
 #[multiversion(targets("x86_64+avx2+fma"))]
-fn max_across(g: &Geometry, image: &[f32], iy: usize, values: &mut [f32], sources: &mut [u32]) {
+fn max_across<const ARGMAX: bool>(
+    g: &Geometry,
+    image: &[f32],
+    iy: usize,
+    values: &mut [f32],
+    sources: &mut [u32],
+) {
     let c = g.channels;
     for ox in 0..g.cols.output {
         for group in (0..c).step_by(LANES) {
@@ -112,7 +130,9 @@ fn max_across(g: &Geometry, image: &[f32], iy: usize, values: &mut [f32], source
                 for l in 0..LANES {
                     let wins = pixel[l] > best[l];
                     best[l] = if wins { pixel[l] } else { best[l] };
-                    source[l] = if wins { (first + l) as u32 } else { source[l] };
+                    if ARGMAX {
+                        source[l] = if wins { (first + l) as u32 } else { source[l] };
+                    }
                 }
             }
             let at = ox * c + group;
@@ -127,7 +147,18 @@ fn max_across(g: &Geometry, image: &[f32], iy: usize, values: &mut [f32], source
 
 /// Merges one input row's window maxima into the output row: a later row wins only if greater.
 #[multiversion(targets("x86_64+avx2+fma"))]
-fn merge_max(values: &[f32], sources: &[u32], y: &mut [f32], argmax: &mut [u32]) {
+fn merge_max<const ARGMAX: bool>(
+    values: &[f32],
+    sources: &[u32],
+    y: &mut [f32],
+    argmax: &mut [u32],
+) {
+    if !ARGMAX {
+        for (y, &v) in y.iter_mut().zip(values) {
+            *y = if v > *y { v } else { *y };
+        }
+        return;
+    }
     for (((y, argmax), &v), &s) in y.iter_mut().zip(argmax.iter_mut()).zip(values).zip(sources) {
         let wins = v > *y;
         *y = if wins { v } else { *y };
@@ -210,7 +241,7 @@ mod tests {
     fn pool(kind: PoolKind, g: &Geometry, x: &[f32]) -> Vec<f32> {
         let mut y = vec![0.0; g.pixels()];
         let mut argmax = vec![0; g.pixels()];
-        forward(x, g, kind, &mut y, &mut argmax);
+        forward(x, g, kind, &mut y, Some(&mut argmax));
         y
     }
 
@@ -233,7 +264,7 @@ mod tests {
         let x = [3.0, 3.0, 1.0, 2.0];
         let mut y = vec![0.0; 2];
         let mut argmax = vec![0; 2];
-        forward(&x, &g, PoolKind::Max, &mut y, &mut argmax);
+        forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax));
         let mut dx = vec![9.0; 4];
         backward(&[1.0, 1.0], &g, PoolKind::Max, &argmax, &mut dx);
         assert_eq!(dx, [1.0, 0.0, 0.0, 1.0]);
@@ -254,7 +285,7 @@ mod tests {
             5.0, 1.0,  0.0, 1.0,  3.0, 7.0,  1.0, 0.0,
         ];
         let (mut y, mut argmax) = (vec![0.0; 4], vec![0; 4]);
-        forward(&x, &g, PoolKind::Max, &mut y, &mut argmax);
+        forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax));
         assert_eq!(y, [5.0, 1.0, 3.0, 7.0]);
         let mut dx = vec![9.0; 16];
         backward(&[1.0, 2.0, 3.0, 4.0], &g, PoolKind::Max, &argmax, &mut dx);
@@ -307,7 +338,10 @@ mod tests {
                 .map(|i| ((i * 7 % 13) as f32 / 3.0).round())
                 .collect();
             let (mut y, mut argmax) = (vec![0.0; g.pixels() * c], vec![0; g.pixels() * c]);
-            forward(&x, &g, PoolKind::Max, &mut y, &mut argmax);
+            forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax));
+            let mut inference = vec![0.0; y.len()];
+            forward(&x, &g, PoolKind::Max, &mut inference, None);
+            assert_eq!(inference, y, "inference, which records no argmax");
             assert_eq!(
                 (y, argmax),
                 naive_max(&x, &g),

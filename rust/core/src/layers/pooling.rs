@@ -106,9 +106,15 @@ impl Layer for Pool {
         &self.output_shape
     }
 
-    fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], _: usize, _: bool) {
-        super::ensure_len_u32(&mut self.argmax, y.len());
-        pool::forward(x, &self.geometry, self.kind, y, &mut self.argmax[..y.len()]);
+    fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], _: usize, training: bool) {
+        // Only the backward needs to know where each maximum came from.
+        let argmax = if training {
+            super::ensure_len_u32(&mut self.argmax, y.len());
+            Some(&mut self.argmax[..y.len()])
+        } else {
+            None
+        };
+        pool::forward(x, &self.geometry, self.kind, y, argmax);
     }
 
     fn backward(
