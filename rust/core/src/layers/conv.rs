@@ -178,16 +178,19 @@ impl Conv {
 
     /// `z = im2col(x) · kernel + bias`, [`TILE_ROWS`] rows at a time; in training every row
     /// is kept in `cols` for the kernel's gradient.
-    fn forward_im2col(&mut self, weights: &[f32], x: &[f32], batch: usize, training: bool) {
+    fn forward_im2col(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], training: bool) {
         let g = self.geometry;
-        let (rows, field, filters) = (batch * g.pixels(), g.field(), self.spec.filters);
+        let (field, filters) = (g.field(), self.spec.filters);
+        let rows = y.len() / filters;
         let (kernel, bias) = weights.split_at(self.kernel_len());
-        let use_bias = self.spec.use_bias;
+        let (use_bias, activation) = (self.spec.use_bias, self.spec.activation);
         let z = self.z[..rows * filters]
             .par_chunks_mut(TILE_ROWS * filters)
+            .zip(y.par_chunks_mut(TILE_ROWS * filters))
             .enumerate();
-        // The tile's rows are still in cache when the product reads them.
-        let tile = |index: usize, cols: &mut [f32], z: &mut [f32]| {
+        // The tile's rows are still in cache when the product reads them, and its
+        // pre-activations when the activation does.
+        let tile = |index: usize, cols: &mut [f32], z: &mut [f32], y: &mut [f32]| {
             im2col_rows(x, &g, index * TILE_ROWS, cols);
             if use_bias {
                 broadcast_rows(bias, z);
@@ -204,36 +207,41 @@ impl Conv {
                 field,
                 use_bias,
             );
+            activation.forward(z, y, filters);
         };
         if training {
             ensure_len(&mut self.cols, rows * field);
             let cols = self.cols[..rows * field].par_chunks_mut(TILE_ROWS * field);
             z.zip(cols)
-                .for_each(|((index, z), cols)| tile(index, cols, z));
+                .for_each(|((index, (z, y)), cols)| tile(index, cols, z, y));
         } else {
-            z.for_each(|(index, z)| {
-                with_scratch(z.len() / filters * field, |cols| tile(index, cols, z))
+            z.for_each(|(index, (z, y))| {
+                with_scratch(z.len() / filters * field, |cols| tile(index, cols, z, y))
             });
         }
     }
 
-    /// `z` image by image through the direct kernel; nothing is kept for the backward.
-    fn forward_direct(&mut self, d: &Direct, weights: &[f32], x: &[f32], batch: usize) {
+    /// `z` and `y` image by image through the direct kernel; nothing else is kept for the
+    /// backward.
+    fn forward_direct(&mut self, d: &Direct, weights: &[f32], x: &[f32], y: &mut [f32]) {
         let g = self.geometry;
+        let (filters, activation) = (self.spec.filters, self.spec.activation);
         let (kernel, bias) = weights.split_at(self.kernel_len());
         let bias = self.spec.use_bias.then_some(bias);
         ensure_len(&mut self.packed, d.packed_kernel_len());
         d.pack_kernel(kernel, bias, &mut self.packed);
         let packed = &self.packed;
-        let per_image = g.pixels() * self.spec.filters;
-        self.z[..batch * per_image]
+        let per_image = g.pixels() * filters;
+        self.z[..y.len()]
             .par_chunks_mut(per_image)
+            .zip(y.par_chunks_mut(per_image))
             .zip(x.par_chunks(g.input_size()))
-            .for_each(|(z, image)| {
+            .for_each(|((z, y), image)| {
                 with_scratch(d.plane_len(), |plane| {
                     d.pad_image(image, plane);
                     d.forward(plane, packed, z);
-                })
+                });
+                activation.forward(z, y, filters);
             });
     }
 
@@ -319,13 +327,11 @@ impl Layer for Conv {
     fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool) {
         let len = batch * self.geometry.pixels() * self.spec.filters;
         ensure_len(&mut self.z, len);
+        let y = &mut y[..len];
         match self.direct {
-            Some(d) => self.forward_direct(&d, weights, x, batch),
-            None => self.forward_im2col(weights, x, batch, training),
+            Some(d) => self.forward_direct(&d, weights, x, y),
+            None => self.forward_im2col(weights, x, y, training),
         }
-        self.spec
-            .activation
-            .forward(&self.z[..len], y, self.spec.filters);
     }
 
     fn backward(
