@@ -439,3 +439,15 @@ def test_single_channel_conv_inside_a_network_passes_input_gradients(conv_args):
         return a.reshape(len(x), -1) @ dense + dense_bias
 
     check_against(forward, x, y, weights, grads)
+
+
+def test_wide_convolution_predicts_with_parallel_activation_tiles():
+    """128 filters make each 512-row tile's activation large enough to run in parallel inside
+    the convolution's own parallel loop: predictions still match NumPy, call after call."""
+    rng = np.random.default_rng(5)
+    model = conv_model(Conv2D(128, 3, padding="same", activation="relu"), (8, 8, 2))
+    x = rng.normal(size=(64, 8, 8, 2)).astype(np.float32)
+    kernel, bias = model.get_weights()
+    expected = np.maximum(conv2d_reference(x, kernel, bias, (1, 1), "same", (1, 1)), 0.0)
+    for _ in range(3):
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)

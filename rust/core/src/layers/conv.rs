@@ -190,7 +190,7 @@ impl Conv {
             .enumerate();
         // The tile's rows are still in cache when the product reads them, and its
         // pre-activations when the activation does.
-        let tile = |index: usize, cols: &mut [f32], z: &mut [f32], y: &mut [f32]| {
+        let product = |index: usize, cols: &mut [f32], z: &mut [f32]| {
             im2col_rows(x, &g, index * TILE_ROWS, cols);
             if use_bias {
                 broadcast_rows(bias, z);
@@ -207,16 +207,20 @@ impl Conv {
                 field,
                 use_bias,
             );
-            activation.forward(z, y, filters);
         };
         if training {
             ensure_len(&mut self.cols, rows * field);
             let cols = self.cols[..rows * field].par_chunks_mut(TILE_ROWS * field);
-            z.zip(cols)
-                .for_each(|((index, (z, y)), cols)| tile(index, cols, z, y));
+            z.zip(cols).for_each(|((index, (z, y)), cols)| {
+                product(index, cols, z);
+                activation.forward(z, y, filters);
+            });
         } else {
             z.for_each(|(index, (z, y))| {
-                with_scratch(z.len() / filters * field, |cols| tile(index, cols, z, y))
+                with_scratch(z.len() / filters * field, |cols| product(index, cols, z));
+                // Outside the scratch's borrow: a wide activation may run in parallel, and
+                // this thread may then take another tile, which borrows the scratch again.
+                activation.forward(z, y, filters);
             });
         }
     }
