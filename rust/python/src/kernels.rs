@@ -4,7 +4,7 @@ use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
 };
 use pynn_core::kernels::activation::Activation;
-use pynn_core::kernels::gemm;
+use pynn_core::kernels::gemm::{self, Op};
 use pynn_core::kernels::loss::Loss;
 use pynn_core::metrics::Metric;
 use pynn_core::optim::OptimizerSpec;
@@ -20,7 +20,10 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> PyResult<T> 
     serde_json::from_str(json).map_err(|e| errors::spec(what, e))
 }
 
-fn slice<'a>(name: &str, array: &'a PyReadonlyArray1<'_, f32>) -> PyResult<&'a [f32]> {
+fn slice<'a, D: numpy::ndarray::Dimension>(
+    name: &str,
+    array: &'a numpy::PyReadonlyArray<'_, f32, D>,
+) -> PyResult<&'a [f32]> {
     array.as_slice().map_err(|e| errors::layout(name, e))
 }
 
@@ -142,21 +145,13 @@ fn matmul<'py>(
             "`a` is {m}x{k} and `b` {k_b}x{n}: `b` needs {k} rows."
         )));
     }
-    let (a, b) = (slice2("a", &a)?, slice2("b", &b)?);
+    let (a, b) = (slice("a", &a)?, slice("b", &b)?);
     let mut c = vec![0.0f32; m * n];
-    py.detach(|| parallel::install(|| matmul_into(a, b, &mut c, m, n, k)))
+    py.detach(|| parallel::install(|| gemm::matmul(a, Op::N, b, Op::N, &mut c, m, n, k, false)))
         .map_err(errors::to_py)?;
     numpy::ndarray::Array2::from_shape_vec((m, n), c)
         .map(|c| c.into_pyarray(py))
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
-}
-
-fn matmul_into(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize) {
-    gemm::matmul(a, gemm::Op::N, b, gemm::Op::N, c, m, n, k, false)
-}
-
-fn slice2<'a>(name: &str, array: &'a PyReadonlyArray2<'_, f32>) -> PyResult<&'a [f32]> {
-    array.as_slice().map_err(|e| errors::layout(name, e))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

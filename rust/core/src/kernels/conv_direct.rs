@@ -10,12 +10,10 @@
 use multiversion::multiversion;
 
 use super::conv::Geometry;
-use super::copy;
+use super::{copy, LANES};
 
-/// Output columns computed together: one AVX2 register.
-pub const LANES: usize = 8;
-/// Filters computed together: 8 accumulators of [`LANES`].
-pub const BLOCK: usize = 8;
+/// Filters computed together: 8 accumulators of [`LANES`] output columns.
+const BLOCK: usize = 8;
 
 type Lanes = [f32; LANES];
 
@@ -52,7 +50,7 @@ impl Direct {
     }
 
     /// Filters rounded up to whole blocks.
-    pub fn padded_filters(&self) -> usize {
+    fn padded_filters(&self) -> usize {
         self.filters.next_multiple_of(BLOCK)
     }
 

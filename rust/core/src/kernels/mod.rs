@@ -8,6 +8,10 @@ pub mod loss;
 pub mod pool;
 pub mod reduce;
 
+/// f32 values per vector in the hand-vectorized kernels: one AVX2 register (their loops are
+/// compiled for AVX2+FMA too and picked at run time).
+pub(crate) const LANES: usize = 8;
+
 /// Copies `src` into `dst` (the shorter length) with an element loop rather than
 /// `copy_from_slice`: the kernels copy runs of a few values (an image row, a receptive-field
 /// row, a bias), where a `memcpy` call costs more than the copy (measured: im2col of LeNet's

@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::conv::Geometry;
-use super::copy;
+use super::{copy, LANES};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,13 +19,6 @@ pub enum PoolKind {
 
 fn output_size(g: &Geometry) -> usize {
     g.pixels() * g.channels
-}
-
-/// The input pixels (row-major indices) a window reads, padding left out, and how many.
-/// Plain ranges, not an iterator chain: this loop is pooling's whole cost.
-#[inline]
-fn window(g: &Geometry, oy: usize, ox: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
-    (g.rows.window(oy), g.cols.window(ox))
 }
 
 /// `y` = the pool of each window of `x`; for max pooling `argmax`, when given (training),
@@ -100,9 +93,6 @@ fn forward_image<const ARGMAX: bool>(
         }
     })
 }
-
-/// Channels handled as one vector of lanes by [`max_across`].
-const LANES: usize = 8;
 
 /// `values` = the maximum over each window's columns of input row `iy`, the first on a tie;
 /// `sources` = its index in the image. Channels go [`LANES`] at a time: the last group's lanes
@@ -209,7 +199,7 @@ fn backward_image(dy: &[f32], g: &Geometry, kind: PoolKind, argmax: &[u32], dx: 
             for oy in 0..g.rows.output {
                 for ox in 0..g.cols.output {
                     let at = (oy * g.cols.output + ox) * c;
-                    let (rows, cols) = window(g, oy, ox);
+                    let (rows, cols) = (g.rows.window(oy), g.cols.window(ox));
                     let count = (rows.len() * cols.len()) as f32;
                     for iy in rows {
                         let first = (iy * g.cols.input + cols.start) * c;
