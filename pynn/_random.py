@@ -3,6 +3,16 @@
 
 import random
 
+_MASK = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
 
 def draw_seed() -> int:
     return random.randint(1, 10**9)
+
+
+def epoch_seed(fit_seed: int, epoch: int) -> int:
+    """The shuffle seed of epoch `epoch` of a fit that drew `fit_seed`. It depends on the epoch
+    index, not on how many epochs ran before, so a fit resumed at an epoch shuffles as an
+    uninterrupted one would."""
+    return (fit_seed * _GOLDEN + epoch) & _MASK

@@ -27,6 +27,13 @@ class Initializer:
     def get_config(self) -> dict[str, Any]:
         return self._options()
 
+    @classmethod
+    def from_config(cls, config):
+        """Builds an object from what `get_config()` returned."""
+        from pynn.saving.serialization import from_config
+
+        return from_config(cls, config)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
@@ -174,6 +181,10 @@ def get(identifier) -> Initializer:
     or an instance."""
     if isinstance(identifier, Initializer):
         return identifier
+    if isinstance(identifier, dict):
+        from pynn.saving.serialization import deserialize
+
+        return deserialize(identifier, "pynn.initializers")
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
         return identifier()
     if isinstance(identifier, str) and identifier in _BY_NAME:

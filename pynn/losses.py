@@ -46,6 +46,13 @@ class Loss:
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, **self._options()}
 
+    @classmethod
+    def from_config(cls, config):
+        """Builds an object from what `get_config()` returned."""
+        from pynn.saving.serialization import from_config
+
+        return from_config(cls, config)
+
     def per_sample(self, y_true, y_pred) -> np.ndarray:
         """One loss value per row of `y_pred` (rows are its last axis), as Keras's loss functions
         return them."""
@@ -252,6 +259,10 @@ def get(identifier, y_shape=None, output_shape=None) -> Loss:
     """
     if isinstance(identifier, Loss):
         return identifier
+    if isinstance(identifier, dict):
+        from pynn.saving.serialization import deserialize
+
+        return deserialize(identifier, "pynn.losses")
     if isinstance(identifier, type) and issubclass(identifier, Loss):
         return identifier()
     name = identifier if isinstance(identifier, str) else getattr(identifier, "__name__", None)

@@ -28,6 +28,16 @@ class Metric:
     def spec(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        """Builds an object from what `get_config()` returned."""
+        from pynn.saving.serialization import from_config
+
+        return from_config(cls, config)
+
     def __call__(self, y_true, y_pred) -> np.float32:
         """The metric's mean over rows of `y_pred`."""
         p = np.ascontiguousarray(y_pred, dtype=np.float32)
@@ -82,10 +92,17 @@ class SparseCategoricalAccuracy(Metric):
 class _LossMetric(Metric):
     """A loss tracked as a metric (`"mse"`, `"categorical_crossentropy"`, ...)."""
 
+    registered_name = "LossMetric"
+
     def __init__(self, loss: losses_module.Loss, name: str):
         super().__init__(name)
-        self.loss = loss
-        self.sparse = loss.sparse
+        self.loss = losses_module.get(loss)
+        self.sparse = self.loss.sparse
+
+    def get_config(self):
+        from pynn.saving.serialization import serialize
+
+        return {"name": self.name, "loss": serialize(self.loss)}
 
     def spec(self):
         return {"kind": "loss", "loss": self.loss.spec()}
@@ -132,6 +149,10 @@ def get(identifier, y_shape: tuple[int, ...], output_shape: tuple[int, ...]) -> 
     `y_shape` (batch axis included) and a model output of `output_shape` (without it)."""
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, dict):
+        from pynn.saving.serialization import deserialize
+
+        return deserialize(identifier, "pynn.metrics")
     name = identifier if isinstance(identifier, str) else getattr(identifier, "__name__", None)
     if name in ("accuracy", "acc"):
         return _ACCURACY[shape_kind(y_shape, output_shape)](name=name)

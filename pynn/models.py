@@ -174,6 +174,59 @@ class Sequential(Trainer):
             )
         return sum(int(np.prod(s)) for s in self._engine.weight_shapes())
 
+    # Configuration and saving
+
+    def get_config(self) -> dict:
+        """The architecture: the name and every layer's class and config, the input first."""
+        from pynn.saving.serialization import serialize
+
+        layers = ([] if self._input_layer is None else [self._input_layer]) + self._layers
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "layers": [serialize(layer) for layer in layers],
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> Sequential:
+        """A new, untrained model with the architecture `get_config()` described."""
+        from pynn.saving.serialization import deserialize
+
+        layers = config.get("layers")
+        if not isinstance(layers, list):
+            raise ValueError("A Sequential config needs a list of 'layers'.")
+        name = config.get("name")
+        if name is not None and not isinstance(name, str):
+            raise ValueError(f"A Sequential config's 'name' must be a string; got {name!r}.")
+        return cls([deserialize(layer, "pynn.layers") for layer in layers], name=name)
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture as a JSON string; `pynn.models.model_from_json` rebuilds it (weights
+        not included: see `save`)."""
+        from pynn.saving.serialization import serialize
+
+        return json.dumps(serialize(self), **kwargs)
+
+    def save(self, filepath, overwrite: bool = True) -> None:
+        """Writes the architecture, the weights, the compile settings and the optimizer's state
+        to a `.pynn` file (atomically); `pynn.models.load_model` reads it back."""
+        from pynn.saving import save_model
+
+        save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Writes the weights alone to a `.weights.safetensors` file (atomically)."""
+        from pynn.saving import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath) -> None:
+        """Reads weights saved by `save_weights` (or `save`) into this model, which must have
+        the same architecture."""
+        from pynn.saving import load_weights
+
+        load_weights(self, filepath)
+
     # Display
 
     def summary(self, line_length=None, print_fn=None) -> None:

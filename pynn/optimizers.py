@@ -33,6 +33,8 @@ class Optimizer:
     """Base class. `kind` names the engine's optimizer; `_options()` are its hyperparameters."""
 
     kind = ""
+    #: Iterations read from a model file, until the engine receives the saved state.
+    _restored_iterations = 0
 
     def __init__(self, learning_rate: float, name: str | None = None):
         self._engine = None
@@ -55,8 +57,8 @@ class Optimizer:
 
     @property
     def iterations(self) -> int:
-        """How many updates have been applied."""
-        return 0 if self._engine is None else self._engine.iterations()
+        """How many updates have been applied (by this model, or before it was saved)."""
+        return self._restored_iterations if self._engine is None else self._engine.iterations()
 
     def _options(self) -> dict[str, Any]:
         return {}
@@ -67,6 +69,13 @@ class Optimizer:
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "learning_rate": self.learning_rate, **self._options()}
+
+    @classmethod
+    def from_config(cls, config):
+        """Builds an object from what `get_config()` returned."""
+        from pynn.saving.serialization import from_config
+
+        return from_config(cls, config)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} learning_rate={self.learning_rate}>"
@@ -186,6 +195,10 @@ def get(identifier) -> Optimizer:
     `"adagrad"`), a class or an instance. A name builds the optimizer with its defaults."""
     if isinstance(identifier, Optimizer):
         return identifier
+    if isinstance(identifier, dict):
+        from pynn.saving.serialization import deserialize
+
+        return deserialize(identifier, "pynn.optimizers")
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
         return identifier()
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:

@@ -44,6 +44,13 @@ class Regularizer:
     def get_config(self) -> dict[str, Any]:
         return {"l1": self.l1, "l2": self.l2}
 
+    @classmethod
+    def from_config(cls, config):
+        """Builds an object from what `get_config()` returned."""
+        from pynn.saving.serialization import from_config
+
+        return from_config(cls, config)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
@@ -86,6 +93,10 @@ def get(identifier) -> Regularizer | None:
     or `None`."""
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
+    if isinstance(identifier, dict):
+        from pynn.saving.serialization import deserialize
+
+        return deserialize(identifier, "pynn.regularizers")
     if isinstance(identifier, type) and issubclass(identifier, Regularizer):
         return identifier()
     if isinstance(identifier, str) and identifier in _BY_NAME:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -18,8 +19,9 @@ from pynn import _core, _data, _progress
 from pynn import losses as losses_module
 from pynn import metrics as metrics_module
 from pynn import optimizers as optimizers_module
-from pynn._random import draw_seed
+from pynn._random import draw_seed, epoch_seed
 from pynn.callbacks import CallbackList, History
+from pynn.saving.serialization import serialize
 
 
 class Trainer:
@@ -30,6 +32,10 @@ class Trainer:
     _loss = None
     _metrics: tuple = ()
     _optimizer_built = False
+    #: `(iterations, [slot vectors])` read from a model file, handed to the engine when it
+    #: receives the loss and optimizer (at the first fit or evaluate).
+    _saved_optimizer_state = None
+    _initial_epoch = 0
     optimizer = None
     history = None
     stop_training = False
@@ -60,10 +66,32 @@ class Trainer:
         self._compile_args = (loss, metrics)
         self._loss = None
         self._optimizer_built = False
+        self._saved_optimizer_state = None
 
     @property
     def compiled(self) -> bool:
         return self._compile_args is not None
+
+    def get_compile_config(self) -> dict | None:
+        """What `compile` received (optimizer, loss, metrics) as plain JSON values."""
+        if self._compile_args is None:
+            return None
+        loss, metrics = self._compile_args
+        return {
+            "optimizer": serialize(self.optimizer),
+            "loss": _identifier_config(loss),
+            "metrics": [_identifier_config(m) for m in metrics],
+        }
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compiles with what `get_compile_config()` returned."""
+        if not isinstance(config, dict) or not isinstance(config.get("metrics", []), list):
+            raise ValueError(f"Invalid compile config: {config!r}")
+        self.compile(
+            optimizer=config.get("optimizer"),
+            loss=config.get("loss"),
+            metrics=config.get("metrics"),
+        )
 
     @property
     def metrics_names(self) -> list[str]:
@@ -97,6 +125,10 @@ class Trainer:
             )
             self.optimizer._engine = self._engine
             self._loss, self._metrics = loss, metrics
+            if self._saved_optimizer_state is not None:
+                self._engine.set_optimizer_state(*self._saved_optimizer_state)
+                self._saved_optimizer_state = None
+                self._optimizer_built = True
         return targets
 
     # Data
@@ -143,17 +175,23 @@ class Trainer:
         return loss_sum / seen, list(metric_sums / seen)
 
     def _train_epoch(self, x, y, batch_size, seed, callbacks):
-        """One epoch: one engine call, or one call per batch when a callback hooks batches."""
+        """One epoch: one engine call, or one call per batch when a callback hooks batches.
+        Returns the loss, the metrics and the first batch whose loss was not finite (or None)."""
         n = x.shape[0]
         if not callbacks.needs_batches("train"):
             return self._engine.fit_epoch(x.reshape(-1), y.reshape(-1), n, batch_size, seed)
         order = np.arange(n) if seed is None else np.asarray(_core.shuffled_order(seed, n))
+        not_finite = []  # per batch run: whether its loss was NaN or infinite
 
         def step(rows):
             xb, yb = np.ascontiguousarray(x[rows]), np.ascontiguousarray(y[rows])
-            return self._engine.fit_epoch(xb.reshape(-1), yb.reshape(-1), len(xb), len(xb), None)
+            loss, metric_values, bad = self._engine.fit_epoch(
+                xb.reshape(-1), yb.reshape(-1), len(xb), len(xb), None
+            )
+            not_finite.append(bad is not None)
+            return loss, metric_values
 
-        return self._run_batches(
+        loss, metric_values = self._run_batches(
             step,
             n,
             batch_size,
@@ -162,6 +200,7 @@ class Trainer:
             callbacks.on_train_batch_end,
             stoppable=True,
         )
+        return loss, metric_values, (not_finite.index(True) if any(not_finite) else None)
 
     def _test(self, x, y, batch_size, callbacks) -> dict[str, float]:
         """Loss and metrics with fixed weights, telling the callbacks' test hooks."""
@@ -256,13 +295,27 @@ class Trainer:
             steps=steps,
         )
         self.stop_training = False
+        self._initial_epoch = initial_epoch
         callbacks.on_train_begin()
+        # `on_train_begin` may move the start (BackupAndRestore resuming a run).
+        initial_epoch = self._initial_epoch
+        fit_seed = draw_seed() if shuffle else None
         logs: dict[str, float] = {}
+        warned = False
         for epoch in range(initial_epoch, epochs):
             callbacks.on_epoch_begin(epoch)
-            seed = draw_seed() if shuffle else None
-            loss, metric_values = self._train_epoch(x, y, batch_size, seed, callbacks)
+            seed = None if fit_seed is None else epoch_seed(fit_seed, epoch)
+            loss, metric_values, bad_batch = self._train_epoch(x, y, batch_size, seed, callbacks)
             self._optimizer_built = True
+            if bad_batch is not None and not warned and not self.stop_training:
+                warned = True
+                warnings.warn(
+                    f"Epoch {epoch + 1}, batch {bad_batch}: the loss is NaN or infinite, and the "
+                    "weights may no longer be finite. Lower the learning rate or check the data; "
+                    "pynn.callbacks.TerminateOnNaN() stops training at the first such batch.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             logs = self._logs(loss, metric_values)
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._test(*validation, validation_batch_size, callbacks)
@@ -321,7 +374,7 @@ class Trainer:
         """One optimizer step on the whole of `(x, y)`; returns that batch's loss and metrics."""
         x, y = self._inputs_and_targets(x, y, "train_on_batch")
         n = x.shape[0]
-        loss, metric_values = self._engine.fit_epoch(x.reshape(-1), y.reshape(-1), n, n, None)
+        loss, metric_values, _ = self._engine.fit_epoch(x.reshape(-1), y.reshape(-1), n, n, None)
         self._optimizer_built = True
         names = [m.name for m in self._metrics]
         return _results(self._logs(loss, metric_values), names, return_dict)
@@ -342,6 +395,17 @@ class Trainer:
 
     def __call__(self, x, training=False) -> np.ndarray:
         return self.predict_on_batch(x)
+
+
+def _identifier_config(identifier):
+    """A loss or metric given to `compile` as JSON: names stay names, objects become configs."""
+    if identifier is None or isinstance(identifier, str):
+        return identifier
+    if isinstance(identifier, type):
+        return identifier.__name__
+    if hasattr(identifier, "get_config"):
+        return serialize(identifier)
+    return getattr(identifier, "__name__", repr(identifier))
 
 
 def _results(logs: dict[str, float], metric_names: list[str], return_dict: bool):

@@ -114,7 +114,8 @@ def test_l2_cell(iris_data):
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     h = model.fit(X, y, validation_split=0.3, epochs=n_epochs, batch_size=30, verbose=0)
     # The penalty keeps the validation loss from climbing back up as the plain model's does.
-    assert h.history["val_loss"][-1] < 1.2 * min(h.history["val_loss"])
+    # Final/best validation loss over seeds 0-7: 1.00-1.31 with L2, 1.38-11.1 without.
+    assert h.history["val_loss"][-1] < 1.35 * min(h.history["val_loss"])
     assert h.history["val_accuracy"][-1] >= 0.9
 
 

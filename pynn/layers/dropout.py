@@ -54,5 +54,7 @@ class Dropout(Layer):
             **super().get_config(),
             "rate": self.rate,
             "noise_shape": self.noise_shape,
-            "seed": self.seed,
+            # The seed in use, drawn or given: a model rebuilt from this config (a loaded
+            # file) draws the same masks.
+            "seed": self._mask_seed,
         }

@@ -60,6 +60,13 @@ class Layer:
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
 
+    @classmethod
+    def from_config(cls, config):
+        """Builds an object from what `get_config()` returned."""
+        from pynn.saving.serialization import from_config
+
+        return from_config(cls, config)
+
     # State: read through the model that built this layer.
 
     def _attach(self, model, input_shape, output_shape, weight_shapes, weight_index) -> None:

@@ -24,9 +24,18 @@ pub struct Network {
     delta_next: Vec<f32>,
 }
 
-impl Network {
-    /// Builds the layers for per-sample inputs of `input_shape` and initialises their weights.
-    pub fn new(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Self> {
+/// The layers built for an input shape, before any weight exists.
+struct Layout {
+    layers: Vec<Box<dyn Layer>>,
+    /// Each layer's range of the weight buffer.
+    ranges: Vec<Range<usize>>,
+    /// Values per sample of the input, then of each layer's output.
+    sizes: Vec<usize>,
+    n_weights: usize,
+}
+
+impl Layout {
+    fn new(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Self> {
         if input_shape.contains(&0) {
             return Err(CoreError::invalid(
                 "input_shape",
@@ -57,6 +66,30 @@ impl Network {
             sizes.push(checked_volume(&shape)?);
             layers.push(layer);
         }
+        Ok(Layout {
+            layers,
+            ranges,
+            sizes,
+            n_weights,
+        })
+    }
+}
+
+impl Network {
+    /// How many weight values the network of `specs` would hold, without allocating them: what a
+    /// model file's data is checked against before the network is built.
+    pub fn count_weights(input_shape: &[usize], specs: &[LayerSpec]) -> Result<usize> {
+        Ok(Layout::new(input_shape, specs)?.n_weights)
+    }
+
+    /// Builds the layers for per-sample inputs of `input_shape` and initialises their weights.
+    pub fn new(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Self> {
+        let Layout {
+            layers,
+            ranges,
+            sizes,
+            n_weights,
+        } = Layout::new(input_shape, specs)?;
         let mut weights = try_filled(n_weights, 0.0)?;
         for (layer, range) in layers.iter().zip(&ranges) {
             layer.init_weights(&mut weights[range.clone()])?;
@@ -160,6 +193,13 @@ impl Network {
         let len = batch * self.input_size();
         ensure_len(&mut self.activations[0], len);
         &mut self.activations[0][..len]
+    }
+
+    /// Tells every layer that training step `step` (the optimizer's iterations so far) begins.
+    pub fn begin_step(&mut self, step: u64) {
+        self.layers
+            .iter_mut()
+            .for_each(|layer| layer.begin_step(step));
     }
 
     /// Runs every layer on the input buffer; returns the output of the batch.

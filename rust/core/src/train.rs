@@ -28,6 +28,8 @@ pub struct Logs {
     pub metrics: Vec<f64>,
     /// Batches run; fewer than the epoch has when the caller asked to stop.
     pub batches: usize,
+    /// The first batch whose loss was NaN or infinite, if any.
+    pub first_non_finite: Option<usize>,
 }
 
 /// How a loop over batches goes on after each batch.
@@ -43,6 +45,7 @@ struct Totals {
     metrics: Vec<f64>,
     rows: usize,
     batches: usize,
+    first_non_finite: Option<usize>,
 }
 
 impl Totals {
@@ -53,6 +56,7 @@ impl Totals {
             metrics: vec![0.0; n_metrics],
             rows: 0,
             batches: 0,
+            first_non_finite: None,
         }
     }
 
@@ -62,6 +66,7 @@ impl Totals {
             loss: mean(self.loss, self.samples),
             metrics: self.metrics.iter().map(|&m| mean(m, self.rows)).collect(),
             batches: self.batches,
+            first_non_finite: self.first_non_finite,
         }
     }
 }
@@ -140,10 +145,9 @@ impl Trainer {
         network: &mut Network,
         data: &Dataset,
         batch_size: usize,
+        after_batch: &mut dyn FnMut() -> Next,
     ) -> Result<Logs> {
-        self.run(network, data, batch_size, None, false, &mut || {
-            Next::Continue
-        })
+        self.run(network, data, batch_size, None, false, after_batch)
     }
 
     fn run(
@@ -193,6 +197,9 @@ impl Trainer {
 
         let width = network.output_width();
         let rows = batch * network.output_size() / width;
+        if train {
+            network.begin_step(self.optimizer.iterations());
+        }
         network.forward(batch, train);
         let output = network.output(batch);
         for (sum, metric) in totals.metrics.iter_mut().zip(&self.metrics) {
@@ -213,7 +220,11 @@ impl Trainer {
             (loss, network.penalty(batch, false))
         };
         // Keras adds the penalties in full to each batch's mean loss.
-        totals.loss += (loss_sum / rows as f64 + penalty) * batch as f64;
+        let batch_loss = loss_sum / rows as f64 + penalty;
+        if !batch_loss.is_finite() && totals.first_non_finite.is_none() {
+            totals.first_non_finite = Some(totals.batches);
+        }
+        totals.loss += batch_loss * batch as f64;
         totals.samples += batch;
         totals.rows += rows;
         totals.batches += 1;
@@ -251,8 +262,15 @@ fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut [f32]) {
     }
 }
 
-/// Predictions for `x` (`len` samples), computed in batches: a tensor `(len, ...output)`.
-pub fn predict(network: &mut Network, x: &[f32], len: usize, batch_size: usize) -> Result<Tensor> {
+/// Predictions for `x` (`len` samples), computed in batches: a tensor `(len, ...output)`, or
+/// `None` when `after_batch` stopped it.
+pub fn predict(
+    network: &mut Network,
+    x: &[f32],
+    len: usize,
+    batch_size: usize,
+    after_batch: &mut dyn FnMut() -> Next,
+) -> Result<Option<Tensor>> {
     check_batch_size(batch_size)?;
     let (in_size, out_size) = (network.input_size(), network.output_size());
     if x.len() != len * in_size {
@@ -268,8 +286,11 @@ pub fn predict(network: &mut Network, x: &[f32], len: usize, batch_size: usize) 
             .copy_from_slice(&x[start * in_size..(start + batch) * in_size]);
         let y = network.forward(batch, false);
         out.data_mut()[start * out_size..(start + batch) * out_size].copy_from_slice(y);
+        if let Next::Stop = after_batch() {
+            return Ok(None);
+        }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 #[cfg(test)]

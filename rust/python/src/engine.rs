@@ -9,7 +9,7 @@ use pynn_core::metrics::Metric;
 use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::parallel;
-use pynn_core::train::{self, Dataset, Logs, Next, Trainer};
+use pynn_core::train::{self, Dataset, Next, Trainer};
 use pynn_core::{CoreError, Tensor};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -31,6 +31,8 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> PyResult<T> 
 
 /// `(loss, [metrics...])` as Python receives it.
 type LogTuple = (f64, Vec<f64>);
+/// A training epoch's: `(loss, [metrics...], the first batch whose loss was NaN or infinite)`.
+type EpochLogs = (f64, Vec<f64>, Option<usize>);
 
 /// Borrows the arrays' memory as the engine's dataset; no copy.
 fn dataset<'a>(
@@ -49,8 +51,39 @@ fn to_numpy(py: Python<'_>, tensor: Tensor) -> PyResult<Bound<'_, PyArrayDyn<f32
     data.into_pyarray(py).reshape(shape)
 }
 
-fn to_tuple(logs: Logs) -> LogTuple {
-    (logs.loss, logs.metrics)
+/// Runs a batch loop in the engine's pool with the GIL released. Its `after_batch` takes the GIL
+/// back every [`SIGNAL_CHECK_INTERVAL`] to look for Ctrl-C, which stops the loop after the
+/// batch and raises `KeyboardInterrupt`; a panic becomes `RuntimeError`.
+fn run_released<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(&mut dyn FnMut() -> Next) -> pynn_core::Result<T> + Send,
+) -> PyResult<T> {
+    let mut interrupted = None;
+    let result = py.detach(|| {
+        let mut last_check = Instant::now();
+        let mut after_batch = || {
+            if last_check.elapsed() < SIGNAL_CHECK_INTERVAL {
+                return Next::Continue;
+            }
+            last_check = Instant::now();
+            match Python::attach(|py| py.check_signals()) {
+                Ok(()) => Next::Continue,
+                Err(err) => {
+                    interrupted = Some(err);
+                    Next::Stop
+                }
+            }
+        };
+        errors::catch_panic(|| {
+            parallel::install(|| work(&mut after_batch))
+                .and_then(|r| r)
+                .map_err(to_py)
+        })
+    });
+    match interrupted {
+        Some(err) => Err(err),
+        None => result,
+    }
 }
 
 impl Engine {
@@ -68,6 +101,13 @@ impl Engine {
     }
 }
 
+/// How many weight values a network of `layers_json` for `input_shape` holds; allocates none.
+#[pyfunction]
+pub fn count_weights(input_shape: Vec<usize>, layers_json: &str) -> PyResult<usize> {
+    let specs: Vec<LayerSpec> = parse("layer", layers_json)?;
+    errors::catch_panic(|| Network::count_weights(&input_shape, &specs).map_err(to_py))
+}
+
 #[pymethods]
 impl Engine {
     /// Builds the layers described by `layers_json` (a JSON list of layer specs) for samples
@@ -80,11 +120,13 @@ impl Engine {
         names: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let specs: Vec<LayerSpec> = parse("layer", layers_json)?;
-        let network = Network::new(&input_shape, &specs).map_err(|e| match (&e, &names) {
-            (CoreError::InLayer { index, .. }, Some(names)) if *index < names.len() => {
-                PyValueError::new_err(format!("Layer '{}': {e}", names[*index]))
-            }
-            _ => to_py(e),
+        let network = errors::catch_panic(|| {
+            Network::new(&input_shape, &specs).map_err(|e| match (&e, &names) {
+                (CoreError::InLayer { index, .. }, Some(names)) if *index < names.len() => {
+                    PyValueError::new_err(format!("Layer '{}': {e}", names[*index]))
+                }
+                _ => to_py(e),
+            })
         })?;
         Ok(Engine {
             network,
@@ -144,7 +186,10 @@ impl Engine {
         let loss: Loss = parse("loss", loss_json)?;
         let optimizer: OptimizerSpec = parse("optimizer", optimizer_json)?;
         let metrics: Vec<Metric> = parse("metric", metrics_json)?;
-        let trainer = Trainer::new(&self.network, loss, &optimizer, metrics).map_err(to_py)?;
+        let network = &self.network;
+        let trainer = errors::catch_panic(|| {
+            Trainer::new(network, loss, &optimizer, metrics).map_err(to_py)
+        })?;
         self.trainer = Some(trainer);
         Ok(())
     }
@@ -176,8 +221,37 @@ impl Engine {
         Ok(self.trainer()?.optimizer().slots_per_weight())
     }
 
-    /// One epoch over `len` samples; returns `(loss, [metrics...])`. The GIL is released while
-    /// it runs, and Ctrl-C stops it between batches.
+    /// The optimizer's iterations and a copy of its state: one vector per slot, each as long
+    /// as the weights.
+    fn optimizer_state<'py>(
+        &mut self,
+        py: Python<'py>,
+    ) -> PyResult<(u64, Vec<Bound<'py, PyArray1<f32>>>)> {
+        let optimizer = self.trainer()?.optimizer();
+        let state = optimizer.state().into_iter().map(|v| v.into_pyarray(py));
+        Ok((optimizer.iterations(), state.collect()))
+    }
+
+    /// Restores what `optimizer_state` returned.
+    fn set_optimizer_state(
+        &mut self,
+        iterations: u64,
+        state: Vec<PyReadonlyArray1<'_, f32>>,
+    ) -> PyResult<()> {
+        let slices = state
+            .iter()
+            .map(|a| {
+                a.as_slice()
+                    .map_err(|e| errors::layout("optimizer state", e))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        self.trainer()?
+            .optimizer_mut()
+            .set_state(iterations, &slices)
+            .map_err(to_py)
+    }
+
+    /// One epoch over `len` samples; returns `(loss, [metrics...], first_non_finite_batch)`.
     #[pyo3(signature = (x, y, len, batch_size, shuffle_seed=None))]
     fn fit_epoch(
         &mut self,
@@ -187,33 +261,13 @@ impl Engine {
         len: usize,
         batch_size: usize,
         shuffle_seed: Option<u64>,
-    ) -> PyResult<LogTuple> {
+    ) -> PyResult<EpochLogs> {
         let data = dataset(&x, &y, len)?;
         let (network, trainer) = self.parts()?;
-        let mut interrupted = None;
-        let result = py.detach(|| {
-            let mut last_check = Instant::now();
-            let mut after_batch = || {
-                if last_check.elapsed() < SIGNAL_CHECK_INTERVAL {
-                    return Next::Continue;
-                }
-                last_check = Instant::now();
-                match Python::attach(|py| py.check_signals()) {
-                    Ok(()) => Next::Continue,
-                    Err(err) => {
-                        interrupted = Some(err);
-                        Next::Stop
-                    }
-                }
-            };
-            parallel::install(|| {
-                trainer.fit_epoch(network, &data, batch_size, shuffle_seed, &mut after_batch)
-            })
-        });
-        if let Some(err) = interrupted {
-            return Err(err);
-        }
-        result.and_then(|r| r).map(to_tuple).map_err(to_py)
+        let logs = run_released(py, |after_batch| {
+            trainer.fit_epoch(network, &data, batch_size, shuffle_seed, after_batch)
+        })?;
+        Ok((logs.loss, logs.metrics, logs.first_non_finite))
     }
 
     /// Loss and metrics over `len` samples with fixed weights; returns `(loss, [metrics...])`.
@@ -227,10 +281,10 @@ impl Engine {
     ) -> PyResult<LogTuple> {
         let data = dataset(&x, &y, len)?;
         let (network, trainer) = self.parts()?;
-        py.detach(|| parallel::install(|| trainer.evaluate(network, &data, batch_size)))
-            .and_then(|r| r)
-            .map(to_tuple)
-            .map_err(to_py)
+        run_released(py, |after_batch| {
+            trainer.evaluate(network, &data, batch_size, after_batch)
+        })
+        .map(|logs| (logs.loss, logs.metrics))
     }
 
     /// Predictions for `len` samples: an array `(len, ...output_shape)`.
@@ -243,10 +297,11 @@ impl Engine {
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
         let network = &mut self.network;
-        let out = py
-            .detach(|| parallel::install(|| train::predict(network, x, len, batch_size)))
-            .and_then(|r| r)
-            .map_err(to_py)?;
+        let out = run_released(py, |after_batch| {
+            train::predict(network, x, len, batch_size, after_batch)
+        })?;
+        // Stopped only by a signal, which `run_released` raises.
+        let out = out.ok_or_else(|| PyRuntimeError::new_err("prediction was interrupted"))?;
         to_numpy(py, out)
     }
 }

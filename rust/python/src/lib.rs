@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod engine;
 mod errors;
 mod kernels;
+mod tensor_file;
 
 /// Sets how many threads the engine uses; `0` means all cores.
 #[pyfunction]
@@ -17,6 +18,22 @@ fn set_num_threads(n: usize) -> PyResult<()> {
 #[pyfunction]
 fn get_num_threads() -> usize {
     pynn_core::parallel::num_threads()
+}
+
+/// Panics inside the engine's pool, for the test that a panic reaches Python as RuntimeError.
+#[pyfunction]
+fn _panic_in_engine(message: String) -> PyResult<()> {
+    use rayon::prelude::*;
+    errors::catch_panic(|| {
+        pynn_core::parallel::install(|| {
+            (0..4).into_par_iter().for_each(|i| {
+                if i == 3 {
+                    panic!("{message}");
+                }
+            })
+        })
+        .map_err(errors::to_py)
+    })
 }
 
 /// The order in which an epoch shuffled with `seed` visits `len` samples.
@@ -31,6 +48,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(shuffled_order, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_in_engine, m)?)?;
+    m.add_function(wrap_pyfunction!(engine::count_weights, m)?)?;
     kernels::register(m)?;
+    tensor_file::register(m)?;
     Ok(())
 }

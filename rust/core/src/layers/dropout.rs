@@ -1,6 +1,7 @@
 //! `Dropout` (`keras/src/layers/regularization/dropout.py`): in training, each value is kept with
 //! probability `1 − rate` and scaled by `1/(1 − rate)`, or set to 0; otherwise the identity.
-//! Masks come from the layer's own seeded generator, so a seed reproduces every mask.
+//! Step `n`'s mask comes from stream `n` of the layer's seed: a seed reproduces every mask, and
+//! training resumed at step `n` (a loaded model, a restored backup) draws the same masks.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,7 @@ pub struct Dropout {
     shape: Vec<usize>,
     /// Per axis of a sample (batch axis first): whether the mask is shared along it.
     shared: Vec<bool>,
+    seed: u64,
     rng: Rng,
     /// The last training batch's mask, already scaled by `1/(1 − rate)`.
     mask: Vec<f32>,
@@ -63,6 +65,7 @@ impl Dropout {
             rate: spec.rate,
             shape: input_shape.to_vec(),
             shared,
+            seed: spec.seed,
             rng: Rng::new(spec.seed),
             mask: Vec::new(),
             masked: false,
@@ -113,6 +116,10 @@ fn increment(index: &mut [usize], dims: &[usize]) {
 impl Layer for Dropout {
     fn output_shape(&self) -> &[usize] {
         &self.shape
+    }
+
+    fn begin_step(&mut self, step: u64) {
+        self.rng = Rng::for_stream(self.seed, step);
     }
 
     fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool) {

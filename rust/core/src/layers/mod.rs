@@ -70,6 +70,10 @@ pub trait Layer: Send + Sync {
         None
     }
 
+    /// Called before the training forward of optimizer step `step`: layers with randomness
+    /// draw it from `(seed, step)`, so a run resumed at a step draws what it would have drawn.
+    fn begin_step(&mut self, _step: u64) {}
+
     /// `y = layer(x)`. With `training`, keeps what [`Layer::backward`] needs.
     fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool);
 

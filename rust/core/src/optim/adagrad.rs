@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::tensor::try_filled;
 
-use super::{update_each, Optimizer};
+use super::{restore, update_each, Optimizer};
 
 pub struct Adagrad {
     learning_rate: f32,
@@ -52,5 +52,15 @@ impl Optimizer for Adagrad {
 
     fn slots_per_weight(&self) -> usize {
         1
+    }
+
+    fn state(&self) -> Vec<Vec<f32>> {
+        vec![self.accumulators.clone()]
+    }
+
+    fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()> {
+        restore(&mut [&mut self.accumulators], state)?;
+        self.iterations = iterations;
+        Ok(())
     }
 }

@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::parallel::CHUNK;
 use crate::tensor::try_filled;
 
-use super::{one_minus, Optimizer};
+use super::{one_minus, restore, Optimizer};
 
 /// The moments live in separate vectors (not one struct per weight) so that the update
 /// vectorizes: square roots and divisions 8 at a time instead of one.
@@ -139,5 +139,23 @@ impl Optimizer for Adam {
 
     fn slots_per_weight(&self) -> usize {
         2 + !self.v_hat.is_empty() as usize
+    }
+
+    fn state(&self) -> Vec<Vec<f32>> {
+        let mut state = vec![self.m.clone(), self.v.clone()];
+        if !self.v_hat.is_empty() {
+            state.push(self.v_hat.clone());
+        }
+        state
+    }
+
+    fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()> {
+        let mut slots = vec![&mut self.m[..], &mut self.v[..]];
+        if !self.v_hat.is_empty() {
+            slots.push(&mut self.v_hat);
+        }
+        restore(&mut slots, state)?;
+        self.iterations = iterations;
+        Ok(())
     }
 }

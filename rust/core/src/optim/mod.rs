@@ -32,6 +32,32 @@ pub trait Optimizer: Send + Sync {
 
     /// The state values per weight (e.g. Adam's momentum and velocity), in Keras's slot order.
     fn slots_per_weight(&self) -> usize;
+
+    /// A copy of the state: one vector per slot, each as long as the weights, in Keras's slot
+    /// order.
+    fn state(&self) -> Vec<Vec<f32>>;
+
+    /// Restores what [`Optimizer::state`] and [`Optimizer::iterations`] returned, so that the
+    /// next step is the one an uninterrupted run would take.
+    fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()>;
+}
+
+/// Copies saved slot vectors into an optimizer's, after checking their count and lengths.
+fn restore(slots: &mut [&mut [f32]], saved: &[&[f32]]) -> Result<()> {
+    if slots.len() != saved.len() {
+        return Err(CoreError::invalid(
+            "optimizer state",
+            format!("{} slot vectors", slots.len()),
+            saved.len(),
+        ));
+    }
+    for (slot, saved) in slots.iter_mut().zip(saved) {
+        if slot.len() != saved.len() {
+            return Err(CoreError::shape("optimizer state", slot.len(), saved.len()));
+        }
+        slot.copy_from_slice(saved);
+    }
+    Ok(())
 }
 
 /// Hyperparameters are f64 because Keras keeps them as Python floats: it casts them to f32 where

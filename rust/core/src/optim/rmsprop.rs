@@ -8,7 +8,7 @@
 use crate::error::Result;
 use crate::tensor::try_filled;
 
-use super::{one_minus, update_each, Optimizer};
+use super::{one_minus, restore, update_each, Optimizer};
 
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -48,6 +48,20 @@ impl RMSprop {
             slots: try_filled(n_weights, Slot::default())?,
             iterations: 0,
         })
+    }
+}
+
+impl RMSprop {
+    /// The slot fields that are in use, in Keras's order.
+    fn slot_fields(&self) -> Vec<fn(&Slot) -> f32> {
+        let mut fields: Vec<fn(&Slot) -> f32> = vec![|s| s.velocity];
+        if self.momentum > 0.0 {
+            fields.push(|s| s.momentum);
+        }
+        if self.centered {
+            fields.push(|s| s.average_grad);
+        }
+        fields
     }
 }
 
@@ -94,5 +108,35 @@ impl Optimizer for RMSprop {
 
     fn slots_per_weight(&self) -> usize {
         1 + (self.momentum > 0.0) as usize + self.centered as usize
+    }
+
+    /// Keras's order: velocities, then momentums (with momentum), then average gradients
+    /// (centered).
+    fn state(&self) -> Vec<Vec<f32>> {
+        let fields = self.slot_fields();
+        fields
+            .iter()
+            .map(|&field| self.slots.iter().map(field).collect())
+            .collect()
+    }
+
+    fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()> {
+        let mut vectors: Vec<Vec<f32>> =
+            vec![vec![0.0; self.slots.len()]; self.slot_fields().len()];
+        let mut views: Vec<&mut [f32]> = vectors.iter_mut().map(|v| &mut v[..]).collect();
+        restore(&mut views, state)?;
+        let (momentum, centered) = (self.momentum > 0.0, self.centered);
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let mut values = vectors.iter().map(|v| v[i]);
+            slot.velocity = values.next().unwrap_or(0.0);
+            if momentum {
+                slot.momentum = values.next().unwrap_or(0.0);
+            }
+            if centered {
+                slot.average_grad = values.next().unwrap_or(0.0);
+            }
+        }
+        self.iterations = iterations;
+        Ok(())
     }
 }

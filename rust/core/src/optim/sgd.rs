@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::tensor::try_filled;
 
-use super::{update_each, Optimizer};
+use super::{restore, update_each, Optimizer};
 
 pub struct Sgd {
     learning_rate: f32,
@@ -68,5 +68,23 @@ impl Optimizer for Sgd {
 
     fn slots_per_weight(&self) -> usize {
         (!self.velocity.is_empty()) as usize
+    }
+
+    fn state(&self) -> Vec<Vec<f32>> {
+        if self.velocity.is_empty() {
+            Vec::new()
+        } else {
+            vec![self.velocity.clone()]
+        }
+    }
+
+    fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()> {
+        let mut slots: Vec<&mut [f32]> = Vec::new();
+        if !self.velocity.is_empty() {
+            slots.push(&mut self.velocity);
+        }
+        restore(&mut slots, state)?;
+        self.iterations = iterations;
+        Ok(())
     }
 }

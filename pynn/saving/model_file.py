@@ -1,0 +1,297 @@
+"""`.pynn` model files and `.weights.safetensors` weight files.
+
+A model file is a zip archive (stored, not compressed) of three members:
+
+- `metadata.json`: the format name and version, the pynn version, the date;
+- `config.json`: the architecture and the compile settings, as `{"class_name", "config"}` dicts;
+- `model.weights.safetensors`: every weight (`layers/<index>/vars/<index>`) and the optimizer's
+  state (`optimizer/vars/<slot>`, its iterations in the safetensors metadata).
+
+Reading checks every size against the bytes actually present before it allocates anything, and
+reports anything malformed as `ValueError`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zipfile
+
+import numpy as np
+
+from pynn import _core
+from pynn.saving.atomic import write_atomically
+from pynn.saving.serialization import deserialize, serialize
+
+FORMAT = "pynn.model"
+FORMAT_VERSION = 1
+MODEL_SUFFIX = ".pynn"
+WEIGHTS_SUFFIX = ".weights.safetensors"
+_METADATA, _CONFIG, _WEIGHTS = "metadata.json", "config.json", "model.weights.safetensors"
+_ITERATIONS = "optimizer_iterations"
+_OPTIMIZER_PREFIX = "optimizer/vars/"
+
+
+def _weight_name(layer_index: int, weight_index: int) -> str:
+    return f"layers/{layer_index}/vars/{weight_index}"
+
+
+def _check_suffix(filepath, suffix: str, what: str) -> str:
+    path = os.fspath(filepath)
+    if not str(path).endswith(suffix):
+        raise ValueError(
+            f"The filepath of {what} must end in `{suffix}`. Received: filepath={filepath!r}"
+        )
+    return path
+
+
+# Saving
+
+
+def _weight_tensors(model) -> list[tuple[str, np.ndarray]]:
+    return [
+        (_weight_name(i, j), np.ascontiguousarray(weight, dtype=np.float32))
+        for i, layer in enumerate(model.layers)
+        for j, weight in enumerate(layer.get_weights())
+    ]
+
+
+def _optimizer_state(model) -> tuple[int, list[np.ndarray]] | None:
+    if model._saved_optimizer_state is not None:
+        return model._saved_optimizer_state
+    if model._loss is None:  # never trained since compile: no state yet
+        return None
+    return model._engine.optimizer_state()
+
+
+def save_model(model, filepath, overwrite: bool = True, training_state=None) -> None:
+    """Writes `model` (architecture, weights, compile settings, optimizer state) to a `.pynn`
+    file, atomically. `training_state` (a JSON dict, e.g. the epoch a backup was taken at) is
+    stored in the same file, so that it can never disagree with the weights."""
+    path = _check_suffix(filepath, MODEL_SUFFIX, "a saved model")
+    model._require_built()
+    config = serialize(model)
+    config["compile_config"] = model.get_compile_config()
+    tensors = _weight_tensors(model)
+    file_metadata = {}
+    state = _optimizer_state(model)
+    if state is not None:
+        iterations, slots = state
+        tensors += [(f"{_OPTIMIZER_PREFIX}{k}", np.asarray(s)) for k, s in enumerate(slots)]
+        file_metadata[_ITERATIONS] = str(int(iterations))
+    metadata = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "pynn_version": _version(),
+        "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S"),
+    }
+    if training_state is not None:
+        metadata["training_state"] = training_state
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(_METADATA, json.dumps(metadata))
+        archive.writestr(_CONFIG, json.dumps(config))
+        archive.writestr(_WEIGHTS, _core.encode_tensors(tensors, file_metadata))
+    write_atomically(path, buffer.getvalue(), overwrite)
+
+
+def save_weights(model, filepath, overwrite: bool = True) -> None:
+    """Writes `model`'s weights to a `.weights.safetensors` file, atomically."""
+    path = _check_suffix(filepath, WEIGHTS_SUFFIX, "a weights file")
+    model._require_built()
+    write_atomically(path, bytes(_core.encode_tensors(_weight_tensors(model))), overwrite)
+
+
+def _version() -> str:
+    from pynn import __version__
+
+    return __version__
+
+
+# Loading
+
+
+def _read_file(filepath) -> tuple[str, bytes]:
+    path = os.fspath(filepath)
+    if not os.path.isfile(path):
+        raise ValueError(f"File not found: filepath={filepath!r}. Please ensure the file exists.")
+    with open(path, "rb") as file:
+        return path, file.read()
+
+
+def _member(archive: zipfile.ZipFile, name: str, size: int, path: str) -> bytes:
+    """One member's bytes, after checking that it is stored whole in the archive."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ValueError(f"{path} is not a pynn model file: it has no '{name}'.") from None
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:
+        raise ValueError(f"{path} is corrupted: member '{name}' declares an impossible size.")
+    return archive.read(name)
+
+
+def _json(data: bytes, name: str, path: str) -> dict:
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is corrupted: '{name}' is not valid JSON ({error}).") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} is corrupted: '{name}' must hold a JSON object.")
+    return value
+
+
+def _open(path: str, data: bytes) -> tuple[dict, dict, bytes]:
+    """The metadata, the config and the tensor bytes of a model file."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        members = [_member(archive, name, len(data), path) for name in (_METADATA, _CONFIG)]
+        tensors = _member(archive, _WEIGHTS, len(data), path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as error:
+        raise ValueError(f"{path} is not a valid pynn model file: {error}") from None
+    metadata, config = (_json(m, n, path) for m, n in zip(members, (_METADATA, _CONFIG)))
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a pynn model file (format {metadata.get('format')!r}).")
+    version = metadata.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise ValueError(
+            f"{path} has format version {version!r}, written by a newer pynn "
+            f"({metadata.get('pynn_version')!r}); this pynn ({_version()}) reads versions up to "
+            f"{FORMAT_VERSION}. Upgrade pynn to load it."
+        )
+    return metadata, config, tensors
+
+
+def _build(config: dict, tensors: dict[str, np.ndarray], path: str):
+    """The model `config` describes, after checking that `tensors` hold exactly its weights."""
+    if config.get("class_name") != "Sequential" or not isinstance(config.get("config"), dict):
+        raise ValueError(f"{path}: the config does not describe a Sequential model.")
+    layers = config["config"].get("layers")
+    if not isinstance(layers, list) or not layers:
+        raise ValueError(f"{path}: the model config has no layers.")
+    from pynn.layers.core import InputLayer
+
+    layers = [deserialize(layer, "pynn.layers") for layer in layers]
+    if isinstance(layers[0], InputLayer):
+        specs = json.dumps([layer.spec() for layer in layers[1:]])
+        expected = _core.count_weights(list(layers[0].shape), specs)
+        stored = sum(a.size for name, a in tensors.items() if name.startswith("layers/"))
+        if expected != stored:
+            raise ValueError(
+                f"{path}: the architecture has {expected} weight values, but the file holds "
+                f"{stored}."
+            )
+    from pynn.models import Sequential
+
+    name = config["config"].get("name")
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"{path}: the model's name must be a string; got {name!r}.")
+    return Sequential(layers, name=name)
+
+
+def _set_weights(model, tensors: dict[str, np.ndarray], path: str) -> None:
+    """Sets each layer's weights from `tensors`, checking names and shapes."""
+    weights = []
+    for i, layer in enumerate(model.layers):
+        for j, shape in enumerate(layer._weight_shapes):
+            name = _weight_name(i, j)
+            if name not in tensors:
+                raise ValueError(f"{path} has no weight {j} for layer {i} ('{layer.name}').")
+            if tuple(tensors[name].shape) != tuple(shape):
+                raise ValueError(
+                    f"{path}: weight {j} of layer {i} ('{layer.name}') has shape "
+                    f"{tuple(tensors[name].shape)}, but the model expects {tuple(shape)}."
+                )
+            weights.append(tensors[name])
+    extra = sorted(n for n in tensors if n.startswith("layers/") and n not in _names(model))
+    if extra:
+        raise ValueError(f"{path} holds weights the model does not have: {', '.join(extra[:5])}.")
+    model.set_weights(weights)
+
+
+def _names(model) -> set[str]:
+    return {
+        _weight_name(i, j)
+        for i, layer in enumerate(model.layers)
+        for j in range(len(layer._weight_shapes))
+    }
+
+
+def _decode(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    tensors, metadata = _core.decode_tensors(data)
+    return dict(tensors), metadata
+
+
+def load_model(filepath, compile: bool = True):
+    """The model saved in a `.pynn` file, with its weights, and (with `compile`) compiled with
+    its optimizer's state, ready to resume training where it stopped."""
+    path, data = _read_file(filepath)
+    _, config, tensor_bytes = _open(path, data)
+    tensors, tensor_metadata = _decode(tensor_bytes)
+    model = _build(config, tensors, path)
+    model._require_built()
+    _set_weights(model, tensors, path)
+    compile_config = config.get("compile_config")
+    if compile and compile_config is not None:
+        model.compile_from_config(compile_config)
+        state = _optimizer_slots(model, tensors, tensor_metadata, path)
+        if state is not None:
+            model._saved_optimizer_state = state
+            model.optimizer._restored_iterations = state[0]
+    return model
+
+
+def _optimizer_slots(model, tensors, metadata, path):
+    """The optimizer's `(iterations, [slots])` from the file, or None when none was saved."""
+    slots = sorted(
+        (int(name[len(_OPTIMIZER_PREFIX) :]), array)
+        for name, array in tensors.items()
+        if name.startswith(_OPTIMIZER_PREFIX) and name[len(_OPTIMIZER_PREFIX) :].isdigit()
+    )
+    if not slots:
+        return None
+    n_weights = model.count_params()
+    if [k for k, _ in slots] != list(range(len(slots))) or any(
+        a.ndim != 1 or a.size != n_weights for _, a in slots
+    ):
+        raise ValueError(f"{path}: the optimizer state does not match the model's weights.")
+    iterations = metadata.get(_ITERATIONS, "")
+    if not iterations.isdigit():
+        raise ValueError(f"{path}: the optimizer state has no valid iteration count.")
+    return int(iterations), [a for _, a in slots]
+
+
+def restore_training(model, filepath) -> dict:
+    """Sets `model`'s weights and optimizer state from a model file of the same architecture
+    (a backup); returns the file's training state."""
+    path, data = _read_file(filepath)
+    metadata, _, tensor_bytes = _open(path, data)
+    state = metadata.get("training_state")
+    if not isinstance(state, dict) or not isinstance(state.get("epoch"), int):
+        raise ValueError(f"{path} is not a training backup (it has no training state).")
+    tensors, tensor_metadata = _decode(tensor_bytes)
+    _set_weights(model, tensors, path)
+    slots = _optimizer_slots(model, tensors, tensor_metadata, path)
+    if slots is not None:
+        if model._loss is None:
+            model._saved_optimizer_state = slots
+            model.optimizer._restored_iterations = slots[0]
+        else:
+            model._engine.set_optimizer_state(*slots)
+    return state
+
+
+def load_weights(model, filepath) -> None:
+    """Sets `model`'s weights from a `.weights.safetensors` file or a `.pynn` model file."""
+    path, data = _read_file(filepath)
+    model._require_built()
+    if path.endswith(MODEL_SUFFIX):
+        data = _open(path, data)[2]
+    elif not path.endswith(WEIGHTS_SUFFIX):
+        raise ValueError(
+            f"Weights are loaded from `{WEIGHTS_SUFFIX}` or `{MODEL_SUFFIX}` files. "
+            f"Received: filepath={filepath!r}"
+        )
+    tensors, _ = _decode(data)
+    _set_weights(model, tensors, path)

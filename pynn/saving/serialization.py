@@ -1,0 +1,82 @@
+"""Objects to and from their configs (`keras.saving.serialize_keras_object` and
+`deserialize_keras_object`): `{"module", "class_name", "config"}` dicts of plain JSON values.
+
+Deserializing looks class names up in pynn's own tables only. It never imports a module,
+evaluates code or unpickles, so a config from an untrusted file can build pynn objects and
+nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _classes(module) -> dict[str, type]:
+    """The public classes a pynn module defines, by name."""
+    return {
+        name: value
+        for name, value in vars(module).items()
+        if isinstance(value, type)
+        and not name.startswith("_")
+        and value.__module__.startswith("pynn")
+    }
+
+
+def _registry() -> dict[str, dict[str, type]]:
+    from pynn import initializers, layers, losses, metrics, models, optimizers, regularizers
+
+    return {
+        "pynn.layers": _classes(layers),
+        "pynn.initializers": _classes(initializers),
+        "pynn.regularizers": _classes(regularizers),
+        "pynn.optimizers": _classes(optimizers),
+        "pynn.losses": _classes(losses),
+        "pynn.metrics": {**_classes(metrics), "LossMetric": metrics._LossMetric},
+        "pynn.models": {"Sequential": models.Sequential},
+    }
+
+
+def _module_of(obj) -> str:
+    """The public module an object's class belongs to (`pynn.layers`, not `pynn.layers.dense`)."""
+    parts = type(obj).__module__.split(".")
+    return ".".join(parts[:2])
+
+
+def serialize(obj) -> dict[str, Any] | None:
+    """`obj`'s class and config, or `None` for `None`."""
+    if obj is None:
+        return None
+    class_name = getattr(type(obj), "registered_name", type(obj).__name__)
+    return {"module": _module_of(obj), "class_name": class_name, "config": obj.get_config()}
+
+
+def deserialize(config, module: str):
+    """Builds the object `config` describes, from the pynn module `module` only."""
+    if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
+        raise ValueError(
+            f"Expected a dict with a 'class_name' and a 'config' to build a {module} object; "
+            f"got {_short(config)}."
+        )
+    classes = _registry()[module]
+    class_name = config["class_name"]
+    if class_name not in classes:
+        raise ValueError(
+            f"Unknown {module} class '{_short(class_name)}'. Known: {', '.join(sorted(classes))}."
+        )
+    arguments = config.get("config", {})
+    if not isinstance(arguments, dict):
+        raise ValueError(f"The config of '{class_name}' must be a dict; got {_short(arguments)}.")
+    return classes[class_name].from_config(arguments)
+
+
+def from_config(cls: type, config: dict[str, Any]):
+    """`cls(**config)`, with a wrong or missing argument reported as `ValueError`."""
+    try:
+        return cls(**config)
+    except TypeError as error:
+        raise ValueError(f"Invalid config for {cls.__name__}: {error}") from None
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
