@@ -16,6 +16,7 @@ from pynn import (
     metrics,
     models,
     optimizers,
+    saving,
     utils,
 )
 from pynn.layers import Input, InputLayer
@@ -38,5 +39,6 @@ __all__ = [
     "metrics",
     "models",
     "optimizers",
+    "saving",
     "utils",
 ]

@@ -59,6 +59,9 @@ class BinaryAccuracy(Metric):
         super().__init__(name)
         self.threshold = float(threshold)
 
+    def get_config(self):
+        return {"name": self.name, "threshold": self.threshold}
+
     def spec(self):
         return {"kind": "binary_accuracy", "threshold": self.threshold}
 

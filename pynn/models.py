@@ -259,3 +259,22 @@ class Sequential(Trainer):
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name}, built={self.built}>"
+
+
+def load_model(filepath, compile: bool = True) -> Sequential:
+    """The model saved by `model.save(filepath)`: architecture, weights and, with `compile`,
+    the compile settings and optimizer state. Reading never runs code from the file."""
+    from pynn.saving import load_model as load
+
+    return load(filepath, compile=compile)
+
+
+def model_from_json(json_string: str) -> Sequential:
+    """A new, untrained model with the architecture `model.to_json()` described."""
+    from pynn.saving.serialization import deserialize
+
+    try:
+        config = json.loads(json_string)
+    except (TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"`json_string` is not valid JSON: {error}") from None
+    return deserialize(config, "pynn.models")

@@ -1,7 +1,6 @@
 """Whole fits: against Keras's own numbers, against a NumPy re-implementation, across threads."""
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -253,40 +252,3 @@ def test_verbose_prints_keras_lines(capsys):
     assert " - loss: " in lines[1] and " - mae: " in lines[1]
     model.fit(x, y, epochs=1, verbose=2)
     assert capsys.readouterr().out.startswith("1/1 - ")
-
-
-CTRL_C_CHILD = """
-import signal, sys, numpy as np, pynn
-signal.signal(signal.SIGINT, signal.default_int_handler)
-x = np.random.default_rng(0).normal(size=(4000, 64)).astype(np.float32)
-y = np.eye(10)[np.arange(4000) % 10]
-model = pynn.Sequential([pynn.Input(shape=(64,)), pynn.layers.Dense(256, activation="relu"),
-                         pynn.layers.Dense(10, activation="softmax")])
-model.compile(loss="categorical_crossentropy", optimizer="adam")
-print("started", flush=True)
-try:
-    model.fit(x, y, epochs=100000, batch_size=16, verbose=0)
-except KeyboardInterrupt:
-    print("interrupted", model.predict(x[:1], verbose=0).shape, flush=True)
-"""
-
-
-def test_ctrl_c_stops_training_between_batches():
-    import signal
-    import subprocess
-    import sys
-
-    child = subprocess.Popen(
-        [sys.executable, "-c", CTRL_C_CHILD],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout.readline().strip() == "started"
-        time.sleep(0.5)
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=30)
-    finally:
-        child.kill()
-    assert "interrupted (1, 10)" in out, err

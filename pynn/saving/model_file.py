@@ -243,13 +243,14 @@ def load_model(filepath, compile: bool = True):
 
 
 def _optimizer_slots(model, tensors, metadata, path):
-    """The optimizer's `(iterations, [slots])` from the file, or None when none was saved."""
+    """The optimizer's `(iterations, [slots])` from the file, or None when none was saved (SGD
+    without momentum saves its iterations and no slot)."""
     slots = sorted(
         (int(name[len(_OPTIMIZER_PREFIX) :]), array)
         for name, array in tensors.items()
         if name.startswith(_OPTIMIZER_PREFIX) and name[len(_OPTIMIZER_PREFIX) :].isdigit()
     )
-    if not slots:
+    if not slots and _ITERATIONS not in metadata:
         return None
     n_weights = model.count_params()
     if [k for k, _ in slots] != list(range(len(slots))) or any(
