@@ -59,8 +59,8 @@ def test_ctrl_c_interrupts_promptly_and_leaves_the_model_usable(method):
     assert "interrupted" in out, err
     _, when, shape = out.split(" ", 2)
     assert shape.strip() == "(1, 10)"
-    # The engine looks for signals every 0.1 s; the bound leaves room for a loaded machine.
-    assert float(when) - sent < 3.0
+    # The waiting thread looks for signals every 0.1 s (measured: 0.01-0.05 s from the signal).
+    assert float(when) - sent < 1.0
 
 
 def test_a_panic_in_the_engine_is_a_runtime_error():

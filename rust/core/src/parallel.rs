@@ -4,7 +4,8 @@
 //! foreign thread costs a lock and a wake-up. Work is split in fixed-size chunks, never by thread
 //! count, so results do not depend on how many threads run them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -82,6 +83,34 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> Result<R> {
     Ok(pool()?.install(f))
 }
 
+/// Runs `f` inside the engine's pool, like [`install`], while the calling thread waits for it
+/// and calls `tick` every `interval` until `f` is done. The calling thread stays free for what
+/// only it can do during a long call (Python runs signal handlers on the main thread alone).
+pub fn install_and_tick<R: Send>(
+    f: impl FnOnce() -> R + Send,
+    interval: Duration,
+    mut tick: impl FnMut(),
+) -> Result<R> {
+    let pool = pool()?;
+    let (sender, receiver) = mpsc::channel();
+    pool.in_place_scope(|scope| {
+        // Spawned, `f` runs on a worker thread of the pool, so its parallel ops use the pool.
+        scope.spawn(move |_| {
+            let _ = sender.send(f());
+        });
+        loop {
+            match receiver.recv_timeout(interval) {
+                Ok(result) => return Ok(result),
+                Err(mpsc::RecvTimeoutError::Timeout) => tick(),
+                // `f` panicked; the scope resumes that panic once this returns.
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(CoreError::State("the engine's task ended early".into()))
+                }
+            }
+        }
+    })
+}
+
 /// Applies `f` to matching fixed-size chunks of `out` and `input` (same length).
 pub fn zip_chunks_mut(
     out: &mut [f32],
@@ -142,5 +171,35 @@ pub fn rows_mut(
         out.par_chunks_mut(out_chunk)
             .zip(input.par_chunks(in_chunk))
             .for_each(|(o, i)| f(o, i));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caller_ticks_while_the_pool_works() {
+        let mut ticks = 0;
+        let sum = install_and_tick(
+            || {
+                std::thread::sleep(Duration::from_millis(60));
+                (0..1000u64).into_par_iter().sum::<u64>()
+            },
+            Duration::from_millis(5),
+            || ticks += 1,
+        )
+        .unwrap();
+        assert_eq!(sum, 499_500);
+        assert!(ticks >= 3, "{ticks}");
+    }
+
+    #[test]
+    fn a_panic_in_the_task_reaches_the_caller() {
+        let outcome = std::panic::catch_unwind(|| {
+            install_and_tick(|| panic!("in the pool"), Duration::from_millis(5), || {})
+        });
+        let payload = outcome.expect_err("the panic is resumed in the caller");
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"in the pool"));
     }
 }

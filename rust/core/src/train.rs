@@ -373,6 +373,57 @@ mod tests {
     }
 
     #[test]
+    fn the_first_batch_with_a_non_finite_loss_is_reported() {
+        let mut net = network();
+        let sgd = OptimizerSpec::sgd(1e30);
+        let mut trainer = Trainer::new(&net, Loss::MeanSquaredError, &sgd, vec![]).unwrap();
+        let (x, y_blobs) = blobs(40);
+        let y = vec![1e20f32; 80];
+        let data = Dataset {
+            x: &x,
+            y: &y,
+            len: 40,
+        };
+        let logs = trainer
+            .fit_epoch(&mut net, &data, 10, None, &mut || Next::Continue)
+            .unwrap();
+        let first = logs.first_non_finite.expect("the loss overflows");
+        assert!(first < 4, "{logs:?}");
+        let (mut healthy, _) = train(1);
+        let data = Dataset {
+            y: &y_blobs,
+            ..data
+        };
+        let logs = trainer
+            .evaluate(&mut healthy, &data, 10, &mut || Next::Continue)
+            .unwrap();
+        assert!(logs.loss.is_finite() && logs.first_non_finite.is_none());
+    }
+
+    #[test]
+    fn weights_are_counted_without_allocating_them() {
+        let specs = [
+            dense(16, Activation::Relu, 1),
+            dense(3, Activation::Linear, 2),
+        ];
+        assert_eq!(
+            Network::count_weights(&[5], &specs).unwrap(),
+            5 * 16 + 16 + 16 * 3 + 3
+        );
+        assert_eq!(
+            Network::count_weights(&[5], &specs).unwrap(),
+            Network::new(&[5], &specs).unwrap().weights().len()
+        );
+        // 2^40 weights (4 TiB): counted, not allocated; building them fails cleanly.
+        let huge = [dense(1 << 20, Activation::Linear, 1)];
+        assert_eq!(
+            Network::count_weights(&[1 << 20], &huge).unwrap(),
+            (1 << 40) + (1 << 20)
+        );
+        assert!(Network::count_weights(&[usize::MAX / 2], &huge).is_err());
+    }
+
+    #[test]
     fn wrong_lengths_are_errors() {
         let net = network();
         let trainer = Trainer::new(

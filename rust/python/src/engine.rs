@@ -1,6 +1,7 @@
 //! `Engine`: one model's network and, once compiled, its trainer.
 
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
 use pynn_core::kernels::loss::Loss;
@@ -16,7 +17,7 @@ use pyo3::prelude::*;
 
 use crate::errors::{self, to_py};
 
-/// How often a running epoch takes the GIL back to look for Ctrl-C.
+/// How often the thread waiting for a running epoch takes the GIL back to look for Ctrl-C.
 const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 #[pyclass(module = "pynn._core")]
@@ -51,33 +52,47 @@ fn to_numpy(py: Python<'_>, tensor: Tensor) -> PyResult<Bound<'_, PyArrayDyn<f32
     data.into_pyarray(py).reshape(shape)
 }
 
-/// Runs a batch loop in the engine's pool with the GIL released. Its `after_batch` takes the GIL
-/// back every [`SIGNAL_CHECK_INTERVAL`] to look for Ctrl-C, which stops the loop after the
-/// batch and raises `KeyboardInterrupt`; a panic becomes `RuntimeError`.
+/// Runs a batch loop in the engine's pool with the GIL released; a panic becomes `RuntimeError`.
+///
+/// Python runs signal handlers on the main thread only, never on the pool's threads. So the
+/// calling thread waits for the loop, looking for Ctrl-C every [`SIGNAL_CHECK_INTERVAL`]; Ctrl-C
+/// stops the loop after its current batch and raises `KeyboardInterrupt`. A loop of one batch
+/// (`batches == 1`, as when callbacks see every batch) runs without the watch, which costs a
+/// few tens of microseconds per call; Python sees Ctrl-C as soon as it returns.
 fn run_released<T: Send>(
     py: Python<'_>,
+    batches: usize,
     work: impl FnOnce(&mut dyn FnMut() -> Next) -> pynn_core::Result<T> + Send,
 ) -> PyResult<T> {
+    if batches <= 1 {
+        return py.detach(|| {
+            errors::catch_panic(|| {
+                parallel::install(|| work(&mut || Next::Continue))
+                    .and_then(|r| r)
+                    .map_err(to_py)
+            })
+        });
+    }
+    let stop = AtomicBool::new(false);
     let mut interrupted = None;
     let result = py.detach(|| {
-        let mut last_check = Instant::now();
-        let mut after_batch = || {
-            if last_check.elapsed() < SIGNAL_CHECK_INTERVAL {
-                return Next::Continue;
-            }
-            last_check = Instant::now();
-            match Python::attach(|py| py.check_signals()) {
-                Ok(()) => Next::Continue,
-                Err(err) => {
-                    interrupted = Some(err);
-                    Next::Stop
-                }
+        let loop_in_pool = || {
+            let mut after_batch = || match stop.load(Ordering::Relaxed) {
+                true => Next::Stop,
+                false => Next::Continue,
+            };
+            errors::catch_panic(|| work(&mut after_batch).map_err(to_py))
+        };
+        let look_for_ctrl_c = || {
+            if let Err(err) = Python::attach(|py| py.check_signals()) {
+                interrupted.get_or_insert(err);
+                stop.store(true, Ordering::Relaxed);
             }
         };
         errors::catch_panic(|| {
-            parallel::install(|| work(&mut after_batch))
-                .and_then(|r| r)
+            parallel::install_and_tick(loop_in_pool, SIGNAL_CHECK_INTERVAL, look_for_ctrl_c)
                 .map_err(to_py)
+                .and_then(|r| r)
         })
     });
     match interrupted {
@@ -156,8 +171,8 @@ impl Engine {
 
     /// Every weight as an array of its own shape, in Keras's `get_weights()` order.
     fn get_weights<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
-        self.network
-            .weight_tensors()
+        let network = &self.network;
+        errors::catch_panic(|| Ok(network.weight_tensors()))?
             .into_iter()
             .map(|tensor| to_numpy(py, tensor))
             .collect()
@@ -168,7 +183,8 @@ impl Engine {
         let values = values
             .as_slice()
             .map_err(|e| errors::layout("weights", e))?;
-        self.network.set_weights(values).map_err(to_py)
+        let network = &mut self.network;
+        errors::catch_panic(|| network.set_weights(values).map_err(to_py))
     }
 
     /// Gradients of the last training batch, in the layout of `get_weights()`.
@@ -228,8 +244,9 @@ impl Engine {
         py: Python<'py>,
     ) -> PyResult<(u64, Vec<Bound<'py, PyArray1<f32>>>)> {
         let optimizer = self.trainer()?.optimizer();
-        let state = optimizer.state().into_iter().map(|v| v.into_pyarray(py));
-        Ok((optimizer.iterations(), state.collect()))
+        let state = errors::catch_panic(|| Ok(optimizer.state()))?;
+        let arrays = state.into_iter().map(|v| v.into_pyarray(py)).collect();
+        Ok((optimizer.iterations(), arrays))
     }
 
     /// Restores what `optimizer_state` returned.
@@ -245,10 +262,8 @@ impl Engine {
                     .map_err(|e| errors::layout("optimizer state", e))
             })
             .collect::<PyResult<Vec<_>>>()?;
-        self.trainer()?
-            .optimizer_mut()
-            .set_state(iterations, &slices)
-            .map_err(to_py)
+        let optimizer = self.trainer()?.optimizer_mut();
+        errors::catch_panic(|| optimizer.set_state(iterations, &slices).map_err(to_py))
     }
 
     /// One epoch over `len` samples; returns `(loss, [metrics...], first_non_finite_batch)`.
@@ -264,7 +279,7 @@ impl Engine {
     ) -> PyResult<EpochLogs> {
         let data = dataset(&x, &y, len)?;
         let (network, trainer) = self.parts()?;
-        let logs = run_released(py, |after_batch| {
+        let logs = run_released(py, len.div_ceil(batch_size.max(1)), |after_batch| {
             trainer.fit_epoch(network, &data, batch_size, shuffle_seed, after_batch)
         })?;
         Ok((logs.loss, logs.metrics, logs.first_non_finite))
@@ -281,7 +296,7 @@ impl Engine {
     ) -> PyResult<LogTuple> {
         let data = dataset(&x, &y, len)?;
         let (network, trainer) = self.parts()?;
-        run_released(py, |after_batch| {
+        run_released(py, len.div_ceil(batch_size.max(1)), |after_batch| {
             trainer.evaluate(network, &data, batch_size, after_batch)
         })
         .map(|logs| (logs.loss, logs.metrics))
@@ -297,7 +312,7 @@ impl Engine {
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
         let network = &mut self.network;
-        let out = run_released(py, |after_batch| {
+        let out = run_released(py, len.div_ceil(batch_size.max(1)), |after_batch| {
             train::predict(network, x, len, batch_size, after_batch)
         })?;
         // Stopped only by a signal, which `run_released` raises.

@@ -64,10 +64,13 @@ fn activation<'py>(
     let (z, da) = (slice("z", &z)?, slice("da", &da)?);
     check_rows("z", z.len(), width)?;
     check_rows("da", da.len(), width)?;
-    let mut a = vec![0.0; z.len()];
-    act.forward(z, &mut a, width);
-    let mut grad = da.to_vec();
-    act.backward(z, &a, &mut grad, width);
+    let (a, grad) = errors::catch_panic(|| {
+        let mut a = vec![0.0; z.len()];
+        act.forward(z, &mut a, width);
+        let mut grad = da.to_vec();
+        act.backward(z, &a, &mut grad, width);
+        Ok((a, grad))
+    })?;
     Ok((a.into_pyarray(py), grad.into_pyarray(py)))
 }
 
@@ -85,13 +88,16 @@ fn loss<'py>(
     let t_width = loss.target_width(width);
     let rows = check_targets(t, p, width, t_width)?;
     loss.check_targets(t, width).map_err(errors::to_py)?;
-    let mut grad = vec![0.0; p.len()];
-    loss.evaluate(t, p, width, Some(&mut grad), 1.0 / rows as f32);
-    let values: Vec<f32> = t
-        .chunks(t_width)
-        .zip(p.chunks(width))
-        .map(|(t, p)| loss.evaluate(t, p, width, None, 0.0) as f32)
-        .collect();
+    let (values, grad) = errors::catch_panic(|| {
+        let mut grad = vec![0.0; p.len()];
+        loss.evaluate(t, p, width, Some(&mut grad), 1.0 / rows as f32);
+        let values: Vec<f32> = t
+            .chunks(t_width)
+            .zip(p.chunks(width))
+            .map(|(t, p)| loss.evaluate(t, p, width, None, 0.0) as f32)
+            .collect();
+        Ok((values, grad))
+    })?;
     Ok((values.into_pyarray(py), grad.into_pyarray(py)))
 }
 
@@ -106,7 +112,7 @@ fn metric(
     let metric: Metric = parse("metric", spec)?;
     let (t, p) = (slice("y_true", &y_true)?, slice("y_pred", &y_pred)?);
     let rows = check_targets(t, p, width, metric.target_width(width))?;
-    Ok(metric.evaluate(t, p, width) / rows as f64)
+    errors::catch_panic(|| Ok(metric.evaluate(t, p, width) / rows as f64))
 }
 
 /// Applies one optimizer step per row of `grads` (`steps × len(weights)`) to `weights`; returns
@@ -121,13 +127,16 @@ fn optimizer_steps<'py>(
     let spec: OptimizerSpec = parse("optimizer", spec)?;
     let (weights, grads) = (slice("weights", &weights)?, slice("grads", &grads)?);
     check_rows("grads", grads.len(), weights.len())?;
-    let mut optimizer = spec.build(weights.len()).map_err(errors::to_py)?;
-    let mut current = weights.to_vec();
-    let mut trajectory = Vec::with_capacity(grads.len());
-    for step in grads.chunks(weights.len()) {
-        optimizer.step(&mut current, step);
-        trajectory.extend_from_slice(&current);
-    }
+    let trajectory = errors::catch_panic(|| {
+        let mut optimizer = spec.build(weights.len()).map_err(errors::to_py)?;
+        let mut current = weights.to_vec();
+        let mut trajectory = Vec::with_capacity(grads.len());
+        for step in grads.chunks(weights.len()) {
+            optimizer.step(&mut current, step);
+            trajectory.extend_from_slice(&current);
+        }
+        Ok(trajectory)
+    })?;
     Ok(trajectory.into_pyarray(py))
 }
 
@@ -147,8 +156,12 @@ fn matmul<'py>(
     }
     let (a, b) = (slice("a", &a)?, slice("b", &b)?);
     let mut c = vec![0.0f32; m * n];
-    py.detach(|| parallel::install(|| gemm::matmul(a, Op::N, b, Op::N, &mut c, m, n, k, false)))
-        .map_err(errors::to_py)?;
+    py.detach(|| {
+        errors::catch_panic(|| {
+            parallel::install(|| gemm::matmul(a, Op::N, b, Op::N, &mut c, m, n, k, false))
+                .map_err(errors::to_py)
+        })
+    })?;
     numpy::ndarray::Array2::from_shape_vec((m, n), c)
         .map(|c| c.into_pyarray(py))
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))

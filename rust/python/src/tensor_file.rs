@@ -11,6 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+use crate::errors::catch_panic;
+
 const FLOAT_BYTES: usize = 4;
 
 fn invalid(error: impl std::fmt::Display) -> PyErr {
@@ -40,7 +42,7 @@ fn encode_tensors<'py>(
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(invalid)?;
-    let encoded = safetensors::serialize(views, metadata).map_err(invalid)?;
+    let encoded = catch_panic(|| safetensors::serialize(views, metadata).map_err(invalid))?;
     Ok(PyBytes::new(py, &encoded))
 }
 
@@ -53,8 +55,8 @@ type Decoded<'py> = (
 /// Reads safetensors `data` written by [`encode_tensors`]; only float32 tensors are accepted.
 #[pyfunction]
 fn decode_tensors<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Decoded<'py>> {
-    let file = SafeTensors::deserialize(data).map_err(invalid)?;
-    let (_, header) = SafeTensors::read_metadata(data).map_err(invalid)?;
+    let file = catch_panic(|| SafeTensors::deserialize(data).map_err(invalid))?;
+    let (_, header) = catch_panic(|| SafeTensors::read_metadata(data).map_err(invalid))?;
     let mut tensors = Vec::new();
     for (name, view) in file.iter() {
         if view.dtype() != Dtype::F32 {

@@ -182,6 +182,23 @@ mod tests {
     }
 
     #[test]
+    fn a_step_draws_the_same_mask_whatever_ran_before() {
+        let x = vec![1.0; 64];
+        let mask = |dropout: &mut Dropout, step| {
+            let mut y = vec![0.0; 64];
+            dropout.begin_step(step);
+            dropout.forward(&[], &x, &mut y, 1, true);
+            y
+        };
+        let (mut fresh, mut trained) = (layer(0.5, None, &[64]), layer(0.5, None, &[64]));
+        for step in 0..5 {
+            mask(&mut trained, step);
+        }
+        assert_eq!(mask(&mut fresh, 5), mask(&mut trained, 5));
+        assert_ne!(mask(&mut fresh, 6), mask(&mut fresh, 7));
+    }
+
+    #[test]
     fn noise_shape_shares_the_mask_along_an_axis() {
         let mut dropout = layer(0.5, Some(vec![2, 1, 4]), &[3, 4]);
         let x = vec![1.0; 24];

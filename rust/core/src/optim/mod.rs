@@ -232,6 +232,81 @@ mod tests {
         spec.build(w.len()).unwrap().step(w, g);
     }
 
+    /// Every optimizer, with and without its optional slots.
+    fn every_optimizer() -> Vec<OptimizerSpec> {
+        vec![
+            OptimizerSpec::sgd(0.1),
+            OptimizerSpec::Sgd {
+                learning_rate: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+            },
+            OptimizerSpec::adam(0.01),
+            OptimizerSpec::Adam {
+                learning_rate: 0.01,
+                beta_1: 0.8,
+                beta_2: 0.99,
+                epsilon: 1e-7,
+                amsgrad: true,
+            },
+            OptimizerSpec::Rmsprop {
+                learning_rate: 0.01,
+                rho: 0.9,
+                momentum: 0.5,
+                epsilon: 1e-7,
+                centered: true,
+            },
+            OptimizerSpec::Adagrad {
+                learning_rate: 0.1,
+                initial_accumulator_value: 0.1,
+                epsilon: 1e-7,
+            },
+        ]
+    }
+
+    fn grads(step: usize, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((step * n + i) as f32 * 0.37).sin())
+            .collect()
+    }
+
+    #[test]
+    fn restored_state_continues_like_the_original() {
+        let n = 5;
+        for spec in every_optimizer() {
+            let mut original = spec.build(n).unwrap();
+            let mut w = vec![0.5f32; n];
+            for step in 0..3 {
+                original.step(&mut w, &grads(step, n));
+            }
+            let state = original.state();
+            assert_eq!(state.len(), original.slots_per_weight(), "{spec:?}");
+            let mut restored = spec.build(n).unwrap();
+            let slices: Vec<&[f32]> = state.iter().map(|v| &v[..]).collect();
+            restored.set_state(original.iterations(), &slices).unwrap();
+            assert_eq!(restored.iterations(), 3);
+            let mut w_restored = w.clone();
+            for step in 3..6 {
+                original.step(&mut w, &grads(step, n));
+                restored.step(&mut w_restored, &grads(step, n));
+            }
+            assert_eq!(w, w_restored, "{spec:?}");
+        }
+    }
+
+    #[test]
+    fn state_of_the_wrong_size_is_an_error() {
+        let mut adam = OptimizerSpec::adam(0.1).build(3).unwrap();
+        let short = [0.0f32; 2];
+        let full = [0.0f32; 3];
+        assert!(adam.set_state(1, &[&full]).is_err());
+        assert!(adam.set_state(1, &[&full, &short]).is_err());
+        assert!(adam.set_state(1, &[&full, &full]).is_ok());
+        let mut sgd = OptimizerSpec::sgd(0.1).build(3).unwrap();
+        assert!(sgd.set_state(1, &[&full]).is_err());
+        assert!(sgd.set_state(4, &[]).is_ok() && sgd.iterations() == 4);
+    }
+
     #[test]
     fn adam_first_step_matches_keras() {
         // Observed in Keras 3: lr 0.1, w=[1,-2], g=[.5,-.25] gives [0.9000013, -1.9000019].
