@@ -56,6 +56,17 @@ def _image_pooling_model():
     )
 
 
+def _global_max_model():
+    return pynn.Sequential(
+        [
+            pynn.Input((5, 5, 2)),
+            layers.Conv2D(3, 2, activation="sigmoid"),
+            layers.GlobalMaxPooling2D(),
+            layers.Dense(2, activation="softmax"),
+        ]
+    )
+
+
 def _data(model, n=48, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n,) + model.input_shape[1:]).astype(np.float32)
@@ -68,6 +79,12 @@ CASES = [
     (_sequence_model, optimizers.Adagrad(0.05), losses.BinaryCrossentropy(label_smoothing=0.1), 1),
     (_image_pooling_model, optimizers.SGD(0.01), "mse", 2),
     (_image_pooling_model, "adam", losses.MeanAbsoluteError(), 2),
+    (
+        _global_max_model,
+        optimizers.RMSprop(0.01),
+        losses.CategoricalCrossentropy(label_smoothing=0.1),
+        2,
+    ),
 ]
 
 
@@ -75,7 +92,7 @@ def _targets(loss, classes, n, seed=1):
     rng = np.random.default_rng(seed)
     if loss == "sparse_categorical_crossentropy":
         return rng.integers(0, classes, n)
-    if loss == "categorical_crossentropy":
+    if loss == "categorical_crossentropy" or isinstance(loss, losses.CategoricalCrossentropy):
         return pynn.utils.to_categorical(rng.integers(0, classes, n), classes)
     if classes == 1:
         return rng.integers(0, 2, (n, 1)).astype(np.float32)
