@@ -308,14 +308,7 @@ class Trainer:
             loss, metric_values, bad_batch = self._train_epoch(x, y, batch_size, seed, callbacks)
             self._optimizer_built = True
             if bad_batch is not None and not warned and not self.stop_training:
-                warned = True
-                warnings.warn(
-                    f"Epoch {epoch + 1}, batch {bad_batch}: the loss is NaN or infinite, and the "
-                    "weights may no longer be finite. Lower the learning rate or check the data; "
-                    "pynn.callbacks.TerminateOnNaN() stops training at the first such batch.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
+                warned = _warn_non_finite_loss(epoch, bad_batch)
             logs = self._logs(loss, metric_values)
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._test(*validation, validation_batch_size, callbacks)
@@ -395,6 +388,17 @@ class Trainer:
 
     def __call__(self, x, training=False) -> np.ndarray:
         return self.predict_on_batch(x)
+
+
+def _warn_non_finite_loss(epoch: int, batch: int) -> bool:
+    warnings.warn(
+        f"Epoch {epoch + 1}, batch {batch}: the loss is NaN or infinite, and the weights may no "
+        "longer be finite. Lower the learning rate or check the data; "
+        "pynn.callbacks.TerminateOnNaN() stops training at the first such batch.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return True
 
 
 def _identifier_config(identifier):

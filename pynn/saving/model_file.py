@@ -22,6 +22,7 @@ import zipfile
 import numpy as np
 
 from pynn import _core
+from pynn.layers.core import InputLayer
 from pynn.saving.atomic import write_atomically
 from pynn.saving.serialization import deserialize, serialize
 
@@ -154,7 +155,9 @@ def _open(path: str, data: bytes) -> tuple[dict, dict, bytes]:
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not a pynn model file (format {metadata.get('format')!r}).")
     version = metadata.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"{path} is corrupted: invalid format version {version!r}.")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{path} has format version {version!r}, written by a newer pynn "
             f"({metadata.get('pynn_version')!r}); this pynn ({_version()}) reads versions up to "
@@ -170,8 +173,6 @@ def _build(config: dict, tensors: dict[str, np.ndarray], path: str):
     layers = config["config"].get("layers")
     if not isinstance(layers, list) or not layers:
         raise ValueError(f"{path}: the model config has no layers.")
-    from pynn.layers.core import InputLayer
-
     layers = [deserialize(layer, "pynn.layers") for layer in layers]
     if isinstance(layers[0], InputLayer):
         specs = json.dumps([layer.spec() for layer in layers[1:]])
@@ -182,7 +183,7 @@ def _build(config: dict, tensors: dict[str, np.ndarray], path: str):
                 f"{path}: the architecture has {expected} weight values, but the file holds "
                 f"{stored}."
             )
-    from pynn.models import Sequential
+    from pynn.models import Sequential  # here: models import this module through the trainer
 
     name = config["config"].get("name")
     if name is not None and not isinstance(name, str):
