@@ -155,6 +155,31 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path):
     assert not os.path.exists(tmp_path / "backup_b")
 
 
+def test_double_checkpoint_falls_back_to_the_previous_backup(tmp_path):
+    x, y = _data()
+    backup = tmp_path / "backup"
+
+    class Stop(pynn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt  # as a Ctrl-C would: the backup stays
+
+    keep = BackupAndRestore(backup, double_checkpoint=True)
+    with pytest.raises(KeyboardInterrupt):
+        _model().fit(x, y, epochs=5, verbose=0, callbacks=[keep, Stop()])
+    assert sorted(p.name for p in backup.iterdir()) == ["backup.previous.pynn", "backup.pynn"]
+    (backup / "backup.pynn").write_bytes(b"damaged")
+    history = _model().fit(
+        x, y, epochs=5, verbose=0, callbacks=[BackupAndRestore(backup, double_checkpoint=True)]
+    )
+    assert len(history.history["loss"]) == 3  # the previous backup is epoch 1: epochs 2-4 run
+    assert not backup.exists()
+    with pytest.raises(ValueError, match="not a valid pynn model file"):
+        backup.mkdir()
+        (backup / "backup.pynn").write_bytes(b"damaged")
+        _model().fit(x, y, epochs=5, verbose=0, callbacks=[BackupAndRestore(backup)])
+
+
 def test_backup_arguments_are_checked():
     with pytest.raises(ValueError, match="Empty `backup_dir`"):
         BackupAndRestore("")

@@ -21,12 +21,17 @@ class BackupAndRestore(Callback):
     backup_dir: the folder that holds the backup (created if needed). Use one folder per
         training run.
     save_freq: `"epoch"`, or a number of batches between backups.
+    double_checkpoint: keep the previous backup too, and fall back to it when the latest one
+        cannot be read (saves are atomic, so this guards against the disk, not against a crash).
     delete_checkpoint: delete the backup when training ends normally.
     """
 
     _FILE = "backup.pynn"
+    _PREVIOUS = "backup.previous.pynn"
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+    def __init__(
+        self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True
+    ):
         super().__init__()
         if not backup_dir:
             raise ValueError("Empty `backup_dir` argument passed")
@@ -39,17 +44,25 @@ class BackupAndRestore(Callback):
             )
         self.backup_dir = os.fspath(backup_dir)
         self.save_freq = save_freq
+        self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
         self._path = os.path.join(self.backup_dir, self._FILE)
+        self._previous = os.path.join(self.backup_dir, self._PREVIOUS)
         self._epoch = 0
         self._batches_seen = 0
         if save_freq != "epoch":
             self.on_train_batch_end = self._on_train_batch_end
 
     def on_train_begin(self, logs=None):
-        if os.path.exists(self._path):
+        if not os.path.exists(self._path):
+            return
+        try:
             state = model_file.restore_training(self.model, self._path)
-            self.model._initial_epoch = state["epoch"] + 1
+        except ValueError:
+            if not (self.double_checkpoint and os.path.exists(self._previous)):
+                raise
+            state = model_file.restore_training(self.model, self._previous)
+        self.model._initial_epoch = state["epoch"] + 1
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -65,11 +78,16 @@ class BackupAndRestore(Callback):
             self._backup(epoch)
 
     def on_train_end(self, logs=None):
-        if self.delete_checkpoint and os.path.exists(self._path):
-            os.remove(self._path)
-            with contextlib.suppress(OSError):
-                os.rmdir(self.backup_dir)  # only when nothing else is in it
+        if not self.delete_checkpoint:
+            return
+        for path in (self._path, self._previous):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(self.backup_dir)  # only when nothing else is in it
 
     def _backup(self, epoch) -> None:
         os.makedirs(self.backup_dir, exist_ok=True)
+        if self.double_checkpoint and os.path.exists(self._path):
+            os.replace(self._path, self._previous)
         model_file.save_model(self.model, self._path, training_state={"epoch": epoch})
