@@ -116,6 +116,9 @@ fn bench_layer(
         .map(|i| (i as f32 * 0.1).sin())
         .collect();
     network.input_mut(batch).copy_from_slice(&input);
+    let inference = median_seconds(20, || {
+        parallel::install(|| network.forward(batch, false)).unwrap();
+    });
     let forward = median_seconds(20, || {
         parallel::install(|| network.forward(batch, true)).unwrap();
     });
@@ -142,13 +145,15 @@ fn bench_layer(
     };
     if flops == 0.0 {
         println!(
-            "{name} batch {batch}: forward {:.2} ms, backward {:.2} ms",
+            "{name} batch {batch}: inference {:.2} ms, forward {:.2} ms, backward {:.2} ms",
+            inference * 1e3,
             forward * 1e3,
             backward * 1e3
         );
     } else {
         println!(
-            "{name} batch {batch}: forward {}, backward {}, both {}",
+            "{name} batch {batch}: inference {}, forward {}, backward {}, both {}",
+            rate(flops, inference),
             rate(flops, forward),
             rate(backward_flops, backward),
             rate(flops + backward_flops, forward + backward)

@@ -3,6 +3,7 @@
 pub mod activation;
 pub mod conv;
 pub mod conv_direct;
+pub mod conv_implicit;
 pub mod gemm;
 pub mod loss;
 pub mod pool;

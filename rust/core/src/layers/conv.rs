@@ -13,6 +13,7 @@ use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::{col2im, im2col_rows, Axis, Geometry, Padding};
 use crate::kernels::conv_direct::Direct;
+use crate::kernels::conv_implicit::Implicit;
 use crate::kernels::gemm::{matmul_single_thread, matmul_tn_chunked, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows_chunked};
 use crate::regularizers::Regularizer;
@@ -68,6 +69,9 @@ pub struct Conv {
     geometry: Geometry,
     /// Set where the direct kernel replaces im2col + GEMM (one input channel, stride 1).
     direct: Option<Direct>,
+    /// Set where the implicit GEMM computes inference (several channels, stride 1, no
+    /// dilation, AVX2): training keeps im2col's rows for the kernel's gradient.
+    implicit: Option<Implicit>,
     output_shape: Vec<usize>,
     /// The last batch's im2col rows, kept for the kernel's gradient.
     cols: Vec<f32>,
@@ -155,6 +159,7 @@ impl Conv {
         };
         Ok(Conv {
             direct: Direct::new(&geometry, spec.filters),
+            implicit: Implicit::new(&geometry, spec.filters),
             spec,
             weights,
             geometry,
@@ -234,6 +239,31 @@ impl Conv {
         let bias = self.spec.use_bias.then_some(bias);
         ensure_len(&mut self.packed, d.packed_kernel_len());
         d.pack_kernel(kernel, bias, &mut self.packed);
+        let packed = &self.packed;
+        let per_image = g.pixels() * filters;
+        self.z[..y.len()]
+            .par_chunks_mut(per_image)
+            .zip(y.par_chunks_mut(per_image))
+            .zip(x.par_chunks(g.input_size()))
+            .for_each(|((z, y), image)| {
+                with_scratch(d.plane_len(), |plane| {
+                    d.pad_image(image, plane);
+                    d.forward(plane, packed, z);
+                });
+                activation.forward(z, y, filters);
+            });
+    }
+
+    /// `z` and `y` image by image through the implicit GEMM (inference).
+    fn forward_implicit(&mut self, weights: &[f32], x: &[f32], y: &mut [f32]) {
+        let Some(d) = &self.implicit else {
+            unreachable!("called only with an implicit kernel")
+        };
+        let g = self.geometry;
+        let (filters, activation) = (self.spec.filters, self.spec.activation);
+        let (kernel, bias) = weights.split_at(self.kernel_len());
+        ensure_len(&mut self.packed, d.packed_kernel_len());
+        d.pack_kernel(kernel, self.spec.use_bias.then_some(bias), &mut self.packed);
         let packed = &self.packed;
         let per_image = g.pixels() * filters;
         self.z[..y.len()]
@@ -332,9 +362,10 @@ impl Layer for Conv {
         let len = batch * self.geometry.pixels() * self.spec.filters;
         ensure_len(&mut self.z, len);
         let y = &mut y[..len];
-        match self.direct {
-            Some(d) => self.forward_direct(&d, weights, x, y),
-            None => self.forward_im2col(weights, x, y, training),
+        match (self.direct, &self.implicit) {
+            (Some(d), _) => self.forward_direct(&d, weights, x, y),
+            (None, Some(_)) if !training => self.forward_implicit(weights, x, y),
+            _ => self.forward_im2col(weights, x, y, training),
         }
     }
 
