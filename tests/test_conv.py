@@ -451,3 +451,31 @@ def test_wide_convolution_predicts_with_parallel_activation_tiles():
     expected = np.maximum(conv2d_reference(x, kernel, bias, (1, 1), "same", (1, 1)), 0.0)
     for _ in range(3):
         np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "conv_args",
+    [
+        # ∂x by the flipped convolution ("same", whole vectors of channels).
+        dict(filters=8, kernel_size=3, padding="same", activation="tanh"),
+        # ∂x by ∂cols and col2im ("valid" with a large kernel).
+        dict(filters=16, kernel_size=(4, 3), padding="valid", activation="relu"),
+    ],
+)
+def test_implicit_gemm_convolutions_train_with_exact_gradients(conv_args):
+    """Stride 1, several channels, filters in whole vectors of 8: forward and kernel gradient
+    by the engine's implicit GEMM (no im2col), the input gradient reaching the first layer."""
+    from reference import ACTIVATIONS
+
+    first = Conv2D(8, 1, use_bias=False)
+    conv = Conv2D(**conv_args)
+    x, y, weights, grads = parameter_gradients_match([first, conv], (6, 5, 2), None)
+
+    def forward(x, params):
+        w1, kernel, bias, dense, dense_bias = params
+        h = conv2d_reference(x, w1, 0.0, (1, 1), "valid", (1, 1))
+        z = conv2d_reference(h, kernel, bias, (1, 1), conv.padding, (1, 1))
+        a = ACTIVATIONS[conv_args["activation"]](z)
+        return a.reshape(len(x), -1) @ dense + dense_bias
+
+    check_against(forward, x, y, weights, grads)

@@ -11,12 +11,20 @@
 //! The tile is written with AVX2+FMA intrinsics (16 registers: up to 12 accumulators, the kernel
 //! vectors of one tap, one broadcast); without AVX2 the layer keeps im2col + GEMM.
 
-use super::conv::Geometry;
+use super::conv::{Axis, Geometry};
 use super::{copy, LANES};
 
-/// Accumulator registers a tile may use (of AVX2's 16: the rest hold the tap's kernel vectors
-/// and the broadcast input).
+/// AVX2's vector registers: a tile's accumulators, its `vectors` kernel (or gradient) vectors
+/// and one broadcast input must fit, or LLVM spills accumulators to the stack (measured: W3's
+/// kernel gradient ran at 40 GFLOP/s with 3 x 4 accumulators, one of them spilled).
+const REGISTERS: usize = 16;
+/// At most this many accumulators: enough to hide the FMA latency.
 const ACCUMULATORS: usize = 12;
+
+/// The most rows (pixels or taps) a tile of `vectors` filter vectors can have in registers.
+fn most_rows(vectors: usize) -> usize {
+    ACCUMULATORS.min(REGISTERS - vectors - 1) / vectors
+}
 /// Kernel vectors per filter group: 32 filters.
 const MAX_VECTORS: usize = 4;
 
@@ -36,13 +44,21 @@ impl Tile {
             let per_tap = (pixels * vectors).max(pixels + vectors);
             width.div_ceil(pixels) * per_tap
         };
-        let most = ACCUMULATORS / vectors;
-        let pixels = (1..=most)
+        let pixels = (1..=most_rows(vectors))
             .rev()
             .min_by_key(|&p| cycles(p))
             .expect("at least one pixel");
         Tile { pixels, vectors }
     }
+}
+
+/// The kernel gradient's tile for `vectors` filter vectors: the most taps of one kernel row
+/// that divide the row (so no tile runs past it) within the accumulators.
+fn gradient_taps(row_taps: usize, vectors: usize) -> usize {
+    (1..=most_rows(vectors))
+        .rev()
+        .find(|&t| row_taps.is_multiple_of(t))
+        .expect("1 divides every row")
 }
 
 /// A stride-1 convolution's padded layout and tiles.
@@ -92,6 +108,55 @@ impl Implicit {
         })
     }
 
+    /// The convolution that computes this one's input gradient: for stride 1, `∂x` is the output
+    /// gradient, padded by `k − 1 − pad` on each axis, correlated with the kernel flipped in
+    /// space and with channels and filters swapped. So the same tiles compute it, from the
+    /// output gradient's padded image straight into `∂x`: no ∂cols, no col2im.
+    pub fn input_gradient(&self) -> Option<Implicit> {
+        let g = &self.g;
+        let axis = |a: &Axis| Axis {
+            input: a.output,
+            kernel: a.kernel,
+            stride: 1,
+            dilation: 1,
+            pad_before: a.kernel - 1 - a.pad_before,
+            output: a.input,
+        };
+        let flipped = Geometry {
+            rows: axis(&g.rows),
+            cols: axis(&g.cols),
+            channels: self.filters,
+        };
+        Implicit::new(&flipped, g.channels)
+    }
+
+    /// Packs `kernel` (`kh, kw, channels, filters`) for [`Self::input_gradient`]'s convolution:
+    /// flipped in space, `(kh, kw, filters, channels)`, no bias. `scratch` holds the flipped
+    /// kernel on the way.
+    pub fn pack_flipped_kernel(&self, kernel: &[f32], scratch: &mut [f32], packed: &mut [f32]) {
+        // Here `self` is the input gradient's convolution: its channels are the forward's
+        // filters and its filters the forward's channels.
+        let (kh, kw) = (self.g.rows.kernel, self.g.cols.kernel);
+        let (f, c) = (self.g.channels, self.filters);
+        for ky in 0..kh {
+            for kx in 0..kw {
+                let source = &kernel[((kh - 1 - ky) * kw + (kw - 1 - kx)) * c * f..][..c * f];
+                let target = &mut scratch[(ky * kw + kx) * f * c..][..f * c];
+                for (ci, row) in source.chunks(f).enumerate() {
+                    for (fi, &w) in row.iter().enumerate() {
+                        target[fi * c + ci] = w;
+                    }
+                }
+            }
+        }
+        self.pack_kernel(&scratch[..kh * kw * f * c], None, packed);
+    }
+
+    /// Filters rounded up to whole vectors: what the tiles compute.
+    pub fn padded_filters(&self) -> usize {
+        self.padded_filters
+    }
+
     /// Values in one padded image.
     pub fn plane_len(&self) -> usize {
         self.plane_rows * self.plane_columns * self.g.channels
@@ -129,6 +194,28 @@ impl Implicit {
         }
     }
 
+    /// Whether [`Self::kernel_gradient`] applies: it reads whole vectors of filters from `dz`.
+    pub fn has_gradient(&self) -> bool {
+        self.filters == self.padded_filters
+    }
+
+    /// Adds one image's kernel gradient, `(taps, filters)` like the kernel, to `partial`: every
+    /// pixel's receptive field (read from the padded `plane`) times its row of `dz` (the image's
+    /// output gradient, NHWC). Only where [`Self::has_gradient`].
+    pub fn kernel_gradient(&self, plane: &[f32], dz: &[f32], partial: &mut [f32]) {
+        assert!(self.has_gradient() && plane.len() >= self.plane_len());
+        assert!(dz.len() >= self.g.pixels() * self.filters);
+        assert!(partial.len() >= self.taps() * self.filters);
+        // SAFETY: as in `forward`; tiles of taps divide each kernel row, and filter groups
+        // cover exactly the filters.
+        #[cfg(target_arch = "x86_64")]
+        unsafe {
+            avx2::kernel_gradient(self, plane, dz, partial)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("`new` returns None without AVX2")
+    }
+
     /// One image's pre-activations `z` (`pixels x filters`, NHWC) from its padded plane and the
     /// packed kernel.
     pub fn forward(&self, plane: &[f32], packed: &[f32], z: &mut [f32]) {
@@ -160,7 +247,12 @@ fn simd_available() -> bool {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{Implicit, Tile, LANES};
+    use super::{gradient_taps, Implicit, Tile, LANES};
+
+    /// The output gradient's rows that every tile of the kernel gradient reads in turn are
+    /// taken in blocks of about this many bytes, which stay in L1 from one tile to the next
+    /// (W3's rows are 4 KiB: read whole by each of 48 tiles, they came from L2 at ~45 GFLOP/s).
+    const GRADIENT_BLOCK_BYTES: usize = 8 * 1024;
 
     /// Where one tile reads and writes.
     struct TileAt {
@@ -222,44 +314,121 @@ mod avx2 {
         }
     }
 
+    /// Calls `f::<A, V>(args)` for the tile shape `(a, v)`: `a` pixels (or taps) by `v` filter
+    /// vectors, every shape within [`super::most_rows`].
+    macro_rules! for_shape {
+        ($a:expr, $v:expr, $f:ident($($arg:expr),*)) => {
+            match ($a, $v) {
+                (1, 1) => $f::<1, 1>($($arg),*),
+                (2, 1) => $f::<2, 1>($($arg),*),
+                (3, 1) => $f::<3, 1>($($arg),*),
+                (4, 1) => $f::<4, 1>($($arg),*),
+                (5, 1) => $f::<5, 1>($($arg),*),
+                (6, 1) => $f::<6, 1>($($arg),*),
+                (7, 1) => $f::<7, 1>($($arg),*),
+                (8, 1) => $f::<8, 1>($($arg),*),
+                (9, 1) => $f::<9, 1>($($arg),*),
+                (10, 1) => $f::<10, 1>($($arg),*),
+                (11, 1) => $f::<11, 1>($($arg),*),
+                (12, 1) => $f::<12, 1>($($arg),*),
+                (1, 2) => $f::<1, 2>($($arg),*),
+                (2, 2) => $f::<2, 2>($($arg),*),
+                (3, 2) => $f::<3, 2>($($arg),*),
+                (4, 2) => $f::<4, 2>($($arg),*),
+                (5, 2) => $f::<5, 2>($($arg),*),
+                (6, 2) => $f::<6, 2>($($arg),*),
+                (1, 3) => $f::<1, 3>($($arg),*),
+                (2, 3) => $f::<2, 3>($($arg),*),
+                (3, 3) => $f::<3, 3>($($arg),*),
+                (4, 3) => $f::<4, 3>($($arg),*),
+                (1, 4) => $f::<1, 4>($($arg),*),
+                (2, 4) => $f::<2, 4>($($arg),*),
+                _ => unreachable!("tiles keep within `most_rows`"),
+            }
+        };
+    }
+
     /// Calls the tile function compiled for `tile`'s shape.
     #[inline(always)]
     unsafe fn dispatch(tile: Tile, s: &Strides, at: &TileAt) {
-        macro_rules! shapes {
-            ($(($p:literal, $v:literal)),*) => {
-                match (tile.pixels, tile.vectors) {
-                    $(($p, $v) => tile_fma::<$p, $v>(s, at),)*
-                    _ => unreachable!("Tile::for_row keeps within 12 accumulators"),
-                }
+        for_shape!(tile.pixels, tile.vectors, tile_fma(s, at))
+    }
+
+    /// # Safety
+    /// AVX2 and FMA present; the slices as long as [`Implicit::kernel_gradient`] asserts.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn kernel_gradient(d: &Implicit, plane: &[f32], dz: &[f32], partial: &mut [f32]) {
+        let (g, c, f) = (&d.g, d.g.channels, d.filters);
+        let row_taps = g.cols.kernel * c;
+        let block = (GRADIENT_BLOCK_BYTES / (g.cols.output * f * 4)).max(1);
+        for oy in (0..g.rows.output).step_by(block) {
+            let s = GradientStrides {
+                channels: c,
+                plane_row: d.plane_columns * c,
+                rows: block.min(g.rows.output - oy),
+                columns: g.cols.output,
+                filters: f,
             };
+            for &(first, Tile { vectors, .. }) in &d.groups {
+                let taps = gradient_taps(row_taps, vectors);
+                for ky in 0..g.rows.kernel {
+                    for t0 in (0..row_taps).step_by(taps) {
+                        let at = GradientAt {
+                            x: plane.as_ptr().add((oy + ky) * s.plane_row + t0),
+                            dz: dz.as_ptr().add(oy * g.cols.output * f + first),
+                            partial: partial.as_mut_ptr().add((ky * row_taps + t0) * f + first),
+                        };
+                        for_shape!(taps, vectors, gradient_tile(&s, &at));
+                    }
+                }
+            }
         }
-        shapes!(
-            (1, 1),
-            (2, 1),
-            (3, 1),
-            (4, 1),
-            (5, 1),
-            (6, 1),
-            (7, 1),
-            (8, 1),
-            (9, 1),
-            (10, 1),
-            (11, 1),
-            (12, 1),
-            (1, 2),
-            (2, 2),
-            (3, 2),
-            (4, 2),
-            (5, 2),
-            (6, 2),
-            (1, 3),
-            (2, 3),
-            (3, 3),
-            (4, 3),
-            (1, 4),
-            (2, 4),
-            (3, 4)
-        )
+    }
+
+    struct GradientStrides {
+        channels: usize,
+        plane_row: usize,
+        /// The block's output rows and columns: the pixels summed over.
+        rows: usize,
+        columns: usize,
+        filters: usize,
+    }
+
+    struct GradientAt {
+        /// The tile's first tap at output pixel (0, 0).
+        x: *const f32,
+        /// The tile's first filter at pixel 0 of `dz`, and at its first tap in the partial.
+        dz: *const f32,
+        partial: *mut f32,
+    }
+
+    /// `T` taps x `V` filter vectors of the kernel gradient, summed over the image's pixels in
+    /// registers, then added to the partial.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn gradient_tile<const T: usize, const V: usize>(s: &GradientStrides, at: &GradientAt) {
+        let mut acc = [[_mm256_setzero_ps(); V]; T];
+        for oy in 0..s.rows {
+            let x = at.x.add(oy * s.plane_row);
+            let dz = at.dz.add(oy * s.columns * s.filters);
+            for ox in 0..s.columns {
+                let mut grad = [_mm256_setzero_ps(); V];
+                for (v, lanes) in grad.iter_mut().enumerate() {
+                    *lanes = _mm256_loadu_ps(dz.add(ox * s.filters + v * LANES));
+                }
+                for (t, tap) in acc.iter_mut().enumerate() {
+                    let input = _mm256_broadcast_ss(&*x.add(ox * s.channels + t));
+                    for (lanes, &g) in tap.iter_mut().zip(&grad) {
+                        *lanes = _mm256_fmadd_ps(input, g, *lanes);
+                    }
+                }
+            }
+        }
+        for (t, tap) in acc.iter().enumerate() {
+            for (v, &lanes) in tap.iter().enumerate() {
+                let out = at.partial.add(t * s.filters + v * LANES);
+                _mm256_storeu_ps(out, _mm256_add_ps(_mm256_loadu_ps(out), lanes));
+            }
+        }
     }
 
     /// `P` pixels x `V` vectors of filters: the bias, plus every tap's input times its kernel
@@ -327,12 +496,16 @@ mod tests {
     #[test]
     fn tiles_fit_the_row() {
         assert_eq!(Tile::for_row(10, 2).pixels, 5); // LeNet's conv2: two tiles of 5, none wasted
-        assert_eq!(Tile::for_row(32, 4).pixels, 2); // 3 would waste a pixel per row for nothing
+        assert_eq!(Tile::for_row(32, 4).pixels, 2); // W3
         assert_eq!(Tile::for_row(28, 1).pixels, 7);
-        for width in 1..40 {
-            for vectors in 1..=MAX_VECTORS {
-                let tile = Tile::for_row(width, vectors);
-                assert!(tile.pixels * tile.vectors <= ACCUMULATORS);
+        assert_eq!(gradient_taps(30, 2), 6); // LeNet's conv2: 5 x 6 taps per kernel row
+        assert_eq!(gradient_taps(48, 4), 2);
+        for vectors in 1..=MAX_VECTORS {
+            let rows = most_rows(vectors);
+            assert!(rows * vectors <= ACCUMULATORS && rows * vectors + vectors < REGISTERS);
+            for width in 1..40 {
+                assert!(Tile::for_row(width, vectors).pixels <= rows);
+                assert!(gradient_taps(width, vectors) <= rows);
             }
         }
     }
@@ -386,6 +559,106 @@ mod tests {
                         "{got} vs {expected} in {g:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_gradient_matches_im2col() {
+        if !simd_available() {
+            return;
+        }
+        // (h, w, kh, kw, channels, filters, padding): LeNet's conv2, W3's shape, rows of taps
+        // that 12 / vectors does not divide, 1D.
+        let cases = [
+            (14, 14, 5, 5, 6, 16, Padding::Valid),
+            (8, 8, 3, 3, 16, 32, Padding::Same),
+            (7, 9, 3, 2, 7, 24, Padding::Same),
+            (5, 6, 2, 3, 2, 40, Padding::Valid),
+            (1, 11, 1, 3, 4, 8, Padding::Same),
+        ];
+        for (h, w, kh, kw, c, f, padding) in cases {
+            let g = Geometry {
+                rows: Axis::new(h, kh, 1, 1, padding).unwrap(),
+                cols: Axis::new(w, kw, 1, 1, padding).unwrap(),
+                channels: c,
+            };
+            let d = Implicit::new(&g, f).unwrap();
+            assert!(d.has_gradient());
+            let (image, dz) = (values(h * w * c, 0.37), values(g.pixels() * f, 0.23));
+            let mut plane = vec![0.0; d.plane_len()];
+            d.pad_image(&image, &mut plane);
+            let mut partial = vec![1.0; g.field() * f];
+            d.kernel_gradient(&plane, &dz, &mut partial);
+
+            let mut cols = vec![0.0; g.pixels() * g.field()];
+            im2col(&image, &g, &mut cols);
+            for t in 0..g.field() {
+                for j in 0..f {
+                    let expected: f64 = 1.0
+                        + (0..g.pixels())
+                            .map(|p| cols[p * g.field() + t] as f64 * dz[p * f + j] as f64)
+                            .sum::<f64>();
+                    let got = partial[t * f + j] as f64;
+                    assert!(
+                        (got - expected).abs() < 1e-4,
+                        "tap {t} filter {j}: {got} vs {expected}"
+                    );
+                }
+            }
+        }
+        let ragged = Geometry {
+            rows: Axis::new(5, 3, 1, 1, Padding::Valid).unwrap(),
+            cols: Axis::new(5, 3, 1, 1, Padding::Valid).unwrap(),
+            channels: 2,
+        };
+        assert!(!Implicit::new(&ragged, 12).unwrap().has_gradient());
+    }
+
+    #[test]
+    fn input_gradient_matches_col2im() {
+        if !simd_available() {
+            return;
+        }
+        use crate::kernels::conv::col2im;
+        let cases = [
+            (14, 14, 5, 5, 6, 16, Padding::Valid),
+            (8, 8, 3, 3, 16, 32, Padding::Same),
+            (7, 9, 3, 2, 3, 13, Padding::Same),
+            (6, 5, 4, 4, 2, 8, Padding::Same),
+            (1, 11, 1, 3, 4, 5, Padding::Valid),
+        ];
+        for (h, w, kh, kw, c, f, padding) in cases {
+            let g = Geometry {
+                rows: Axis::new(h, kh, 1, 1, padding).unwrap(),
+                cols: Axis::new(w, kw, 1, 1, padding).unwrap(),
+                channels: c,
+            };
+            let d = Implicit::new(&g, f)
+                .unwrap()
+                .input_gradient()
+                .expect("several filters");
+            let (kernel, dz) = (values(g.field() * f, 0.11), values(g.pixels() * f, 0.23));
+            let mut scratch = vec![0.0; kernel.len()];
+            let mut packed = vec![0.0; d.packed_kernel_len()];
+            d.pack_flipped_kernel(&kernel, &mut scratch, &mut packed);
+            let mut plane = vec![0.0; d.plane_len()];
+            d.pad_image(&dz, &mut plane);
+            let mut dx = vec![f32::NAN; h * w * c];
+            d.forward(&plane, &packed, &mut dx);
+
+            // ∂cols = dz · kernelᵀ, scattered back by col2im.
+            let mut dcols = vec![0.0; g.pixels() * g.field()];
+            for p in 0..g.pixels() {
+                for t in 0..g.field() {
+                    dcols[p * g.field() + t] =
+                        (0..f).map(|j| dz[p * f + j] * kernel[t * f + j]).sum();
+                }
+            }
+            let mut expected = vec![0.0; h * w * c];
+            col2im(&dcols, &g, &mut expected);
+            for (a, b) in dx.iter().zip(&expected) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b} in {g:?}");
             }
         }
     }
