@@ -215,6 +215,29 @@ impl Network {
         self.output(batch)
     }
 
+    /// Inference on a batch read straight from `input` into `output` (`batch` samples each): the
+    /// first layer reads the caller's data and the last writes the caller's buffer, so
+    /// prediction copies neither.
+    pub fn infer(&mut self, input: &[f32], output: &mut [f32], batch: usize) {
+        let Some(last) = self.layers.len().checked_sub(1) else {
+            output.copy_from_slice(input);
+            return;
+        };
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (in_len, out_len) = (batch * self.sizes[i], batch * self.sizes[i + 1]);
+            let (before, after) = self.activations.split_at_mut(i + 1);
+            let x = if i == 0 { input } else { &before[i][..in_len] };
+            let y = if i == last {
+                &mut output[..out_len]
+            } else {
+                ensure_len(&mut after[0], out_len);
+                &mut after[0][..out_len]
+            };
+            let weights = &self.weights[self.ranges[i].clone()];
+            layer.forward(weights, x, y, batch, false);
+        }
+    }
+
     /// The output of the last forward pass and the buffer for ∂loss/∂output, to be filled before
     /// [`Network::backward`].
     pub fn output_and_grad_mut(&mut self, batch: usize) -> (&[f32], &mut [f32]) {

@@ -111,6 +111,15 @@ pub fn install_and_tick<R: Send>(
     })
 }
 
+/// Applies `f` to fixed-size chunks of `values`, in parallel where there are many.
+pub fn chunks_mut(values: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
+    if values.len() < PARALLEL_MIN {
+        values.chunks_mut(CHUNK).for_each(f);
+    } else {
+        values.par_chunks_mut(CHUNK).for_each(f);
+    }
+}
+
 /// Applies `f` to matching fixed-size chunks of `out` and `input` (same length).
 pub fn zip_chunks_mut(
     out: &mut [f32],

@@ -281,11 +281,9 @@ pub fn predict(
     let mut out = Tensor::zeros(shape)?;
     for start in (0..len).step_by(batch_size) {
         let batch = batch_size.min(len - start);
-        network
-            .input_mut(batch)
-            .copy_from_slice(&x[start * in_size..(start + batch) * in_size]);
-        let y = network.forward(batch, false);
-        out.data_mut()[start * out_size..(start + batch) * out_size].copy_from_slice(y);
+        let input = &x[start * in_size..(start + batch) * in_size];
+        let output = &mut out.data_mut()[start * out_size..(start + batch) * out_size];
+        network.infer(input, output, batch);
         if let Next::Stop = after_batch() {
             return Ok(None);
         }
@@ -421,6 +419,20 @@ mod tests {
             (1 << 40) + (1 << 20)
         );
         assert!(Network::count_weights(&[usize::MAX / 2], &huge).is_err());
+    }
+
+    #[test]
+    fn inference_reads_and_writes_the_callers_buffers() {
+        let (mut net, _) = train(1);
+        let (x, _) = blobs(10);
+        net.input_mut(10).copy_from_slice(&x);
+        let expected = net.forward(10, false).to_vec();
+        let mut out = vec![f32::NAN; 20];
+        net.infer(&x, &mut out, 10);
+        assert_eq!(out, expected);
+        let mut empty = Network::new(&[2], &[]).unwrap();
+        empty.infer(&x, &mut out, 10);
+        assert_eq!(out, x);
     }
 
     #[test]

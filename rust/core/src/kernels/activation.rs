@@ -171,6 +171,23 @@ impl Activation {
         }
     }
 
+    /// `values = f(values)`, for inference where the pre-activations are not kept; `None` for
+    /// softmax, whose rows need their own output.
+    pub fn apply_in_place(self, values: &mut [f32]) -> Option<()> {
+        macro_rules! specialised {
+            ($($variant:ident),*) => {
+                match self {
+                    Activation::Softmax => return None,
+                    $(Activation::$variant => parallel::chunks_mut(values, |chunk| {
+                        chunk.iter_mut().for_each(|v| *v = Activation::$variant.value(*v))
+                    }),)*
+                }
+            };
+        }
+        specialised!(Linear, Relu, Sigmoid, Tanh, Elu, Selu, Gelu, Softplus, LeakyRelu, Silu);
+        Some(())
+    }
+
     /// `dz = da · f'(z)`, in place on `grad` (which holds `da` on entry and `dz` on return).
     /// `z` is the input and `a = f(z)` the output of [`Activation::forward`].
     pub fn backward(self, z: &[f32], a: &[f32], grad: &mut [f32], width: usize) {

@@ -244,7 +244,14 @@ impl Conv {
 
     /// `z` and `y` image by image through the direct kernel; nothing else is kept for the
     /// backward.
-    fn forward_direct(&mut self, d: &Direct, weights: &[f32], x: &[f32], y: &mut [f32]) {
+    fn forward_direct(
+        &mut self,
+        d: &Direct,
+        weights: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        training: bool,
+    ) {
         let g = self.geometry;
         let (filters, activation) = (self.spec.filters, self.spec.activation);
         let (kernel, bias) = weights.split_at(self.kernel_len());
@@ -260,15 +267,15 @@ impl Conv {
             .for_each(|((z, y), image)| {
                 with_scratch(d.plane_len(), |plane| {
                     d.pad_image(image, plane);
-                    d.forward(plane, packed, z);
+                    d.forward(plane, packed, if training { &mut *z } else { &mut *y });
                 });
-                activation.forward(z, y, filters);
+                activate(activation, training, z, y, filters);
             });
     }
 
     /// `z` and `y` image by image through the implicit GEMM; nothing else is kept for the
     /// backward.
-    fn forward_implicit(&mut self, weights: &[f32], x: &[f32], y: &mut [f32]) {
+    fn forward_implicit(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], training: bool) {
         let Some(d) = &self.implicit else {
             unreachable!("called only with an implicit kernel")
         };
@@ -286,9 +293,9 @@ impl Conv {
             .for_each(|((z, y), image)| {
                 with_scratch(d.plane_len(), |plane| {
                     d.pad_image(image, plane);
-                    d.forward(plane, packed, z);
+                    d.forward(plane, packed, if training { &mut *z } else { &mut *y });
                 });
-                activation.forward(z, y, filters);
+                activate(activation, training, z, y, filters);
             });
     }
 
@@ -393,6 +400,18 @@ impl Conv {
     }
 }
 
+/// `y = activation(z)` for one image whose pre-activations the kernel wrote into `z` in
+/// training (the backward needs them) and straight into `y` at inference, where the activation
+/// then runs in place (softmax excepted, which needs its own output).
+fn activate(activation: Activation, training: bool, z: &mut [f32], y: &mut [f32], filters: usize) {
+    if training {
+        activation.forward(z, y, filters);
+    } else if activation.apply_in_place(y).is_none() {
+        z.copy_from_slice(y);
+        activation.forward(z, y, filters);
+    }
+}
+
 /// Whether ∂x is computed faster by the flipped convolution than by ∂cols and col2im: where
 /// at least 3/4 of its work is useful. It computes every input pixel, in whole vectors of
 /// channels, over the output gradient padded by the kernel; so a "valid" convolution with a
@@ -467,9 +486,9 @@ impl Layer for Conv {
         ensure_len(&mut self.z, len);
         let y = &mut y[..len];
         match (self.direct, &self.implicit) {
-            (Some(d), _) => self.forward_direct(&d, weights, x, y),
+            (Some(d), _) => self.forward_direct(&d, weights, x, y, training),
             (None, Some(i)) if !training || i.has_gradient() => {
-                self.forward_implicit(weights, x, y)
+                self.forward_implicit(weights, x, y, training)
             }
             _ => self.forward_im2col(weights, x, y, training),
         }
