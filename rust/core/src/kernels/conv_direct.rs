@@ -10,7 +10,7 @@
 //! from 0.86 to 4.5 ms). Without AVX2 the layer keeps im2col + GEMM.
 
 use super::conv::Geometry;
-use super::{copy, LANES};
+use super::{copy, has_avx2_fma, LANES};
 
 /// Filters computed together: 8 accumulators of [`LANES`] output columns.
 const BLOCK: usize = 8;
@@ -31,7 +31,7 @@ impl Direct {
     /// `None` where the direct kernel does not apply (several channels or strides) or the CPU
     /// lacks AVX2 and FMA.
     pub fn new(g: &Geometry, filters: usize) -> Option<Self> {
-        if g.channels != 1 || g.rows.stride != 1 || g.cols.stride != 1 || !simd_available() {
+        if g.channels != 1 || g.rows.stride != 1 || g.cols.stride != 1 || !has_avx2_fma() {
             return None;
         }
         let lane_columns = g.cols.output.next_multiple_of(LANES);
@@ -172,17 +172,6 @@ impl Direct {
     }
 }
 
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -302,7 +291,7 @@ mod tests {
 
     #[test]
     fn forward_and_kernel_gradient_match_im2col() {
-        if !simd_available() {
+        if !has_avx2_fma() {
             return;
         }
         let cases = [
@@ -353,7 +342,7 @@ mod tests {
     #[test]
     fn applies_only_to_one_channel_and_stride_one() {
         let mut g = geometry(8, 8, 3, 1, Padding::Valid);
-        assert_eq!(Direct::new(&g, 4).is_some(), simd_available());
+        assert_eq!(Direct::new(&g, 4).is_some(), has_avx2_fma());
         g.channels = 2;
         assert!(Direct::new(&g, 4).is_none());
         g.channels = 1;

@@ -12,7 +12,7 @@
 //! vectors of one tap, one broadcast); without AVX2 the layer keeps im2col + GEMM.
 
 use super::conv::{Axis, Geometry};
-use super::{copy, LANES};
+use super::{copy, has_avx2_fma, LANES};
 
 /// AVX2's vector registers: a tile's accumulators, its `vectors` kernel (or gradient) vectors
 /// and one broadcast input must fit, or LLVM spills accumulators to the stack (measured: W3's
@@ -82,7 +82,7 @@ impl Implicit {
         let plain = [rows, cols]
             .iter()
             .all(|a| a.stride == 1 && a.dilation == 1);
-        if !plain || g.channels < 2 || !simd_available() {
+        if !plain || g.channels < 2 || !has_avx2_fma() {
             return None;
         }
         let padded_filters = filters.next_multiple_of(LANES);
@@ -232,22 +232,12 @@ impl Implicit {
     }
 }
 
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
     use super::{gradient_taps, Implicit, Tile, LANES};
+    use crate::kernels::for_shape;
 
     /// The output gradient's rows that every tile of the kernel gradient reads in turn are
     /// taken in blocks of about this many bytes, which stay in L1 from one tile to the next
@@ -312,40 +302,6 @@ mod avx2 {
                 }
             }
         }
-    }
-
-    /// Calls `f::<A, V>(args)` for the tile shape `(a, v)`: `a` pixels (or taps) by `v` filter
-    /// vectors, every shape within [`super::most_rows`].
-    macro_rules! for_shape {
-        ($a:expr, $v:expr, $f:ident($($arg:expr),*)) => {
-            match ($a, $v) {
-                (1, 1) => $f::<1, 1>($($arg),*),
-                (2, 1) => $f::<2, 1>($($arg),*),
-                (3, 1) => $f::<3, 1>($($arg),*),
-                (4, 1) => $f::<4, 1>($($arg),*),
-                (5, 1) => $f::<5, 1>($($arg),*),
-                (6, 1) => $f::<6, 1>($($arg),*),
-                (7, 1) => $f::<7, 1>($($arg),*),
-                (8, 1) => $f::<8, 1>($($arg),*),
-                (9, 1) => $f::<9, 1>($($arg),*),
-                (10, 1) => $f::<10, 1>($($arg),*),
-                (11, 1) => $f::<11, 1>($($arg),*),
-                (12, 1) => $f::<12, 1>($($arg),*),
-                (1, 2) => $f::<1, 2>($($arg),*),
-                (2, 2) => $f::<2, 2>($($arg),*),
-                (3, 2) => $f::<3, 2>($($arg),*),
-                (4, 2) => $f::<4, 2>($($arg),*),
-                (5, 2) => $f::<5, 2>($($arg),*),
-                (6, 2) => $f::<6, 2>($($arg),*),
-                (1, 3) => $f::<1, 3>($($arg),*),
-                (2, 3) => $f::<2, 3>($($arg),*),
-                (3, 3) => $f::<3, 3>($($arg),*),
-                (4, 3) => $f::<4, 3>($($arg),*),
-                (1, 4) => $f::<1, 4>($($arg),*),
-                (2, 4) => $f::<2, 4>($($arg),*),
-                _ => unreachable!("tiles keep within `most_rows`"),
-            }
-        };
     }
 
     /// Calls the tile function compiled for `tile`'s shape.
@@ -512,7 +468,7 @@ mod tests {
 
     #[test]
     fn forward_matches_im2col_times_the_kernel() {
-        if !simd_available() {
+        if !has_avx2_fma() {
             return;
         }
         // (h, w, kh, kw, channels, filters, padding): LeNet's conv2, W3's shape, ragged filters
@@ -565,7 +521,7 @@ mod tests {
 
     #[test]
     fn kernel_gradient_matches_im2col() {
-        if !simd_available() {
+        if !has_avx2_fma() {
             return;
         }
         // (h, w, kh, kw, channels, filters, padding): LeNet's conv2, W3's shape, rows of taps
@@ -617,7 +573,7 @@ mod tests {
 
     #[test]
     fn input_gradient_matches_col2im() {
-        if !simd_available() {
+        if !has_avx2_fma() {
             return;
         }
         use crate::kernels::conv::col2im;
@@ -670,7 +626,7 @@ mod tests {
             cols: Axis::new(8, 3, stride, dilation, Padding::Valid).unwrap(),
             channels,
         };
-        assert_eq!(Implicit::new(&g(1, 1, 3), 4).is_some(), simd_available());
+        assert_eq!(Implicit::new(&g(1, 1, 3), 4).is_some(), has_avx2_fma());
         assert!(Implicit::new(&g(2, 1, 3), 4).is_none());
         assert!(Implicit::new(&g(1, 2, 3), 4).is_none());
         assert!(Implicit::new(&g(1, 1, 1), 4).is_none());

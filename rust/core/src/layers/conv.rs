@@ -14,6 +14,7 @@ use crate::kernels::activation::Activation;
 use crate::kernels::conv::{col2im, im2col_rows, Axis, Geometry, Padding};
 use crate::kernels::conv_direct::Direct;
 use crate::kernels::conv_implicit::Implicit;
+use crate::kernels::conv_scatter::Scatter;
 use crate::kernels::gemm::{matmul_single_thread, matmul_tn_chunked, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows_chunked};
 use crate::regularizers::Regularizer;
@@ -85,6 +86,8 @@ pub struct Conv {
     /// on the way to being packed.
     flipped: Option<Implicit>,
     flipped_kernel: Vec<f32>,
+    /// Otherwise ∂x by scattering kernel-row runs, where the rows are short.
+    scatter: Option<Scatter>,
     /// Scratch for the chunked reductions of the weight gradients.
     partials: Vec<f32>,
 }
@@ -167,6 +170,10 @@ impl Conv {
             .as_ref()
             .and_then(|i| i.input_gradient())
             .filter(|flipped| flipped_pays(&geometry, flipped));
+        let scatter = flipped
+            .is_none()
+            .then(|| Scatter::new(&geometry, spec.filters))
+            .flatten();
         Ok(Conv {
             direct: Direct::new(&geometry, spec.filters),
             spec,
@@ -178,6 +185,7 @@ impl Conv {
             packed: Vec::new(),
             z: Vec::new(),
             dcols: Vec::new(),
+            scatter,
             flipped,
             flipped_kernel: Vec::new(),
             partials: Vec::new(),
@@ -378,11 +386,32 @@ impl Conv {
             });
     }
 
+    /// ∂x image by image by [`Scatter`].
+    fn input_gradient_scatter(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
+        let Some(s) = &self.scatter else {
+            unreachable!("called only with a scatter kernel")
+        };
+        let g = self.geometry;
+        ensure_len(&mut self.packed, s.packed_kernel_len());
+        s.pack_kernel(kernel, &mut self.packed);
+        let packed = &self.packed;
+        dz.par_chunks(g.pixels() * self.spec.filters)
+            .zip(dx.par_chunks_mut(g.input_size()))
+            .for_each(|(dz, dx)| {
+                with_scratch(s.plane_len(), |plane| {
+                    s.input_gradient(dz, packed, plane, dx)
+                })
+            });
+    }
+
     /// ∂x: ∂cols = dz · kernelᵀ, scattered by col2im, tile by tile. Tiles hold whole images, so
     /// no two tasks scatter into the same input.
     fn input_gradient(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
         if self.flipped.is_some() {
             return self.input_gradient_flipped(kernel, dz, dx);
+        }
+        if self.scatter.is_some() {
+            return self.input_gradient_scatter(kernel, dz, dx);
         }
         let g = self.geometry;
         let (field, filters) = (g.field(), self.spec.filters);
