@@ -2,7 +2,6 @@
 
 pub mod activation;
 pub mod conv;
-pub mod conv_direct;
 pub mod conv_implicit;
 pub mod conv_scatter;
 pub mod gemm;
@@ -14,8 +13,8 @@ pub mod reduce;
 /// compiled for AVX2+FMA too and picked at run time).
 pub(crate) const LANES: usize = 8;
 
-/// Whether the CPU runs the kernels written with AVX2+FMA intrinsics (the convolutions' direct
-/// and implicit-GEMM kernels); without, the layers use im2col + GEMM.
+/// Whether the CPU runs the kernels written with AVX2+FMA intrinsics (the convolutions' implicit
+/// GEMM and scatter); without, the layers use im2col + GEMM.
 pub(crate) fn has_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

@@ -12,7 +12,6 @@ use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::{col2im, im2col_rows, Axis, Geometry, Padding};
-use crate::kernels::conv_direct::Direct;
 use crate::kernels::conv_implicit::Implicit;
 use crate::kernels::conv_scatter::Scatter;
 use crate::kernels::gemm::{matmul_single_thread, matmul_tn_chunked, Op};
@@ -25,13 +24,13 @@ use crate::regularizers::Regularizer;
 /// gradients of two tiles never overlap.
 const TILE_ROWS: usize = 512;
 
-/// Images per partial kernel gradient of the direct kernel: fixed, so that the partials, summed
+/// Images per partial kernel gradient of the implicit GEMM: fixed, so that the partials, summed
 /// in order, never depend on the thread count.
 const GRADIENT_IMAGES: usize = 16;
 
 thread_local! {
-    /// Per-thread scratch (im2col rows for inference, padded planes for the direct kernel),
-    /// grown to the largest size seen and reused.
+    /// Per-thread scratch (im2col rows for inference, padded images for the implicit GEMM and
+    /// the scatter), grown to the largest size seen and reused.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -68,16 +67,13 @@ pub struct Conv {
     spec: ConvSpec,
     weights: KernelBias,
     geometry: Geometry,
-    /// Set where the direct kernel replaces im2col + GEMM (one input channel, stride 1).
-    direct: Option<Direct>,
-    /// Set where the implicit GEMM replaces im2col + GEMM (several channels, stride 1, no
-    /// dilation, AVX2): always at inference, in training where the filters fill whole vectors
-    /// (its kernel gradient reads them so).
+    /// Set where the implicit GEMM replaces im2col + GEMM, forward and kernel gradient (stride
+    /// 1, no dilation, AVX2).
     implicit: Option<Implicit>,
     output_shape: Vec<usize>,
     /// The last batch's im2col rows, kept for the kernel's gradient.
     cols: Vec<f32>,
-    /// The direct kernel's packed kernel and bias.
+    /// The kernel packed for the implicit GEMM, the flipped convolution or the scatter.
     packed: Vec<f32>,
     /// Pre-activations, kept for the activation's derivative.
     z: Vec<f32>,
@@ -175,7 +171,6 @@ impl Conv {
             .then(|| Scatter::new(&geometry, spec.filters))
             .flatten();
         Ok(Conv {
-            direct: Direct::new(&geometry, spec.filters),
             spec,
             weights,
             geometry,
@@ -250,37 +245,6 @@ impl Conv {
         }
     }
 
-    /// `z` and `y` image by image through the direct kernel; nothing else is kept for the
-    /// backward.
-    fn forward_direct(
-        &mut self,
-        d: &Direct,
-        weights: &[f32],
-        x: &[f32],
-        y: &mut [f32],
-        training: bool,
-    ) {
-        let g = self.geometry;
-        let (filters, activation) = (self.spec.filters, self.spec.activation);
-        let (kernel, bias) = weights.split_at(self.kernel_len());
-        let bias = self.spec.use_bias.then_some(bias);
-        ensure_len(&mut self.packed, d.packed_kernel_len());
-        d.pack_kernel(kernel, bias, &mut self.packed);
-        let packed = &self.packed;
-        let per_image = g.pixels() * filters;
-        self.z[..y.len()]
-            .par_chunks_mut(per_image)
-            .zip(y.par_chunks_mut(per_image))
-            .zip(x.par_chunks(g.input_size()))
-            .for_each(|((z, y), image)| {
-                with_scratch(d.plane_len(), |plane| {
-                    d.pad_image(image, plane);
-                    d.forward(plane, packed, if training { &mut *z } else { &mut *y });
-                });
-                activate(activation, training, z, y, filters);
-            });
-    }
-
     /// `z` and `y` image by image through the implicit GEMM; nothing else is kept for the
     /// backward.
     fn forward_implicit(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], training: bool) {
@@ -314,28 +278,6 @@ impl Conv {
         let cols = &self.cols[..rows * g.field()];
         let dims = (rows, g.field(), self.spec.filters);
         matmul_tn_chunked(cols, dz, d_kernel, dims, &mut self.partials);
-    }
-
-    /// ∂kernel through the direct kernel (lane-wise partials, summed when unpacked).
-    fn kernel_gradient_direct(&mut self, d: &Direct, x: &[f32], dz: &[f32], d_kernel: &mut [f32]) {
-        let add_image = |image: &[f32], dz: &[f32], scratch: &mut [f32], partial: &mut [f32]| {
-            let (plane, planar) = scratch.split_at_mut(d.plane_len());
-            d.pad_image(image, plane);
-            d.kernel_gradient(plane, dz, planar, partial);
-        };
-        let unpack = |partial: &[f32], d_kernel: &mut [f32]| d.unpack_gradient(partial, d_kernel);
-        let sizes = (d.partial_len(), d.plane_len() + d.planar_len());
-        let per_image = (self.geometry, self.spec.filters);
-        let partials = &mut self.partials;
-        kernel_gradient_by_image(
-            per_image,
-            partials,
-            sizes,
-            (x, dz),
-            d_kernel,
-            add_image,
-            unpack,
-        );
     }
 
     /// ∂kernel through the implicit GEMM (partials in the kernel's layout).
@@ -514,12 +456,9 @@ impl Layer for Conv {
         let len = batch * self.geometry.pixels() * self.spec.filters;
         ensure_len(&mut self.z, len);
         let y = &mut y[..len];
-        match (self.direct, &self.implicit) {
-            (Some(d), _) => self.forward_direct(&d, weights, x, y, training),
-            (None, Some(i)) if !training || i.has_gradient() => {
-                self.forward_implicit(weights, x, y, training)
-            }
-            _ => self.forward_im2col(weights, x, y, training),
+        match self.implicit {
+            Some(_) => self.forward_implicit(weights, x, y, training),
+            None => self.forward_im2col(weights, x, y, training),
         }
     }
 
@@ -544,10 +483,9 @@ impl Layer for Conv {
         if self.spec.use_bias {
             sum_rows_chunked(dz, d_bias, &mut self.partials);
         }
-        match (self.direct, &self.implicit) {
-            (Some(d), _) => self.kernel_gradient_direct(&d, x, dz, d_kernel),
-            (None, Some(i)) if i.has_gradient() => self.kernel_gradient_implicit(x, dz, d_kernel),
-            _ => self.kernel_gradient_im2col(dz, d_kernel),
+        match self.implicit {
+            Some(_) => self.kernel_gradient_implicit(x, dz, d_kernel),
+            None => self.kernel_gradient_im2col(dz, d_kernel),
         }
         if let Some(dx) = dx {
             self.input_gradient(&weights[..self.kernel_len()], dz, dx);
