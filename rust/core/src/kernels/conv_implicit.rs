@@ -498,6 +498,7 @@ mod tests {
             (7, 9, 3, 2, 3, 13, Padding::Same),
             (5, 6, 2, 3, 2, 40, Padding::Valid),
             (1, 11, 1, 3, 4, 5, Padding::Same),
+            (32, 32, 5, 5, 1, 6, Padding::Valid), // LeNet's conv1
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = Geometry {
@@ -505,7 +506,7 @@ mod tests {
                 cols: Axis::new(w, kw, 1, 1, padding).unwrap(),
                 channels: c,
             };
-            let d = Implicit::new(&g, f).expect("stride 1, several channels");
+            let d = Implicit::new(&g, f).expect("stride 1, no dilation");
             let (image, kernel, bias) = (
                 values(h * w * c, 0.37),
                 values(g.field() * f, 0.11),
@@ -634,7 +635,7 @@ mod tests {
     }
 
     #[test]
-    fn applies_only_to_stride_one_undilated_multichannel_convolutions() {
+    fn applies_only_to_stride_one_undilated_convolutions() {
         let g = |stride, dilation, channels| Geometry {
             rows: Axis::new(8, 3, stride, dilation, Padding::Valid).unwrap(),
             cols: Axis::new(8, 3, stride, dilation, Padding::Valid).unwrap(),
