@@ -79,6 +79,16 @@ def test_missing_files_and_other_formats(tmp_path, saved):
         _load(tmp_path, _archive(_members(saved), zipfile.ZIP_DEFLATED))
 
 
+def test_a_member_flagged_as_encrypted(tmp_path, saved):
+    # Found by the mutation test below: zipfile raises RuntimeError for it.
+    data = bytearray(saved)
+    data[6] |= 1  # the first local header's "encrypted" flag
+    central = data.find(b"PK\x01\x02")
+    data[central + 8] |= 1  # and the central directory's
+    with pytest.raises(ValueError, match="encrypted"):
+        _load(tmp_path, bytes(data))
+
+
 def test_a_newer_format_version_asks_for_an_upgrade(tmp_path, saved):
     data = _edit_json(saved, "metadata.json", lambda m: m.update(format_version=2))
     with pytest.raises(ValueError, match="format version 2.*Upgrade pynn"):

@@ -149,7 +149,13 @@ def _open(path: str, data: bytes) -> tuple[dict, dict, bytes]:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [_member(archive, name, len(data), path) for name in (_METADATA, _CONFIG)]
         tensors = _member(archive, _WEIGHTS, len(data), path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError) as error:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,  # zipfile's "encrypted, password required"
+    ) as error:
         raise ValueError(f"{path} is not a valid pynn model file: {error}") from None
     metadata, config = (_json(m, n, path) for m, n in zip(members, (_METADATA, _CONFIG)))
     if metadata.get("format") != FORMAT:
