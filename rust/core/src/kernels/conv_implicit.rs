@@ -67,6 +67,15 @@ fn gradient_taps(row_taps: usize, vectors: usize) -> usize {
         .expect("1 divides every row")
 }
 
+/// Whether [`Implicit::forward`] also applies relu as it stores the products (one pass over
+/// the output fewer): not at all, over the products themselves, or into a second buffer (in
+/// training, which keeps the products for the backward).
+pub enum Relu<'a> {
+    No,
+    InPlace,
+    Into(&'a mut [f32]),
+}
+
 /// A stride-1 convolution's padded layout and tiles.
 #[derive(Clone, Debug)]
 pub struct Implicit {
@@ -232,14 +241,23 @@ impl Implicit {
 
     /// One image's pre-activations `z` (`pixels x filters`, NHWC) from its padded plane and the
     /// packed kernel.
-    pub fn forward(&self, plane: &[f32], packed: &[f32], z: &mut [f32]) {
+    pub fn forward(&self, plane: &[f32], packed: &[f32], z: &mut [f32], relu: Relu) {
+        let len = self.g.pixels() * self.filters;
         assert!(plane.len() >= self.plane_len() && packed.len() >= self.packed_kernel_len());
-        assert!(z.len() >= self.g.pixels() * self.filters);
+        assert!(z.len() >= len);
+        let relu_out = match relu {
+            Relu::No => None,
+            Relu::InPlace => Some(z.as_mut_ptr()),
+            Relu::Into(y) => {
+                assert!(y.len() >= len);
+                Some(y.as_mut_ptr())
+            }
+        };
         // SAFETY: `new` checked that the CPU has AVX2 and FMA; the asserts above and the padded
         // layout keep every read and write inside the slices (see `forward_rows`).
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            avx2::forward_rows(self, plane, packed, z)
+            avx2::forward_rows(self, plane, packed, z, relu_out)
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`new` returns None without AVX2")
@@ -265,8 +283,10 @@ mod avx2 {
         /// The tile's first filter in the packed kernel's tap 0, and in its bias row.
         w: *const f32,
         bias: *const f32,
-        /// The first pixel's first filter in `z`.
+        /// The first pixel's first filter in `z`, and in relu's output where there is one
+        /// (possibly `z` itself).
         z: *mut f32,
+        relu: Option<*mut f32>,
         /// Pixels to store (the rest of the tile lies past the row's end).
         valid_pixels: usize,
         /// Filters to store per pixel from this group (the rest is padding).
@@ -288,7 +308,13 @@ mod avx2 {
     /// # Safety
     /// AVX2 and FMA present; `plane`, `packed`, `z` as long as [`Implicit::forward`] asserts.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn forward_rows(d: &Implicit, plane: &[f32], packed: &[f32], z: &mut [f32]) {
+    pub unsafe fn forward_rows(
+        d: &Implicit,
+        plane: &[f32],
+        packed: &[f32],
+        z: &mut [f32],
+        relu: Option<*mut f32>,
+    ) {
         let (g, c) = (&d.g, d.g.channels);
         let s = Strides {
             channels: c,
@@ -302,13 +328,14 @@ mod avx2 {
         for oy in 0..g.rows.output {
             for &(first, tile) in &d.groups {
                 for ox in (0..g.cols.output).step_by(tile.pixels) {
+                    let offset = (oy * g.cols.output + ox) * d.filters + first;
                     let at = TileAt {
                         // The last tile's pixels past the width read the plane's padding columns.
                         x: plane.as_ptr().add((oy * d.plane_columns + ox) * c),
                         w: packed.as_ptr().add(first),
                         bias: bias.add(first),
-                        z: z.as_mut_ptr()
-                            .add((oy * g.cols.output + ox) * d.filters + first),
+                        z: z.as_mut_ptr().add(offset),
+                        relu: relu.map(|y| y.add(offset)),
                         valid_pixels: tile.pixels.min(g.cols.output - ox),
                         valid_filters: (tile.vectors * LANES).min(d.filters - first),
                     };
@@ -458,13 +485,25 @@ mod avx2 {
         // `memcpy` call each, was 7 % of a LeNet step).
         let masks = lane_masks::<V>(at.valid_filters);
         let whole = at.valid_filters == V * LANES;
+        let put = |out: *mut f32, v: usize, lanes: __m256| {
+            if whole {
+                _mm256_storeu_ps(out.add(v * LANES), lanes);
+            } else {
+                _mm256_maskstore_ps(out.add(v * LANES), masks[v], lanes);
+            }
+        };
+        let zero = _mm256_setzero_ps();
         for (p, pixel) in acc.iter().enumerate().take(at.valid_pixels) {
-            let out = at.z.add(p * s.filters);
+            let z = at.z.add(p * s.filters);
+            let relu = at.relu.map(|y| y.add(p * s.filters));
             for (v, &lanes) in pixel.iter().enumerate() {
-                if whole {
-                    _mm256_storeu_ps(out.add(v * LANES), lanes);
-                } else {
-                    _mm256_maskstore_ps(out.add(v * LANES), masks[v], lanes);
+                match relu {
+                    Some(y) if y == z => put(z, v, _mm256_max_ps(lanes, zero)),
+                    Some(y) => {
+                        put(z, v, lanes);
+                        put(y, v, _mm256_max_ps(lanes, zero));
+                    }
+                    None => put(z, v, lanes),
                 }
             }
         }
@@ -529,7 +568,14 @@ mod tests {
             let mut plane = vec![0.0; d.plane_len()];
             d.pad_image(&image, &mut plane);
             let mut z = vec![f32::NAN; g.pixels() * f];
-            d.forward(&plane, &packed, &mut z);
+            d.forward(&plane, &packed, &mut z, Relu::No);
+            // Relu as the products are stored: into a second buffer, or over them.
+            let (mut z2, mut y) = (vec![f32::NAN; z.len()], vec![f32::NAN; z.len()]);
+            d.forward(&plane, &packed, &mut z2, Relu::Into(&mut y));
+            let mut in_place = vec![f32::NAN; z.len()];
+            d.forward(&plane, &packed, &mut in_place, Relu::InPlace);
+            let relu: Vec<f32> = z.iter().map(|&v| v.max(0.0)).collect();
+            assert_eq!((&z2, &y, &in_place), (&z, &relu, &relu));
 
             let mut cols = vec![0.0; g.pixels() * g.field()];
             im2col(&image, &g, &mut cols);
@@ -628,7 +674,7 @@ mod tests {
             let mut plane = vec![0.0; d.plane_len()];
             d.pad_image(&dz, &mut plane);
             let mut dx = vec![f32::NAN; h * w * c];
-            d.forward(&plane, &packed, &mut dx);
+            d.forward(&plane, &packed, &mut dx, Relu::No);
 
             // ∂cols = dz · kernelᵀ, scattered back by col2im.
             let mut dcols = vec![0.0; g.pixels() * g.field()];

@@ -12,7 +12,7 @@ use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::{col2im, im2col_rows, Axis, Geometry, Padding};
-use crate::kernels::conv_implicit::Implicit;
+use crate::kernels::conv_implicit::{Implicit, Relu};
 use crate::kernels::conv_scatter::Scatter;
 use crate::kernels::gemm::{matmul_single_thread, matmul_tn_chunked, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows_chunked};
@@ -263,11 +263,19 @@ impl Conv {
             .zip(y.par_chunks_mut(per_image))
             .zip(x.par_chunks(g.input_size()))
             .for_each(|((z, y), image)| {
+                let relu = activation == Activation::Relu;
                 with_scratch(d.plane_len(), |plane| {
                     d.pad_image(image, plane);
-                    d.forward(plane, packed, if training { &mut *z } else { &mut *y });
+                    match (training, relu) {
+                        (true, true) => d.forward(plane, packed, z, Relu::Into(y)),
+                        (true, false) => d.forward(plane, packed, z, Relu::No),
+                        (false, true) => d.forward(plane, packed, y, Relu::InPlace),
+                        (false, false) => d.forward(plane, packed, y, Relu::No),
+                    }
                 });
-                activate(activation, training, z, y, filters);
+                if !relu {
+                    activate(activation, training, z, y, filters);
+                }
             });
     }
 
@@ -323,7 +331,7 @@ impl Conv {
             .for_each(|(dz, dx)| {
                 with_scratch(d.plane_len(), |plane| {
                     d.pad_image(dz, plane);
-                    d.forward(plane, packed, dx);
+                    d.forward(plane, packed, dx, Relu::No);
                 })
             });
     }
@@ -373,7 +381,8 @@ impl Conv {
 
 /// `y = activation(z)` for one image whose pre-activations the kernel wrote into `z` in
 /// training (the backward needs them) and straight into `y` at inference, where the activation
-/// then runs in place (softmax excepted, which needs its own output).
+/// then runs in place (softmax excepted, which needs its own output). Relu never comes here:
+/// the kernel applies it as it stores.
 fn activate(activation: Activation, training: bool, z: &mut [f32], y: &mut [f32], filters: usize) {
     if training {
         activation.forward(z, y, filters);
