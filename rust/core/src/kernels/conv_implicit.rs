@@ -76,6 +76,25 @@ pub enum Relu<'a> {
     Into(&'a mut [f32]),
 }
 
+/// The kernel gradient's filter groups for kernel rows of `row_taps` taps: the group size that
+/// loads least. A tile of `t` taps x `v` vectors loads `t + v` values per pixel for `t · v`
+/// FMAs, so a group costs `row_taps · (1 + v/t)` loads per pixel for the same FMAs whatever
+/// the split (W3: two groups of 2 vectors x 6 taps, not one of 4 x 2).
+fn gradient_groups(row_taps: usize, vectors: usize) -> Vec<(usize, usize, usize)> {
+    let split = |size: usize| {
+        (0..vectors).step_by(size).map(move |v0| {
+            let v = size.min(vectors - v0);
+            (v0 * LANES, v, gradient_taps(row_taps, v))
+        })
+    };
+    let loads =
+        |size: usize| -> f64 { split(size).map(|(_, v, t)| 1.0 + v as f64 / t as f64).sum() };
+    let size = (1..=vectors.min(MAX_VECTORS))
+        .min_by(|&a, &b| loads(a).total_cmp(&loads(b)))
+        .expect("at least one vector");
+    split(size).collect()
+}
+
 /// A stride-1 convolution's padded layout and tiles.
 #[derive(Clone, Debug)]
 pub struct Implicit {
@@ -85,6 +104,8 @@ pub struct Implicit {
     padded_filters: usize,
     /// One tile per filter group: `(first filter, tile)`.
     groups: Vec<(usize, Tile)>,
+    /// The kernel gradient's: `(first filter, filter vectors, taps)`.
+    gradient_groups: Vec<(usize, usize, usize)>,
     plane_rows: usize,
     plane_columns: usize,
 }
@@ -118,6 +139,7 @@ impl Implicit {
             filters,
             padded_filters,
             groups,
+            gradient_groups: gradient_groups(cols.kernel * g.channels, padded_filters / LANES),
             plane_rows: rows.output + rows.kernel - 1,
             plane_columns: widest + cols.kernel - 1,
         })
@@ -268,7 +290,7 @@ impl Implicit {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{gradient_taps, Implicit, Tile, LANES};
+    use super::{Implicit, Tile, LANES};
     use crate::kernels::for_shape;
 
     /// The output gradient's rows that every tile of the kernel gradient reads in turn are
@@ -366,8 +388,7 @@ mod avx2 {
                 columns: g.cols.output,
                 filters: f,
             };
-            for &(first, Tile { vectors, .. }) in &d.groups {
-                let taps = gradient_taps(row_taps, vectors);
+            for &(first, vectors, taps) in &d.gradient_groups {
                 for ky in 0..g.rows.kernel {
                     for t0 in (0..row_taps).step_by(taps) {
                         let at = GradientAt {
@@ -419,15 +440,44 @@ mod avx2 {
     /// registers, then added to the partial.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn gradient_tile<const T: usize, const V: usize>(s: &GradientStrides, at: &GradientAt) {
-        let mut acc = [[_mm256_setzero_ps(); V]; T];
         let masks = lane_masks::<V>(at.valid_filters);
+        // Masked loads run at half the rate of plain ones (W3's gradient: 45 % of its training
+        // step with them): only a group with missing filters pays for them.
+        let acc = if at.valid_filters == V * LANES {
+            sum_over_pixels::<T, V, false>(s, at, &masks)
+        } else {
+            sum_over_pixels::<T, V, true>(s, at, &masks)
+        };
+        for (t, tap) in acc.iter().enumerate() {
+            for (v, &lanes) in tap.iter().enumerate() {
+                let out = at.partial.add(t * s.filters + v * LANES);
+                let sum = _mm256_add_ps(_mm256_maskload_ps(out, masks[v]), lanes);
+                _mm256_maskstore_ps(out, masks[v], sum);
+            }
+        }
+    }
+
+    /// The tile's accumulators: every pixel's inputs at the tile's taps times its output
+    /// gradient, the latter read through `masks` when `MASKED`.
+    #[inline(always)]
+    unsafe fn sum_over_pixels<const T: usize, const V: usize, const MASKED: bool>(
+        s: &GradientStrides,
+        at: &GradientAt,
+        masks: &[__m256i; V],
+    ) -> [[__m256; V]; T] {
+        let mut acc = [[_mm256_setzero_ps(); V]; T];
         for oy in 0..s.rows {
             let x = at.x.add(oy * s.plane_row);
             let dz = at.dz.add(oy * s.columns * s.filters);
             for ox in 0..s.columns {
                 let mut grad = [_mm256_setzero_ps(); V];
                 for (v, lanes) in grad.iter_mut().enumerate() {
-                    *lanes = _mm256_maskload_ps(dz.add(ox * s.filters + v * LANES), masks[v]);
+                    let at = dz.add(ox * s.filters + v * LANES);
+                    *lanes = if MASKED {
+                        _mm256_maskload_ps(at, masks[v])
+                    } else {
+                        _mm256_loadu_ps(at)
+                    };
                 }
                 for (t, tap) in acc.iter_mut().enumerate() {
                     let input = _mm256_broadcast_ss(&*x.add(ox * s.channels + t));
@@ -437,13 +487,7 @@ mod avx2 {
                 }
             }
         }
-        for (t, tap) in acc.iter().enumerate() {
-            for (v, &lanes) in tap.iter().enumerate() {
-                let out = at.partial.add(t * s.filters + v * LANES);
-                let sum = _mm256_add_ps(_mm256_maskload_ps(out, masks[v]), lanes);
-                _mm256_maskstore_ps(out, masks[v], sum);
-            }
-        }
+        acc
     }
 
     /// `P` pixels x `V` vectors of filters: the bias, plus every tap's input times its kernel
@@ -526,6 +570,10 @@ mod tests {
         assert_eq!(Tile::for_row(28, 1).pixels, 7);
         assert_eq!(gradient_taps(30, 2), 6); // LeNet's conv2: 5 x 6 taps per kernel row
         assert_eq!(gradient_taps(48, 4), 2);
+        assert_eq!(gradient_groups(48, 4), [(0, 2, 6), (16, 2, 6)]); // W3
+        assert_eq!(gradient_groups(30, 2), [(0, 2, 6)]); // LeNet's conv2
+        assert_eq!(gradient_groups(5, 1), [(0, 1, 5)]); // LeNet's conv1
+        assert_eq!(gradient_groups(9, 5), [(0, 3, 3), (24, 2, 3)]);
         for vectors in 1..=MAX_VECTORS {
             let rows = most_rows(vectors);
             assert!(rows * vectors <= ACCUMULATORS && rows * vectors + vectors < REGISTERS);
