@@ -63,6 +63,30 @@ pub struct ConvSpec {
     pub activity_regularizer: Option<Regularizer>,
 }
 
+/// How a convolution computes ∂x, chosen once for its shape.
+enum InputGradient {
+    /// The convolution of the padded output gradient with the flipped kernel, where it wastes
+    /// little (see [`flipped_pays`]).
+    Flipped(Implicit),
+    /// Kernel-row runs scattered into a padded ∂x, where kernel rows are short.
+    Scatter(Scatter),
+    /// ∂cols = dz · kernelᵀ, then col2im.
+    Col2im,
+}
+
+impl InputGradient {
+    fn new(geometry: &Geometry, implicit: Option<&Implicit>, filters: usize) -> Self {
+        let flipped = implicit
+            .and_then(|i| i.input_gradient())
+            .filter(|flipped| flipped_pays(geometry, flipped));
+        match (flipped, Scatter::new(geometry, filters)) {
+            (Some(flipped), _) => InputGradient::Flipped(flipped),
+            (None, Some(scatter)) => InputGradient::Scatter(scatter),
+            (None, None) => InputGradient::Col2im,
+        }
+    }
+}
+
 pub struct Conv {
     spec: ConvSpec,
     weights: KernelBias,
@@ -78,12 +102,9 @@ pub struct Conv {
     /// Pre-activations, kept for the activation's derivative.
     z: Vec<f32>,
     dcols: Vec<f32>,
-    /// The convolution that computes ∂x where it pays (see [`flipped_pays`]), and its kernel
-    /// on the way to being packed.
-    flipped: Option<Implicit>,
+    input_gradient: InputGradient,
+    /// The flipped kernel on the way to being packed.
     flipped_kernel: Vec<f32>,
-    /// Otherwise ∂x by scattering kernel-row runs, where the rows are short.
-    scatter: Option<Scatter>,
     /// Scratch for the chunked reductions of the weight gradients.
     partials: Vec<f32>,
 }
@@ -162,14 +183,7 @@ impl Conv {
             bias_regularizer: spec.bias_regularizer,
         };
         let implicit = Implicit::new(&geometry, spec.filters);
-        let flipped = implicit
-            .as_ref()
-            .and_then(|i| i.input_gradient())
-            .filter(|flipped| flipped_pays(&geometry, flipped));
-        let scatter = flipped
-            .is_none()
-            .then(|| Scatter::new(&geometry, spec.filters))
-            .flatten();
+        let input_gradient = InputGradient::new(&geometry, implicit.as_ref(), spec.filters);
         Ok(Conv {
             spec,
             weights,
@@ -180,8 +194,7 @@ impl Conv {
             packed: Vec::new(),
             z: Vec::new(),
             dcols: Vec::new(),
-            scatter,
-            flipped,
+            input_gradient,
             flipped_kernel: Vec::new(),
             partials: Vec::new(),
         })
@@ -315,54 +328,41 @@ impl Conv {
         );
     }
 
-    /// ∂x image by image, as the convolution of the padded output gradient with the flipped
-    /// kernel (see [`Implicit::input_gradient`]).
-    fn input_gradient_flipped(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
-        let Some(d) = &self.flipped else {
-            unreachable!("called only with a flipped convolution")
-        };
+    /// ∂x, by the method chosen for this convolution's shape.
+    fn input_gradient(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
         let g = self.geometry;
-        ensure_len(&mut self.flipped_kernel, kernel.len());
-        ensure_len(&mut self.packed, d.packed_kernel_len());
-        d.pack_flipped_kernel(kernel, &mut self.flipped_kernel, &mut self.packed);
-        let packed = &self.packed;
-        dz.par_chunks(g.pixels() * self.spec.filters)
-            .zip(dx.par_chunks_mut(g.input_size()))
-            .for_each(|(dz, dx)| {
-                with_scratch(d.plane_len(), |plane| {
-                    d.pad_image(dz, plane);
-                    d.forward(plane, packed, dx, Relu::No);
-                })
-            });
-    }
-
-    /// ∂x image by image by [`Scatter`].
-    fn input_gradient_scatter(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
-        let Some(s) = &self.scatter else {
-            unreachable!("called only with a scatter kernel")
-        };
-        let g = self.geometry;
-        ensure_len(&mut self.packed, s.packed_kernel_len());
-        s.pack_kernel(kernel, &mut self.packed);
-        let packed = &self.packed;
-        dz.par_chunks(g.pixels() * self.spec.filters)
-            .zip(dx.par_chunks_mut(g.input_size()))
-            .for_each(|(dz, dx)| {
-                with_scratch(s.plane_len(), |plane| {
-                    s.input_gradient(dz, packed, plane, dx)
-                })
-            });
+        let dz_images = dz.par_chunks(g.pixels() * self.spec.filters);
+        let dx_images = dx.par_chunks_mut(g.input_size());
+        match &self.input_gradient {
+            InputGradient::Flipped(d) => {
+                ensure_len(&mut self.flipped_kernel, kernel.len());
+                ensure_len(&mut self.packed, d.packed_kernel_len());
+                d.pack_flipped_kernel(kernel, &mut self.flipped_kernel, &mut self.packed);
+                let packed = &self.packed;
+                dz_images.zip(dx_images).for_each(|(dz, dx)| {
+                    with_scratch(d.plane_len(), |plane| {
+                        d.pad_image(dz, plane);
+                        d.forward(plane, packed, dx, Relu::No);
+                    })
+                });
+            }
+            InputGradient::Scatter(s) => {
+                ensure_len(&mut self.packed, s.packed_kernel_len());
+                s.pack_kernel(kernel, &mut self.packed);
+                let packed = &self.packed;
+                dz_images.zip(dx_images).for_each(|(dz, dx)| {
+                    with_scratch(s.plane_len(), |plane| {
+                        s.input_gradient(dz, packed, plane, dx)
+                    })
+                });
+            }
+            InputGradient::Col2im => self.input_gradient_col2im(kernel, dz, dx),
+        }
     }
 
     /// ∂x: ∂cols = dz · kernelᵀ, scattered by col2im, tile by tile. Tiles hold whole images, so
     /// no two tasks scatter into the same input.
-    fn input_gradient(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
-        if self.flipped.is_some() {
-            return self.input_gradient_flipped(kernel, dz, dx);
-        }
-        if self.scatter.is_some() {
-            return self.input_gradient_scatter(kernel, dz, dx);
-        }
+    fn input_gradient_col2im(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
         let g = self.geometry;
         let (field, filters) = (g.field(), self.spec.filters);
         let rows = dz.len() / filters;
