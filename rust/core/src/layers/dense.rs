@@ -171,14 +171,24 @@ impl Layer for Dense {
             .activation
             .backward(z, &y[..rows * units], dz, units);
         let (d_kernel, d_bias) = grads.split_at_mut(self.kernel_len());
-        // ∂kernel = xᵀ · dz ; ∂bias = Σ_rows dz ; ∂x = dz · kernelᵀ
-        matmul(x, Op::T, dz, Op::N, d_kernel, inputs, units, rows, false);
-        if self.spec.use_bias {
-            sum_rows(dz, d_bias);
-        }
-        if let Some(dx) = dx {
-            let kernel = &weights[..self.kernel_len()];
-            matmul(dz, Op::N, kernel, Op::T, dx, rows, inputs, units, false);
+        // ∂kernel = xᵀ · dz ; ∂bias = Σ_rows dz ; ∂x = dz · kernelᵀ. The two products are
+        // independent: run side by side, each small one keeps a thread busy.
+        let dz: &[f32] = dz;
+        let use_bias = self.spec.use_bias;
+        let kernel = &weights[..self.kernel_len()];
+        let mut weight_gradients = || {
+            matmul(x, Op::T, dz, Op::N, d_kernel, inputs, units, rows, false);
+            if use_bias {
+                sum_rows(dz, d_bias);
+            }
+        };
+        match dx {
+            Some(dx) => {
+                rayon::join(weight_gradients, || {
+                    matmul(dz, Op::N, kernel, Op::T, dx, rows, inputs, units, false)
+                });
+            }
+            None => weight_gradients(),
         }
     }
 }
