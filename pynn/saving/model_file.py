@@ -52,10 +52,11 @@ def _check_suffix(filepath, suffix: str, what: str) -> str:
 
 
 def _weight_tensors(model) -> list[tuple[str, np.ndarray]]:
+    weights = iter(model.get_weights())  # one read of the engine, layer after layer
     return [
-        (_weight_name(i, j), np.ascontiguousarray(weight, dtype=np.float32))
+        (_weight_name(i, j), np.ascontiguousarray(next(weights), dtype=np.float32))
         for i, layer in enumerate(model.layers)
-        for j, weight in enumerate(layer.get_weights())
+        for j in range(len(layer._weight_shapes))
     ]
 
 
