@@ -64,6 +64,7 @@ pub struct ConvSpec {
 }
 
 /// How a convolution computes ∂x, chosen once for its shape.
+#[derive(Default)]
 enum InputGradient {
     /// The convolution of the padded output gradient with the flipped kernel, where it wastes
     /// little (see [`flipped_pays`]).
@@ -71,6 +72,7 @@ enum InputGradient {
     /// Kernel-row runs scattered into a padded ∂x, where kernel rows are short.
     Scatter(Scatter),
     /// ∂cols = dz · kernelᵀ, then col2im.
+    #[default]
     Col2im,
 }
 
@@ -84,6 +86,75 @@ impl InputGradient {
             (None, Some(scatter)) => InputGradient::Scatter(scatter),
             (None, None) => InputGradient::Col2im,
         }
+    }
+}
+
+/// ∂x's method and the buffers it reuses: apart from the rest of the layer so that ∂x and the
+/// weight gradients, independent of each other, run side by side.
+#[derive(Default)]
+struct InputGradientState {
+    method: InputGradient,
+    packed: Vec<f32>,
+    /// The flipped kernel on the way to being packed.
+    flipped_kernel: Vec<f32>,
+    dcols: Vec<f32>,
+}
+
+impl InputGradientState {
+    /// ∂x, by the method chosen for this convolution's shape.
+    fn compute(
+        &mut self,
+        g: &Geometry,
+        filters: usize,
+        kernel: &[f32],
+        dz: &[f32],
+        dx: &mut [f32],
+    ) {
+        let dz_images = dz.par_chunks(g.pixels() * filters);
+        let dx_images = dx.par_chunks_mut(g.input_size());
+        match &self.method {
+            InputGradient::Flipped(d) => {
+                ensure_len(&mut self.flipped_kernel, kernel.len());
+                ensure_len(&mut self.packed, d.packed_kernel_len());
+                d.pack_flipped_kernel(kernel, &mut self.flipped_kernel, &mut self.packed);
+                let packed = &self.packed;
+                dz_images.zip(dx_images).for_each(|(dz, dx)| {
+                    with_scratch(d.plane_len(), |plane| {
+                        d.pad_image(dz, plane);
+                        d.forward(plane, packed, dx, Relu::No);
+                    })
+                });
+            }
+            InputGradient::Scatter(s) => {
+                ensure_len(&mut self.packed, s.packed_kernel_len());
+                s.pack_kernel(kernel, &mut self.packed);
+                let packed = &self.packed;
+                dz_images.zip(dx_images).for_each(|(dz, dx)| {
+                    with_scratch(s.plane_len(), |plane| {
+                        s.input_gradient(dz, packed, plane, dx)
+                    })
+                });
+            }
+            InputGradient::Col2im => self.col2im(g, filters, kernel, dz, dx),
+        }
+    }
+
+    /// ∂x: ∂cols = dz · kernelᵀ, scattered by col2im, tile by tile. Tiles hold whole images, so
+    /// no two tasks scatter into the same input.
+    fn col2im(&mut self, g: &Geometry, filters: usize, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
+        let field = g.field();
+        let rows = dz.len() / filters;
+        // Tiles of whole images, about `TILE_ROWS` im2col rows.
+        let images = (TILE_ROWS / g.pixels()).max(1);
+        ensure_len(&mut self.dcols, rows * field);
+        let dcols = self.dcols[..rows * field].par_chunks_mut(images * g.pixels() * field);
+        let dz = dz.par_chunks(images * g.pixels() * filters);
+        let dx = dx.par_chunks_mut(images * g.input_size());
+        dcols.zip(dz).zip(dx).for_each(|((dcols, dz), dx)| {
+            let rows = dz.len() / filters;
+            matmul_single_thread(dz, Op::N, kernel, Op::T, dcols, rows, field, filters, false);
+            col2im(dcols, g, dx);
+        });
     }
 }
 
@@ -101,10 +172,7 @@ pub struct Conv {
     packed: Vec<f32>,
     /// Pre-activations, kept for the activation's derivative.
     z: Vec<f32>,
-    dcols: Vec<f32>,
-    input_gradient: InputGradient,
-    /// The flipped kernel on the way to being packed.
-    flipped_kernel: Vec<f32>,
+    input_gradient: InputGradientState,
     /// Scratch for the chunked reductions of the weight gradients.
     partials: Vec<f32>,
 }
@@ -193,20 +261,16 @@ impl Conv {
             cols: Vec::new(),
             packed: Vec::new(),
             z: Vec::new(),
-            dcols: Vec::new(),
-            input_gradient,
-            flipped_kernel: Vec::new(),
+            input_gradient: InputGradientState {
+                method: input_gradient,
+                ..Default::default()
+            },
             partials: Vec::new(),
         })
     }
 
     fn kernel_len(&self) -> usize {
         self.weights.kernel_len()
-    }
-
-    /// Images per tile: whole images, about [`TILE_ROWS`] im2col rows.
-    fn tile_images(&self) -> usize {
-        (TILE_ROWS / self.geometry.pixels()).max(1)
     }
 
     /// `z = im2col(x) · kernel + bias`, [`TILE_ROWS`] rows at a time; in training every row
@@ -292,6 +356,23 @@ impl Conv {
             });
     }
 
+    /// ∂bias and ∂kernel.
+    fn weight_gradients(
+        &mut self,
+        x: &[f32],
+        dz: &[f32],
+        d_kernel: &mut [f32],
+        d_bias: &mut [f32],
+    ) {
+        if self.spec.use_bias {
+            sum_rows_chunked(dz, d_bias, &mut self.partials);
+        }
+        match self.implicit {
+            Some(_) => self.kernel_gradient_implicit(x, dz, d_kernel),
+            None => self.kernel_gradient_im2col(dz, d_kernel),
+        }
+    }
+
     /// ∂kernel = colsᵀ · dz over the rows kept by the forward.
     fn kernel_gradient_im2col(&mut self, dz: &[f32], d_kernel: &mut [f32]) {
         let g = self.geometry;
@@ -326,56 +407,6 @@ impl Conv {
             add_image,
             unpack,
         );
-    }
-
-    /// ∂x, by the method chosen for this convolution's shape.
-    fn input_gradient(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
-        let g = self.geometry;
-        let dz_images = dz.par_chunks(g.pixels() * self.spec.filters);
-        let dx_images = dx.par_chunks_mut(g.input_size());
-        match &self.input_gradient {
-            InputGradient::Flipped(d) => {
-                ensure_len(&mut self.flipped_kernel, kernel.len());
-                ensure_len(&mut self.packed, d.packed_kernel_len());
-                d.pack_flipped_kernel(kernel, &mut self.flipped_kernel, &mut self.packed);
-                let packed = &self.packed;
-                dz_images.zip(dx_images).for_each(|(dz, dx)| {
-                    with_scratch(d.plane_len(), |plane| {
-                        d.pad_image(dz, plane);
-                        d.forward(plane, packed, dx, Relu::No);
-                    })
-                });
-            }
-            InputGradient::Scatter(s) => {
-                ensure_len(&mut self.packed, s.packed_kernel_len());
-                s.pack_kernel(kernel, &mut self.packed);
-                let packed = &self.packed;
-                dz_images.zip(dx_images).for_each(|(dz, dx)| {
-                    with_scratch(s.plane_len(), |plane| {
-                        s.input_gradient(dz, packed, plane, dx)
-                    })
-                });
-            }
-            InputGradient::Col2im => self.input_gradient_col2im(kernel, dz, dx),
-        }
-    }
-
-    /// ∂x: ∂cols = dz · kernelᵀ, scattered by col2im, tile by tile. Tiles hold whole images, so
-    /// no two tasks scatter into the same input.
-    fn input_gradient_col2im(&mut self, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
-        let g = self.geometry;
-        let (field, filters) = (g.field(), self.spec.filters);
-        let rows = dz.len() / filters;
-        let images = self.tile_images();
-        ensure_len(&mut self.dcols, rows * field);
-        let dcols = self.dcols[..rows * field].par_chunks_mut(images * g.pixels() * field);
-        let dz = dz.par_chunks(images * g.pixels() * filters);
-        let dx = dx.par_chunks_mut(images * g.input_size());
-        dcols.zip(dz).zip(dx).for_each(|((dcols, dz), dx)| {
-            let rows = dz.len() / filters;
-            matmul_single_thread(dz, Op::N, kernel, Op::T, dcols, rows, field, filters, false);
-            col2im(dcols, &g, dx);
-        });
     }
 }
 
@@ -489,15 +520,19 @@ impl Layer for Conv {
             .backward(&self.z[..len], y, dz, filters);
         let dz: &[f32] = dz;
         let (d_kernel, d_bias) = grads.split_at_mut(self.kernel_len());
-        if self.spec.use_bias {
-            sum_rows_chunked(dz, d_bias, &mut self.partials);
-        }
-        match self.implicit {
-            Some(_) => self.kernel_gradient_implicit(x, dz, d_kernel),
-            None => self.kernel_gradient_im2col(dz, d_kernel),
-        }
-        if let Some(dx) = dx {
-            self.input_gradient(&weights[..self.kernel_len()], dz, dx);
-        }
+        let kernel = &weights[..self.kernel_len()];
+        let (g, filters) = (self.geometry, filters);
+        // Taken out for the join (and put back): a panic inside leaves the default, col2im,
+        // which is always correct.
+        let mut input_gradient = std::mem::take(&mut self.input_gradient);
+        rayon::join(
+            || self.weight_gradients(x, dz, d_kernel, d_bias),
+            || {
+                if let Some(dx) = dx {
+                    input_gradient.compute(&g, filters, kernel, dz, dx);
+                }
+            },
+        );
+        self.input_gradient = input_gradient;
     }
 }
