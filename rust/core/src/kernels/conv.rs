@@ -220,6 +220,30 @@ fn add(dst: &mut [f32], src: &[f32]) {
     dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
 }
 
+/// What the convolution kernels' tests compare against: im2col and col2im with plain loops.
+#[cfg(test)]
+pub(crate) mod reference {
+    use super::{col2im, Geometry};
+
+    pub fn values(n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|i| (i as f32 * scale).sin()).collect()
+    }
+
+    /// One image's `∂x`: `∂cols = dz · kernelᵀ`, scattered back by col2im.
+    pub fn input_gradient(g: &Geometry, kernel: &[f32], dz: &[f32], filters: usize) -> Vec<f32> {
+        let (field, f) = (g.field(), filters);
+        let mut dcols = vec![0.0; g.pixels() * field];
+        for p in 0..g.pixels() {
+            for t in 0..field {
+                dcols[p * field + t] = (0..f).map(|j| dz[p * f + j] * kernel[t * f + j]).sum();
+            }
+        }
+        let mut dx = vec![0.0; g.input_size()];
+        col2im(&dcols, g, &mut dx);
+        dx
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -557,10 +557,15 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernels::conv::reference::{self, values};
     use crate::kernels::conv::{im2col, Axis, Padding};
 
-    fn values(n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|i| (i as f32 * scale).sin()).collect()
+    fn stride_one(h: usize, w: usize, kh: usize, kw: usize, c: usize, p: Padding) -> Geometry {
+        Geometry {
+            rows: Axis::new(h, kh, 1, 1, p).unwrap(),
+            cols: Axis::new(w, kw, 1, 1, p).unwrap(),
+            channels: c,
+        }
     }
 
     #[test]
@@ -600,11 +605,7 @@ mod tests {
             (32, 32, 5, 5, 1, 6, Padding::Valid), // LeNet's conv1
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
-            let g = Geometry {
-                rows: Axis::new(h, kh, 1, 1, padding).unwrap(),
-                cols: Axis::new(w, kw, 1, 1, padding).unwrap(),
-                channels: c,
-            };
+            let g = stride_one(h, w, kh, kw, c, padding);
             let d = Implicit::new(&g, f).expect("stride 1, no dilation");
             let (image, kernel, bias) = (
                 values(h * w * c, 0.37),
@@ -662,11 +663,7 @@ mod tests {
             (6, 7, 3, 3, 2, 13, Padding::Same),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
-            let g = Geometry {
-                rows: Axis::new(h, kh, 1, 1, padding).unwrap(),
-                cols: Axis::new(w, kw, 1, 1, padding).unwrap(),
-                channels: c,
-            };
+            let g = stride_one(h, w, kh, kw, c, padding);
             let d = Implicit::new(&g, f).unwrap();
             let (image, dz) = (values(h * w * c, 0.37), values(g.pixels() * f, 0.23));
             let mut plane = vec![0.0; d.plane_len()];
@@ -697,7 +694,6 @@ mod tests {
         if !has_avx2_fma() {
             return;
         }
-        use crate::kernels::conv::col2im;
         let cases = [
             (14, 14, 5, 5, 6, 16, Padding::Valid),
             (8, 8, 3, 3, 16, 32, Padding::Same),
@@ -706,11 +702,7 @@ mod tests {
             (1, 11, 1, 3, 4, 5, Padding::Valid),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
-            let g = Geometry {
-                rows: Axis::new(h, kh, 1, 1, padding).unwrap(),
-                cols: Axis::new(w, kw, 1, 1, padding).unwrap(),
-                channels: c,
-            };
+            let g = stride_one(h, w, kh, kw, c, padding);
             let d = Implicit::new(&g, f)
                 .unwrap()
                 .input_gradient()
@@ -724,16 +716,7 @@ mod tests {
             let mut dx = vec![f32::NAN; h * w * c];
             d.forward(&plane, &packed, &mut dx, Relu::No);
 
-            // ∂cols = dz · kernelᵀ, scattered back by col2im.
-            let mut dcols = vec![0.0; g.pixels() * g.field()];
-            for p in 0..g.pixels() {
-                for t in 0..g.field() {
-                    dcols[p * g.field() + t] =
-                        (0..f).map(|j| dz[p * f + j] * kernel[t * f + j]).sum();
-                }
-            }
-            let mut expected = vec![0.0; h * w * c];
-            col2im(&dcols, &g, &mut expected);
+            let expected = reference::input_gradient(&g, &kernel, &dz, f);
             for (a, b) in dx.iter().zip(&expected) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b} in {g:?}");
             }

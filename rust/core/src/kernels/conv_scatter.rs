@@ -171,11 +171,8 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::conv::{col2im, Axis, Padding};
-
-    fn values(n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|i| (i as f32 * scale).sin()).collect()
-    }
+    use crate::kernels::conv::reference::{self, values};
+    use crate::kernels::conv::{Axis, Padding};
 
     #[test]
     fn input_gradient_matches_col2im() {
@@ -205,15 +202,7 @@ mod tests {
             let mut dx = vec![f32::NAN; h * w * c];
             s.input_gradient(&dz, &packed, &mut plane, &mut dx);
 
-            let mut dcols = vec![0.0; g.pixels() * g.field()];
-            for p in 0..g.pixels() {
-                for t in 0..g.field() {
-                    dcols[p * g.field() + t] =
-                        (0..f).map(|j| dz[p * f + j] * kernel[t * f + j]).sum();
-                }
-            }
-            let mut expected = vec![0.0; h * w * c];
-            col2im(&dcols, &g, &mut expected);
+            let expected = reference::input_gradient(&g, &kernel, &dz, f);
             for (a, b) in dx.iter().zip(&expected) {
                 assert!((a - b).abs() < 1e-4, "{a} vs {b} in {g:?}");
             }
