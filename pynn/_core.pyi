@@ -1,9 +1,12 @@
 """Stubs for the Rust module `pynn._core` (rust/python). Arrays are flat float32, C-contiguous."""
 
+from typing import Callable
+
 import numpy as np
 import numpy.typing as npt
 
 Floats = npt.NDArray[np.float32]
+Progress = Callable[[int, list[float]], object]
 
 class Engine:
     def __init__(
@@ -24,14 +27,27 @@ class Engine:
     def optimizer_state(self) -> tuple[int, list[Floats]]: ...
     def set_optimizer_state(self, iterations: int, state: list[Floats]) -> None: ...
     def fit_epoch(
-        self, x: Floats, y: Floats, len: int, batch_size: int, shuffle_seed: int | None = None
+        self,
+        x: Floats,
+        y: Floats,
+        len: int,
+        batch_size: int,
+        shuffle_seed: int | None = None,
+        progress: Progress | None = None,
     ) -> tuple[float, list[float], int | None]:
-        """`(loss, metrics, the first batch whose loss was NaN or infinite)`."""
+        """`(loss, metrics, the first batch whose loss was NaN or infinite)`. `progress` is
+        called on the calling thread, at most every 0.05 s, with the batches run so far and the
+        running `[loss, *metrics]`."""
     def evaluate(
-        self, x: Floats, y: Floats, len: int, batch_size: int
+        self, x: Floats, y: Floats, len: int, batch_size: int, progress: Progress | None = None
     ) -> tuple[float, list[float]]: ...
-    def predict(self, x: Floats, len: int, batch_size: int) -> Floats:
-        """An array of shape `(len, *output_shape)`."""
+    def compute_gradients(self, x: Floats, y: Floats, len: int) -> tuple[float, Floats]:
+        """`(loss, gradients)` of one training step on all `len` samples, without the step; the
+        gradients flat, in the layout of `get_weights()`."""
+    def predict(
+        self, x: Floats, len: int, batch_size: int, progress: Progress | None = None
+    ) -> Floats:
+        """An array of shape `(len, *output_shape)`; `progress` gets `[]` as values."""
 
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import warnings
 
 import numpy as np
@@ -22,6 +21,7 @@ from pynn import optimizers as optimizers_module
 from pynn._random import draw_seed, epoch_seed
 from pynn.callbacks import CallbackList, History
 from pynn.saving.serialization import serialize
+from pynn.utils.progbar import ALL_STATEFUL, Progbar
 
 
 class Trainer:
@@ -156,6 +156,14 @@ class Trainer:
         logs.update((m.name, float(v)) for m, v in zip(self._metrics, metric_values))
         return dict(sorted(logs.items()))
 
+    def _progress_report(self, show):
+        """The engine's progress, `(batches, [loss, metrics...])`, shown as logs by `show`."""
+
+        def report(batches, means):
+            show(batches, self._logs(means[0], means[1:]))
+
+        return report
+
     def _run_batches(self, step, n, batch_size, order, begin, end, stoppable):
         """Runs `step(rows)` -> `(loss, metrics)` on each batch of `order` (a permutation of the
         `n` samples, or `None` for their order), telling `begin(batch)` and `end(batch, logs)`
@@ -178,8 +186,10 @@ class Trainer:
         """One epoch: one engine call, or one call per batch when a callback hooks batches.
         Returns the loss, the metrics and the first batch whose loss was not finite (or None)."""
         n = x.shape[0]
+        bar = callbacks.live_progress()
         if not callbacks.needs_batches("train"):
-            return self._engine.fit_epoch(x.reshape(-1), y.reshape(-1), n, batch_size, seed)
+            report = None if bar is None else self._progress_report(bar.show_progress)
+            return self._engine.fit_epoch(x.reshape(-1), y.reshape(-1), n, batch_size, seed, report)
         order = np.arange(n) if seed is None else np.asarray(_core.shuffled_order(seed, n))
         not_finite = []  # per batch run: whether its loss was NaN or infinite
 
@@ -197,15 +207,17 @@ class Trainer:
             batch_size,
             order,
             callbacks.on_train_batch_begin,
-            callbacks.on_train_batch_end,
+            _then_show(callbacks.on_train_batch_end, None if bar is None else bar.show_progress),
             stoppable=True,
         )
         return loss, metric_values, (not_finite.index(True) if any(not_finite) else None)
 
-    def _test(self, x, y, batch_size, callbacks) -> dict[str, float]:
-        """Loss and metrics with fixed weights, telling the callbacks' test hooks."""
+    def _test(self, x, y, batch_size, callbacks, bar=None) -> dict[str, float]:
+        """Loss and metrics with fixed weights, telling the callbacks' test hooks and showing
+        the running logs on `bar` (a `Progbar`) while it runs."""
         callbacks.on_test_begin()
         n = x.shape[0]
+        show = _live_show(bar)
         if callbacks.needs_batches("test"):
 
             def step(rows):
@@ -218,11 +230,14 @@ class Trainer:
                 batch_size,
                 None,
                 callbacks.on_test_batch_begin,
-                callbacks.on_test_batch_end,
+                _then_show(callbacks.on_test_batch_end, show),
                 stoppable=False,
             )
         else:
-            loss, metric_values = self._engine.evaluate(x.reshape(-1), y.reshape(-1), n, batch_size)
+            report = None if show is None else self._progress_report(show)
+            loss, metric_values = self._engine.evaluate(
+                x.reshape(-1), y.reshape(-1), n, batch_size, report
+            )
         logs = self._logs(loss, metric_values)
         callbacks.on_test_end(logs)
         return logs
@@ -330,12 +345,10 @@ class Trainer:
         verbose = _progress.resolve_verbose(verbose)
         batch_size = _data.check_batch_size(batch_size)
         x, y = self._inputs_and_targets(x, y, "evaluate")
-        start = time.perf_counter()
-        logs = self._test(x, y, batch_size, CallbackList(callbacks, model=self))
-        if verbose:
-            elapsed = time.perf_counter() - start
-            steps = math.ceil(x.shape[0] / batch_size)
-            _progress.say(_progress.line(steps, elapsed, logs, verbose))
+        bar = _progbar(x.shape[0], batch_size, verbose)
+        logs = self._test(x, y, batch_size, CallbackList(callbacks, model=self), bar)
+        if bar is not None:
+            bar.update(bar.target, list(logs.items()), finalize=True)
         return _results(logs, [m.name for m in self._metrics], return_dict)
 
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None) -> np.ndarray:
@@ -345,7 +358,8 @@ class Trainer:
         x = self._inputs(x)
         n = x.shape[0]
         callbacks = CallbackList(callbacks, model=self)
-        start = time.perf_counter()
+        bar = _progbar(n, batch_size, verbose)
+        show = _live_show(bar)
         callbacks.on_predict_begin()
         if callbacks.needs_batches("predict"):
             parts = []
@@ -354,13 +368,15 @@ class Trainer:
                 part = x[first : first + batch_size]
                 parts.append(self._engine.predict(part.reshape(-1), len(part), len(part)))
                 callbacks.on_predict_batch_end(batch, {"outputs": parts[-1]})
+                if show is not None:
+                    show(batch + 1, {})
             out = np.concatenate(parts)
         else:
-            out = self._engine.predict(x.reshape(-1), n, batch_size)
+            report = None if show is None else (lambda batches, _: show(batches, {}))
+            out = self._engine.predict(x.reshape(-1), n, batch_size, report)
         callbacks.on_predict_end()
-        if verbose:
-            elapsed = time.perf_counter() - start
-            _progress.say(_progress.line(math.ceil(n / batch_size), elapsed, {}, verbose))
+        if bar is not None:
+            bar.update(bar.target, finalize=True)
         return out
 
     def train_on_batch(self, x, y, return_dict=False):
@@ -388,6 +404,36 @@ class Trainer:
 
     def __call__(self, x, training=False) -> np.ndarray:
         return self.predict_on_batch(x)
+
+
+def _progbar(n: int, batch_size: int, verbose: int):
+    """The bar of an evaluation or prediction over `n` samples, or None when silent."""
+    if not verbose:
+        return None
+    return Progbar(math.ceil(n / batch_size), verbose=verbose, stateful_metrics=ALL_STATEFUL)
+
+
+def _live_show(bar):
+    """`show(batches, logs)` redrawing `bar` during a run, or None when it shows only the end."""
+    if bar is None or not bar.redraws:
+        return None
+
+    def show(batches, logs):
+        bar.update(batches, list(logs.items()), finalize=False)
+
+    return show
+
+
+def _then_show(end_batch, show):
+    """`end_batch(batch, logs)`, followed by `show(batches done, logs)` when there is a `show`."""
+    if show is None:
+        return end_batch
+
+    def end_and_show(batch, logs):
+        end_batch(batch, logs)
+        show(batch + 1, logs)
+
+    return end_and_show
 
 
 def _warn_non_finite_loss(epoch: int, batch: int) -> bool:

@@ -45,6 +45,11 @@ class CallbackList:
         predict)."""
         return any(_overrides(c, hook) for c in self.callbacks for hook in _BATCH_HOOKS[mode])
 
+    def live_progress(self):
+        """The progress bar that shows an epoch while it runs, or `None` when none does."""
+        bar = next((c for c in self.callbacks if isinstance(c, ProgbarLogger)), None)
+        return bar if bar is not None and bar.live else None
+
     def _call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(*args)

@@ -79,7 +79,7 @@ fn bench_iris_epoch() {
     let seconds = median_seconds(50, || {
         parallel::install(|| {
             trainer
-                .fit_epoch(&mut network, &data, 30, Some(1), &mut || Next::Continue)
+                .fit_epoch(&mut network, &data, 30, Some(1), &mut |_| Next::Continue)
                 .unwrap();
         })
         .unwrap();
@@ -222,7 +222,7 @@ fn bench_lenet_step() {
     let seconds = median_seconds(5, || {
         parallel::install(|| {
             trainer
-                .fit_epoch(&mut network, &data, 128, Some(1), &mut || Next::Continue)
+                .fit_epoch(&mut network, &data, 128, Some(1), &mut |_| Next::Continue)
                 .unwrap();
         })
         .unwrap();

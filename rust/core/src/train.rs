@@ -38,6 +38,40 @@ pub enum Next {
     Stop,
 }
 
+/// What a loop over batches has done so far, told after each batch: for a progress display,
+/// read without allocating.
+pub struct Progress<'a> {
+    /// Batches run so far.
+    pub batches: usize,
+    totals: Option<&'a Totals>,
+}
+
+impl Progress<'_> {
+    /// Progress of a loop that keeps no running logs (predictions).
+    pub fn batches_only(batches: usize) -> Self {
+        Progress {
+            batches,
+            totals: None,
+        }
+    }
+
+    /// The running loss, then each running metric in compile order; none for predictions.
+    pub fn means(&self) -> impl Iterator<Item = f64> + '_ {
+        self.totals.into_iter().flat_map(Totals::means)
+    }
+}
+
+/// What a loop over batches does with each batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Loss and metrics with fixed weights, no training behaviour.
+    Test,
+    /// A training step's forward and backward, without the optimizer step.
+    Gradients,
+    /// Forward, backward, optimizer step.
+    Train,
+}
+
 /// Running sums behind [`Logs`].
 struct Totals {
     loss: f64,
@@ -60,11 +94,18 @@ impl Totals {
         }
     }
 
-    fn logs(&self) -> Logs {
+    /// The running loss, then each running metric.
+    fn means(&self) -> impl Iterator<Item = f64> + '_ {
         let mean = |sum: f64, count: usize| if count > 0 { sum / count as f64 } else { 0.0 };
+        let metrics = self.metrics.iter().map(move |&m| mean(m, self.rows));
+        std::iter::once(mean(self.loss, self.samples)).chain(metrics)
+    }
+
+    fn logs(&self) -> Logs {
+        let mut means = self.means();
         Logs {
-            loss: mean(self.loss, self.samples),
-            metrics: self.metrics.iter().map(|&m| mean(m, self.rows)).collect(),
+            loss: means.next().unwrap_or(0.0),
+            metrics: means.collect(),
             batches: self.batches,
             first_non_finite: self.first_non_finite,
         }
@@ -95,6 +136,11 @@ impl Trainer {
             order: Vec::new(),
             targets: Vec::new(),
         })
+    }
+
+    /// How many metrics this trainer computes besides the loss.
+    pub fn metric_count(&self) -> usize {
+        self.metrics.len()
     }
 
     pub fn optimizer(&self) -> &dyn Optimizer {
@@ -134,9 +180,16 @@ impl Trainer {
         data: &Dataset,
         batch_size: usize,
         shuffle_seed: Option<u64>,
-        after_batch: &mut dyn FnMut() -> Next,
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
     ) -> Result<Logs> {
-        self.run(network, data, batch_size, shuffle_seed, true, after_batch)
+        self.run(
+            network,
+            data,
+            batch_size,
+            shuffle_seed,
+            Pass::Train,
+            after_batch,
+        )
     }
 
     /// The loss and metrics over `data` with fixed weights (no training behaviour).
@@ -145,9 +198,9 @@ impl Trainer {
         network: &mut Network,
         data: &Dataset,
         batch_size: usize,
-        after_batch: &mut dyn FnMut() -> Next,
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
     ) -> Result<Logs> {
-        self.run(network, data, batch_size, None, false, after_batch)
+        self.run(network, data, batch_size, None, Pass::Test, after_batch)
     }
 
     fn run(
@@ -156,8 +209,8 @@ impl Trainer {
         data: &Dataset,
         batch_size: usize,
         shuffle_seed: Option<u64>,
-        train: bool,
-        after_batch: &mut dyn FnMut() -> Next,
+        pass: Pass,
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
     ) -> Result<Logs> {
         self.check(network, data)?;
         check_batch_size(batch_size)?;
@@ -165,8 +218,12 @@ impl Trainer {
         fill_order(&mut order, data.len, shuffle_seed);
         let mut totals = Totals::new(self.metrics.len());
         for batch in order.chunks(batch_size) {
-            self.run_batch(network, data, batch, train, &mut totals);
-            if let Next::Stop = after_batch() {
+            self.run_batch(network, data, batch, pass, &mut totals);
+            let progress = Progress {
+                batches: totals.batches,
+                totals: Some(&totals),
+            };
+            if let Next::Stop = after_batch(&progress) {
                 break;
             }
         }
@@ -174,15 +231,28 @@ impl Trainer {
         Ok(totals.logs())
     }
 
-    /// One batch of samples `indices`: forward, loss, metrics, and with `train` backward and step.
+    /// ∂loss/∂weights over all of `data` as one batch, left in [`Network::grads`]: what a
+    /// training step on it would apply (training behaviour, penalties included), without the
+    /// step. Returns the batch's loss.
+    pub fn gradients(&mut self, network: &mut Network, data: &Dataset) -> Result<f64> {
+        let batch = data.len.max(1);
+        let logs = self.run(network, data, batch, None, Pass::Gradients, &mut |_| {
+            Next::Continue
+        })?;
+        Ok(logs.loss)
+    }
+
+    /// One batch of samples `indices`: forward, loss, metrics, and for training passes the
+    /// backward (and the optimizer step).
     fn run_batch(
         &mut self,
         network: &mut Network,
         data: &Dataset,
         indices: &[usize],
-        train: bool,
+        pass: Pass,
         totals: &mut Totals,
     ) {
+        let train = pass != Pass::Test;
         let batch = indices.len();
         let target_size = self.target_size(network);
         gather(
@@ -212,8 +282,10 @@ impl Trainer {
                     .evaluate(targets, output, width, Some(output_grad), 1.0 / rows as f32);
             network.backward(batch);
             let penalty = network.penalty(batch, true);
-            let (weights, grads) = network.weights_and_grads();
-            self.optimizer.step(weights, grads);
+            if pass == Pass::Train {
+                let (weights, grads) = network.weights_and_grads();
+                self.optimizer.step(weights, grads);
+            }
             (loss, penalty)
         } else {
             let loss = self.loss.evaluate(targets, output, width, None, 0.0);
@@ -269,7 +341,7 @@ pub fn predict(
     x: &[f32],
     len: usize,
     batch_size: usize,
-    after_batch: &mut dyn FnMut() -> Next,
+    after_batch: &mut dyn FnMut(&Progress) -> Next,
 ) -> Result<Option<Tensor>> {
     check_batch_size(batch_size)?;
     let (in_size, out_size) = (network.input_size(), network.output_size());
@@ -284,7 +356,7 @@ pub fn predict(
         let input = &x[start * in_size..(start + batch) * in_size];
         let output = &mut out.data_mut()[start * out_size..(start + batch) * out_size];
         network.infer(input, output, batch);
-        if let Next::Stop = after_batch() {
+        if let Next::Stop = after_batch(&Progress::batches_only(start / batch_size + 1)) {
             return Ok(None);
         }
     }
@@ -340,7 +412,7 @@ mod tests {
         let mut logs = None;
         for epoch in 0..epochs {
             let seed = Some(epoch as u64);
-            logs = Some(trainer.fit_epoch(&mut net, &data, 32, seed, &mut || Next::Continue));
+            logs = Some(trainer.fit_epoch(&mut net, &data, 32, seed, &mut |_| Next::Continue));
         }
         (net, logs.unwrap().unwrap())
     }
@@ -365,7 +437,7 @@ mod tests {
             len: 100,
         };
         let logs = trainer
-            .fit_epoch(&mut net, &data, 10, None, &mut || Next::Stop)
+            .fit_epoch(&mut net, &data, 10, None, &mut |_| Next::Stop)
             .unwrap();
         assert_eq!(logs.batches, 1);
     }
@@ -383,7 +455,7 @@ mod tests {
             len: 40,
         };
         let logs = trainer
-            .fit_epoch(&mut net, &data, 10, None, &mut || Next::Continue)
+            .fit_epoch(&mut net, &data, 10, None, &mut |_| Next::Continue)
             .unwrap();
         let first = logs.first_non_finite.expect("the loss overflows");
         assert!(first < 4, "{logs:?}");
@@ -393,7 +465,7 @@ mod tests {
             ..data
         };
         let logs = trainer
-            .evaluate(&mut healthy, &data, 10, &mut || Next::Continue)
+            .evaluate(&mut healthy, &data, 10, &mut |_| Next::Continue)
             .unwrap();
         assert!(logs.loss.is_finite() && logs.first_non_finite.is_none());
     }

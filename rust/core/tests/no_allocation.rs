@@ -106,7 +106,7 @@ fn epochs_after_the_first_allocate_nothing() {
     };
     let mut epoch = |seed| {
         trainer
-            .fit_epoch(&mut network, &data, 30, Some(seed), &mut || Next::Continue)
+            .fit_epoch(&mut network, &data, 30, Some(seed), &mut |_| Next::Continue)
             .unwrap()
     };
     epoch(1);

@@ -1,24 +1,18 @@
 //! `Engine`: one model's network and, once compiled, its trainer.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
-
 use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
 use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
 use pynn_core::metrics::Metric;
 use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
-use pynn_core::parallel;
-use pynn_core::train::{self, Dataset, Next, Trainer};
+use pynn_core::train::{self, Dataset, Trainer};
 use pynn_core::{CoreError, Tensor};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::{self, to_py};
-
-/// How often the thread waiting for a running epoch takes the GIL back to look for Ctrl-C.
-const SIGNAL_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+use crate::released::{run_released, ProgressReport};
 
 #[pyclass(module = "pynn._core")]
 pub struct Engine {
@@ -50,55 +44,6 @@ fn dataset<'a>(
 fn to_numpy(py: Python<'_>, tensor: Tensor) -> PyResult<Bound<'_, PyArrayDyn<f32>>> {
     let (shape, data) = tensor.into_parts();
     data.into_pyarray(py).reshape(shape)
-}
-
-/// Runs a batch loop in the engine's pool with the GIL released; a panic becomes `RuntimeError`.
-///
-/// Python runs signal handlers on the main thread only, never on the pool's threads. So the
-/// calling thread waits for the loop, looking for Ctrl-C every [`SIGNAL_CHECK_INTERVAL`]; Ctrl-C
-/// stops the loop after its current batch and raises `KeyboardInterrupt`. A loop of one batch
-/// (`batches == 1`, as when callbacks see every batch) runs without the watch, which costs a
-/// few tens of microseconds per call; Python sees Ctrl-C as soon as it returns.
-fn run_released<T: Send>(
-    py: Python<'_>,
-    batches: usize,
-    work: impl FnOnce(&mut dyn FnMut() -> Next) -> pynn_core::Result<T> + Send,
-) -> PyResult<T> {
-    if batches <= 1 {
-        return py.detach(|| {
-            errors::catch_panic(|| {
-                parallel::install(|| work(&mut || Next::Continue))
-                    .and_then(|r| r)
-                    .map_err(to_py)
-            })
-        });
-    }
-    let stop = AtomicBool::new(false);
-    let mut interrupted = None;
-    let result = py.detach(|| {
-        let loop_in_pool = || {
-            let mut after_batch = || match stop.load(Ordering::Relaxed) {
-                true => Next::Stop,
-                false => Next::Continue,
-            };
-            errors::catch_panic(|| work(&mut after_batch).map_err(to_py))
-        };
-        let look_for_ctrl_c = || {
-            if let Err(err) = Python::attach(|py| py.check_signals()) {
-                interrupted.get_or_insert(err);
-                stop.store(true, Ordering::Relaxed);
-            }
-        };
-        errors::catch_panic(|| {
-            parallel::install_and_tick(loop_in_pool, SIGNAL_CHECK_INTERVAL, look_for_ctrl_c)
-                .map_err(to_py)
-                .and_then(|r| r)
-        })
-    });
-    match interrupted {
-        Some(err) => Err(err),
-        None => result,
-    }
 }
 
 impl Engine {
@@ -267,7 +212,8 @@ impl Engine {
     }
 
     /// One epoch over `len` samples; returns `(loss, [metrics...], first_non_finite_batch)`.
-    #[pyo3(signature = (x, y, len, batch_size, shuffle_seed=None))]
+    #[pyo3(signature = (x, y, len, batch_size, shuffle_seed=None, progress=None))]
+    #[allow(clippy::too_many_arguments)]
     fn fit_epoch(
         &mut self,
         py: Python<'_>,
@@ -276,16 +222,23 @@ impl Engine {
         len: usize,
         batch_size: usize,
         shuffle_seed: Option<u64>,
+        progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<EpochLogs> {
         let data = dataset(&x, &y, len)?;
         let (network, trainer) = self.parts()?;
-        let logs = run_released(py, len.div_ceil(batch_size.max(1)), |after_batch| {
+        let progress = ProgressReport {
+            report: progress,
+            values: 1 + trainer.metric_count(),
+        };
+        let batches = len.div_ceil(batch_size.max(1));
+        let logs = run_released(py, batches, progress, |after_batch| {
             trainer.fit_epoch(network, &data, batch_size, shuffle_seed, after_batch)
         })?;
         Ok((logs.loss, logs.metrics, logs.first_non_finite))
     }
 
     /// Loss and metrics over `len` samples with fixed weights; returns `(loss, [metrics...])`.
+    #[pyo3(signature = (x, y, len, batch_size, progress=None))]
     fn evaluate(
         &mut self,
         py: Python<'_>,
@@ -293,26 +246,58 @@ impl Engine {
         y: PyReadonlyArray1<'_, f32>,
         len: usize,
         batch_size: usize,
+        progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<LogTuple> {
         let data = dataset(&x, &y, len)?;
         let (network, trainer) = self.parts()?;
-        run_released(py, len.div_ceil(batch_size.max(1)), |after_batch| {
+        let progress = ProgressReport {
+            report: progress,
+            values: 1 + trainer.metric_count(),
+        };
+        let batches = len.div_ceil(batch_size.max(1));
+        run_released(py, batches, progress, |after_batch| {
             trainer.evaluate(network, &data, batch_size, after_batch)
         })
         .map(|logs| (logs.loss, logs.metrics))
     }
 
+    /// ∂loss/∂weights over all `len` samples as one batch, in the layout of `get_weights()`:
+    /// what a training step on them would apply, without the step. Returns `(loss, gradients)`.
+    fn compute_gradients<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: PyReadonlyArray1<'_, f32>,
+        y: PyReadonlyArray1<'_, f32>,
+        len: usize,
+    ) -> PyResult<(f64, Bound<'py, PyArray1<f32>>)> {
+        let data = dataset(&x, &y, len)?;
+        let (network, trainer) = self.parts()?;
+        let no_progress = ProgressReport {
+            report: None,
+            values: 0,
+        };
+        let loss = run_released(py, 1, no_progress, |_| trainer.gradients(network, &data))?;
+        Ok((loss, PyArray1::from_slice(py, self.network.grads())))
+    }
+
     /// Predictions for `len` samples: an array `(len, ...output_shape)`.
+    #[pyo3(signature = (x, len, batch_size, progress=None))]
     fn predict<'py>(
         &mut self,
         py: Python<'py>,
         x: PyReadonlyArray1<'_, f32>,
         len: usize,
         batch_size: usize,
+        progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
         let network = &mut self.network;
-        let out = run_released(py, len.div_ceil(batch_size.max(1)), |after_batch| {
+        let progress = ProgressReport {
+            report: progress,
+            values: 0,
+        };
+        let batches = len.div_ceil(batch_size.max(1));
+        let out = run_released(py, batches, progress, |after_batch| {
             train::predict(network, x, len, batch_size, after_batch)
         })?;
         // Stopped only by a signal, which `run_released` raises.

@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 mod engine;
 mod errors;
 mod kernels;
+mod released;
 mod tensor_file;
 
 /// Sets how many threads the engine uses; `0` means all cores.

@@ -1,4 +1,4 @@
-"""`keras.utils`: label encoding and seeding."""
+"""`keras.utils`: label encoding, seeding, the progress bar and learning-curve plots."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import random
 import numpy as np
 
 from pynn.backend import clear_session
+from pynn.utils.plotting import plot_history
+from pynn.utils.progbar import Progbar
 
-__all__ = ["clear_session", "set_random_seed", "to_categorical"]
+__all__ = ["Progbar", "clear_session", "plot_history", "set_random_seed", "to_categorical"]
 
 
 def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
