@@ -405,6 +405,28 @@ class Trainer:
     def __call__(self, x, training=False) -> np.ndarray:
         return self.predict_on_batch(x)
 
+    # Inspection
+
+    def compute_gradients(self, x, y) -> list[np.ndarray]:
+        """The gradient of the loss with respect to every weight, on all of `(x, y)` as one
+        batch: what a training step on it would apply before the optimizer, i.e. Keras's
+        `tape.gradient(loss, model.trainable_weights)` for `model(x, training=True)`, weight
+        penalties included. Nothing is updated (Dropout draws the masks of the next step).
+
+        Returns:
+            One float32 array per weight, in the order and shapes of `get_weights()`.
+        """
+        x, y = self._inputs_and_targets(x, y, "compute_gradients")
+        _, flat = self._engine.compute_gradients(x.reshape(-1), y.reshape(-1), x.shape[0])
+        return _split(flat, self._engine.weight_shapes())
+
+
+def _split(flat: np.ndarray, shapes) -> list[np.ndarray]:
+    """`flat` cut into consecutive arrays of `shapes`."""
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    parts = np.split(flat, np.cumsum(sizes)[:-1]) if sizes else []
+    return [part.reshape(shape) for part, shape in zip(parts, shapes)]
+
 
 def _progbar(n: int, batch_size: int, verbose: int):
     """The bar of an evaluation or prediction over `n` samples, or None when silent."""

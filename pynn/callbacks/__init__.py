@@ -5,6 +5,7 @@ from pynn.callbacks.callback import Callback
 from pynn.callbacks.callback_list import CallbackList
 from pynn.callbacks.csv_logger import CSVLogger
 from pynn.callbacks.early_stopping import EarlyStopping
+from pynn.callbacks.gradient_norms import GradientNorms
 from pynn.callbacks.history import History
 from pynn.callbacks.lambda_callback import LambdaCallback
 from pynn.callbacks.learning_rate_scheduler import LearningRateScheduler
@@ -20,6 +21,7 @@ __all__ = [
     "Callback",
     "CallbackList",
     "EarlyStopping",
+    "GradientNorms",
     "History",
     "LambdaCallback",
     "LearningRateScheduler",
