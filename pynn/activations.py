@@ -1,8 +1,9 @@
 """Activation functions, by name or as functions (`keras.activations`).
 
 Each function here computes with the engine's kernel, so `pynn.activations.relu(x)` gives exactly
-what a layer with `activation="relu"` computes. Layers take the name, the function, or `None`
-(which means `"linear"`).
+what a layer with `activation="relu"` computes, and `relu.derivative(x)` the derivative the
+engine's backward uses (the textbook's figure of activation derivatives). Layers take the name,
+the function, or `None` (which means `"linear"`).
 """
 
 from __future__ import annotations
@@ -29,23 +30,46 @@ NAMES = (
 )
 
 
-def _apply(name: str, x) -> np.ndarray:
+def _flat(x) -> tuple[np.ndarray, int]:
     values = np.ascontiguousarray(x, dtype=np.float32)
-    width = values.shape[-1] if values.ndim else 1
+    return values, max(values.shape[-1] if values.ndim else 1, 1)
+
+
+def _apply(name: str, x) -> np.ndarray:
+    values, width = _flat(x)
     flat = values.reshape(-1)
-    out, _ = _core.activation(name, flat, np.zeros_like(flat), max(width, 1))
+    out, _ = _core.activation(name, flat, np.zeros_like(flat), width)
     return out.reshape(values.shape)
+
+
+def _derivative(name: str, x) -> np.ndarray:
+    values, width = _flat(x)
+    flat = values.reshape(-1)
+    if name == "softmax":
+        # Not element-wise: the diagonal of its Jacobian, ∂softmax(x)_i / ∂x_i.
+        s = _apply(name, values)
+        return s * (1 - s)
+    _, slope = _core.activation(name, flat, np.ones_like(flat), width)
+    return slope.reshape(values.shape)
 
 
 def _make(name: str) -> Callable[[np.ndarray], np.ndarray]:
     def activation(x):
         return _apply(name, x)
 
+    def derivative(x):
+        return _derivative(name, x)
+
     activation.__name__ = name
     activation.__qualname__ = name
     activation.__doc__ = (
-        f"The `{name}` activation, applied element-wise (softmax: on the last axis)."
+        f"The `{name}` activation, applied element-wise (softmax: on the last axis). "
+        f"`{name}.derivative(x)` is its derivative at `x`"
+        + (" (the diagonal of the Jacobian)." if name == "softmax" else ".")
     )
+    derivative.__name__ = f"{name}_derivative"
+    derivative.__doc__ = f"The derivative of `{name}` at `x`, element-wise."
+    activation.derivative = derivative
     return activation
 
 
@@ -65,11 +89,18 @@ swish = silu
 Identifier = Union[str, Callable, None]
 
 
-def get(identifier: Identifier) -> str:
-    """Resolves an activation given as a name, one of this module's functions, or `None`.
+def get(identifier: Identifier) -> Callable[[np.ndarray], np.ndarray]:
+    """The activation function for a name (`"relu"`), one of this module's functions, or `None`
+    (linear), as `keras.activations.get` returns it; its `.derivative(x)` gives the slope.
 
-    Returns the canonical name, which is what layers store in their config.
+    Raises:
+        ValueError: for a name or object that is not one of pynn's activations.
     """
+    return globals()[_name(identifier)]
+
+
+def _name(identifier: Identifier) -> str:
+    """The canonical name of an activation, which layers store in their config."""
     if identifier is None:
         return "linear"
     if isinstance(identifier, str):
@@ -90,4 +121,10 @@ def get(identifier: Identifier) -> str:
 
 
 def serialize(activation: Identifier) -> str:
-    return get(activation)
+    """The activation's name, as Keras stores built-in activations in a config."""
+    return _name(activation)
+
+
+def deserialize(name: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The activation function named `name`."""
+    return get(name)

@@ -44,8 +44,41 @@ def test_keras_reference_values():
 
 
 def test_lookup_by_name_function_and_alias():
-    assert pynn.activations.get(None) == "linear"
-    assert pynn.activations.get("swish") == "silu"
-    assert pynn.activations.get(pynn.activations.relu) == "relu"
+    assert pynn.activations.get(None) is pynn.activations.linear
+    assert pynn.activations.get("swish") is pynn.activations.silu
+    assert pynn.activations.get(pynn.activations.relu) is pynn.activations.relu
+    assert pynn.activations.serialize(pynn.activations.swish) == "silu"
+    assert pynn.activations.deserialize("tanh") is pynn.activations.tanh
     with pytest.raises(ValueError, match="Unknown activation: 'rleu'.*relu"):
         pynn.activations.get("rleu")
+
+
+@pytest.mark.parametrize("name", sorted(set(ACTIVATIONS) - {"softmax"}))
+def test_derivative_for_plotting(name):
+    """`get(name).derivative(x)`: the slope the engine's backward uses, against the NumPy
+    formula and against finite differences of the function itself."""
+    x = np.linspace(-4, 4, 41, dtype=np.float32)
+    x = x[np.abs(x) > 1e-3]  # away from relu's kink
+    slope = pynn.activations.get(name).derivative(x)
+    expected = activation_grad(name, x[None].astype(np.float64), np.ones((1, x.size)))[0]
+    np.testing.assert_allclose(slope, expected, rtol=1e-5, atol=1e-6)
+    f = pynn.activations.get(name)
+    h = 1e-3
+    numeric = (f(x.astype(np.float64) + h) - f(x.astype(np.float64) - h)) / (2 * h)
+    np.testing.assert_allclose(slope, numeric, rtol=2e-2, atol=2e-3)
+
+
+def test_softmax_derivative_is_the_jacobian_diagonal():
+    x = np.array([[0.5, -1.0, 2.0]], np.float32)
+    s = pynn.activations.softmax(x)
+    np.testing.assert_allclose(pynn.activations.softmax.derivative(x), s * (1 - s), rtol=1e-6)
+
+
+def test_relu_and_sigmoid_derivatives_as_in_the_textbook():
+    x = np.array([-2.0, -0.5, 0.5, 2.0], np.float32)
+    np.testing.assert_array_equal(pynn.activations.get("relu").derivative(x), [0, 0, 1, 1])
+    sig = 1 / (1 + np.exp(-x.astype(np.float64)))
+    np.testing.assert_allclose(
+        pynn.activations.get("sigmoid").derivative(x), sig * (1 - sig), rtol=1e-6
+    )
+    assert pynn.activations.sigmoid.derivative(np.array([0.0]))[0] == pytest.approx(0.25)

@@ -22,7 +22,7 @@ class KernelLayer(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        self.activation = getattr(activations, activations.get(activation))
+        self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
