@@ -230,12 +230,3 @@ def test_seed_section_4_5_cells():
     # What the chapter shows: standardized inputs train to a lower loss.
     assert h_standardized.history["loss"][-1] < h.history["loss"][-1]
     assert h_standardized.history["accuracy"][-1] >= 0.95
-
-
-def test_iris_example_runs(capsys):
-    from pynn.examples import iris
-
-    histories = iris.main(["--epochs", "5"])
-    out = capsys.readouterr().out
-    assert "raw" in out and "standardized" in out and "final accuracy" in out
-    assert len(histories["standardized"]["loss"]) == 5

@@ -147,11 +147,3 @@ def test_seed_chapter_6_cells(capsys):
     assert capsys.readouterr().out.rstrip("\n") == SEED_SUMMARY
     assert layer.filters == 6 and max_pooling_layer.pool_size == (2, 2)
     assert average_pooling_layer.strides == (2, 2)
-
-
-def test_timeseries_example():
-    from pynn.examples import timeseries
-
-    results = timeseries.main(["--epochs", "5"])
-    assert results["filter_error"] < 1e-5 and results["shift_error"] < 1e-5
-    assert results["accuracy"] >= 0.9

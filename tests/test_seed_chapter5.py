@@ -146,12 +146,3 @@ def test_dropout_cell(iris_data):
     # loss sits below the training loss on most epochs.
     below = sum(v < t for v, t in zip(h.history["val_loss"], h.history["loss"]))
     assert below > n_epochs / 2
-
-
-def test_regularization_example_runs(capsys):
-    from pynn.examples import regularization
-
-    results = regularization.main(["--epochs", "15"])
-    out = capsys.readouterr().out
-    for variant in ("plain", "early stopping", "l2", "dropout"):
-        assert variant in out and results[variant]["stopped"] <= 15

@@ -1,8 +1,12 @@
 """Section 6.2.2 of the textbook: LeNet-5 trained on Fashion-MNIST. The 28x28 images are
-zero-padded to 32x32 and scaled to [0, 1]; Adam, batch 128, 3 epochs. Prints the test accuracy
-and the seconds each epoch took.
+zero-padded to 32x32 and scaled to [0, 1]; Adam, batch 128, 3 epochs. Prints the model's summary,
+the test accuracy and the seconds each epoch took.
 
-    python -m pynn.examples.lenet [--epochs N] [--train-size N] [--path FOLDER]
+    python -m pynn.examples.lenet [--quick] [--out DIR] [--epochs N] [--train-size N]
+                                  [--path FOLDER]
+
+`--quick` trains one epoch on 2,048 images. Writes `lenet.png`: loss and accuracy per epoch on the
+training and test images.
 
 The data comes from `pynn.datasets.fashion_mnist` (Debian's `dataset-fashion-mnist` package, or
 the four IDX files in `--path` or `$PYNN_DATA/fashion-mnist`).
@@ -10,16 +14,16 @@ the four IDX files in `--path` or `$PYNN_DATA/fashion-mnist`).
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 
 from pynn.callbacks import Callback
 from pynn.datasets import fashion_mnist
+from pynn.examples import _cli
 from pynn.layers import Conv2D, Dense, Flatten, InputLayer, MaxPool2D
 from pynn.models import Sequential
-from pynn.utils import set_random_seed
+from pynn.utils import plot_history, set_random_seed
 
 
 def lenet() -> Sequential:
@@ -53,29 +57,46 @@ class EpochTimer(Callback):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--train-size", type=int, default=60000)
+    parser = _cli.parser(__doc__)
+    parser.add_argument("--epochs", type=int, default=None, help="3 (1 with --quick)")
+    parser.add_argument("--train-size", type=int, default=None, help="60000 (2048 with --quick)")
     parser.add_argument("--path", default=None)
-    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    epochs = args.epochs or (1 if args.quick else 3)
+    train_size = args.train_size or (2048 if args.quick else 60000)
 
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data(args.path)
-    x_train, y_train = prepare(x_train[: args.train_size]), y_train[: args.train_size]
+    x_train, y_train = prepare(x_train[:train_size]), y_train[:train_size]
     x_test = prepare(x_test)
 
     set_random_seed(args.seed)
     model = lenet()
+    model.summary()
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     timer = EpochTimer()
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=128, verbose=0, callbacks=[timer])
-    test_loss, test_accuracy = model.evaluate(x_test, y_test, batch_size=512, verbose=0)
-    print(
-        f"LeNet-5 on Fashion-MNIST: {len(x_train)} training images, {args.epochs} epochs, "
-        "Adam, batch 128"
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=epochs,
+        batch_size=128,
+        verbose=0,
+        callbacks=[timer],
+        validation_data=(x_test, y_test),
+        validation_batch_size=512,
     )
+    test_loss = history.history["val_loss"][-1]
+    test_accuracy = history.history["val_accuracy"][-1]
+    print(f"LeNet-5 on Fashion-MNIST: {len(x_train)} training images, {epochs} epochs, batch 128")
     print(f"test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f}")
-    print("seconds per epoch: " + ", ".join(f"{s:.1f}" for s in timer.seconds))
+    seconds = ", ".join(f"{s:.1f}" for s in timer.seconds)
+    print(f"seconds per epoch, test pass included: {seconds}")
+
+    figure, (left, right) = _cli.pyplot().subplots(1, 2, figsize=(11, 4))
+    plot_history(history, metrics=("loss", "val_loss"), ax=left)
+    plot_history(history, metrics=("accuracy", "val_accuracy"), ax=right)
+    left.set_title("loss (val: the 10,000 test images)")
+    right.set_title("accuracy")
+    _cli.save(figure, args.out, "lenet.png")
     return {"accuracy": test_accuracy, "loss": test_loss, "seconds": timer.seconds}
 
 

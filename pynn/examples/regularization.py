@@ -3,76 +3,50 @@
 10, best weights restored), with an L2 penalty (0.01) on the hidden kernels, and with dropout
 (0.3) before each Dense layer.
 
-    python -m pynn.examples.regularization [--epochs N] [--seed S]
+    python -m pynn.examples.regularization [--quick] [--out DIR] [--seed S]
 
 For each variant it prints the epoch training stopped at, the epoch with the lowest validation
-loss, and the final model's loss and accuracy on the training and validation parts.
+loss, and the final model's loss and accuracy on the training and validation parts; and writes
+`regularization.png`, the four runs' validation losses. Each variant has its own example with its
+own figure: `early_stopping`, `l2_penalty`, `dropout`.
 """
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
-from pynn.callbacks import EarlyStopping
-from pynn.examples._textbook import iris_network, shuffled_iris, standardized
-from pynn.regularizers import L2
-from pynn.utils import set_random_seed
-
-VALIDATION_SPLIT = 0.3
-
-
-def build(variant: str):
-    if variant == "dropout":
-        return iris_network(dropout=0.3)
-    if variant == "l2":
-        return iris_network(kernel_regularizer=L2(0.01))
-    return iris_network()
+from pynn.examples import _cli
+from pynn.examples._textbook import (
+    REGULARIZATION_VARIANTS,
+    VALIDATION_SPLIT,
+    regularized_fit,
+    shuffled_iris,
+    standardized,
+)
+from pynn.utils import plot_history
 
 
 def run(variant: str, x, y, epochs: int, seed: int) -> dict:
-    set_random_seed(seed)
-    model = build(variant)
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    callbacks = []
-    if variant == "early stopping":
-        callbacks.append(EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True))
-    history = model.fit(
-        x,
-        y,
-        validation_split=VALIDATION_SPLIT,
-        epochs=epochs,
-        batch_size=30,
-        verbose=0,
-        callbacks=callbacks,
-    ).history
+    model, history = regularized_fit(variant, x, y, epochs, seed)
     split = int(len(x) * (1 - VALIDATION_SPLIT))
-    train = model.evaluate(x[:split], y[:split], verbose=0, return_dict=True)
-    val = model.evaluate(x[split:], y[split:], verbose=0, return_dict=True)
     return {
-        "stopped": len(history["loss"]),
-        "best": int(np.argmin(history["val_loss"])) + 1,
-        "train": train,
-        "val": val,
+        "history": history,
+        "stopped": len(history.history["loss"]),
+        "best": int(np.argmin(history.history["val_loss"])) + 1,
+        "train": model.evaluate(x[:split], y[:split], verbose=0, return_dict=True),
+        "val": model.evaluate(x[split:], y[split:], verbose=0, return_dict=True),
     }
 
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-
+    args = _cli.parser(__doc__).parse_args(argv)
+    epochs = 15 if args.quick else 100
     x, y = shuffled_iris(args.seed)
     x = standardized(x)
 
-    results = {
-        v: run(v, x, y, args.epochs, args.seed)
-        for v in ("plain", "early stopping", "l2", "dropout")
-    }
+    results = {v: run(v, x, y, epochs, args.seed) for v in REGULARIZATION_VARIANTS}
     print(
-        f"iris, 4-256-256-256-3, Adam, batch 30, up to {args.epochs} epochs, "
+        f"iris, 4-256-256-256-3, Adam, batch 30, up to {epochs} epochs, "
         f"validation_split={VALIDATION_SPLIT}"
     )
     print(
@@ -85,6 +59,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
             f"{r['train']['accuracy']:>10.4f}{r['val']['loss']:>10.4f}"
             f"{r['val']['accuracy']:>9.4f}"
         )
+
+    figure, ax = _cli.pyplot().subplots(figsize=(6, 4))
+    for variant, r in results.items():
+        plot_history(r["history"], metrics=("val_loss",), ax=ax, label=variant)
+    ax.set_title("Iris: validation loss with each regularization")
+    _cli.save(figure, args.out, "regularization.png")
     return results
 
 

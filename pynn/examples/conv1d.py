@@ -6,15 +6,17 @@
 3. A small Conv1D classifier learns to tell series holding a short bump from series holding a
    long one, at random positions.
 
-    python -m pynn.examples.timeseries
+    python -m pynn.examples.conv1d [--quick] [--out DIR] [--seed S]
+
+Writes `conv1d.png`: a random walk, its Gaussian-filtered version, and the filtered version of
+the shifted walk.
 """
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 
+from pynn.examples import _cli
 from pynn.layers import Conv1D, Dense, GlobalMaxPooling1D, InputLayer, MaxPooling1D
 from pynn.models import Sequential
 from pynn.utils import set_random_seed
@@ -58,11 +60,23 @@ def classifier(length: int) -> Sequential:
     )
 
 
+def plot(x, smoothed, shifted, out: str) -> None:
+    figure, (top, bottom) = _cli.pyplot().subplots(2, 1, figsize=(8, 5), sharex=True)
+    top.plot(x, color="lightgrey", label="x")
+    top.plot(smoothed, label="Conv1D(x), Gaussian kernel")
+    top.legend()
+    top.set_title("A Gaussian filter as a Conv1D")
+    bottom.plot(smoothed, label="Conv1D(x)")
+    bottom.plot(shifted, label="Conv1D(x shifted by 7 steps)")
+    bottom.legend()
+    bottom.set_title("Translation equivariance")
+    bottom.set_xlabel("t")
+    _cli.save(figure, out, "conv1d.png")
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = _cli.parser(__doc__).parse_args(argv)
+    epochs = 4 if args.quick else 10
     rng = np.random.default_rng(args.seed)
     length = 100
 
@@ -86,9 +100,10 @@ def main(argv: list[str] | None = None) -> dict:
     x_test, y_test = bumps(500, length, rng)
     model = classifier(length)
     model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=32, verbose=0)
+    model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     print(f"3. Conv1D classifier, short vs long bumps: test accuracy {accuracy:.4f}")
+    plot(x, smoothed, shifted, args.out)
     return {"filter_error": error, "shift_error": shift_error, "accuracy": accuracy}
 
 

@@ -1,0 +1,148 @@
+"""Every example runs with `--quick`, writes its PNG figures, and shows what its section of the
+textbook shows."""
+
+import importlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURES = {
+    "gradient_descent": ["gd_vs_sgd.png", "loss_landscape.png"],
+    "adam": ["adam.png"],
+    "curse_of_depth": ["activation_derivatives.png", "gradient_norms.png"],
+    "standardization": ["standardization.png"],
+    "early_stopping": ["early_stopping.png"],
+    "l2_penalty": ["l2_penalty.png"],
+    "dropout": ["dropout.png"],
+    "regularization": ["regularization.png"],
+    "conv1d": ["conv1d.png"],
+    "conv2d_blur": ["conv2d_blur.png"],
+    "lenet": ["lenet.png"],
+}
+
+
+def run(name, out):
+    if name == "lenet":
+        from pynn.datasets import fashion_mnist
+
+        try:
+            fashion_mnist.load_data()
+        except FileNotFoundError:
+            if os.environ.get("CI"):
+                raise  # CI installs the data: its absence there is a failure.
+            pytest.skip("Fashion-MNIST is not installed here")
+    module = importlib.import_module(f"pynn.examples.{name}")
+    return module.main(["--quick", "--out", str(out)])
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_example_writes_its_figures(name, tmp_path, capsys):
+    run(name, tmp_path)
+    out = capsys.readouterr().out
+    for figure in FIGURES[name]:
+        path = tmp_path / figure
+        assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000
+        assert f"wrote {path}" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FIGURES[name])
+
+
+def test_every_example_module_is_listed():
+    import pynn.examples
+
+    folder = os.path.dirname(pynn.examples.__file__)
+    modules = {f[:-3] for f in os.listdir(folder) if f.endswith(".py") and f[0] != "_"}
+    assert modules == set(FIGURES)
+
+
+def test_runs_as_a_module(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "pynn.examples.conv2d_blur", "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "conv2d_blur.png").exists()
+
+
+def test_gradient_descent_updates_once_per_epoch_and_sgd_per_batch(tmp_path):
+    paths = run("gradient_descent", tmp_path)["paths"]
+    gd, sgd = paths.values()
+    assert len(gd) == 5 + 1 and len(sgd) == 5 * 10 + 1
+    # In as many epochs, SGD's more frequent updates get closer to the fit of y = 2x + 1.
+    distance = [np.hypot(path[-1][0] - 2, path[-1][1] - 1) for path in (gd, sgd)]
+    assert distance[1] < 0.2 < distance[0]
+
+
+def test_loss_landscape_has_two_minima(tmp_path):
+    result = run("gradient_descent", tmp_path)
+    grid, losses = result["grid"], result["losses"]
+    # The network is odd in (w1, w2): the landscape is symmetric and its minima come in pairs.
+    np.testing.assert_allclose(losses, losses[::-1, ::-1], rtol=1e-4, atol=1e-6)
+    i, j = np.unravel_index(np.argmin(losses), losses.shape)
+    assert grid[i] * grid[j] > 0 and losses[i, j] < 0.05
+    assert losses[len(grid) // 2, len(grid) // 2] > 10 * losses[i, j]
+
+
+def test_adam_beats_sgd(tmp_path):
+    histories = run("adam", tmp_path)
+    assert histories["Adam()"]["loss"][-1] < histories["SGD(learning_rate=0.01)"]["loss"][-1]
+
+
+def test_curse_of_depth(tmp_path):
+    norms = run("curse_of_depth", tmp_path)
+    assert len(norms["sigmoid"]) == len(norms["relu"]) == 11
+    assert norms["sigmoid"][0] < 1e-3 * norms["relu"][0]
+    assert norms["sigmoid"][0] < norms["sigmoid"][-1]
+
+
+def test_standardization_trains_further(tmp_path):
+    histories = run("standardization", tmp_path)
+    assert len(histories["standardized"]["loss"]) == 10
+    assert histories["standardized"]["accuracy"][-1] >= 0.9
+
+
+def test_early_stopping_restores_the_best_weights(tmp_path):
+    results = run("early_stopping", tmp_path)
+    stopped = results["early stopping"]
+    assert stopped["final_val_loss"] == pytest.approx(min(stopped["history"]["val_loss"]), 1e-5)
+
+
+def test_l2_shrinks_the_kernels(tmp_path):
+    results = run("l2_penalty", tmp_path)
+    assert results["l2"]["kernel_norm"] < 0.5 * results["plain"]["kernel_norm"]
+
+
+def test_dropout_validation_loss_below_training_loss(tmp_path):
+    results = run("dropout", tmp_path)
+    assert results["epochs_below"] > len(results["history"]["loss"]) / 2
+
+
+def test_conv1d_is_numpy_convolve_and_translation_equivariant(tmp_path):
+    results = run("conv1d", tmp_path)
+    assert results["filter_error"] < 1e-5 and results["shift_error"] < 1e-5
+    assert results["accuracy"] >= 0.9
+
+
+def test_conv2d_blur_is_the_written_out_sum(tmp_path):
+    results = run("conv2d_blur", tmp_path)
+    image, blurred = results["image"], results["blurred"]
+    assert blurred.shape == image.shape[:2]
+    ci, cj = image.shape[0] // 2, image.shape[1] // 2
+    assert blurred[ci, cj] == pytest.approx(results["direct"], abs=1e-5)
+    # Blurring smooths: neighbouring pixels differ less than in the grey input.
+    grey = image.mean(axis=2)
+    assert (
+        np.abs(np.diff(blurred[8:-8, 8:-8], axis=1)).mean() < np.abs(np.diff(grey, axis=1)).mean()
+    )
+
+
+def test_lenet_learns(tmp_path):
+    results = run("lenet", tmp_path)
+    assert results["accuracy"] > 0.4 and len(results["seconds"]) == 1
