@@ -32,8 +32,10 @@ def floatx() -> str:
 
 
 def image_data_format() -> str:
+    """The layout of images: always `"channels_last"` (`(height, width, channels)`)."""
     return "channels_last"
 
 
 def backend() -> str:
+    """The name of the engine computing: `"pynn"`."""
     return "pynn"

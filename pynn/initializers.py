@@ -25,6 +25,7 @@ class Initializer:
         return {"kind": self.kind, **self._options()}
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, as Keras's `get_config` returns them."""
         return self._options()
 
     @classmethod
@@ -40,14 +41,20 @@ class Initializer:
 
 
 class Zeros(Initializer):
+    """Initializes with 0 (Keras's default for biases)."""
+
     kind = "zeros"
 
 
 class Ones(Initializer):
+    """Initializes with 1."""
+
     kind = "ones"
 
 
 class Constant(Initializer):
+    """Initializes every value with `value`."""
+
     kind = "constant"
 
     def __init__(self, value: float = 0.0):
@@ -75,6 +82,15 @@ class _Seeded(Initializer):
 
 
 class RandomNormal(_Seeded):
+    """Samples from a normal distribution.
+
+    Args:
+        mean: the distribution's mean.
+        stddev: its standard deviation.
+        seed: an integer for reproducible values; by default drawn from Python's `random`
+            (which `pynn.utils.set_random_seed` seeds).
+    """
+
     kind = "random_normal"
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
@@ -92,6 +108,8 @@ class TruncatedNormal(RandomNormal):
 
 
 class RandomUniform(_Seeded):
+    """Samples uniformly from `[minval, maxval)`; `seed` as for `RandomNormal`."""
+
     kind = "random_uniform"
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
@@ -140,9 +158,15 @@ def _preset(name: str, scale: float, mode: str, distribution: str) -> type:
         VarianceScaling.__init__(self, scale, mode, distribution, seed)
 
     def get_config(self):
+        """`{"seed": ...}`: the scale, mode and distribution are the class's own."""
         return {"seed": self._init_seed}
 
-    return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config})
+    doc = (
+        f"`VarianceScaling(scale={scale}, mode={mode!r}, distribution={distribution!r})`; "
+        "`seed` as for `RandomNormal`."
+    )
+    namespace = {"__init__": __init__, "get_config": get_config, "__doc__": doc}
+    return type(name, (VarianceScaling,), namespace)
 
 
 GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform")

@@ -44,6 +44,7 @@ class Loss:
         return {"kind": self.kind, **self._options()}
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, from which `from_config` rebuilds the object."""
         return {"name": self.name, **self._options()}
 
     @classmethod

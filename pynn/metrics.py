@@ -26,9 +26,11 @@ class Metric:
         self.name = name
 
     def spec(self) -> dict[str, Any]:
+        """What the engine receives."""
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, from which `from_config` rebuilds the object."""
         return {"name": self.name}
 
     @classmethod
@@ -112,10 +114,12 @@ class _LossMetric(Metric):
 
 
 def MeanSquaredError(name: str = "mean_squared_error") -> Metric:  # noqa: N802 (Keras's name)
+    """The mean squared error, tracked as a metric (`metrics=["mse"]`)."""
     return _LossMetric(losses_module.MeanSquaredError(), name)
 
 
 def MeanAbsoluteError(name: str = "mean_absolute_error") -> Metric:  # noqa: N802
+    """The mean absolute error, tracked as a metric (`metrics=["mae"]`)."""
     return _LossMetric(losses_module.MeanAbsoluteError(), name)
 
 

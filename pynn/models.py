@@ -167,6 +167,7 @@ class Sequential(Trainer):
         self._engine.set_weights(np.ascontiguousarray(flat, dtype=np.float32))
 
     def count_params(self) -> int:
+        """How many weight values the model holds."""
         if self._engine is None:
             raise ValueError(
                 f"You tried to call `count_params` on model '{self.name}', but the model isn't "

@@ -68,6 +68,7 @@ class Optimizer:
         return {"kind": self.kind, "learning_rate": self.learning_rate, **self._options()}
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, from which `from_config` rebuilds the object."""
         return {"name": self.name, "learning_rate": self.learning_rate, **self._options()}
 
     @classmethod

@@ -42,6 +42,7 @@ class Regularizer:
         return {"l1": self.l1, "l2": self.l2}
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments, from which `from_config` rebuilds the object."""
         return {"l1": self.l1, "l2": self.l2}
 
     @classmethod
@@ -108,4 +109,5 @@ def get(identifier) -> Regularizer | None:
 
 
 def spec(regularizer: Regularizer | None) -> dict[str, Any] | None:
+    """What the engine receives for `regularizer` (`None` for none)."""
     return None if regularizer is None else regularizer.spec()

@@ -23,6 +23,9 @@ def _overrides(callback: Callback, hook: str) -> bool:
 
 
 class CallbackList:
+    """The callbacks of one `fit`, `evaluate` or `predict` call, each hook called on every one
+    in order; adds a `History` (and a `ProgbarLogger` when printing) as Keras does."""
+
     def __init__(self, callbacks=None, model=None, add_history=False, add_progbar=False, **params):
         self.callbacks = list(callbacks or [])
         for callback in self.callbacks:
@@ -54,44 +57,30 @@ class CallbackList:
         for callback in self.callbacks:
             getattr(callback, hook)(*args)
 
-    def on_train_begin(self, logs=None):
-        self._call("on_train_begin", logs)
 
-    def on_train_end(self, logs=None):
-        self._call("on_train_end", logs)
+def _forwarding(hook: str):
+    def forward(self, *args):
+        self._call(hook, *args)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self._call("on_epoch_begin", epoch, logs)
+    forward.__name__ = forward.__qualname__ = hook
+    forward.__doc__ = f"Calls `{hook}` of every callback, in order."
+    return forward
 
-    def on_epoch_end(self, epoch, logs=None):
-        self._call("on_epoch_end", epoch, logs)
 
-    def on_train_batch_begin(self, batch, logs=None):
-        self._call("on_train_batch_begin", batch, logs)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._call("on_train_batch_end", batch, logs)
-
-    def on_test_begin(self, logs=None):
-        self._call("on_test_begin", logs)
-
-    def on_test_end(self, logs=None):
-        self._call("on_test_end", logs)
-
-    def on_test_batch_begin(self, batch, logs=None):
-        self._call("on_test_batch_begin", batch, logs)
-
-    def on_test_batch_end(self, batch, logs=None):
-        self._call("on_test_batch_end", batch, logs)
-
-    def on_predict_begin(self, logs=None):
-        self._call("on_predict_begin", logs)
-
-    def on_predict_end(self, logs=None):
-        self._call("on_predict_end", logs)
-
-    def on_predict_batch_begin(self, batch, logs=None):
-        self._call("on_predict_batch_begin", batch, logs)
-
-    def on_predict_batch_end(self, batch, logs=None):
-        self._call("on_predict_batch_end", batch, logs)
+for _hook in (
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_train_batch_begin",
+    "on_train_batch_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_test_batch_begin",
+    "on_test_batch_end",
+    "on_predict_begin",
+    "on_predict_end",
+    "on_predict_batch_begin",
+    "on_predict_batch_end",
+):
+    setattr(CallbackList, _hook, _forwarding(_hook))

@@ -10,6 +10,10 @@ from pynn.callbacks.callback import Callback
 
 
 class MonitorCallback(Callback):
+    """Base of callbacks that watch one logged quantity (`monitor`) for improvements: `mode`
+    "min", "max" or "auto" (max for accuracy-like names), by more than `min_delta`, starting
+    from `baseline`."""
+
     def __init__(self, monitor="val_loss", mode="auto", baseline=None, min_delta=0):
         super().__init__()
         if mode not in ("auto", "min", "max"):

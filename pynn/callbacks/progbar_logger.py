@@ -12,6 +12,9 @@ from pynn.utils.progbar import ALL_STATEFUL, Progbar
 
 
 class ProgbarLogger(Callback):
+    """Prints `Epoch i/E` and a progress bar per epoch (`verbose=1`) or one line per epoch
+    (`verbose=2`); `fit` adds it unless `verbose=0`."""
+
     def __init__(self):
         super().__init__()
         self._bar = None

@@ -20,6 +20,17 @@ _INPUT_SHAPE_WARNING = (
 
 
 class Layer:
+    """Base class of layers: a configuration that the model hands to the engine, which builds
+    the layer, keeps its weights and computes it.
+
+    Args:
+        name: a unique name; by default the snake-cased class name with a counter.
+        trainable: kept in the config (every weight trains).
+        dtype: accepted for Keras compatibility; computations are float32.
+        input_shape, input_dim: Keras 2's way to give the input shape (warns, as Keras 3
+            does); prefer an `Input` or `InputLayer` first.
+    """
+
     def __init__(
         self,
         name: str | None = None,
@@ -58,6 +69,8 @@ class Layer:
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor's arguments (Keras's names and defaults), from which `from_config`
+        rebuilds the layer."""
         return {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
 
     @classmethod
@@ -97,6 +110,7 @@ class Layer:
             )
 
     def count_params(self) -> int:
+        """How many weight values the layer holds."""
         if not self.built:
             raise ValueError(
                 f"You tried to call `count_params` on layer '{self.name}', but the layer isn't "
@@ -105,12 +119,15 @@ class Layer:
         return sum(int(np.prod(s)) for s in self._weight_shapes)
 
     def get_weights(self) -> list[np.ndarray]:
+        """The layer's weights as NumPy arrays (e.g. kernel, then bias); none before it is
+        built."""
         if not self.built:
             return []
         end = self._weight_index + len(self._weight_shapes)
         return self._model.get_weights()[self._weight_index : end]
 
     def set_weights(self, weights) -> None:
+        """Sets the layer's weights from arrays shaped as `get_weights()` returns them."""
         if not self.built:
             raise ValueError(f"Layer '{self.name}' is not built yet; it has no weights to set.")
         all_weights = self._model.get_weights()

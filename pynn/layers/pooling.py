@@ -54,6 +54,9 @@ class BasePooling(Layer):
 
 
 class MaxPooling1D(BasePooling):
+    """The maximum over windows of `pool_size` steps, every `strides` (default: `pool_size`)
+    steps; `padding` "valid" or "same". Input `(batch, steps, channels)`."""
+
     rank, kind = 1, "max"
 
     def __init__(
@@ -63,6 +66,9 @@ class MaxPooling1D(BasePooling):
 
 
 class MaxPooling2D(BasePooling):
+    """The maximum over windows of `pool_size` pixels (an int or a pair), every `strides`
+    (default: `pool_size`); `padding` "valid" or "same". Input `(batch, rows, cols, channels)`."""
+
     rank, kind = 2, "max"
 
     def __init__(
@@ -103,18 +109,26 @@ class BaseGlobalPooling(Layer):
 
 
 class GlobalMaxPooling1D(BaseGlobalPooling):
+    """The maximum over all steps of each channel."""
+
     rank, kind = 1, "max"
 
 
 class GlobalMaxPooling2D(BaseGlobalPooling):
+    """The maximum over all pixels of each channel."""
+
     rank, kind = 2, "max"
 
 
 class GlobalAveragePooling1D(BaseGlobalPooling):
+    """The mean over all steps of each channel."""
+
     rank, kind = 1, "average"
 
 
 class GlobalAveragePooling2D(BaseGlobalPooling):
+    """The mean over all pixels of each channel."""
+
     rank, kind = 2, "average"
 
 

@@ -131,6 +131,7 @@ class Progbar:
             self._write(self._summary_line(current, now, per_step) + "\n")
 
     def add(self, n, values=None):
+        """`update` with `n` more steps done."""
         self.update(self._seen_so_far + n, values)
 
     def _record(self, current, values, finalize):
