@@ -22,7 +22,7 @@ FIGURES = {
     "dropout": ["dropout.png"],
     "regularization": ["regularization.png"],
     "conv1d": ["conv1d.png"],
-    "conv2d_blur": ["conv2d_blur.png"],
+    "conv2d_blur": ["conv2d_blur.png", "image_channels.png", "max_pooling.png"],
     "lenet": ["lenet.png"],
 }
 
@@ -146,3 +146,9 @@ def test_conv2d_blur_is_the_written_out_sum(tmp_path):
 def test_lenet_learns(tmp_path):
     results = run("lenet", tmp_path)
     assert results["accuracy"] > 0.4 and len(results["seconds"]) == 1
+
+
+def test_max_pooling_takes_each_window_maximum(tmp_path):
+    results = run("conv2d_blur", tmp_path)
+    expected = results["grid"].reshape(2, 2, 2, 2).max(axis=(1, 3))
+    np.testing.assert_array_equal(results["pooled"], expected)

@@ -1,12 +1,15 @@
-"""Section 6.2.1 of the textbook, "Images and convolutions": a Conv2D whose single 9x9 filter is
-set to a Gaussian (the same on the red, green and blue channels, summing to 1) turns a colour
-image into a blurred greyscale one, `(x * f)(i, j) = sum_{k,l,c} f_{k,l,c} x_{i+k,j+l,c}`.
+"""Section 6.2 of the textbook, "Images and convolutions" and "Pooling layers": an image and its
+three channels; a Conv2D whose single 9x9 filter is set to a Gaussian (the same on the red, green
+and blue channels, summing to 1) turns the colour image into a blurred greyscale one,
+`(x * f)(i, j) = sum_{k,l,c} f_{k,l,c} x_{i+k,j+l,c}`; and `MaxPool2D(pool_size=2)` on a small
+grid of numbers.
 
     python -m pynn.examples.conv2d_blur [--quick] [--out DIR] [--seed S]
 
 The image is a picture matplotlib ships as sample data (the textbook uses a photograph of a
-cat); without it, a generated image of shapes. Writes `conv2d_blur.png`: the filter, the image,
-the output.
+cat); without it, a generated image of shapes. Writes `image_channels.png` (the image and its
+red, green and blue intensities), `conv2d_blur.png` (the filter, the image, the output) and
+`max_pooling.png` (a 4x4 grid and its 2x2 max pooling).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from pynn.examples import _cli
-from pynn.layers import Conv2D, InputLayer
+from pynn.layers import Conv2D, InputLayer, MaxPool2D
 from pynn.models import Sequential
 
 
@@ -60,6 +63,36 @@ def blur(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return model.predict(image[None], verbose=0)[0, :, :, 0]
 
 
+def max_pool(grid: np.ndarray) -> np.ndarray:
+    """`MaxPool2D(pool_size=2)` of a single-channel grid."""
+    model = Sequential([InputLayer(shape=(*grid.shape, 1)), MaxPool2D(pool_size=2)])
+    return model.predict(grid[None, :, :, None].astype(np.float32), verbose=0)[0, :, :, 0]
+
+
+def plot_channels(image: np.ndarray, out: str) -> None:
+    figure, axes = _cli.pyplot().subplots(1, 4, figsize=(14, 4))
+    axes[0].imshow(image)
+    axes[0].set_title("image")
+    for ax, channel, colours in zip(axes[1:], range(3), ("Reds", "Greens", "Blues")):
+        ax.imshow(image[:, :, channel], cmap=colours, vmin=0, vmax=1)
+        ax.set_title(f"{colours[:-1].lower()} intensity")
+    for ax in axes:
+        ax.axis("off")
+    _cli.save(figure, out, "image_channels.png")
+
+
+def plot_pooling(grid: np.ndarray, pooled: np.ndarray, out: str) -> None:
+    figure, axes = _cli.pyplot().subplots(1, 2, figsize=(8, 4))
+    for ax, values, title in zip(axes, (grid, pooled), ("input", "MaxPool2D(pool_size=2)")):
+        ax.imshow(values, cmap="Blues", vmin=0, vmax=grid.max() * 1.5)
+        for (i, j), value in np.ndenumerate(values):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=14)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    _cli.save(figure, out, "max_pooling.png")
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = _cli.parser(__doc__).parse_args(argv)
     image = load_image()
@@ -84,7 +117,13 @@ def main(argv: list[str] | None = None) -> dict:
         ax.set_title(title)
         ax.axis("off")
     _cli.save(figure, args.out, "conv2d_blur.png")
-    return {"image": image, "blurred": blurred, "direct": direct}
+    plot_channels(image, args.out)
+
+    grid = np.random.default_rng(args.seed).integers(0, 10, size=(4, 4)).astype(np.float32)
+    pooled = max_pool(grid)
+    print(f"MaxPool2D(pool_size=2): {grid.astype(int).tolist()} -> {pooled.astype(int).tolist()}")
+    plot_pooling(grid, pooled, args.out)
+    return {"image": image, "blurred": blurred, "direct": direct, "grid": grid, "pooled": pooled}
 
 
 if __name__ == "__main__":
