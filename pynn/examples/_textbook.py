@@ -23,6 +23,12 @@ def standardized(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
 
 
+def standardized_iris(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chapter 5's data: `shuffled_iris(seed)` with standardized features."""
+    x, y = shuffled_iris(seed)
+    return standardized(x), y
+
+
 def iris_network(dropout: float = 0.0, kernel_regularizer=None) -> Sequential:
     """The chapters' network; with `dropout`, a Dropout layer before each Dense layer."""
     layers = [InputLayer(shape=(4,))]

@@ -11,7 +11,7 @@ Writes `adam.png`: the training loss per epoch of each optimizer.
 from __future__ import annotations
 
 from pynn.examples import _cli
-from pynn.examples._textbook import iris_network, shuffled_iris, standardized
+from pynn.examples._textbook import iris_network, standardized_iris
 from pynn.optimizers import SGD, Adam
 from pynn.utils import plot_history, set_random_seed
 
@@ -25,8 +25,7 @@ OPTIMIZERS = {
 def main(argv: list[str] | None = None) -> dict:
     args = _cli.parser(__doc__).parse_args(argv)
     epochs = 10 if args.quick else 100
-    x, y = shuffled_iris(args.seed)
-    x = standardized(x)
+    x, y = standardized_iris(args.seed)
 
     histories = {}
     for name, optimizer in OPTIMIZERS.items():

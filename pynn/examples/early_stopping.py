@@ -14,16 +14,14 @@ from pynn.examples._textbook import (
     VALIDATION_SPLIT,
     plot_train_and_validation,
     regularized_fit,
-    shuffled_iris,
-    standardized,
+    standardized_iris,
 )
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = _cli.parser(__doc__).parse_args(argv)
     epochs = 30 if args.quick else 100
-    x, y = shuffled_iris(args.seed)
-    x = standardized(x)
+    x, y = standardized_iris(args.seed)
 
     split = int(len(x) * (1 - VALIDATION_SPLIT))
     results = {}

@@ -20,8 +20,7 @@ from pynn.examples._textbook import (
     REGULARIZATION_VARIANTS,
     VALIDATION_SPLIT,
     regularized_fit,
-    shuffled_iris,
-    standardized,
+    standardized_iris,
 )
 from pynn.utils import plot_history
 
@@ -41,8 +40,7 @@ def run(variant: str, x, y, epochs: int, seed: int) -> dict:
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     args = _cli.parser(__doc__).parse_args(argv)
     epochs = 15 if args.quick else 100
-    x, y = shuffled_iris(args.seed)
-    x = standardized(x)
+    x, y = standardized_iris(args.seed)
 
     results = {v: run(v, x, y, epochs, args.seed) for v in REGULARIZATION_VARIANTS}
     print(
