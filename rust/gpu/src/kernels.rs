@@ -1,0 +1,212 @@
+//! The compute kernels: WGSL sources compiled once per process into pipelines, each with an
+//! explicit bind group layout, and the arithmetic of how many workgroups cover a size.
+
+use std::sync::OnceLock;
+
+use crate::context::Gpu;
+use crate::GpuError;
+
+const STEP: &str = include_str!("shaders/step.wgsl");
+const ACTIVATION_MATH: &str = include_str!("shaders/activation_math.wgsl");
+
+/// How a kernel sees one binding.
+#[derive(Clone, Copy)]
+pub enum Access {
+    Read,
+    ReadWrite,
+    Uniform,
+}
+
+pub struct Kernel {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+impl Kernel {
+    fn new(gpu: &Gpu, name: &str, sources: &[&str], entry: &str, bindings: &[Access]) -> Self {
+        let source = sources.join("\n");
+        let module = gpu
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let entries: Vec<_> = bindings
+            .iter()
+            .enumerate()
+            .map(|(i, access)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: match access {
+                    Access::Uniform => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    Access::Read | Access::ReadWrite => wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage {
+                            read_only: matches!(access, Access::Read),
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                },
+                count: None,
+            })
+            .collect();
+        let layout = gpu
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(name),
+                entries: &entries,
+            });
+        let pipeline_layout = gpu
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = gpu
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        Kernel { pipeline, layout }
+    }
+
+    /// A bind group of `buffers`, in binding order.
+    pub fn bind(&self, gpu: &Gpu, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let entries: Vec<_> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, buffer)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: buffer.as_entire_binding(),
+            })
+            .collect();
+        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+
+    pub fn pipeline(&self) -> &wgpu::ComputePipeline {
+        &self.pipeline
+    }
+}
+
+/// Every kernel the training step uses.
+pub struct Kernels {
+    pub matmul: Kernel,
+    pub activation: Kernel,
+    pub softmax: Kernel,
+    pub activation_backward: Kernel,
+    pub softmax_backward: Kernel,
+    pub bias_gradient: Kernel,
+    pub loss_rows: Kernel,
+    pub loss_sum: Kernel,
+    pub optimizer: Kernel,
+}
+
+static KERNELS: OnceLock<Result<Kernels, GpuError>> = OnceLock::new();
+
+/// The kernels, compiled on first use; a shader that does not compile is an error, not a panic.
+pub fn kernels(gpu: &'static Gpu) -> Result<&'static Kernels, GpuError> {
+    KERNELS
+        .get_or_init(|| {
+            let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let kernels = compile(gpu);
+            match pollster::block_on(scope.pop()) {
+                Some(error) => Err(GpuError::Device(error.to_string())),
+                None => Ok(kernels),
+            }
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn compile(gpu: &Gpu) -> Kernels {
+    use Access::{Read, ReadWrite as Write, Uniform};
+    let matmul = include_str!("shaders/matmul.wgsl");
+    let activation = include_str!("shaders/activation.wgsl");
+    let backward = include_str!("shaders/activation_backward.wgsl");
+    let loss = include_str!("shaders/loss.wgsl");
+    let optimizer = include_str!("shaders/optimizer.wgsl");
+    let forward_bindings = [Write, Write, Read, Uniform, Uniform];
+    let backward_bindings = [Write, Read, Read, Write, Uniform, Uniform];
+    let loss_bindings = [Read, Read, Write, Write, Write, Uniform, Uniform];
+    let with_math = |source| [STEP, ACTIVATION_MATH, source];
+    Kernels {
+        matmul: Kernel::new(
+            gpu,
+            "matmul",
+            &[STEP, matmul],
+            "main",
+            &[Read, Read, Write, Uniform, Uniform],
+        ),
+        activation: Kernel::new(
+            gpu,
+            "activation",
+            &with_math(activation),
+            "forward",
+            &forward_bindings,
+        ),
+        softmax: Kernel::new(
+            gpu,
+            "softmax",
+            &with_math(activation),
+            "forward_softmax",
+            &forward_bindings,
+        ),
+        activation_backward: Kernel::new(
+            gpu,
+            "activation_backward",
+            &with_math(backward),
+            "backward",
+            &backward_bindings,
+        ),
+        softmax_backward: Kernel::new(
+            gpu,
+            "softmax_backward",
+            &with_math(backward),
+            "backward_softmax",
+            &backward_bindings,
+        ),
+        bias_gradient: Kernel::new(
+            gpu,
+            "bias_gradient",
+            &with_math(backward),
+            "bias_gradient",
+            &backward_bindings,
+        ),
+        loss_rows: Kernel::new(gpu, "loss", &with_math(loss), "rows", &loss_bindings),
+        loss_sum: Kernel::new(
+            gpu,
+            "loss_sum",
+            &with_math(loss),
+            "sum_rows",
+            &loss_bindings,
+        ),
+        optimizer: Kernel::new(
+            gpu,
+            "optimizer",
+            &[STEP, optimizer],
+            "main",
+            &[Write, Read, Write, Write, Uniform, Uniform],
+        ),
+    }
+}
+
+/// Workgroups `(x, y)` of 64 invocations covering `n` items, within 65,535 per dimension.
+pub fn groups_for(n: usize) -> (u32, u32) {
+    let groups = n.div_ceil(64).max(1) as u32;
+    let x = groups.min(65_535);
+    (x, groups.div_ceil(x))
+}

@@ -1,0 +1,47 @@
+//! pynn's GPU engine: the training step of a pynn-core network as WGSL compute shaders on wgpu,
+//! with weights, gradients and optimizer state resident on the device.
+//!
+//! Scope today: Dense, Flatten and Reshape layers (every activation), every loss and accuracy
+//! metric, SGD (with momentum, Nesterov) and Adam. Other layers and optimizers report
+//! [`GpuError::Unsupported`], and the caller trains on the CPU engine.
+
+mod context;
+mod kernels;
+mod trainer;
+
+pub use context::{gpu, AdapterSummary};
+pub use trainer::{GpuTrainer, TrainingState};
+
+/// Why the GPU cannot do what was asked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GpuError {
+    /// No Vulkan adapter; `found` lists the adapters seen (filtered by `WGPU_ADAPTER_NAME`).
+    NoAdapter { found: Vec<String> },
+    /// The device failed or rejected work.
+    Device(String),
+    /// The model uses something the GPU engine does not run yet.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for GpuError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GpuError::NoAdapter { found } if found.is_empty() => write!(
+                f,
+                "no Vulkan GPU was found: the Vulkan loader (libvulkan1) listed no adapter \
+                 (VK_DRIVER_FILES={})",
+                std::env::var("VK_DRIVER_FILES").unwrap_or_else(|_| "unset".into())
+            ),
+            GpuError::NoAdapter { found } => write!(
+                f,
+                "no Vulkan adapter matches WGPU_ADAPTER_NAME={:?}; found: {}",
+                std::env::var("WGPU_ADAPTER_NAME").unwrap_or_default(),
+                found.join(", ")
+            ),
+            GpuError::Device(message) => write!(f, "the GPU failed: {message}"),
+            GpuError::Unsupported(what) => write!(f, "the GPU engine does not run {what} yet"),
+        }
+    }
+}
+
+impl std::error::Error for GpuError {}

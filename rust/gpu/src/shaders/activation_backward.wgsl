@@ -1,0 +1,54 @@
+// ∂loss/∂z from ∂loss/∂a, in place: g *= f'(z) per element, or for softmax per row
+// g = a ⊙ (g − Σ g·a). Then `bias_gradient` sums each column of g into the bias's gradient.
+
+struct Params {
+    n: u32,
+    activation: u32,
+    use_bias: u32,
+    bias_offset: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> g: array<f32>;
+@group(0) @binding(1) var<storage, read> z: array<f32>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
+@group(0) @binding(5) var<uniform> step: Step;
+
+@compute @workgroup_size(64)
+fn backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = flat_index(id, groups);
+    if (i >= step.rows * p.n) {
+        return;
+    }
+    g[i] = g[i] * slope(p.activation, z[i], a[i]);
+}
+
+@compute @workgroup_size(64)
+fn backward_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let r = flat_index(id, groups);
+    if (r >= step.rows) {
+        return;
+    }
+    let first = r * p.n;
+    var dot = 0.0;
+    for (var j = 0u; j < p.n; j++) {
+        dot += g[first + j] * a[first + j];
+    }
+    for (var j = 0u; j < p.n; j++) {
+        g[first + j] = a[first + j] * (g[first + j] - dot);
+    }
+}
+
+@compute @workgroup_size(64)
+fn bias_gradient(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let j = flat_index(id, groups);
+    if (j >= p.n) {
+        return;
+    }
+    var sum = 0.0;
+    for (var r = 0u; r < step.rows; r++) {
+        sum += g[r * p.n + j];
+    }
+    grads[p.bias_offset + j] = sum;
+}

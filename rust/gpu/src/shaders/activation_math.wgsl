@@ -1,0 +1,92 @@
+// The activations of pynn-core's `kernels::activation`, with the same formulas. Codes follow
+// `Activation` in `kernels.rs`.
+
+const LINEAR: u32 = 0u;
+const RELU: u32 = 1u;
+const SIGMOID: u32 = 2u;
+const TANH: u32 = 3u;
+const SOFTMAX: u32 = 4u;
+const ELU: u32 = 5u;
+const SELU: u32 = 6u;
+const GELU: u32 = 7u;
+const SOFTPLUS: u32 = 8u;
+const LEAKY_RELU: u32 = 9u;
+const SILU: u32 = 10u;
+
+const SELU_ALPHA: f32 = 1.6732632423543772;
+const SELU_SCALE: f32 = 1.0507009873554805;
+const LEAKY_RELU_SLOPE: f32 = 0.2;
+
+fn sigmoid(z: f32) -> f32 {
+    if (z >= 0.0) {
+        return 1.0 / (1.0 + exp(-z));
+    }
+    let e = exp(z);
+    return e / (1.0 + e);
+}
+
+// exp(z) - 1 without the cancellation near 0.
+fn expm1(z: f32) -> f32 {
+    if (abs(z) < 1e-3) {
+        return z + z * z * 0.5 + z * z * z / 6.0;
+    }
+    return exp(z) - 1.0;
+}
+
+// log(1 + x) without the cancellation near 0.
+fn log1p(x: f32) -> f32 {
+    if (abs(x) < 1e-3) {
+        return x - x * x * 0.5 + x * x * x / 3.0;
+    }
+    return log(1.0 + x);
+}
+
+fn softplus(z: f32) -> f32 {
+    return max(z, 0.0) + log1p(exp(-abs(z)));
+}
+
+// erf by Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7).
+fn erf(x: f32) -> f32 {
+    let t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    let poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    let y = 1.0 - poly * exp(-x * x);
+    return select(-y, y, x >= 0.0);
+}
+
+fn activate(code: u32, z: f32) -> f32 {
+    switch code {
+        case 1u: { return max(z, 0.0); }
+        case 2u: { return sigmoid(z); }
+        case 3u: { return tanh(clamp(z, -15.0, 15.0)); }
+        case 5u: { return select(expm1(z), z, z > 0.0); }
+        case 6u: { return select(SELU_SCALE * SELU_ALPHA * expm1(z), SELU_SCALE * z, z > 0.0); }
+        case 7u: { return 0.5 * z * (1.0 + erf(z * 0.70710678118654752)); }
+        case 8u: { return softplus(z); }
+        case 9u: { return select(LEAKY_RELU_SLOPE * z, z, z >= 0.0); }
+        case 10u: { return z * sigmoid(z); }
+        default: { return z; }
+    }
+}
+
+// f'(z), given the input z and the output a = f(z).
+fn slope(code: u32, z: f32, a: f32) -> f32 {
+    switch code {
+        case 1u: { return select(0.0, 1.0, z > 0.0); }
+        case 2u: { return a * (1.0 - a); }
+        case 3u: { return 1.0 - a * a; }
+        case 5u: { return select(a + 1.0, 1.0, z > 0.0); }
+        case 6u: { return select(a + SELU_SCALE * SELU_ALPHA, SELU_SCALE, z > 0.0); }
+        case 7u: {
+            let cdf = 0.5 * (1.0 + erf(z * 0.70710678118654752));
+            let pdf = exp(-0.5 * z * z) / sqrt(2.0 * 3.14159265358979);
+            return cdf + z * pdf;
+        }
+        case 8u: { return sigmoid(z); }
+        case 9u: { return select(LEAKY_RELU_SLOPE, 1.0, z > 0.0); }
+        case 10u: {
+            let s = sigmoid(z);
+            return s * (1.0 + z * (1.0 - s));
+        }
+        default: { return 1.0; }
+    }
+}

@@ -1,0 +1,227 @@
+// The loss of each output row and its gradient with respect to the prediction (scaled by
+// 1/rows: the batch mean), and each metric's row value, with pynn-core's `kernels::loss` and
+// `metrics` formulas. `rows` runs one invocation per row; `statistics` sums the rows' values
+// into the batch's slot of the epoch's statistics.
+
+const MSE: u32 = 0u;
+const MAE: u32 = 1u;
+const BINARY_CROSSENTROPY: u32 = 2u;
+const CATEGORICAL_CROSSENTROPY: u32 = 3u;
+const SPARSE_CATEGORICAL_CROSSENTROPY: u32 = 4u;
+const BINARY_ACCURACY: u32 = 10u;
+const CATEGORICAL_ACCURACY: u32 = 11u;
+const SPARSE_CATEGORICAL_ACCURACY: u32 = 12u;
+const EPSILON: f32 = 1e-7;
+
+// A loss or a metric: its kind, whether it takes logits, and its label smoothing (losses) or
+// threshold (binary accuracy).
+struct Spec {
+    kind: u32,
+    from_logits: u32,
+    value: f32,
+    _pad: u32,
+}
+
+struct Params {
+    width: u32,       // predictions per row
+    target_width: u32,
+    n_metrics: u32,
+    _pad: u32,
+    loss: Spec,
+    metrics: array<Spec, 4>,
+}
+
+@group(0) @binding(0) var<storage, read> pred: array<f32>;
+@group(0) @binding(1) var<storage, read> targets: array<f32>;
+@group(0) @binding(2) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(3) var<storage, read_write> row_values: array<f32>;
+@group(0) @binding(4) var<storage, read_write> statistics: array<f32>;
+@group(0) @binding(5) var<uniform> p: Params;
+@group(0) @binding(6) var<uniform> step: Step;
+
+fn target_at(r: u32, j: u32) -> f32 {
+    return targets[r * p.target_width + j];
+}
+
+// The (possibly smoothed) one-hot target of class j.
+fn class_target(s: Spec, r: u32, j: u32) -> f32 {
+    if (s.kind == SPARSE_CATEGORICAL_CROSSENTROPY) {
+        return select(0.0, 1.0, u32(target_at(r, 0u)) == j);
+    }
+    return target_at(r, j) * (1.0 - s.value) + s.value / f32(p.width);
+}
+
+fn mean_squared_error(r: u32, write: bool, scale: f32) -> f32 {
+    let n = p.width;
+    var total = 0.0;
+    for (var j = 0u; j < n; j++) {
+        let d = pred[r * n + j] - target_at(r, j);
+        total += d * d;
+        if (write) {
+            grad[r * n + j] = scale * 2.0 * d / f32(n);
+        }
+    }
+    return total / f32(n);
+}
+
+fn mean_absolute_error(r: u32, write: bool, scale: f32) -> f32 {
+    let n = p.width;
+    var total = 0.0;
+    for (var j = 0u; j < n; j++) {
+        let d = pred[r * n + j] - target_at(r, j);
+        total += abs(d);
+        if (write) {
+            grad[r * n + j] = scale * sign(d) / f32(n);
+        }
+    }
+    return total / f32(n);
+}
+
+fn binary_crossentropy(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
+    let n = p.width;
+    var total = 0.0;
+    for (var j = 0u; j < n; j++) {
+        let x = pred[r * n + j];
+        let y = target_at(r, j) * (1.0 - s.value) + 0.5 * s.value;
+        var value: f32;
+        var derivative: f32;
+        if (s.from_logits == 1u) {
+            value = max(x, 0.0) - x * y + log1p(exp(-abs(x)));
+            derivative = sigmoid(x) - y;
+        } else {
+            let q = clamp(x, EPSILON, 1.0 - EPSILON);
+            value = -(y * log(q) + (1.0 - y) * log(1.0 - q));
+            let inside = x >= EPSILON && x <= 1.0 - EPSILON;
+            derivative = select(0.0, (q - y) / (q * (1.0 - q)), inside);
+        }
+        total += value;
+        if (write) {
+            grad[r * n + j] = scale * derivative / f32(n);
+        }
+    }
+    return total / f32(n);
+}
+
+fn categorical_crossentropy(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
+    let n = p.width;
+    let first = r * n;
+    if (s.from_logits == 1u) {
+        var top = -3.4e38;
+        for (var j = 0u; j < n; j++) {
+            top = max(top, pred[first + j]);
+        }
+        var sum_exp = 0.0;
+        var y_sum = 0.0;
+        for (var j = 0u; j < n; j++) {
+            sum_exp += exp(pred[first + j] - top);
+            y_sum += class_target(s, r, j);
+        }
+        let log_sum = top + log(sum_exp);
+        var total = 0.0;
+        for (var j = 0u; j < n; j++) {
+            let y = class_target(s, r, j);
+            total -= y * (pred[first + j] - log_sum);
+            if (write) {
+                grad[first + j] = scale * (exp(pred[first + j] - top) / sum_exp * y_sum - y);
+            }
+        }
+        return total;
+    }
+    var sum = 0.0;
+    for (var j = 0u; j < n; j++) {
+        sum += pred[first + j];
+    }
+    var total = 0.0;
+    var dot = 0.0;
+    for (var j = 0u; j < n; j++) {
+        let q = pred[first + j] / sum;
+        let y = class_target(s, r, j);
+        total -= y * log(clamp(q, EPSILON, 1.0 - EPSILON));
+        if (q >= EPSILON && q <= 1.0 - EPSILON) {
+            dot += -y / q * q;
+        }
+    }
+    if (write) {
+        // With q = p/Σp and c = clip(q): ∂L/∂p_i = (∂L/∂c_i − Σ_j ∂L/∂c_j·q_j)/Σp.
+        for (var i = 0u; i < n; i++) {
+            let q = pred[first + i] / sum;
+            var dc = 0.0;
+            if (q >= EPSILON && q <= 1.0 - EPSILON) {
+                dc = -class_target(s, r, i) / q;
+            }
+            grad[first + i] = scale * (dc - dot) / sum;
+        }
+    }
+    return total;
+}
+
+fn loss_of_row(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
+    switch s.kind {
+        case 0u: { return mean_squared_error(r, write, scale); }
+        case 1u: { return mean_absolute_error(r, write, scale); }
+        case 2u: { return binary_crossentropy(s, r, write, scale); }
+        default: { return categorical_crossentropy(s, r, write, scale); }
+    }
+}
+
+// The index of the first maximum of a row of `pred` (or of the targets).
+fn argmax_pred(r: u32) -> u32 {
+    var best = 0u;
+    for (var j = 1u; j < p.width; j++) {
+        if (pred[r * p.width + j] > pred[r * p.width + best]) {
+            best = j;
+        }
+    }
+    return best;
+}
+
+fn argmax_target(r: u32) -> u32 {
+    var best = 0u;
+    for (var j = 1u; j < p.width; j++) {
+        if (target_at(r, j) > target_at(r, best)) {
+            best = j;
+        }
+    }
+    return best;
+}
+
+fn metric_of_row(s: Spec, r: u32) -> f32 {
+    switch s.kind {
+        case 10u: {
+            var hits = 0.0;
+            for (var j = 0u; j < p.width; j++) {
+                let predicted = select(0.0, 1.0, pred[r * p.width + j] > s.value);
+                hits += select(0.0, 1.0, target_at(r, j) == predicted);
+            }
+            return hits / f32(p.width);
+        }
+        case 11u: { return select(0.0, 1.0, argmax_target(r) == argmax_pred(r)); }
+        case 12u: { return select(0.0, 1.0, target_at(r, 0u) == f32(argmax_pred(r))); }
+        default: { return loss_of_row(s, r, false, 0.0); }
+    }
+}
+
+@compute @workgroup_size(64)
+fn rows(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let r = flat_index(id, groups);
+    if (r >= step.out_rows) {
+        return;
+    }
+    let stride = 1u + p.n_metrics;
+    row_values[r * stride] = loss_of_row(p.loss, r, true, 1.0 / f32(step.out_rows));
+    for (var m = 0u; m < p.n_metrics; m++) {
+        row_values[r * stride + 1u + m] = metric_of_row(p.metrics[m], r);
+    }
+}
+
+@compute @workgroup_size(1)
+fn sum_rows() {
+    let stride = 1u + p.n_metrics;
+    for (var k = 0u; k < stride; k++) {
+        var total = 0.0;
+        for (var r = 0u; r < step.out_rows; r++) {
+            total += row_values[r * stride + k];
+        }
+        statistics[step.batch * stride + k] = total;
+    }
+}

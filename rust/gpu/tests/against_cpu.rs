@@ -1,0 +1,313 @@
+//! The GPU engine against the CPU engine: the same network, weights and batches give the same
+//! gradients, weights and logs, for every activation, loss, metric and optimizer it runs, on
+//! sizes that are not multiples of the 16-wide tiles. Without a Vulkan adapter the tests pass
+//! vacuously, unless `PYNN_REQUIRE_GPU=1` (as CI sets it with lavapipe installed).
+
+use pynn_core::initializers::{Distribution, FanMode, Initializer};
+use pynn_core::kernels::activation::Activation;
+use pynn_core::kernels::loss::Loss;
+use pynn_core::layers::{DenseSpec, LayerSpec, ReshapeSpec};
+use pynn_core::metrics::Metric;
+use pynn_core::network::Network;
+use pynn_core::optim::OptimizerSpec;
+use pynn_core::rng::Rng;
+use pynn_core::train::{Dataset, Logs, Next, Trainer};
+use pynn_gpu::{GpuError, GpuTrainer};
+
+fn gpu_present() -> bool {
+    match pynn_gpu::gpu() {
+        Ok(gpu) => {
+            eprintln!("GPU tests on {:?}", gpu.adapter);
+            true
+        }
+        Err(error) if std::env::var("PYNN_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("PYNN_REQUIRE_GPU=1 but {error}")
+        }
+        Err(error) => {
+            eprintln!("skipped: {error}");
+            false
+        }
+    }
+}
+
+fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
+    let mut spec = DenseSpec::new(units, activation, seed);
+    // Biases away from zero, so that their gradients and the epilogue are tested too.
+    spec.bias_initializer = Initializer::VarianceScaling {
+        scale: 1.0,
+        mode: FanMode::FanIn,
+        distribution: Distribution::Uniform,
+        seed: seed + 100,
+    };
+    LayerSpec::Dense(spec)
+}
+
+struct Case {
+    specs: Vec<LayerSpec>,
+    input: usize,
+    loss: Loss,
+    metrics: Vec<Metric>,
+    optimizer: OptimizerSpec,
+}
+
+fn data(case: &Case, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = Rng::new(seed);
+    let x: Vec<f32> = (0..n * case.input).map(|_| rng.normal(0.0, 1.0)).collect();
+    let network = Network::new(&[case.input], &case.specs).unwrap();
+    let width = network.output_width();
+    let y = match case.loss {
+        Loss::SparseCategoricalCrossentropy { .. } => (0..n).map(|i| (i % width) as f32).collect(),
+        Loss::CategoricalCrossentropy { .. } => (0..n * width)
+            .map(|i| ((i / width) % width == i % width) as u8 as f32)
+            .collect(),
+        Loss::BinaryCrossentropy { .. } => {
+            (0..n * width).map(|i| (i % 3 == 0) as u8 as f32).collect()
+        }
+        _ => (0..n * width).map(|_| rng.normal(0.0, 1.0)).collect(),
+    };
+    (x, y)
+}
+
+/// Trains the case for `epochs` on both engines from the same weights; returns the CPU's and
+/// the GPU's change of the weights and last logs.
+fn train_both(case: &Case, n: usize, batch: usize, epochs: usize) -> [(Vec<f32>, Logs); 2] {
+    let (x, y) = data(case, n, 3);
+    let dataset = Dataset {
+        x: &x,
+        y: &y,
+        len: n,
+    };
+    let mut network = Network::new(&[case.input], &case.specs).unwrap();
+    let start = network.weights().to_vec();
+    let mut trainer =
+        Trainer::new(&network, case.loss, &case.optimizer, case.metrics.clone()).unwrap();
+    let mut gpu = GpuTrainer::new(
+        &[case.input],
+        &case.specs,
+        case.loss,
+        &case.metrics,
+        &case.optimizer,
+    )
+    .unwrap();
+    gpu.upload(&start, &trainer.optimizer().state(), 0).unwrap();
+    let lr = trainer.optimizer().learning_rate();
+    let (mut cpu_logs, mut gpu_logs) = (None, None);
+    for epoch in 0..epochs as u64 {
+        cpu_logs = Some(
+            trainer
+                .fit_epoch(&mut network, &dataset, batch, Some(epoch), &mut |_| {
+                    Next::Continue
+                })
+                .unwrap(),
+        );
+        gpu_logs = Some(
+            gpu.fit_epoch(&dataset, batch, Some(epoch), lr, &mut |_| Next::Continue)
+                .unwrap(),
+        );
+    }
+    let state = gpu.download().unwrap();
+    assert_eq!(state.iterations, trainer.optimizer().iterations());
+    assert_eq!(state.slots.len(), trainer.optimizer().state().len());
+    let gpu_weights = state.weights;
+    let change = |w: &[f32]| -> Vec<f32> { w.iter().zip(&start).map(|(w, s)| w - s).collect() };
+    [
+        (change(network.weights()), cpu_logs.unwrap()),
+        (change(&gpu_weights), gpu_logs.unwrap()),
+    ]
+}
+
+/// Every value of `got` within `tolerance` times the largest value of `want`.
+fn assert_close(what: &str, got: &[f32], want: &[f32], tolerance: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+    assert!(scale > 0.0, "{what}: nothing changed");
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tolerance * scale,
+            "{what}[{i}]: GPU {g}, CPU {w} (largest {scale})"
+        );
+    }
+}
+
+fn check(case: Case, n: usize, batch: usize, epochs: usize, tolerance: f32) {
+    let [(cpu_w, cpu_logs), (gpu_w, gpu_logs)] = train_both(&case, n, batch, epochs);
+    assert_close("weight changes", &gpu_w, &cpu_w, tolerance);
+    let relative = |a: f64, b: f64| (a - b).abs() <= tolerance as f64 * (1.0 + b.abs());
+    assert!(
+        relative(gpu_logs.loss, cpu_logs.loss),
+        "loss: GPU {}, CPU {}",
+        gpu_logs.loss,
+        cpu_logs.loss
+    );
+    for (g, c) in gpu_logs.metrics.iter().zip(&cpu_logs.metrics) {
+        assert!(relative(*g, *c), "metric: GPU {g}, CPU {c}");
+    }
+    assert_eq!(gpu_logs.batches, cpu_logs.batches);
+}
+
+#[test]
+fn one_step_gives_the_cpu_gradients_for_every_activation() {
+    if !gpu_present() {
+        return;
+    }
+    let activations = [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Elu,
+        Activation::Selu,
+        Activation::Gelu,
+        Activation::Softplus,
+        Activation::LeakyRelu,
+        Activation::Silu,
+    ];
+    for activation in activations {
+        let case = Case {
+            specs: vec![dense(19, activation, 1), dense(5, Activation::Softmax, 2)],
+            input: 7,
+            loss: Loss::CategoricalCrossentropy {
+                from_logits: false,
+                label_smoothing: 0.0,
+            },
+            metrics: vec![Metric::CategoricalAccuracy],
+            optimizer: OptimizerSpec::sgd(0.1),
+        };
+        // One batch of 21 rows (not a multiple of 16): one step.
+        let [(cpu_w, _), (gpu_w, _)] = train_both(&case, 21, 21, 1);
+        eprintln!("{activation:?}");
+        assert_close(
+            &format!("{activation:?} weight changes"),
+            &gpu_w,
+            &cpu_w,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn every_loss_and_metric_trains_as_on_the_cpu() {
+    if !gpu_present() {
+        return;
+    }
+    let losses = [
+        (
+            Loss::MeanSquaredError,
+            Activation::Linear,
+            Metric::Loss {
+                loss: Loss::MeanAbsoluteError,
+            },
+        ),
+        (
+            Loss::MeanAbsoluteError,
+            Activation::Tanh,
+            Metric::Loss {
+                loss: Loss::MeanSquaredError,
+            },
+        ),
+        (
+            Loss::BinaryCrossentropy {
+                from_logits: false,
+                label_smoothing: 0.1,
+            },
+            Activation::Sigmoid,
+            Metric::BinaryAccuracy { threshold: 0.5 },
+        ),
+        (
+            Loss::BinaryCrossentropy {
+                from_logits: true,
+                label_smoothing: 0.0,
+            },
+            Activation::Linear,
+            Metric::BinaryAccuracy { threshold: 0.0 },
+        ),
+        (
+            Loss::CategoricalCrossentropy {
+                from_logits: true,
+                label_smoothing: 0.2,
+            },
+            Activation::Linear,
+            Metric::CategoricalAccuracy,
+        ),
+        (
+            Loss::SparseCategoricalCrossentropy { from_logits: false },
+            Activation::Softmax,
+            Metric::SparseCategoricalAccuracy,
+        ),
+    ];
+    for (loss, last, metric) in losses {
+        let case = Case {
+            specs: vec![dense(33, Activation::Relu, 3), dense(4, last, 4)],
+            input: 6,
+            loss,
+            metrics: vec![metric],
+            optimizer: OptimizerSpec::adam(0.01),
+        };
+        eprintln!("{loss:?}");
+        check(case, 70, 16, 3, 1e-3);
+    }
+}
+
+#[test]
+fn optimizers_follow_the_cpu_over_three_epochs() {
+    if !gpu_present() {
+        return;
+    }
+    let optimizers = [
+        OptimizerSpec::sgd(0.05),
+        OptimizerSpec::Sgd {
+            learning_rate: 0.02,
+            momentum: 0.9,
+            nesterov: false,
+        },
+        OptimizerSpec::Sgd {
+            learning_rate: 0.02,
+            momentum: 0.9,
+            nesterov: true,
+        },
+        OptimizerSpec::adam(0.003),
+    ];
+    for optimizer in optimizers {
+        let case = Case {
+            specs: vec![
+                LayerSpec::Reshape(ReshapeSpec {
+                    target_shape: vec![-1],
+                }),
+                dense(40, Activation::Relu, 5),
+                dense(17, Activation::Tanh, 6),
+                dense(3, Activation::Softmax, 7),
+            ],
+            input: 9,
+            loss: Loss::SparseCategoricalCrossentropy { from_logits: false },
+            metrics: vec![
+                Metric::SparseCategoricalAccuracy,
+                Metric::Loss {
+                    loss: Loss::SparseCategoricalCrossentropy { from_logits: false },
+                },
+            ],
+            optimizer: optimizer.clone(),
+        };
+        eprintln!("{optimizer:?}");
+        check(case, 100, 30, 3, 1e-3);
+    }
+}
+
+#[test]
+fn unsupported_models_are_named() {
+    if !gpu_present() {
+        return;
+    }
+    let spec = LayerSpec::Dropout(pynn_core::layers::DropoutSpec {
+        rate: 0.5,
+        noise_shape: None,
+        seed: 1,
+    });
+    let loss = Loss::MeanSquaredError;
+    let error = GpuTrainer::new(&[4], &[spec], loss, &[], &OptimizerSpec::sgd(0.1))
+        .err()
+        .unwrap();
+    assert_eq!(error, GpuError::Unsupported("Dropout layers".into()));
+    assert!(error
+        .to_string()
+        .contains("does not run Dropout layers yet"));
+}
