@@ -34,10 +34,14 @@ class Engine:
         batch_size: int,
         shuffle_seed: int | None = None,
         progress: Progress | None = None,
+        on_gpu: bool = False,
     ) -> tuple[float, list[float], int | None]:
         """`(loss, metrics, the first batch whose loss was NaN or infinite)`. `progress` is
         called on the calling thread, at most every 0.05 s, with the batches run so far and the
-        running `[loss, *metrics]`."""
+        running `[loss, *metrics]` (`[]` on the GPU, which keeps them until the epoch's end)."""
+    def gpu_unsupported(self) -> str | None:
+        """What of this compiled model the GPU engine does not run, or None; builds its GPU
+        copy. Raises RuntimeError when no GPU is usable."""
     def evaluate(
         self, x: Floats, y: Floats, len: int, batch_size: int, progress: Progress | None = None
     ) -> tuple[float, list[float]]: ...
@@ -52,6 +56,9 @@ class Engine:
 def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def shuffled_order(seed: int, len: int) -> list[int]: ...
+def gpu_adapter() -> tuple[str, str, str, bool]:
+    """`(name, driver, backend, is_gpu)`; RuntimeError saying why when there is no GPU."""
+
 def activation(name: str, z: Floats, da: Floats, width: int) -> tuple[Floats, Floats]: ...
 def loss(spec: str, y_true: Floats, y_pred: Floats, width: int) -> tuple[Floats, Floats]: ...
 def metric(spec: str, y_true: Floats, y_pred: Floats, width: int) -> float: ...

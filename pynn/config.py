@@ -39,3 +39,59 @@ def image_data_format() -> str:
 def backend() -> str:
     """The name of the engine computing: `"pynn"`."""
     return "pynn"
+
+
+_DEVICES = ("cpu", "gpu", "auto")
+_device: str | None = None  # None: not chosen yet, PYNN_DEVICE or "cpu" decides
+
+
+def set_device(device: str) -> None:
+    """Chooses where `fit` trains: `"cpu"` (the default), `"gpu"` or `"auto"`.
+
+    `"gpu"` trains on the GPU engine (wgpu on Vulkan) and raises `RuntimeError`, naming what was
+    found, when no GPU is usable. `"auto"` uses a real GPU when there is one and the CPU
+    otherwise (a Vulkan implementation that runs on the CPU, such as lavapipe, counts as none).
+    The `PYNN_DEVICE` environment variable sets the choice before any call. The GPU engine
+    trains Dense, Flatten and Reshape layers with SGD or Adam today; for other models `"gpu"`
+    raises `NotImplementedError` at `fit` and `"auto"` warns once and uses the CPU.
+    """
+    global _device
+    if device not in _DEVICES:
+        raise ValueError(f"`device` must be one of {_DEVICES}. Received: device={device!r}")
+    if device == "gpu":
+        _core.gpu_adapter()  # raises RuntimeError saying why there is no GPU
+    _device = device
+
+
+def get_device() -> str:
+    """The device chosen by `set_device` (or `PYNN_DEVICE`): `"cpu"`, `"gpu"` or `"auto"`."""
+    global _device
+    if _device is None:
+        import os
+
+        chosen = os.environ.get("PYNN_DEVICE", "cpu").strip().lower() or "cpu"
+        if chosen not in _DEVICES:
+            raise ValueError(
+                f"The PYNN_DEVICE environment variable must be one of {_DEVICES}; got {chosen!r}."
+            )
+        set_device(chosen)
+    return _device
+
+
+def gpu_info() -> dict | None:
+    """The GPU the engine would use: `{"name", "driver", "backend", "is_gpu"}` (`is_gpu` is
+    False for a Vulkan implementation running on the CPU), or None when there is none."""
+    try:
+        name, driver, backend, is_gpu = _core.gpu_adapter()
+    except RuntimeError:
+        return None
+    return {"name": name, "driver": driver, "backend": backend, "is_gpu": is_gpu}
+
+
+def gpu_error() -> str | None:
+    """Why no GPU is usable, or None when one is."""
+    try:
+        _core.gpu_adapter()
+    except RuntimeError as error:
+        return str(error)
+    return None

@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from pynn import _core, _data, _progress
+from pynn import _core, _data, _progress, config
 from pynn import losses as losses_module
 from pynn import metrics as metrics_module
 from pynn import optimizers as optimizers_module
@@ -36,6 +36,7 @@ class Trainer:
     #: receives the loss and optimizer (at the first fit or evaluate).
     _saved_optimizer_state = None
     _initial_epoch = 0
+    _warned_gpu = False
     optimizer = None
     history = None
     stop_training = False
@@ -156,11 +157,38 @@ class Trainer:
         logs.update((m.name, float(v)) for m, v in zip(self._metrics, metric_values))
         return dict(sorted(logs.items()))
 
+    def _on_gpu(self) -> bool:
+        """Whether this epoch trains on the GPU engine, as `pynn.config.set_device` chose."""
+        device = config.get_device()
+        if device == "cpu":
+            return False
+        if device == "auto":
+            info = config.gpu_info()
+            if info is None or not info["is_gpu"]:
+                return False
+        reason = self._engine.gpu_unsupported()
+        if reason is None:
+            return True
+        if device == "gpu":
+            raise NotImplementedError(
+                f"The GPU engine does not run {reason} yet; train this model on the CPU with "
+                "pynn.config.set_device('cpu')."
+            )
+        if not self._warned_gpu:
+            warnings.warn(
+                f"Training on the CPU: the GPU engine does not run {reason} yet.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            self._warned_gpu = True
+        return False
+
     def _progress_report(self, show):
-        """The engine's progress, `(batches, [loss, metrics...])`, shown as logs by `show`."""
+        """The engine's progress, `(batches, [loss, metrics...])`, shown as logs by `show`
+        (without logs when the engine keeps them until the epoch's end, as on the GPU)."""
 
         def report(batches, means):
-            show(batches, self._logs(means[0], means[1:]))
+            show(batches, self._logs(means[0], means[1:]) if means else {})
 
         return report
 
@@ -187,16 +215,19 @@ class Trainer:
         Returns the loss, the metrics and the first batch whose loss was not finite (or None)."""
         n = x.shape[0]
         bar = callbacks.live_progress()
+        on_gpu = self._on_gpu()
         if not callbacks.needs_batches("train"):
             report = None if bar is None else self._progress_report(bar.show_progress)
-            return self._engine.fit_epoch(x.reshape(-1), y.reshape(-1), n, batch_size, seed, report)
+            return self._engine.fit_epoch(
+                x.reshape(-1), y.reshape(-1), n, batch_size, seed, report, on_gpu
+            )
         order = np.arange(n) if seed is None else np.asarray(_core.shuffled_order(seed, n))
         not_finite = []  # per batch run: whether its loss was NaN or infinite
 
         def step(rows):
             xb, yb = np.ascontiguousarray(x[rows]), np.ascontiguousarray(y[rows])
             loss, metric_values, bad = self._engine.fit_epoch(
-                xb.reshape(-1), yb.reshape(-1), len(xb), len(xb), None
+                xb.reshape(-1), yb.reshape(-1), len(xb), len(xb), None, None, on_gpu
             )
             not_finite.append(bad is not None)
             return loss, metric_values

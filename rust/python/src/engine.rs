@@ -12,12 +12,18 @@ use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::{self, to_py};
+use crate::gpu_mirror::{Mirror, ModelSpec};
 use crate::released::{run_released, ProgressReport};
 
 #[pyclass(module = "pynn._core")]
 pub struct Engine {
     network: Network,
     trainer: Option<Trainer>,
+    /// What built the network and the trainer, for the GPU's copy of them.
+    input_shape: Vec<usize>,
+    layers: Vec<LayerSpec>,
+    compiled: Option<(Loss, Vec<Metric>, OptimizerSpec)>,
+    gpu: Mirror,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> PyResult<T> {
@@ -47,6 +53,19 @@ fn to_numpy(py: Python<'_>, tensor: Tensor) -> PyResult<Bound<'_, PyArrayDyn<f32
 }
 
 impl Engine {
+    /// Brings the CPU copy of the weights and optimizer state up to date before it is read.
+    fn on_cpu(&mut self) -> PyResult<()> {
+        self.gpu
+            .bring_to_cpu(&mut self.network, self.trainer.as_mut())
+    }
+
+    /// [`Engine::on_cpu`], for a call that changes the CPU copy: the GPU takes it up again.
+    fn changing_cpu(&mut self) -> PyResult<()> {
+        self.on_cpu()?;
+        self.gpu.cpu_changed();
+        Ok(())
+    }
+
     fn trainer(&mut self) -> PyResult<&mut Trainer> {
         Ok(self.parts()?.1)
     }
@@ -54,11 +73,13 @@ impl Engine {
     fn parts(&mut self) -> PyResult<(&mut Network, &mut Trainer)> {
         match self.trainer.as_mut() {
             Some(trainer) => Ok((&mut self.network, trainer)),
-            None => Err(PyRuntimeError::new_err(
-                "The engine has no loss and optimizer yet.",
-            )),
+            None => Err(no_trainer()),
         }
     }
+}
+
+fn no_trainer() -> PyErr {
+    PyRuntimeError::new_err("The engine has no loss and optimizer yet.")
 }
 
 /// How many weight values a network of `layers_json` for `input_shape` holds; allocates none.
@@ -91,6 +112,10 @@ impl Engine {
         Ok(Engine {
             network,
             trainer: None,
+            input_shape,
+            layers: specs,
+            compiled: None,
+            gpu: Mirror::default(),
         })
     }
 
@@ -115,7 +140,8 @@ impl Engine {
     }
 
     /// Every weight as an array of its own shape, in Keras's `get_weights()` order.
-    fn get_weights<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+    fn get_weights<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+        self.on_cpu()?;
         let network = &self.network;
         errors::catch_panic(|| Ok(network.weight_tensors()))?
             .into_iter()
@@ -128,6 +154,7 @@ impl Engine {
         let values = values
             .as_slice()
             .map_err(|e| errors::layout("weights", e))?;
+        self.changing_cpu()?;
         let network = &mut self.network;
         errors::catch_panic(|| network.set_weights(values).map_err(to_py))
     }
@@ -147,16 +174,20 @@ impl Engine {
         let loss: Loss = parse("loss", loss_json)?;
         let optimizer: OptimizerSpec = parse("optimizer", optimizer_json)?;
         let metrics: Vec<Metric> = parse("metric", metrics_json)?;
+        self.on_cpu()?;
         let network = &self.network;
         let trainer = errors::catch_panic(|| {
-            Trainer::new(network, loss, &optimizer, metrics).map_err(to_py)
+            Trainer::new(network, loss, &optimizer, metrics.clone()).map_err(to_py)
         })?;
         self.trainer = Some(trainer);
+        self.compiled = Some((loss, metrics, optimizer));
+        self.gpu.reset();
         Ok(())
     }
 
     /// Steps the optimizer has taken.
     fn iterations(&mut self) -> PyResult<u64> {
+        self.on_cpu()?;
         Ok(self.trainer()?.optimizer().iterations())
     }
 
@@ -188,6 +219,7 @@ impl Engine {
         &mut self,
         py: Python<'py>,
     ) -> PyResult<(u64, Vec<Bound<'py, PyArray1<f32>>>)> {
+        self.on_cpu()?;
         let optimizer = self.trainer()?.optimizer();
         let state = errors::catch_panic(|| Ok(optimizer.state()))?;
         let arrays = state.into_iter().map(|v| v.into_pyarray(py)).collect();
@@ -207,12 +239,13 @@ impl Engine {
                     .map_err(|e| errors::layout("optimizer state", e))
             })
             .collect::<PyResult<Vec<_>>>()?;
+        self.changing_cpu()?;
         let optimizer = self.trainer()?.optimizer_mut();
         errors::catch_panic(|| optimizer.set_state(iterations, &slices).map_err(to_py))
     }
 
     /// One epoch over `len` samples; returns `(loss, [metrics...], first_non_finite_batch)`.
-    #[pyo3(signature = (x, y, len, batch_size, shuffle_seed=None, progress=None))]
+    #[pyo3(signature = (x, y, len, batch_size, shuffle_seed=None, progress=None, on_gpu=false))]
     #[allow(clippy::too_many_arguments)]
     fn fit_epoch(
         &mut self,
@@ -223,18 +256,63 @@ impl Engine {
         batch_size: usize,
         shuffle_seed: Option<u64>,
         progress: Option<Bound<'_, PyAny>>,
+        on_gpu: bool,
     ) -> PyResult<EpochLogs> {
         let data = dataset(&x, &y, len)?;
-        let (network, trainer) = self.parts()?;
+        if on_gpu {
+            if let Some(what) = self.gpu_unsupported()? {
+                return Err(pyo3::exceptions::PyNotImplementedError::new_err(format!(
+                    "the GPU engine does not run {what} yet; train this model on the CPU with \
+                     pynn.config.set_device('cpu')"
+                )));
+            }
+        } else {
+            self.changing_cpu()?;
+        }
+        let (network, trainer) = (&mut self.network, self.trainer.as_mut());
+        let trainer = trainer.ok_or_else(no_trainer)?;
+        if on_gpu {
+            trainer.check(network, &data).map_err(to_py)?;
+        }
         let progress = ProgressReport {
             report: progress,
             values: 1 + trainer.metric_count(),
         };
         let batches = len.div_ceil(batch_size.max(1));
-        let logs = run_released(py, batches, progress, |after_batch| {
-            trainer.fit_epoch(network, &data, batch_size, shuffle_seed, after_batch)
-        })?;
+        let gpu = &mut self.gpu;
+        let logs = if on_gpu {
+            run_released(py, batches, progress, |after_batch| {
+                Ok(gpu.fit_epoch(
+                    network,
+                    trainer,
+                    &data,
+                    batch_size,
+                    shuffle_seed,
+                    after_batch,
+                ))
+            })??
+        } else {
+            run_released(py, batches, progress, |after_batch| {
+                trainer.fit_epoch(network, &data, batch_size, shuffle_seed, after_batch)
+            })?
+        };
         Ok((logs.loss, logs.metrics, logs.first_non_finite))
+    }
+
+    /// Why the GPU engine cannot train this compiled model (`None` when it can), after
+    /// building its GPU copy. Raises `RuntimeError` when there is no usable GPU.
+    fn gpu_unsupported(&mut self) -> PyResult<Option<String>> {
+        let Some((loss, metrics, optimizer)) = &self.compiled else {
+            return Err(no_trainer());
+        };
+        let model = ModelSpec {
+            input_shape: &self.input_shape,
+            layers: &self.layers,
+            loss: *loss,
+            metrics,
+            optimizer,
+        };
+        self.gpu.prepare(&model)
     }
 
     /// Loss and metrics over `len` samples with fixed weights; returns `(loss, [metrics...])`.
@@ -249,6 +327,7 @@ impl Engine {
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<LogTuple> {
         let data = dataset(&x, &y, len)?;
+        self.on_cpu()?;
         let (network, trainer) = self.parts()?;
         let progress = ProgressReport {
             report: progress,
@@ -271,6 +350,7 @@ impl Engine {
         len: usize,
     ) -> PyResult<(f64, Bound<'py, PyArray1<f32>>)> {
         let data = dataset(&x, &y, len)?;
+        self.on_cpu()?;
         let (network, trainer) = self.parts()?;
         let no_progress = ProgressReport {
             report: None,
@@ -291,6 +371,7 @@ impl Engine {
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
+        self.on_cpu()?;
         let network = &mut self.network;
         let progress = ProgressReport {
             report: progress,

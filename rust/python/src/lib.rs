@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 
 mod engine;
 mod errors;
+mod gpu_mirror;
 mod kernels;
 mod released;
 mod tensor_file;
@@ -37,6 +38,13 @@ fn _panic_in_engine(message: String) -> PyResult<()> {
     })
 }
 
+/// The GPU the engine trains on: `(name, driver, backend, is_gpu)`, where `is_gpu` is false for
+/// CPU implementations of Vulkan (lavapipe). Raises `RuntimeError` saying why there is none.
+#[pyfunction]
+fn gpu_adapter(py: Python<'_>) -> PyResult<(String, String, String, bool)> {
+    py.detach(gpu_mirror::adapter)
+}
+
 /// The order in which an epoch shuffled with `seed` visits `len` samples.
 #[pyfunction]
 fn shuffled_order(seed: u64, len: usize) -> Vec<usize> {
@@ -49,6 +57,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(shuffled_order, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_adapter, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_in_engine, m)?)?;
     m.add_function(wrap_pyfunction!(engine::count_weights, m)?)?;
     kernels::register(m)?;

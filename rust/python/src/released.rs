@@ -17,10 +17,12 @@ use crate::errors::{self, to_py};
 /// How often the waiting thread takes the GIL back: Keras redraws its bar at most every 0.05 s.
 const TICK: Duration = Duration::from_millis(50);
 
-/// The last progress a loop stored: batches run, then the running loss and metrics as f64 bits.
+/// The last progress a loop stored: batches run, then the running loss and metrics as f64 bits
+/// (none when the loop keeps its logs elsewhere, as the GPU engine does).
 struct ProgressCell {
     batches: AtomicUsize,
     means: Vec<AtomicU64>,
+    has_means: AtomicBool,
 }
 
 impl ProgressCell {
@@ -28,12 +30,14 @@ impl ProgressCell {
         ProgressCell {
             batches: AtomicUsize::new(0),
             means: (0..values).map(|_| AtomicU64::new(0)).collect(),
+            has_means: AtomicBool::new(false),
         }
     }
 
     fn store(&self, progress: &Progress) {
         for (slot, mean) in self.means.iter().zip(progress.means()) {
             slot.store(mean.to_bits(), Ordering::Relaxed);
+            self.has_means.store(true, Ordering::Relaxed);
         }
         self.batches.store(progress.batches, Ordering::Release);
     }
@@ -42,7 +46,8 @@ impl ProgressCell {
     /// which a progress display does not mind.
     fn load(&self) -> (usize, Vec<f64>) {
         let batches = self.batches.load(Ordering::Acquire);
-        let means = self.means.iter();
+        let shown = usize::from(self.has_means.load(Ordering::Relaxed)) * self.means.len();
+        let means = self.means[..shown].iter();
         let means = means.map(|m| f64::from_bits(m.load(Ordering::Relaxed)));
         (batches, means.collect())
     }

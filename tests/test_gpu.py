@@ -1,0 +1,125 @@
+"""Training on the GPU engine (wgpu on Vulkan) against the CPU engine. CI runs these on lavapipe,
+Mesa's Vulkan driver for the CPU, with PYNN_REQUIRE_GPU=1; elsewhere they skip without a GPU."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn.callbacks import EarlyStopping
+from pynn.layers import Conv2D, Dense, Dropout, Flatten
+
+REQUIRED = os.environ.get("PYNN_REQUIRE_GPU") == "1"
+if pynn.config.gpu_info() is None:
+    if REQUIRED:
+        raise RuntimeError(f"PYNN_REQUIRE_GPU=1 but {pynn.config.gpu_error()}")
+    pytest.skip(f"no GPU: {pynn.config.gpu_error()}", allow_module_level=True)
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(300, 6)).astype(np.float32)
+LABELS = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+
+
+@pytest.fixture(autouse=True)
+def back_to_cpu():
+    yield
+    pynn.config.set_device("cpu")
+
+
+def mlp(optimizer="adam"):
+    pynn.utils.set_random_seed(1)
+    model = pynn.Sequential(
+        [pynn.Input((6,)), Dense(37, "relu"), Dense(19, "tanh"), Dense(3, "softmax")]
+    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer=optimizer, metrics=["accuracy"])
+    return model
+
+
+def fit_on(device, build=mlp, **fit_args):
+    pynn.config.set_device(device)
+    model = build()
+    history = model.fit(X, LABELS, epochs=3, batch_size=32, verbose=0, **fit_args)
+    return model, history.history
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_three_epochs_agree_with_the_cpu(optimizer):
+    cpu, cpu_history = fit_on("cpu", lambda: mlp(optimizer), validation_split=0.2)
+    gpu, gpu_history = fit_on("gpu", lambda: mlp(optimizer), validation_split=0.2)
+    assert gpu_history.keys() == cpu_history.keys()
+    for key, values in cpu_history.items():
+        np.testing.assert_allclose(gpu_history[key], values, rtol=1e-3, atol=1e-6)
+    for g, c in zip(gpu.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
+    # Prediction reads the weights the GPU trained.
+    np.testing.assert_allclose(gpu.predict(X, verbose=0), cpu.predict(X, verbose=0), atol=1e-5)
+
+
+def test_weights_set_between_epochs_go_up_and_fit_resumes():
+    model, _ = fit_on("gpu")
+    weights = model.get_weights()
+    model.set_weights([w * 0.5 for w in weights])
+    np.testing.assert_allclose(model.get_weights()[0], weights[0] * 0.5)
+    model.fit(X, LABELS, epochs=1, batch_size=32, verbose=0)
+    assert not np.allclose(model.get_weights()[0], weights[0] * 0.5)
+    assert model.optimizer.iterations == 4 * 10
+
+
+def test_callbacks_and_saving_see_the_gpu_weights(tmp_path):
+    pynn.config.set_device("gpu")
+    model = mlp()
+    stop = EarlyStopping(monitor="loss", patience=0, restore_best_weights=True)
+    model.fit(X, LABELS, epochs=4, batch_size=32, verbose=0, callbacks=[stop])
+    model.save(tmp_path / "m.pynn")
+    loaded = pynn.models.load_model(tmp_path / "m.pynn")
+    for a, b in zip(loaded.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.optimizer.iterations == model.optimizer.iterations
+
+
+def test_a_model_the_gpu_does_not_run_is_named():
+    pynn.config.set_device("gpu")
+    model = pynn.Sequential([pynn.Input((8, 8, 1)), Conv2D(2, 3), Flatten(), Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    with pytest.raises(NotImplementedError, match="convolution layers.*set_device\\('cpu'\\)"):
+        model.fit(np.ones((4, 8, 8, 1)), np.ones((4, 1)), verbose=0)
+
+
+def test_auto_trains_on_the_cpu_without_a_real_gpu(recwarn):
+    if pynn.config.gpu_info()["is_gpu"]:
+        pytest.skip("a real GPU is present")
+    pynn.config.set_device("auto")
+    model = pynn.Sequential([pynn.Input((6,)), Dropout(0.5), Dense(1)])
+    model.compile(loss="mse", optimizer="sgd")
+    model.fit(X, X[:, :1], verbose=0)
+    assert not [w for w in recwarn if "GPU" in str(w.message)]
+
+
+def test_device_names_and_environment():
+    with pytest.raises(ValueError, match="'cpu', 'gpu', 'auto'"):
+        pynn.config.set_device("cuda")
+    code = "import pynn; print(pynn.config.get_device())"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYNN_DEVICE": "gpu"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "gpu"
+
+
+def test_asking_for_a_gpu_that_is_not_there_says_what_was_found():
+    code = "import pynn; pynn.config.set_device('gpu')"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "WGPU_ADAPTER_NAME": "no such adapter"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "RuntimeError" in done.stderr
+    assert "no Vulkan adapter matches" in done.stderr and "found: " in done.stderr
