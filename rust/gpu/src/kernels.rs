@@ -8,6 +8,7 @@ use crate::GpuError;
 
 const STEP: &str = include_str!("shaders/step.wgsl");
 const ACTIVATION_MATH: &str = include_str!("shaders/activation_math.wgsl");
+const WINDOWS: &str = include_str!("shaders/windows.wgsl");
 
 /// How a kernel sees one binding.
 #[derive(Clone, Copy)]
@@ -113,6 +114,12 @@ pub struct Kernels {
     pub loss_rows: Kernel,
     pub loss_sum: Kernel,
     pub optimizer: Kernel,
+    pub conv_forward: Kernel,
+    pub conv_kernel_gradient: Kernel,
+    pub conv_input_gradient: Kernel,
+    pub pool_forward: Kernel,
+    pub pool_backward: Kernel,
+    pub dropout: Kernel,
 }
 
 static KERNELS: OnceLock<Result<Kernels, GpuError>> = OnceLock::new();
@@ -143,13 +150,53 @@ fn compile(gpu: &Gpu) -> Kernels {
     let backward_bindings = [Write, Read, Read, Write, Uniform, Uniform];
     let loss_bindings = [Read, Read, Write, Write, Write, Uniform, Uniform];
     let with_math = |source| [STEP, ACTIVATION_MATH, source];
+    let conv = include_str!("shaders/conv.wgsl");
+    let pool = include_str!("shaders/pool.wgsl");
+    let pool_backward = include_str!("shaders/pool_backward.wgsl");
+    let read_read_write = [Read, Read, Write, Uniform, Uniform];
     Kernels {
-        matmul: Kernel::new(
+        matmul: Kernel::new(gpu, "matmul", &[STEP, matmul], "main", &read_read_write),
+        conv_forward: Kernel::new(
             gpu,
-            "matmul",
-            &[STEP, matmul],
+            "conv_forward",
+            &[STEP, WINDOWS, conv],
+            "forward",
+            &read_read_write,
+        ),
+        conv_kernel_gradient: Kernel::new(
+            gpu,
+            "conv_kernel_gradient",
+            &[STEP, WINDOWS, conv],
+            "kernel_gradient",
+            &read_read_write,
+        ),
+        conv_input_gradient: Kernel::new(
+            gpu,
+            "conv_input_gradient",
+            &[STEP, WINDOWS, conv],
+            "input_gradient",
+            &read_read_write,
+        ),
+        pool_forward: Kernel::new(
+            gpu,
+            "pool_forward",
+            &[STEP, WINDOWS, pool],
+            "forward",
+            &[Read, Write, Write, Uniform, Uniform],
+        ),
+        pool_backward: Kernel::new(
+            gpu,
+            "pool_backward",
+            &[STEP, WINDOWS, pool_backward],
+            "backward",
+            &[Read, Write, Read, Uniform, Uniform],
+        ),
+        dropout: Kernel::new(
+            gpu,
+            "dropout",
+            &[STEP, include_str!("shaders/dropout.wgsl")],
             "main",
-            &[Read, Read, Write, Uniform, Uniform],
+            &read_read_write,
         ),
         activation: Kernel::new(
             gpu,

@@ -1,12 +1,16 @@
 //! pynn's GPU engine: the training step of a pynn-core network as WGSL compute shaders on wgpu,
 //! with weights, gradients and optimizer state resident on the device.
 //!
-//! Scope today: Dense, Flatten and Reshape layers (every activation), every loss and accuracy
-//! metric, SGD (with momentum, Nesterov) and Adam. Other layers and optimizers report
-//! [`GpuError::Unsupported`], and the caller trains on the CPU engine.
+//! Scope today: Dense, Conv1D/2D, max and average pooling (global too), Dropout, Flatten and
+//! Reshape (every activation), every loss and accuracy metric, SGD (with momentum, Nesterov)
+//! and Adam. Regularizers, RMSprop, Adagrad and amsgrad report [`GpuError::Unsupported`], and
+//! the caller trains on the CPU engine.
 
 mod context;
 mod kernels;
+mod params;
+mod plan;
+mod record;
 mod trainer;
 
 pub use context::{gpu, AdapterSummary};

@@ -4,7 +4,6 @@
 //! command buffer, and submits it; the batches' loss and metric sums stay on the device until
 //! the epoch's end, when they come back in one read.
 
-use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
 use pynn_core::metrics::Metric;
@@ -12,96 +11,11 @@ use pynn_core::optim::OptimizerSpec;
 use pynn_core::train::{visiting_order, Dataset, Logs, Next, Progress};
 
 use crate::context::{gpu, Gpu};
-use crate::kernels::{groups_for, kernels, Kernel, Kernels};
+use crate::kernels::{kernels, Kernels};
+use crate::params::{OptimizerParams, Spec, StepParams, MAX_METRICS};
+use crate::plan::{plan, Plan, Stage};
+use crate::record::{loss_params, uniform as recorder_uniform, Dispatch, Recorder, StepBuffers};
 use crate::GpuError;
-
-/// What one layer is on the device.
-#[derive(Clone, Copy)]
-enum Stage {
-    Dense {
-        inputs: usize,
-        units: usize,
-        activation: Activation,
-        use_bias: bool,
-        kernel_offset: usize,
-    },
-    /// Flatten and Reshape: the row-major data is unchanged.
-    Identity,
-}
-
-/// A loss or metric as `loss.wgsl`'s `Spec`.
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct Spec {
-    kind: u32,
-    from_logits: u32,
-    value: f32,
-    _pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct LossParams {
-    width: u32,
-    target_width: u32,
-    n_metrics: u32,
-    _pad: u32,
-    loss: Spec,
-    metrics: [Spec; MAX_METRICS],
-}
-
-const MAX_METRICS: usize = 4;
-
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct StepParams {
-    rows: u32,
-    batch: u32,
-    out_rows: u32,
-    _pad: u32,
-    learning_rate: f32,
-    momentum: f32,
-    alpha: f32,
-    c1: f32,
-    c2: f32,
-    epsilon: f32,
-    _pad2: [u32; 2],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct MatmulDims {
-    m: u32,
-    n: u32,
-    k: u32,
-    accumulate: u32,
-    a_offset: u32,
-    a_row: u32,
-    a_col: u32,
-    b_offset: u32,
-    b_row: u32,
-    b_col: u32,
-    c_offset: u32,
-    _pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct DenseParams {
-    n: u32,
-    activation: u32,
-    use_bias: u32,
-    bias_offset: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
-struct OptimizerParams {
-    n: u32,
-    kind: u32,
-    nesterov: u32,
-    _pad: u32,
-}
 
 #[derive(Clone, Copy)]
 enum Optimizer {
@@ -134,13 +48,9 @@ struct Batches {
     step: wgpu::Buffer,
     statistics: wgpu::Buffer,
     max_batches: usize,
+    /// Per stage, the Dropout masks' buffers (uploaded each step).
+    masks: Vec<Option<wgpu::Buffer>>,
     dispatches: Vec<Dispatch>,
-}
-
-struct Dispatch {
-    kernel: &'static Kernel,
-    bind_group: wgpu::BindGroup,
-    groups: (u32, u32),
 }
 
 /// What training changes: the weights and the optimizer's state (its slot vectors, in
@@ -181,18 +91,6 @@ fn storage(gpu: &Gpu, values: usize, label: &str) -> wgpu::Buffer {
             | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     })
-}
-
-fn uniform<T: bytemuck::Pod>(gpu: &Gpu, value: &T) -> wgpu::Buffer {
-    let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("parameters"),
-        size: std::mem::size_of::<T>() as u64,
-        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    gpu.queue
-        .write_buffer(&buffer, 0, bytemuck::bytes_of(value));
-    buffer
 }
 
 /// Copies `len` values of `buffer` back to the host.
@@ -274,22 +172,6 @@ fn metric_spec(metric: Metric) -> Spec {
     }
 }
 
-fn activation_code(activation: Activation) -> u32 {
-    match activation {
-        Activation::Linear => 0,
-        Activation::Relu => 1,
-        Activation::Sigmoid => 2,
-        Activation::Tanh => 3,
-        Activation::Softmax => 4,
-        Activation::Elu => 5,
-        Activation::Selu => 6,
-        Activation::Gelu => 7,
-        Activation::Softplus => 8,
-        Activation::LeakyRelu => 9,
-        Activation::Silu => 10,
-    }
-}
-
 fn optimizer_plan(spec: &OptimizerSpec) -> Result<Optimizer, GpuError> {
     match *spec {
         OptimizerSpec::Sgd {
@@ -319,52 +201,6 @@ fn optimizer_plan(spec: &OptimizerSpec) -> Result<Optimizer, GpuError> {
     }
 }
 
-/// The stages of `specs` and the per-sample size of every activation.
-fn plan(
-    input_shape: &[usize],
-    specs: &[LayerSpec],
-) -> Result<(Vec<Stage>, Vec<usize>, usize), GpuError> {
-    let core = |e: pynn_core::CoreError| GpuError::Unsupported(e.to_string());
-    let mut shape = input_shape.to_vec();
-    let mut sizes = vec![shape.iter().product()];
-    let (mut stages, mut offset) = (Vec::new(), 0);
-    for spec in specs {
-        let layer = spec.build(&shape).map_err(core)?;
-        let stage = match spec {
-            LayerSpec::Dense(dense) => {
-                if shape.len() != 1 {
-                    return Err(GpuError::Unsupported(
-                        "Dense layers on inputs of more than one axis".into(),
-                    ));
-                }
-                let regularized = dense.kernel_regularizer.is_some()
-                    || dense.bias_regularizer.is_some()
-                    || dense.activity_regularizer.is_some();
-                if regularized {
-                    return Err(GpuError::Unsupported("regularizers".into()));
-                }
-                let stage = Stage::Dense {
-                    inputs: shape[0],
-                    units: dense.units,
-                    activation: dense.activation,
-                    use_bias: dense.use_bias,
-                    kernel_offset: offset,
-                };
-                offset += shape[0] * dense.units + if dense.use_bias { dense.units } else { 0 };
-                stage
-            }
-            LayerSpec::Reshape(_) => Stage::Identity,
-            LayerSpec::Dropout(_) => return Err(GpuError::Unsupported("Dropout layers".into())),
-            LayerSpec::Conv(_) => return Err(GpuError::Unsupported("convolution layers".into())),
-            LayerSpec::Pool(_) => return Err(GpuError::Unsupported("pooling layers".into())),
-        };
-        shape = layer.output_shape().to_vec();
-        sizes.push(shape.iter().product());
-        stages.push(stage);
-    }
-    Ok((stages, sizes, offset))
-}
-
 impl GpuTrainer {
     /// A trainer for the network of `specs` on samples of `input_shape`, with this loss,
     /// metrics and optimizer; [`GpuError::Unsupported`] names what the GPU does not run yet.
@@ -375,14 +211,18 @@ impl GpuTrainer {
         metrics: &[Metric],
         optimizer: &OptimizerSpec,
     ) -> Result<Self, GpuError> {
-        let (stages, sizes, n_weights) = plan(input_shape, specs)?;
+        let Plan {
+            stages,
+            sizes,
+            output_shape,
+            n_weights,
+        } = plan(input_shape, specs)?;
         if metrics.len() > MAX_METRICS {
             return Err(GpuError::Unsupported(format!(
                 "more than {MAX_METRICS} metrics"
             )));
         }
         let optimizer = optimizer_plan(optimizer)?;
-        let output_shape = output_shape(input_shape, specs)?;
         let width = *output_shape.last().unwrap_or(&1);
         let gpu = gpu()?;
         let kernels = kernels(gpu)?;
@@ -506,6 +346,12 @@ impl GpuTrainer {
         let queue = &self.gpu.queue;
         queue.write_buffer(&batches.x, 0, bytemuck::cast_slice(&self.x_batch));
         queue.write_buffer(&batches.y, 0, bytemuck::cast_slice(&self.y_batch));
+        for (stage, mask) in self.stages.iter_mut().zip(&batches.masks) {
+            if let (Stage::Dropout(layer), Some(mask)) = (stage, mask) {
+                let values = layer.training_mask(self.iterations, rows);
+                queue.write_buffer(mask, 0, bytemuck::cast_slice(values));
+            }
+        }
         let params = self.step_params(batch, rows, learning_rate);
         queue.write_buffer(&batches.step, 0, bytemuck::bytes_of(&params));
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
@@ -600,41 +446,70 @@ impl GpuTrainer {
             capacity * self.target_width * self.rows_per_sample,
             "targets",
         );
-        let step = uniform(gpu, &StepParams::default());
+        let step = recorder_uniform(gpu, &StepParams::default());
         let statistics = storage(gpu, max_batches * stride, "statistics");
-        // Activation i lives in buffer `act[i]`; Flatten and Reshape share their input's.
+        // Activation i lives in `acts[i]`; layers that leave the data alone share their input's.
         let mut acts = vec![x.clone()];
         let mut deltas = vec![storage(gpu, capacity * self.sizes[0], "input gradient")];
-        let mut zs = Vec::new();
+        let mut extra = Vec::new();
         for (stage, &size) in self.stages.iter().zip(&self.sizes[1..]) {
-            match stage {
-                Stage::Dense { .. } => {
-                    acts.push(storage(gpu, capacity * size, "activation"));
-                    deltas.push(storage(gpu, capacity * size, "activation gradient"));
-                    zs.push(Some(storage(gpu, capacity * size, "pre-activation")));
-                }
-                Stage::Identity => {
-                    acts.push(acts.last().expect("input").clone());
-                    deltas.push(deltas.last().expect("input").clone());
-                    zs.push(None);
-                }
+            if let Stage::Identity = stage {
+                acts.push(acts.last().expect("input").clone());
+                deltas.push(deltas.last().expect("input").clone());
+            } else {
+                acts.push(storage(gpu, capacity * size, "activation"));
+                deltas.push(storage(gpu, capacity * size, "activation gradient"));
             }
+            let input_size = acts.len() - 2;
+            extra.push(match stage {
+                Stage::Dense { .. } | Stage::Conv { .. } | Stage::Pool { .. } => {
+                    Some(storage(gpu, capacity * size, "pre-activations or argmax"))
+                }
+                Stage::Dropout(_) => Some(storage(
+                    gpu,
+                    capacity * self.sizes[input_size],
+                    "dropout mask",
+                )),
+                Stage::Identity => None,
+            });
         }
         let row_values = storage(gpu, capacity * self.rows_per_sample * stride, "row values");
-        let mut dispatches = Vec::new();
-        self.record_forward(&mut dispatches, &acts, &zs, &step, capacity);
-        self.record_loss(
-            &mut dispatches,
-            &acts,
-            &deltas,
-            &y,
-            &row_values,
-            &statistics,
-            &step,
+        let mut recorder = Recorder {
+            gpu,
+            kernels: self.kernels,
+            buffers: StepBuffers {
+                weights: &self.state.weights,
+                grads: &self.state.grads,
+                step: &step,
+                acts: &acts,
+                deltas: &deltas,
+                extra: &extra,
+            },
             capacity,
-        );
-        self.record_backward(&mut dispatches, &acts, &deltas, &zs, &step, capacity);
-        self.record_optimizer(&mut dispatches, &step);
+            dispatches: Vec::new(),
+        };
+        recorder.forward(&self.stages, &self.sizes);
+        let loss = loss_params(self.width, self.target_width, self.loss, &self.metrics);
+        recorder.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
+        recorder.backward(&self.stages, &self.sizes);
+        let (kind, nesterov) = match self.optimizer {
+            Optimizer::Sgd { nesterov, .. } => (0, nesterov),
+            Optimizer::Adam { .. } => (1, false),
+        };
+        let params = OptimizerParams {
+            n: self.n_weights as u32,
+            kind,
+            nesterov: nesterov as u32,
+            _pad: 0,
+        };
+        recorder.optimizer(params, &self.state.m, &self.state.v);
+        let dispatches = recorder.dispatches;
+        let masks = self
+            .stages
+            .iter()
+            .zip(extra)
+            .map(|(stage, buffer)| buffer.filter(|_| matches!(stage, Stage::Dropout(_))))
+            .collect();
         Batches {
             capacity,
             x,
@@ -642,264 +517,10 @@ impl GpuTrainer {
             step,
             statistics,
             max_batches,
+            masks,
             dispatches,
         }
     }
-
-    fn matmul(
-        &self,
-        dims: MatmulDims,
-        buffers: [&wgpu::Buffer; 3],
-        step: &wgpu::Buffer,
-        rows: usize,
-    ) -> Dispatch {
-        let m = if dims.m == 0 { rows } else { dims.m as usize };
-        let kernel = &self.kernels.matmul;
-        let params = uniform(self.gpu, &dims);
-        Dispatch {
-            kernel,
-            bind_group: kernel.bind(
-                self.gpu,
-                &[buffers[0], buffers[1], buffers[2], &params, step],
-            ),
-            groups: ((dims.n as usize).div_ceil(16) as u32, m.div_ceil(16) as u32),
-        }
-    }
-
-    fn record_forward(
-        &self,
-        dispatches: &mut Vec<Dispatch>,
-        acts: &[wgpu::Buffer],
-        zs: &[Option<wgpu::Buffer>],
-        step: &wgpu::Buffer,
-        capacity: usize,
-    ) {
-        for (i, stage) in self.stages.iter().enumerate() {
-            let Stage::Dense {
-                inputs,
-                units,
-                activation,
-                use_bias,
-                kernel_offset,
-            } = *stage
-            else {
-                continue;
-            };
-            let z = zs[i].as_ref().expect("dense");
-            let dims = MatmulDims {
-                m: 0,
-                n: units as u32,
-                k: inputs as u32,
-                a_row: inputs as u32,
-                a_col: 1,
-                b_offset: kernel_offset as u32,
-                b_row: units as u32,
-                b_col: 1,
-                ..MatmulDims::default()
-            };
-            dispatches.push(self.matmul(dims, [&acts[i], &self.state.weights, z], step, capacity));
-            let params = uniform(self.gpu, &dense_params(stage));
-            let softmax = activation == Activation::Softmax;
-            let kernel = if softmax {
-                &self.kernels.softmax
-            } else {
-                &self.kernels.activation
-            };
-            let items = if softmax { capacity } else { capacity * units };
-            dispatches.push(Dispatch {
-                kernel,
-                bind_group: kernel.bind(
-                    self.gpu,
-                    &[z, &acts[i + 1], &self.state.weights, &params, step],
-                ),
-                groups: groups_for(items),
-            });
-            let _ = use_bias;
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn record_loss(
-        &self,
-        dispatches: &mut Vec<Dispatch>,
-        acts: &[wgpu::Buffer],
-        deltas: &[wgpu::Buffer],
-        y: &wgpu::Buffer,
-        row_values: &wgpu::Buffer,
-        statistics: &wgpu::Buffer,
-        step: &wgpu::Buffer,
-        capacity: usize,
-    ) {
-        let mut metrics = [Spec::default(); MAX_METRICS];
-        metrics[..self.metrics.len()].copy_from_slice(&self.metrics);
-        let params = uniform(
-            self.gpu,
-            &LossParams {
-                width: self.width as u32,
-                target_width: self.target_width as u32,
-                n_metrics: self.metrics.len() as u32,
-                _pad: 0,
-                loss: self.loss,
-                metrics,
-            },
-        );
-        let last = acts.len() - 1;
-        let buffers = [
-            &acts[last],
-            y,
-            &deltas[last],
-            row_values,
-            statistics,
-            &params,
-            step,
-        ];
-        for (kernel, groups) in [
-            (
-                &self.kernels.loss_rows,
-                groups_for(capacity * self.rows_per_sample),
-            ),
-            (&self.kernels.loss_sum, (1, 1)),
-        ] {
-            dispatches.push(Dispatch {
-                kernel,
-                bind_group: kernel.bind(self.gpu, &buffers),
-                groups,
-            });
-        }
-    }
-
-    fn record_backward(
-        &self,
-        dispatches: &mut Vec<Dispatch>,
-        acts: &[wgpu::Buffer],
-        deltas: &[wgpu::Buffer],
-        zs: &[Option<wgpu::Buffer>],
-        step: &wgpu::Buffer,
-        capacity: usize,
-    ) {
-        for (i, stage) in self.stages.iter().enumerate().rev() {
-            let Stage::Dense {
-                inputs,
-                units,
-                activation,
-                use_bias,
-                kernel_offset,
-            } = *stage
-            else {
-                continue;
-            };
-            let z = zs[i].as_ref().expect("dense");
-            let (dz, grads) = (&deltas[i + 1], &self.state.grads);
-            let params = uniform(self.gpu, &dense_params(stage));
-            let buffers = [dz, z, &acts[i + 1], grads, &params, step];
-            let slope = match activation {
-                Activation::Linear => None,
-                Activation::Softmax => Some((&self.kernels.softmax_backward, capacity)),
-                _ => Some((&self.kernels.activation_backward, capacity * units)),
-            };
-            if let Some((kernel, items)) = slope {
-                dispatches.push(Dispatch {
-                    kernel,
-                    bind_group: kernel.bind(self.gpu, &buffers),
-                    groups: groups_for(items),
-                });
-            }
-            if use_bias {
-                let kernel = &self.kernels.bias_gradient;
-                dispatches.push(Dispatch {
-                    kernel,
-                    bind_group: kernel.bind(self.gpu, &buffers),
-                    groups: groups_for(units),
-                });
-            }
-            // ∂kernel = xᵀ·dz, summed over the batch's rows.
-            let kernel_gradient = MatmulDims {
-                m: inputs as u32,
-                n: units as u32,
-                k: 0,
-                a_row: 1,
-                a_col: inputs as u32,
-                b_row: units as u32,
-                b_col: 1,
-                c_offset: kernel_offset as u32,
-                ..MatmulDims::default()
-            };
-            dispatches.push(self.matmul(kernel_gradient, [&acts[i], dz, grads], step, capacity));
-            if i > 0 {
-                // ∂x = dz·kernelᵀ.
-                let input_gradient = MatmulDims {
-                    m: 0,
-                    n: inputs as u32,
-                    k: units as u32,
-                    a_row: units as u32,
-                    a_col: 1,
-                    b_offset: kernel_offset as u32,
-                    b_row: 1,
-                    b_col: units as u32,
-                    ..MatmulDims::default()
-                };
-                let weights = &self.state.weights;
-                dispatches.push(self.matmul(
-                    input_gradient,
-                    [dz, weights, &deltas[i]],
-                    step,
-                    capacity,
-                ));
-            }
-        }
-    }
-
-    fn record_optimizer(&self, dispatches: &mut Vec<Dispatch>, step: &wgpu::Buffer) {
-        let (kind, nesterov) = match self.optimizer {
-            Optimizer::Sgd { nesterov, .. } => (0, nesterov),
-            Optimizer::Adam { .. } => (1, false),
-        };
-        let params = uniform(
-            self.gpu,
-            &OptimizerParams {
-                n: self.n_weights as u32,
-                kind,
-                nesterov: nesterov as u32,
-                _pad: 0,
-            },
-        );
-        let s = &self.state;
-        let kernel = &self.kernels.optimizer;
-        dispatches.push(Dispatch {
-            kernel,
-            bind_group: kernel.bind(self.gpu, &[&s.weights, &s.grads, &s.m, &s.v, &params, step]),
-            groups: groups_for(self.n_weights),
-        });
-    }
-}
-
-fn dense_params(stage: &Stage) -> DenseParams {
-    match *stage {
-        Stage::Dense {
-            inputs,
-            units,
-            activation,
-            use_bias,
-            kernel_offset,
-        } => DenseParams {
-            n: units as u32,
-            activation: activation_code(activation),
-            use_bias: use_bias as u32,
-            bias_offset: (kernel_offset + inputs * units) as u32,
-        },
-        Stage::Identity => DenseParams::default(),
-    }
-}
-
-fn output_shape(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Vec<usize>, GpuError> {
-    let mut shape = input_shape.to_vec();
-    for spec in specs {
-        let layer = spec
-            .build(&shape)
-            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-        shape = layer.output_shape().to_vec();
-    }
-    Ok(shape)
 }
 
 /// Copies the rows `indices` (each `size` values) of `source` into `out`, reusing its memory.

@@ -5,8 +5,10 @@
 
 use pynn_core::initializers::{Distribution, FanMode, Initializer};
 use pynn_core::kernels::activation::Activation;
+use pynn_core::kernels::conv::Padding;
 use pynn_core::kernels::loss::Loss;
-use pynn_core::layers::{DenseSpec, LayerSpec, ReshapeSpec};
+use pynn_core::kernels::pool::PoolKind;
+use pynn_core::layers::{ConvSpec, DenseSpec, LayerSpec, PoolSpec, ReshapeSpec};
 use pynn_core::metrics::Metric;
 use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
@@ -44,16 +46,28 @@ fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
 
 struct Case {
     specs: Vec<LayerSpec>,
+    /// The per-sample input shape; `[input]` when empty.
+    input_shape: Vec<usize>,
     input: usize,
     loss: Loss,
     metrics: Vec<Metric>,
     optimizer: OptimizerSpec,
 }
 
+impl Case {
+    fn shape(&self) -> Vec<usize> {
+        if self.input_shape.is_empty() {
+            vec![self.input]
+        } else {
+            self.input_shape.clone()
+        }
+    }
+}
+
 fn data(case: &Case, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let mut rng = Rng::new(seed);
     let x: Vec<f32> = (0..n * case.input).map(|_| rng.normal(0.0, 1.0)).collect();
-    let network = Network::new(&[case.input], &case.specs).unwrap();
+    let network = Network::new(&case.shape(), &case.specs).unwrap();
     let width = network.output_width();
     let y = match case.loss {
         Loss::SparseCategoricalCrossentropy { .. } => (0..n).map(|i| (i % width) as f32).collect(),
@@ -77,12 +91,12 @@ fn train_both(case: &Case, n: usize, batch: usize, epochs: usize) -> [(Vec<f32>,
         y: &y,
         len: n,
     };
-    let mut network = Network::new(&[case.input], &case.specs).unwrap();
+    let mut network = Network::new(&case.shape(), &case.specs).unwrap();
     let start = network.weights().to_vec();
     let mut trainer =
         Trainer::new(&network, case.loss, &case.optimizer, case.metrics.clone()).unwrap();
     let mut gpu = GpuTrainer::new(
-        &[case.input],
+        &case.shape(),
         &case.specs,
         case.loss,
         &case.metrics,
@@ -165,6 +179,7 @@ fn one_step_gives_the_cpu_gradients_for_every_activation() {
     for activation in activations {
         let case = Case {
             specs: vec![dense(19, activation, 1), dense(5, Activation::Softmax, 2)],
+            input_shape: vec![],
             input: 7,
             loss: Loss::CategoricalCrossentropy {
                 from_logits: false,
@@ -238,6 +253,7 @@ fn every_loss_and_metric_trains_as_on_the_cpu() {
     for (loss, last, metric) in losses {
         let case = Case {
             specs: vec![dense(33, Activation::Relu, 3), dense(4, last, 4)],
+            input_shape: vec![],
             input: 6,
             loss,
             metrics: vec![metric],
@@ -277,6 +293,7 @@ fn optimizers_follow_the_cpu_over_three_epochs() {
                 dense(17, Activation::Tanh, 6),
                 dense(3, Activation::Softmax, 7),
             ],
+            input_shape: vec![],
             input: 9,
             loss: Loss::SparseCategoricalCrossentropy { from_logits: false },
             metrics: vec![
@@ -297,17 +314,188 @@ fn unsupported_models_are_named() {
     if !gpu_present() {
         return;
     }
-    let spec = LayerSpec::Dropout(pynn_core::layers::DropoutSpec {
-        rate: 0.5,
-        noise_shape: None,
-        seed: 1,
-    });
     let loss = Loss::MeanSquaredError;
-    let error = GpuTrainer::new(&[4], &[spec], loss, &[], &OptimizerSpec::sgd(0.1))
+    let rmsprop = OptimizerSpec::Rmsprop {
+        learning_rate: 0.001,
+        rho: 0.9,
+        momentum: 0.0,
+        epsilon: 1e-7,
+        centered: false,
+    };
+    let specs = [dense(2, Activation::Linear, 1)];
+    let error = GpuTrainer::new(&[4], &specs, loss, &[], &rmsprop)
         .err()
         .unwrap();
-    assert_eq!(error, GpuError::Unsupported("Dropout layers".into()));
-    assert!(error
-        .to_string()
-        .contains("does not run Dropout layers yet"));
+    assert_eq!(error, GpuError::Unsupported("RMSprop".into()));
+    assert!(error.to_string().contains("does not run RMSprop yet"));
+}
+
+fn conv(
+    filters: usize,
+    kernel: Vec<usize>,
+    strides: Vec<usize>,
+    padding: Padding,
+    dilation: Vec<usize>,
+    activation: Activation,
+    seed: u64,
+) -> LayerSpec {
+    LayerSpec::Conv(ConvSpec {
+        filters,
+        kernel_size: kernel,
+        strides,
+        padding,
+        dilation_rate: dilation,
+        activation,
+        use_bias: true,
+        kernel_initializer: Initializer::VarianceScaling {
+            scale: 1.0,
+            mode: FanMode::FanAvg,
+            distribution: Distribution::Uniform,
+            seed,
+        },
+        bias_initializer: Initializer::VarianceScaling {
+            scale: 1.0,
+            mode: FanMode::FanIn,
+            distribution: Distribution::Uniform,
+            seed: seed + 100,
+        },
+        kernel_regularizer: None,
+        bias_regularizer: None,
+        activity_regularizer: None,
+    })
+}
+
+fn pool(
+    op: PoolKind,
+    size: Vec<usize>,
+    strides: Vec<usize>,
+    padding: Padding,
+    global: bool,
+) -> LayerSpec {
+    LayerSpec::Pool(PoolSpec {
+        op,
+        pool_size: size,
+        strides,
+        padding,
+        global,
+        keepdims: false,
+    })
+}
+
+fn flatten() -> LayerSpec {
+    LayerSpec::Reshape(ReshapeSpec {
+        target_shape: vec![-1],
+    })
+}
+
+/// Convolutions of every geometry (strides, dilation, "same" and causal padding, 1-D), max and
+/// average pooling (overlapping windows, "same" padding, global) and dropout: one step each
+/// gives the CPU's weight changes.
+#[test]
+fn convolutions_pooling_and_dropout_step_as_on_the_cpu() {
+    if !gpu_present() {
+        return;
+    }
+    let relu = Activation::Relu;
+    let cases: Vec<(Vec<usize>, Vec<LayerSpec>)> = vec![
+        // LeNet's layers on a small image.
+        (
+            vec![12, 12, 1],
+            vec![
+                conv(
+                    6,
+                    vec![5, 5],
+                    vec![1, 1],
+                    Padding::Valid,
+                    vec![1, 1],
+                    relu,
+                    1,
+                ),
+                pool(PoolKind::Max, vec![2, 2], vec![2, 2], Padding::Valid, false),
+                conv(
+                    4,
+                    vec![3, 3],
+                    vec![1, 1],
+                    Padding::Valid,
+                    vec![1, 1],
+                    relu,
+                    2,
+                ),
+                flatten(),
+                dense(5, Activation::Softmax, 3),
+            ],
+        ),
+        // Strides, dilation, "same" padding, overlapping and padded average pooling.
+        (
+            vec![11, 9, 3],
+            vec![
+                conv(
+                    5,
+                    vec![3, 3],
+                    vec![2, 1],
+                    Padding::Same,
+                    vec![1, 1],
+                    Activation::Tanh,
+                    4,
+                ),
+                pool(
+                    PoolKind::Average,
+                    vec![3, 3],
+                    vec![2, 2],
+                    Padding::Same,
+                    false,
+                ),
+                conv(
+                    3,
+                    vec![2, 2],
+                    vec![1, 1],
+                    Padding::Valid,
+                    vec![2, 2],
+                    Activation::Elu,
+                    5,
+                ),
+                flatten(),
+                LayerSpec::Dropout(pynn_core::layers::DropoutSpec {
+                    rate: 0.3,
+                    noise_shape: None,
+                    seed: 8,
+                }),
+                dense(5, Activation::Softmax, 6),
+            ],
+        ),
+        // 1-D: causal padding, overlapping max pooling, global average pooling.
+        (
+            vec![20, 2],
+            vec![
+                conv(4, vec![3], vec![1], Padding::Causal, vec![2], relu, 7),
+                pool(PoolKind::Max, vec![3], vec![2], Padding::Valid, false),
+                conv(
+                    6,
+                    vec![2],
+                    vec![1],
+                    Padding::Same,
+                    vec![1],
+                    Activation::Sigmoid,
+                    9,
+                ),
+                pool(PoolKind::Average, vec![], vec![], Padding::Valid, true),
+                dense(5, Activation::Softmax, 10),
+            ],
+        ),
+    ];
+    for (shape, specs) in cases {
+        let input: usize = shape.iter().product();
+        let case = Case {
+            specs,
+            input_shape: shape.clone(),
+            input,
+            loss: Loss::SparseCategoricalCrossentropy { from_logits: false },
+            metrics: vec![Metric::SparseCategoricalAccuracy],
+            optimizer: OptimizerSpec::sgd(0.1),
+        };
+        eprintln!("{shape:?}");
+        let [(cpu_w, _), (gpu_w, _)] = train_both(&case, 19, 19, 1);
+        assert_close(&format!("{shape:?} weight changes"), &gpu_w, &cpu_w, 1e-4);
+        check(case, 40, 16, 3, 1e-3);
+    }
 }

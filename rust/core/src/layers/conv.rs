@@ -476,6 +476,10 @@ impl Layer for Conv {
         &self.output_shape
     }
 
+    fn geometry(&self) -> Option<Geometry> {
+        Some(self.geometry)
+    }
+
     fn weight_shapes(&self) -> Vec<Vec<usize>> {
         self.weights.shapes()
     }

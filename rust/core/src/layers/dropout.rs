@@ -72,6 +72,20 @@ impl Dropout {
         })
     }
 
+    /// The mask of optimizer step `step` for `batch` samples, scaled by `1/(1 − rate)`: what a
+    /// training forward at that step multiplies by (for engines that apply it elsewhere).
+    pub fn training_mask(&mut self, step: u64, batch: usize) -> &[f32] {
+        self.begin_step(step);
+        self.draw_mask(batch);
+        let len = batch * self.shape.iter().product::<usize>();
+        &self.mask[..len]
+    }
+
+    /// Whether training changes anything (a rate above 0).
+    pub fn drops(&self) -> bool {
+        self.rate > 0.0
+    }
+
     /// Draws a mask for `batch` samples: one value per position of the noise shape, copied
     /// along the axes where the mask is shared.
     fn draw_mask(&mut self, batch: usize) {

@@ -19,6 +19,7 @@ pub use reshape::{Reshape, ReshapeSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::kernels::conv::Geometry;
 use crate::regularizers::Regularizer;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,6 +64,12 @@ pub trait Layer: Send + Sync {
     /// The penalty of this layer's weight regularizers; with `grads`, adds its gradient there.
     fn weight_penalty(&self, _weights: &[f32], _grads: Option<&mut [f32]>) -> f64 {
         0.0
+    }
+
+    /// The windows of a convolution or pooling layer over its input (for other engines, such
+    /// as the GPU's, that compute the same layer); `None` for other layers.
+    fn geometry(&self) -> Option<Geometry> {
+        None
     }
 
     /// The regularizer of this layer's output, if it has one.

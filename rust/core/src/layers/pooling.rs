@@ -106,6 +106,10 @@ impl Layer for Pool {
         &self.output_shape
     }
 
+    fn geometry(&self) -> Option<Geometry> {
+        Some(self.geometry)
+    }
+
     fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], _: usize, training: bool) {
         // Only the backward needs to know where each maximum came from.
         let argmax = if training {

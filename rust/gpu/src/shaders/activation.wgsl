@@ -1,11 +1,15 @@
-// A Dense layer's epilogue: z += bias, a = f(z). `forward` runs per element, `forward_softmax`
-// per row (one invocation per sample).
+// A Dense or convolution layer's epilogue: z += bias, a = f(z). `forward` runs per element,
+// `forward_softmax` per row (softmax normalises each row of `period` values).
 
 struct Params {
-    n: u32,          // values per row (units)
+    n: u32,          // values per sample
     activation: u32,
     use_bias: u32,
     bias_offset: u32,
+    period: u32,     // values per row: units (Dense) or filters (convolution)
+    _pad: u32,
+    _pad2: u32,
+    _pad3: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> z: array<f32>;
@@ -22,7 +26,7 @@ fn forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups
     }
     var value = z[i];
     if (p.use_bias == 1u) {
-        value += weights[p.bias_offset + i % p.n];
+        value += weights[p.bias_offset + i % p.period];
         z[i] = value;
     }
     a[i] = activate(p.activation, value);
@@ -31,12 +35,12 @@ fn forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(64)
 fn forward_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let r = flat_index(id, groups);
-    if (r >= step.rows) {
+    if (r >= step.rows * (p.n / p.period)) {
         return;
     }
-    let first = r * p.n;
+    let first = r * p.period;
     var top = -3.4e38;
-    for (var j = 0u; j < p.n; j++) {
+    for (var j = 0u; j < p.period; j++) {
         var value = z[first + j];
         if (p.use_bias == 1u) {
             value += weights[p.bias_offset + j];
@@ -45,12 +49,12 @@ fn forward_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wo
         top = max(top, value);
     }
     var sum = 0.0;
-    for (var j = 0u; j < p.n; j++) {
+    for (var j = 0u; j < p.period; j++) {
         let e = exp(z[first + j] - top);
         a[first + j] = e;
         sum += e;
     }
-    for (var j = 0u; j < p.n; j++) {
+    for (var j = 0u; j < p.period; j++) {
         a[first + j] = a[first + j] / sum;
     }
 }

@@ -2,10 +2,14 @@
 // g = a ⊙ (g − Σ g·a). Then `bias_gradient` sums each column of g into the bias's gradient.
 
 struct Params {
-    n: u32,
+    n: u32,          // values per sample
     activation: u32,
     use_bias: u32,
     bias_offset: u32,
+    period: u32,     // values per row: units (Dense) or filters (convolution)
+    _pad: u32,
+    _pad2: u32,
+    _pad3: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> g: array<f32>;
@@ -27,15 +31,15 @@ fn backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(64)
 fn backward_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let r = flat_index(id, groups);
-    if (r >= step.rows) {
+    if (r >= step.rows * (p.n / p.period)) {
         return;
     }
-    let first = r * p.n;
+    let first = r * p.period;
     var dot = 0.0;
-    for (var j = 0u; j < p.n; j++) {
+    for (var j = 0u; j < p.period; j++) {
         dot += g[first + j] * a[first + j];
     }
-    for (var j = 0u; j < p.n; j++) {
+    for (var j = 0u; j < p.period; j++) {
         g[first + j] = a[first + j] * (g[first + j] - dot);
     }
 }
@@ -43,12 +47,12 @@ fn backward_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_w
 @compute @workgroup_size(64)
 fn bias_gradient(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let j = flat_index(id, groups);
-    if (j >= p.n) {
+    if (j >= p.period) {
         return;
     }
     var sum = 0.0;
-    for (var r = 0u; r < step.rows; r++) {
-        sum += g[r * p.n + j];
+    for (var r = 0u; r < step.rows * (p.n / p.period); r++) {
+        sum += g[r * p.period + j];
     }
     grads[p.bias_offset + j] = sum;
 }

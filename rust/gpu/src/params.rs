@@ -1,0 +1,135 @@
+//! The uniform parameter blocks of the shaders, laid out as WGSL lays out their structs.
+
+use bytemuck::{Pod, Zeroable};
+use pynn_core::kernels::conv::Geometry;
+
+/// `step.wgsl`'s `Step`: what changes from one step to the next.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct StepParams {
+    pub rows: u32,
+    pub batch: u32,
+    pub out_rows: u32,
+    pub _pad: u32,
+    pub learning_rate: f32,
+    pub momentum: f32,
+    pub alpha: f32,
+    pub c1: f32,
+    pub c2: f32,
+    pub epsilon: f32,
+    pub _pad2: [u32; 2],
+}
+
+/// A loss or metric, as `loss.wgsl`'s `Spec`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct Spec {
+    pub kind: u32,
+    pub from_logits: u32,
+    pub value: f32,
+    pub _pad: u32,
+}
+
+pub const MAX_METRICS: usize = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct LossParams {
+    pub width: u32,
+    pub target_width: u32,
+    pub n_metrics: u32,
+    pub _pad: u32,
+    pub loss: Spec,
+    pub metrics: [Spec; MAX_METRICS],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct MatmulDims {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub accumulate: u32,
+    pub a_offset: u32,
+    pub a_row: u32,
+    pub a_col: u32,
+    pub b_offset: u32,
+    pub b_row: u32,
+    pub b_col: u32,
+    pub c_offset: u32,
+    pub _pad: u32,
+}
+
+/// The epilogue of a Dense or convolution layer: bias and activation.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct EpilogueParams {
+    pub n: u32,
+    pub activation: u32,
+    pub use_bias: u32,
+    pub bias_offset: u32,
+    pub period: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `windows.wgsl`'s `Windows`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct WindowParams {
+    pub in_h: u32,
+    pub in_w: u32,
+    pub channels: u32,
+    pub filters: u32,
+    pub out_h: u32,
+    pub out_w: u32,
+    pub k_h: u32,
+    pub k_w: u32,
+    pub stride_h: u32,
+    pub stride_w: u32,
+    pub dilation_h: u32,
+    pub dilation_w: u32,
+    pub pad_h: u32,
+    pub pad_w: u32,
+    pub offset: u32,
+    pub kind: u32,
+}
+
+impl WindowParams {
+    pub fn new(g: &Geometry, filters: usize, offset: usize, kind: u32) -> Self {
+        WindowParams {
+            in_h: g.rows.input as u32,
+            in_w: g.cols.input as u32,
+            channels: g.channels as u32,
+            filters: filters as u32,
+            out_h: g.rows.output as u32,
+            out_w: g.cols.output as u32,
+            k_h: g.rows.kernel as u32,
+            k_w: g.cols.kernel as u32,
+            stride_h: g.rows.stride as u32,
+            stride_w: g.cols.stride as u32,
+            dilation_h: g.rows.dilation as u32,
+            dilation_w: g.cols.dilation as u32,
+            pad_h: g.rows.pad_before as u32,
+            pad_w: g.cols.pad_before as u32,
+            offset: offset as u32,
+            kind,
+        }
+    }
+}
+
+/// Values per sample, for the element-wise kernels (dropout).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct SizeParams {
+    pub n: u32,
+    pub _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct OptimizerParams {
+    pub n: u32,
+    pub kind: u32,
+    pub nesterov: u32,
+    pub _pad: u32,
+}

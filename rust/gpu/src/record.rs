@@ -1,0 +1,360 @@
+//! The dispatches of one training step, recorded once for buffers sized to a batch capacity
+//! and replayed every step (kernels stop at the step's row count, written in the step uniform).
+
+use pynn_core::kernels::activation::Activation;
+use pynn_core::kernels::pool::PoolKind;
+
+use crate::context::Gpu;
+use crate::kernels::{groups_for, Kernel, Kernels};
+use crate::params::{
+    EpilogueParams, LossParams, MatmulDims, OptimizerParams, SizeParams, Spec, WindowParams,
+    MAX_METRICS,
+};
+use crate::plan::{Epilogue, Stage};
+
+pub struct Dispatch {
+    pub kernel: &'static Kernel,
+    pub bind_group: wgpu::BindGroup,
+    pub groups: (u32, u32),
+}
+
+/// The buffers a step's dispatches read and write.
+pub struct StepBuffers<'a> {
+    pub weights: &'a wgpu::Buffer,
+    pub grads: &'a wgpu::Buffer,
+    pub step: &'a wgpu::Buffer,
+    /// Activation i of each sample (0: the input).
+    pub acts: &'a [wgpu::Buffer],
+    /// ∂loss/∂activation i.
+    pub deltas: &'a [wgpu::Buffer],
+    /// Per stage: pre-activations (Dense, convolution), argmax (max pooling) or mask (dropout).
+    pub extra: &'a [Option<wgpu::Buffer>],
+}
+
+pub struct Recorder<'a> {
+    pub gpu: &'static Gpu,
+    pub kernels: &'static Kernels,
+    pub buffers: StepBuffers<'a>,
+    /// Samples per batch the buffers hold.
+    pub capacity: usize,
+    pub dispatches: Vec<Dispatch>,
+}
+
+pub fn uniform<T: bytemuck::Pod>(gpu: &Gpu, value: &T) -> wgpu::Buffer {
+    let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("parameters"),
+        size: std::mem::size_of::<T>() as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    gpu.queue
+        .write_buffer(&buffer, 0, bytemuck::bytes_of(value));
+    buffer
+}
+
+pub fn activation_code(activation: Activation) -> u32 {
+    match activation {
+        Activation::Linear => 0,
+        Activation::Relu => 1,
+        Activation::Sigmoid => 2,
+        Activation::Tanh => 3,
+        Activation::Softmax => 4,
+        Activation::Elu => 5,
+        Activation::Selu => 6,
+        Activation::Gelu => 7,
+        Activation::Softplus => 8,
+        Activation::LeakyRelu => 9,
+        Activation::Silu => 10,
+    }
+}
+
+fn epilogue_params(e: &Epilogue, per_sample: usize) -> EpilogueParams {
+    EpilogueParams {
+        n: per_sample as u32,
+        activation: activation_code(e.activation),
+        use_bias: e.use_bias as u32,
+        bias_offset: (e.kernel_offset + e.kernel_len) as u32,
+        period: e.period as u32,
+        _pad: [0; 3],
+    }
+}
+
+impl Recorder<'_> {
+    fn push(&mut self, kernel: &'static Kernel, buffers: &[&wgpu::Buffer], groups: (u32, u32)) {
+        let bind_group = kernel.bind(self.gpu, buffers);
+        self.dispatches.push(Dispatch {
+            kernel,
+            bind_group,
+            groups,
+        });
+    }
+
+    /// A kernel over `a`, `b` and `out` with its parameters, `items` invocations per sample.
+    fn three<T: bytemuck::Pod>(
+        &mut self,
+        kernel: &'static Kernel,
+        [a, b, out]: [&wgpu::Buffer; 3],
+        params: &T,
+        items: usize,
+    ) {
+        let params = uniform(self.gpu, params);
+        let step = self.buffers.step;
+        self.push(kernel, &[a, b, out, &params, step], groups_for(items));
+    }
+
+    fn matmul(&mut self, dims: MatmulDims, buffers: [&wgpu::Buffer; 3]) {
+        let m = if dims.m == 0 {
+            self.capacity
+        } else {
+            dims.m as usize
+        };
+        let params = uniform(self.gpu, &dims);
+        let groups = ((dims.n as usize).div_ceil(16) as u32, m.div_ceil(16) as u32);
+        let step = self.buffers.step;
+        let kernel = &self.kernels.matmul;
+        self.push(
+            kernel,
+            &[buffers[0], buffers[1], buffers[2], &params, step],
+            groups,
+        );
+    }
+
+    pub fn forward(&mut self, stages: &[Stage], sizes: &[usize]) {
+        for (i, stage) in stages.iter().enumerate() {
+            let b = &self.buffers;
+            let (x, y, extra) = (b.acts[i].clone(), b.acts[i + 1].clone(), b.extra[i].clone());
+            let weights = self.buffers.weights.clone();
+            match stage {
+                Stage::Dense {
+                    inputs,
+                    units,
+                    epilogue,
+                } => {
+                    let z = extra.expect("pre-activations");
+                    let dims = MatmulDims {
+                        n: *units as u32,
+                        k: *inputs as u32,
+                        a_row: *inputs as u32,
+                        a_col: 1,
+                        b_offset: epilogue.kernel_offset as u32,
+                        b_row: *units as u32,
+                        b_col: 1,
+                        ..MatmulDims::default()
+                    };
+                    self.matmul(dims, [&x, &weights, &z]);
+                    self.epilogue(epilogue, sizes[i + 1], &z, &y);
+                }
+                Stage::Conv {
+                    geometry,
+                    filters,
+                    epilogue,
+                } => {
+                    let z = extra.expect("pre-activations");
+                    let params = WindowParams::new(geometry, *filters, epilogue.kernel_offset, 0);
+                    let kernel = &self.kernels.conv_forward;
+                    self.three(
+                        kernel,
+                        [&x, &weights, &z],
+                        &params,
+                        self.capacity * sizes[i + 1],
+                    );
+                    self.epilogue(epilogue, sizes[i + 1], &z, &y);
+                }
+                Stage::Pool { geometry, kind } => {
+                    let argmax = extra.expect("argmax");
+                    let kind = (*kind == PoolKind::Average) as u32;
+                    let params = WindowParams::new(geometry, 0, 0, kind);
+                    let kernel = &self.kernels.pool_forward;
+                    self.three(
+                        kernel,
+                        [&x, &y, &argmax],
+                        &params,
+                        self.capacity * sizes[i + 1],
+                    );
+                }
+                Stage::Dropout(_) => {
+                    let mask = extra.expect("mask");
+                    let params = SizeParams {
+                        n: sizes[i] as u32,
+                        _pad: [0; 3],
+                    };
+                    let kernel = &self.kernels.dropout;
+                    self.three(kernel, [&x, &mask, &y], &params, self.capacity * sizes[i]);
+                }
+                Stage::Identity => {}
+            }
+        }
+    }
+
+    /// z += bias, y = f(z).
+    fn epilogue(&mut self, e: &Epilogue, per_sample: usize, z: &wgpu::Buffer, y: &wgpu::Buffer) {
+        let params = uniform(self.gpu, &epilogue_params(e, per_sample));
+        let (kernel, items) = match e.activation {
+            Activation::Softmax => (&self.kernels.softmax, per_sample / e.period),
+            _ => (&self.kernels.activation, per_sample),
+        };
+        let (weights, step) = (self.buffers.weights, self.buffers.step);
+        let groups = groups_for(self.capacity * items);
+        self.push(kernel, &[z, y, weights, &params, step], groups);
+    }
+
+    /// The loss's gradient into the last delta, each row's values, and the batch's sums.
+    pub fn loss(
+        &mut self,
+        params: LossParams,
+        y: &wgpu::Buffer,
+        rows_per_sample: usize,
+        row_values: &wgpu::Buffer,
+        statistics: &wgpu::Buffer,
+    ) {
+        let params = uniform(self.gpu, &params);
+        let last = self.buffers.acts.len() - 1;
+        let (pred, grad) = (
+            self.buffers.acts[last].clone(),
+            self.buffers.deltas[last].clone(),
+        );
+        let step = self.buffers.step;
+        let buffers = [&pred, y, &grad, row_values, statistics, &params, step];
+        let rows = groups_for(self.capacity * rows_per_sample);
+        self.push(&self.kernels.loss_rows, &buffers, rows);
+        self.push(&self.kernels.loss_sum, &buffers, (1, 1));
+    }
+
+    pub fn backward(&mut self, stages: &[Stage], sizes: &[usize]) {
+        for (i, stage) in stages.iter().enumerate().rev() {
+            let b = &self.buffers;
+            let (x, y, extra) = (b.acts[i].clone(), b.acts[i + 1].clone(), b.extra[i].clone());
+            let (dy, dx) = (b.deltas[i + 1].clone(), b.deltas[i].clone());
+            let (weights, grads) = (b.weights.clone(), b.grads.clone());
+            match stage {
+                Stage::Dense {
+                    inputs,
+                    units,
+                    epilogue,
+                } => {
+                    let z = extra.expect("pre-activations");
+                    self.epilogue_backward(epilogue, sizes[i + 1], &dy, &z, &y);
+                    // ∂kernel = xᵀ·dz, summed over the batch's rows.
+                    let kernel_gradient = MatmulDims {
+                        m: *inputs as u32,
+                        n: *units as u32,
+                        a_row: 1,
+                        a_col: *inputs as u32,
+                        b_row: *units as u32,
+                        b_col: 1,
+                        c_offset: epilogue.kernel_offset as u32,
+                        ..MatmulDims::default()
+                    };
+                    self.matmul(kernel_gradient, [&x, &dy, &grads]);
+                    if i > 0 {
+                        // ∂x = dz·kernelᵀ.
+                        let input_gradient = MatmulDims {
+                            n: *inputs as u32,
+                            k: *units as u32,
+                            a_row: *units as u32,
+                            a_col: 1,
+                            b_offset: epilogue.kernel_offset as u32,
+                            b_row: 1,
+                            b_col: *units as u32,
+                            ..MatmulDims::default()
+                        };
+                        self.matmul(input_gradient, [&dy, &weights, &dx]);
+                    }
+                }
+                Stage::Conv {
+                    geometry,
+                    filters,
+                    epilogue,
+                } => {
+                    let z = extra.expect("pre-activations");
+                    self.epilogue_backward(epilogue, sizes[i + 1], &dy, &z, &y);
+                    let params = WindowParams::new(geometry, *filters, epilogue.kernel_offset, 0);
+                    let kernel = &self.kernels.conv_kernel_gradient;
+                    // One invocation per kernel value: `items` counts them, not samples.
+                    let params_buffer = uniform(self.gpu, &params);
+                    let step = self.buffers.step;
+                    let groups = groups_for(epilogue.kernel_len);
+                    self.push(kernel, &[&x, &dy, &grads, &params_buffer, step], groups);
+                    if i > 0 {
+                        let kernel = &self.kernels.conv_input_gradient;
+                        self.three(
+                            kernel,
+                            [&dy, &weights, &dx],
+                            &params,
+                            self.capacity * sizes[i],
+                        );
+                    }
+                }
+                Stage::Pool { geometry, kind } if i > 0 => {
+                    let argmax = extra.expect("argmax");
+                    let kind = (*kind == PoolKind::Average) as u32;
+                    let params = WindowParams::new(geometry, 0, 0, kind);
+                    let kernel = &self.kernels.pool_backward;
+                    self.three(
+                        kernel,
+                        [&dy, &dx, &argmax],
+                        &params,
+                        self.capacity * sizes[i],
+                    );
+                }
+                Stage::Dropout(_) if i > 0 => {
+                    let mask = extra.expect("mask");
+                    let params = SizeParams {
+                        n: sizes[i] as u32,
+                        _pad: [0; 3],
+                    };
+                    let kernel = &self.kernels.dropout;
+                    self.three(kernel, [&dy, &mask, &dx], &params, self.capacity * sizes[i]);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// ∂loss/∂z in place of ∂loss/∂y, then the bias's gradient.
+    fn epilogue_backward(
+        &mut self,
+        e: &Epilogue,
+        per_sample: usize,
+        dy: &wgpu::Buffer,
+        z: &wgpu::Buffer,
+        y: &wgpu::Buffer,
+    ) {
+        let params = uniform(self.gpu, &epilogue_params(e, per_sample));
+        let (grads, step) = (self.buffers.grads, self.buffers.step);
+        let buffers = [dy, z, y, grads, &params, step];
+        let slope = match e.activation {
+            Activation::Linear => None,
+            Activation::Softmax => Some((&self.kernels.softmax_backward, per_sample / e.period)),
+            _ => Some((&self.kernels.activation_backward, per_sample)),
+        };
+        if let Some((kernel, items)) = slope {
+            self.push(kernel, &buffers, groups_for(self.capacity * items));
+        }
+        if e.use_bias {
+            self.push(&self.kernels.bias_gradient, &buffers, groups_for(e.period));
+        }
+    }
+
+    pub fn optimizer(&mut self, params: OptimizerParams, m: &wgpu::Buffer, v: &wgpu::Buffer) {
+        let n = params.n as usize;
+        let params = uniform(self.gpu, &params);
+        let b = &self.buffers;
+        let buffers = [b.weights, b.grads, m, v, &params, b.step];
+        self.push(&self.kernels.optimizer, &buffers, groups_for(n));
+    }
+}
+
+/// The loss kernel's parameters.
+pub fn loss_params(width: usize, target_width: usize, loss: Spec, metrics: &[Spec]) -> LossParams {
+    let mut all = [Spec::default(); MAX_METRICS];
+    all[..metrics.len()].copy_from_slice(metrics);
+    LossParams {
+        width: width as u32,
+        target_width: target_width as u32,
+        n_metrics: metrics.len() as u32,
+        _pad: 0,
+        loss,
+        metrics: all,
+    }
+}
