@@ -43,13 +43,24 @@ class Engine:
         """What of this compiled model the GPU engine does not run, or None; builds its GPU
         copy. Raises RuntimeError when no GPU is usable."""
     def evaluate(
-        self, x: Floats, y: Floats, len: int, batch_size: int, progress: Progress | None = None
+        self,
+        x: Floats,
+        y: Floats,
+        len: int,
+        batch_size: int,
+        progress: Progress | None = None,
+        on_gpu: bool = False,
     ) -> tuple[float, list[float]]: ...
     def compute_gradients(self, x: Floats, y: Floats, len: int) -> tuple[float, Floats]:
         """`(loss, gradients)` of one training step on all `len` samples, without the step; the
         gradients flat, in the layout of `get_weights()`."""
     def predict(
-        self, x: Floats, len: int, batch_size: int, progress: Progress | None = None
+        self,
+        x: Floats,
+        len: int,
+        batch_size: int,
+        progress: Progress | None = None,
+        on_gpu: bool = False,
     ) -> Floats:
         """An array of shape `(len, *output_shape)`; `progress` gets `[]` as values."""
 

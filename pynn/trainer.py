@@ -158,9 +158,10 @@ class Trainer:
         return dict(sorted(logs.items()))
 
     def _on_gpu(self) -> bool:
-        """Whether this epoch trains on the GPU engine, as `pynn.config.set_device` chose."""
+        """Whether the engine computes on the GPU, as `pynn.config.set_device` chose (once the
+        model is compiled: the GPU copy needs the loss and optimizer)."""
         device = config.get_device()
-        if device == "cpu":
+        if device == "cpu" or self._loss is None:
             return False
         if device == "auto":
             info = config.gpu_info()
@@ -249,11 +250,13 @@ class Trainer:
         callbacks.on_test_begin()
         n = x.shape[0]
         show = _live_show(bar)
+        on_gpu = self._on_gpu()
         if callbacks.needs_batches("test"):
 
             def step(rows):
                 xb, yb = x[rows], y[rows]
-                return self._engine.evaluate(xb.reshape(-1), yb.reshape(-1), len(xb), len(xb))
+                n = len(xb)
+                return self._engine.evaluate(xb.reshape(-1), yb.reshape(-1), n, n, None, on_gpu)
 
             loss, metric_values = self._run_batches(
                 step,
@@ -267,7 +270,7 @@ class Trainer:
         else:
             report = None if show is None else self._progress_report(show)
             loss, metric_values = self._engine.evaluate(
-                x.reshape(-1), y.reshape(-1), n, batch_size, report
+                x.reshape(-1), y.reshape(-1), n, batch_size, report, on_gpu
             )
         logs = self._logs(loss, metric_values)
         callbacks.on_test_end(logs)
@@ -391,20 +394,22 @@ class Trainer:
         callbacks = CallbackList(callbacks, model=self)
         bar = _progbar(n, batch_size, verbose)
         show = _live_show(bar)
+        on_gpu = self._on_gpu()
         callbacks.on_predict_begin()
         if callbacks.needs_batches("predict"):
             parts = []
             for batch, first in enumerate(range(0, n, batch_size)):
                 callbacks.on_predict_batch_begin(batch)
                 part = x[first : first + batch_size]
-                parts.append(self._engine.predict(part.reshape(-1), len(part), len(part)))
+                n_part = len(part)
+                parts.append(self._engine.predict(part.reshape(-1), n_part, n_part, None, on_gpu))
                 callbacks.on_predict_batch_end(batch, {"outputs": parts[-1]})
                 if show is not None:
                     show(batch + 1, {})
             out = np.concatenate(parts)
         else:
             report = None if show is None else (lambda batches, _: show(batches, {}))
-            out = self._engine.predict(x.reshape(-1), n, batch_size, report)
+            out = self._engine.predict(x.reshape(-1), n, batch_size, report, on_gpu)
         callbacks.on_predict_end()
         if bar is not None:
             bar.update(bar.target, finalize=True)
@@ -414,7 +419,9 @@ class Trainer:
         """One optimizer step on the whole of `(x, y)`; returns that batch's loss and metrics."""
         x, y = self._inputs_and_targets(x, y, "train_on_batch")
         n = x.shape[0]
-        loss, metric_values, _ = self._engine.fit_epoch(x.reshape(-1), y.reshape(-1), n, n, None)
+        loss, metric_values, _ = self._engine.fit_epoch(
+            x.reshape(-1), y.reshape(-1), n, n, None, None, self._on_gpu()
+        )
         self._optimizer_built = True
         names = [m.name for m in self._metrics]
         return _results(self._logs(loss, metric_values), names, return_dict)
@@ -423,7 +430,9 @@ class Trainer:
         """The loss and metrics on one batch `(x, y)`, without updating weights."""
         x, y = self._inputs_and_targets(x, y, "test_on_batch")
         n = x.shape[0]
-        loss, metric_values = self._engine.evaluate(x.reshape(-1), y.reshape(-1), n, n)
+        loss, metric_values = self._engine.evaluate(
+            x.reshape(-1), y.reshape(-1), n, n, None, self._on_gpu()
+        )
         names = [m.name for m in self._metrics]
         return _results(self._logs(loss, metric_values), names, return_dict)
 
@@ -431,7 +440,7 @@ class Trainer:
         """The model's outputs for one batch `x`."""
         x = self._inputs(x)
         n = x.shape[0]
-        return self._engine.predict(x.reshape(-1), n, n)
+        return self._engine.predict(x.reshape(-1), n, n, None, self._on_gpu())
 
     def __call__(self, x, training=False) -> np.ndarray:
         return self.predict_on_batch(x)

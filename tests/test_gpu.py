@@ -54,8 +54,40 @@ def test_three_epochs_agree_with_the_cpu(optimizer):
         np.testing.assert_allclose(gpu_history[key], values, rtol=1e-3, atol=1e-6)
     for g, c in zip(gpu.get_weights(), cpu.get_weights()):
         np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
-    # Prediction reads the weights the GPU trained.
+    pynn.config.set_device("cpu")
     np.testing.assert_allclose(gpu.predict(X, verbose=0), cpu.predict(X, verbose=0), atol=1e-5)
+
+
+def test_predict_and_evaluate_on_the_gpu_match_the_cpu():
+    """The same model's forward on both engines: outputs within 1e-5 relative, same loss."""
+    pynn.config.set_device("cpu")
+    pynn.utils.set_random_seed(2)
+    model = pynn.Sequential(
+        [
+            pynn.Input((8, 8, 2)),
+            pynn.layers.Conv2D(4, 3, padding="same", activation="relu"),
+            pynn.layers.MaxPooling2D(2),
+            pynn.layers.Flatten(),
+            Dropout(0.4),
+            Dense(3, activation="softmax"),
+        ]
+    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    images = RNG.normal(size=(50, 8, 8, 2)).astype(np.float32)
+    labels = np.arange(50) % 3
+    model.fit(images, labels, epochs=1, batch_size=16, verbose=0)
+    results = {}
+    for device in ("cpu", "gpu"):
+        pynn.config.set_device(device)
+        results[device] = (
+            model.predict(images, batch_size=16, verbose=0),
+            model.evaluate(images, labels, batch_size=16, verbose=0),
+            model(images[:5]),
+        )
+    (cpu_out, cpu_eval, cpu_call), (gpu_out, gpu_eval, gpu_call) = results.values()
+    np.testing.assert_allclose(gpu_out, cpu_out, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gpu_call, cpu_call, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gpu_eval, cpu_eval, rtol=1e-5)
 
 
 def test_weights_set_between_epochs_go_up_and_fit_resumes():

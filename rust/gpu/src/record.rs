@@ -1,5 +1,6 @@
-//! The dispatches of one training step, recorded once for buffers sized to a batch capacity
-//! and replayed every step (kernels stop at the step's row count, written in the step uniform).
+//! The dispatches of one training step (or one inference or evaluation batch), recorded once
+//! for buffers sized to a batch capacity and replayed every batch (kernels stop at the batch's
+//! row count, written in the step uniform).
 
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::pool::PoolKind;
@@ -119,7 +120,8 @@ impl Recorder<'_> {
         );
     }
 
-    pub fn forward(&mut self, stages: &[Stage], sizes: &[usize]) {
+    /// The forward pass; without `training`, Dropout multiplies by `ones` (the identity).
+    pub fn forward(&mut self, stages: &[Stage], sizes: &[usize], ones: Option<&wgpu::Buffer>) {
         for (i, stage) in stages.iter().enumerate() {
             let b = &self.buffers;
             let (x, y, extra) = (b.acts[i].clone(), b.acts[i + 1].clone(), b.extra[i].clone());
@@ -173,7 +175,7 @@ impl Recorder<'_> {
                     );
                 }
                 Stage::Dropout(_) => {
-                    let mask = extra.expect("mask");
+                    let mask = ones.cloned().or(extra).expect("mask");
                     let params = SizeParams {
                         n: sizes[i] as u32,
                         _pad: [0; 3],

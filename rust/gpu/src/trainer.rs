@@ -50,7 +50,14 @@ struct Batches {
     max_batches: usize,
     /// Per stage, the Dropout masks' buffers (uploaded each step).
     masks: Vec<Option<wgpu::Buffer>>,
-    dispatches: Vec<Dispatch>,
+    /// The last activation: the network's output.
+    output: wgpu::Buffer,
+    /// A training step: forward, loss, backward, optimizer step.
+    training: Vec<Dispatch>,
+    /// Inference: the forward pass without training behaviour.
+    inference: Vec<Dispatch>,
+    /// Evaluation: inference, then the loss and metrics.
+    evaluation: Vec<Dispatch>,
 }
 
 /// What training changes: the weights and the optimizer's state (its slot vectors, in
@@ -355,16 +362,78 @@ impl GpuTrainer {
         let params = self.step_params(batch, rows, learning_rate);
         queue.write_buffer(&batches.step, 0, bytemuck::bytes_of(&params));
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for dispatch in &batches.dispatches {
-                pass.set_pipeline(dispatch.kernel.pipeline());
-                pass.set_bind_group(0, &dispatch.bind_group, &[]);
-                pass.dispatch_workgroups(dispatch.groups.0, dispatch.groups.1, 1);
-            }
-        }
+        replay(&mut encoder, &batches.training);
         queue.submit([encoder.finish()]);
         self.iterations += 1;
+    }
+
+    /// The loss and metrics over `data` with fixed weights (no training behaviour), in
+    /// batches of `batch_size`; they come back once, at the end.
+    pub fn evaluate(
+        &mut self,
+        data: &Dataset,
+        batch_size: usize,
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
+    ) -> Result<Logs, GpuError> {
+        let (in_size, t_size) = (self.sizes[0], self.target_width * self.rows_per_sample);
+        let n_batches = data.len.div_ceil(batch_size.max(1));
+        self.prepare(batch_size, n_batches);
+        let batches = self.batches.as_ref().expect("prepared");
+        let mut rows = Vec::with_capacity(n_batches);
+        for b in 0..n_batches {
+            let first = b * batch_size;
+            let n = batch_size.min(data.len - first);
+            let queue = &self.gpu.queue;
+            let x = &data.x[first * in_size..(first + n) * in_size];
+            let y = &data.y[first * t_size..(first + n) * t_size];
+            queue.write_buffer(&batches.x, 0, bytemuck::cast_slice(x));
+            queue.write_buffer(&batches.y, 0, bytemuck::cast_slice(y));
+            let params = self.step_params(b, n, 0.0);
+            queue.write_buffer(&batches.step, 0, bytemuck::bytes_of(&params));
+            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+            replay(&mut encoder, &batches.evaluation);
+            queue.submit([encoder.finish()]);
+            rows.push(n);
+            if let Next::Stop = after_batch(&Progress::batches_only(b + 1)) {
+                break;
+            }
+        }
+        self.gpu.take_errors()?;
+        self.logs(&rows)
+    }
+
+    /// The network's outputs for `len` samples of `x`, computed in batches of `batch_size` and
+    /// gathered on the device; `None` when `after_batch` stopped it.
+    pub fn predict(
+        &mut self,
+        x: &[f32],
+        len: usize,
+        batch_size: usize,
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
+    ) -> Result<Option<Vec<f32>>, GpuError> {
+        let (in_size, out_size) = (self.sizes[0], *self.sizes.last().expect("input"));
+        let n_batches = len.div_ceil(batch_size.max(1));
+        self.prepare(batch_size, n_batches);
+        let batches = self.batches.as_ref().expect("prepared");
+        let outputs = storage(self.gpu, len * out_size, "outputs");
+        for b in 0..n_batches {
+            let first = b * batch_size;
+            let n = batch_size.min(len - first);
+            let queue = &self.gpu.queue;
+            let inputs = &x[first * in_size..(first + n) * in_size];
+            queue.write_buffer(&batches.x, 0, bytemuck::cast_slice(inputs));
+            let params = self.step_params(b, n, 0.0);
+            queue.write_buffer(&batches.step, 0, bytemuck::bytes_of(&params));
+            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+            replay(&mut encoder, &batches.inference);
+            let (at, size) = ((first * out_size * 4) as u64, (n * out_size * 4) as u64);
+            encoder.copy_buffer_to_buffer(&batches.output, 0, &outputs, at, size);
+            queue.submit([encoder.finish()]);
+            if let Next::Stop = after_batch(&Progress::batches_only(b + 1)) {
+                return Ok(None);
+            }
+        }
+        read(self.gpu, &outputs, len * out_size).map(Some)
     }
 
     fn step_params(&self, batch: usize, rows: usize, learning_rate: f32) -> StepParams {
@@ -474,24 +543,33 @@ impl GpuTrainer {
             });
         }
         let row_values = storage(gpu, capacity * self.rows_per_sample * stride, "row values");
-        let mut recorder = Recorder {
+        let widest = self.sizes.iter().max().copied().unwrap_or(1);
+        let ones = storage(gpu, capacity * widest, "ones");
+        gpu.queue.write_buffer(
+            &ones,
+            0,
+            bytemuck::cast_slice(&vec![1.0f32; capacity * widest]),
+        );
+        let buffers = || StepBuffers {
+            weights: &self.state.weights,
+            grads: &self.state.grads,
+            step: &step,
+            acts: &acts,
+            deltas: &deltas,
+            extra: &extra,
+        };
+        let recorder = || Recorder {
             gpu,
             kernels: self.kernels,
-            buffers: StepBuffers {
-                weights: &self.state.weights,
-                grads: &self.state.grads,
-                step: &step,
-                acts: &acts,
-                deltas: &deltas,
-                extra: &extra,
-            },
+            buffers: buffers(),
             capacity,
             dispatches: Vec::new(),
         };
-        recorder.forward(&self.stages, &self.sizes);
         let loss = loss_params(self.width, self.target_width, self.loss, &self.metrics);
-        recorder.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
-        recorder.backward(&self.stages, &self.sizes);
+        let mut training = recorder();
+        training.forward(&self.stages, &self.sizes, None);
+        training.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
+        training.backward(&self.stages, &self.sizes);
         let (kind, nesterov) = match self.optimizer {
             Optimizer::Sgd { nesterov, .. } => (0, nesterov),
             Optimizer::Adam { .. } => (1, false),
@@ -502,8 +580,18 @@ impl GpuTrainer {
             nesterov: nesterov as u32,
             _pad: 0,
         };
-        recorder.optimizer(params, &self.state.m, &self.state.v);
-        let dispatches = recorder.dispatches;
+        training.optimizer(params, &self.state.m, &self.state.v);
+        let mut inference = recorder();
+        inference.forward(&self.stages, &self.sizes, Some(&ones));
+        let mut evaluation = recorder();
+        evaluation.forward(&self.stages, &self.sizes, Some(&ones));
+        evaluation.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
+        let output = acts.last().expect("input").clone();
+        let (training, inference, evaluation) = (
+            training.dispatches,
+            inference.dispatches,
+            evaluation.dispatches,
+        );
         let masks = self
             .stages
             .iter()
@@ -518,8 +606,21 @@ impl GpuTrainer {
             statistics,
             max_batches,
             masks,
-            dispatches,
+            output,
+            training,
+            inference,
+            evaluation,
         }
+    }
+}
+
+/// Records `dispatches` into one compute pass.
+fn replay(encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch]) {
+    let mut pass = encoder.begin_compute_pass(&Default::default());
+    for dispatch in dispatches {
+        pass.set_pipeline(dispatch.kernel.pipeline());
+        pass.set_bind_group(0, &dispatch.bind_group, &[]);
+        pass.dispatch_workgroups(dispatch.groups.0, dispatch.groups.1, 1);
     }
 }
 

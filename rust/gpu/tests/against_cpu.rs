@@ -499,3 +499,80 @@ fn convolutions_pooling_and_dropout_step_as_on_the_cpu() {
         check(case, 40, 16, 3, 1e-3);
     }
 }
+
+/// Inference and evaluation on the GPU: the CPU's outputs within 1e-5 relative, its loss and
+/// metrics (Dropout inactive), on ragged batches.
+#[test]
+fn predict_and_evaluate_as_on_the_cpu() {
+    if !gpu_present() {
+        return;
+    }
+    let specs = vec![
+        conv(
+            5,
+            vec![3, 3],
+            vec![1, 1],
+            Padding::Same,
+            vec![1, 1],
+            Activation::Relu,
+            1,
+        ),
+        pool(PoolKind::Max, vec![2, 2], vec![2, 2], Padding::Valid, false),
+        flatten(),
+        LayerSpec::Dropout(pynn_core::layers::DropoutSpec {
+            rate: 0.5,
+            noise_shape: None,
+            seed: 2,
+        }),
+        dense(7, Activation::Softmax, 3),
+    ];
+    let case = Case {
+        specs,
+        input_shape: vec![10, 10, 2],
+        input: 200,
+        loss: Loss::SparseCategoricalCrossentropy { from_logits: false },
+        metrics: vec![Metric::SparseCategoricalAccuracy],
+        optimizer: OptimizerSpec::adam(0.001),
+    };
+    let n = 45;
+    let (x, y) = data(&case, n, 4);
+    let mut network = Network::new(&case.shape(), &case.specs).unwrap();
+    let mut trainer =
+        Trainer::new(&network, case.loss, &case.optimizer, case.metrics.clone()).unwrap();
+    let mut gpu = GpuTrainer::new(
+        &case.shape(),
+        &case.specs,
+        case.loss,
+        &case.metrics,
+        &case.optimizer,
+    )
+    .unwrap();
+    gpu.upload(network.weights(), &trainer.optimizer().state(), 0)
+        .unwrap();
+    let cpu = pynn_core::train::predict(&mut network, &x, n, 16, &mut |_| Next::Continue)
+        .unwrap()
+        .unwrap();
+    let out = gpu
+        .predict(&x, n, 16, &mut |_| Next::Continue)
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.len(), cpu.data().len());
+    for (i, (&g, &c)) in out.iter().zip(cpu.data()).enumerate() {
+        assert!(
+            (g - c).abs() <= 1e-5 * c.abs().max(1e-3),
+            "output {i}: GPU {g}, CPU {c}"
+        );
+    }
+    let dataset = Dataset {
+        x: &x,
+        y: &y,
+        len: n,
+    };
+    let cpu_logs = trainer
+        .evaluate(&mut network, &dataset, 16, &mut |_| Next::Continue)
+        .unwrap();
+    let gpu_logs = gpu.evaluate(&dataset, 16, &mut |_| Next::Continue).unwrap();
+    assert!((gpu_logs.loss - cpu_logs.loss).abs() <= 1e-5 * cpu_logs.loss.abs());
+    assert_eq!(gpu_logs.metrics, cpu_logs.metrics);
+    assert_eq!(gpu_logs.batches, 3);
+}

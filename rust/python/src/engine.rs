@@ -66,6 +66,17 @@ impl Engine {
         Ok(())
     }
 
+    /// Builds the GPU copy, or raises NotImplementedError naming what the GPU does not run.
+    fn require_gpu(&mut self) -> PyResult<()> {
+        match self.gpu_unsupported()? {
+            None => Ok(()),
+            Some(what) => Err(pyo3::exceptions::PyNotImplementedError::new_err(format!(
+                "the GPU engine does not run {what} yet; train this model on the CPU with \
+                 pynn.config.set_device('cpu')"
+            ))),
+        }
+    }
+
     fn trainer(&mut self) -> PyResult<&mut Trainer> {
         Ok(self.parts()?.1)
     }
@@ -260,12 +271,7 @@ impl Engine {
     ) -> PyResult<EpochLogs> {
         let data = dataset(&x, &y, len)?;
         if on_gpu {
-            if let Some(what) = self.gpu_unsupported()? {
-                return Err(pyo3::exceptions::PyNotImplementedError::new_err(format!(
-                    "the GPU engine does not run {what} yet; train this model on the CPU with \
-                     pynn.config.set_device('cpu')"
-                )));
-            }
+            self.require_gpu()?;
         } else {
             self.changing_cpu()?;
         }
@@ -316,7 +322,8 @@ impl Engine {
     }
 
     /// Loss and metrics over `len` samples with fixed weights; returns `(loss, [metrics...])`.
-    #[pyo3(signature = (x, y, len, batch_size, progress=None))]
+    #[pyo3(signature = (x, y, len, batch_size, progress=None, on_gpu=false))]
+    #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &mut self,
         py: Python<'_>,
@@ -325,19 +332,33 @@ impl Engine {
         len: usize,
         batch_size: usize,
         progress: Option<Bound<'_, PyAny>>,
+        on_gpu: bool,
     ) -> PyResult<LogTuple> {
         let data = dataset(&x, &y, len)?;
-        self.on_cpu()?;
-        let (network, trainer) = self.parts()?;
+        if on_gpu {
+            self.require_gpu()?;
+        } else {
+            self.on_cpu()?;
+        }
+        let (network, trainer) = (&mut self.network, self.trainer.as_mut());
+        let trainer = trainer.ok_or_else(no_trainer)?;
         let progress = ProgressReport {
             report: progress,
             values: 1 + trainer.metric_count(),
         };
         let batches = len.div_ceil(batch_size.max(1));
-        run_released(py, batches, progress, |after_batch| {
-            trainer.evaluate(network, &data, batch_size, after_batch)
-        })
-        .map(|logs| (logs.loss, logs.metrics))
+        let logs = if on_gpu {
+            trainer.check(network, &data).map_err(to_py)?;
+            let gpu = &mut self.gpu;
+            run_released(py, batches, progress, |after_batch| {
+                Ok(gpu.evaluate(network, trainer, &data, batch_size, after_batch))
+            })??
+        } else {
+            run_released(py, batches, progress, |after_batch| {
+                trainer.evaluate(network, &data, batch_size, after_batch)
+            })?
+        };
+        Ok((logs.loss, logs.metrics))
     }
 
     /// ∂loss/∂weights over all `len` samples as one batch, in the layout of `get_weights()`:
@@ -361,7 +382,7 @@ impl Engine {
     }
 
     /// Predictions for `len` samples: an array `(len, ...output_shape)`.
-    #[pyo3(signature = (x, len, batch_size, progress=None))]
+    #[pyo3(signature = (x, len, batch_size, progress=None, on_gpu=false))]
     fn predict<'py>(
         &mut self,
         py: Python<'py>,
@@ -369,18 +390,43 @@ impl Engine {
         len: usize,
         batch_size: usize,
         progress: Option<Bound<'_, PyAny>>,
+        on_gpu: bool,
     ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
-        self.on_cpu()?;
-        let network = &mut self.network;
+        let expected = len * self.network.input_size();
+        if x.len() != expected {
+            return Err(to_py(CoreError::shape("x", expected, x.len())));
+        }
+        if on_gpu {
+            self.require_gpu()?;
+        } else {
+            self.on_cpu()?;
+        }
         let progress = ProgressReport {
             report: progress,
             values: 0,
         };
         let batches = len.div_ceil(batch_size.max(1));
-        let out = run_released(py, batches, progress, |after_batch| {
-            train::predict(network, x, len, batch_size, after_batch)
-        })?;
+        let out = if on_gpu {
+            let (network, trainer) = (&self.network, self.trainer.as_ref());
+            let trainer = trainer.ok_or_else(no_trainer)?;
+            let gpu = &mut self.gpu;
+            let mut shape = vec![len];
+            shape.extend_from_slice(network.output_shape());
+            run_released(py, batches, progress, |after_batch| {
+                Ok(gpu
+                    .predict(network, trainer, x, len, batch_size, after_batch)
+                    .and_then(|out| {
+                        out.map(|data| Tensor::new(shape, data).map_err(to_py))
+                            .transpose()
+                    }))
+            })??
+        } else {
+            let network = &mut self.network;
+            run_released(py, batches, progress, |after_batch| {
+                train::predict(network, x, len, batch_size, after_batch)
+            })?
+        };
         // Stopped only by a signal, which `run_released` raises.
         let out = out.ok_or_else(|| PyRuntimeError::new_err("prediction was interrupted"))?;
         to_numpy(py, out)

@@ -119,6 +119,53 @@ mod enabled {
             self.cpu_newer = true;
         }
 
+        /// The GPU copy, with the CPU's weights and optimizer state if they changed since.
+        fn current(&mut self, network: &Network, trainer: &Trainer) -> PyResult<&mut GpuTrainer> {
+            let gpu = self
+                .trainer
+                .as_mut()
+                .ok_or_else(|| PyRuntimeError::new_err("the GPU copy was not prepared"))?;
+            if self.cpu_newer {
+                let optimizer = trainer.optimizer();
+                gpu.upload(
+                    network.weights(),
+                    &optimizer.state(),
+                    optimizer.iterations(),
+                )
+                .map_err(to_py)?;
+                self.cpu_newer = false;
+            }
+            Ok(gpu)
+        }
+
+        /// The loss and metrics over `data` on the GPU (the copy must have been prepared).
+        pub fn evaluate(
+            &mut self,
+            network: &Network,
+            trainer: &Trainer,
+            data: &Dataset,
+            batch_size: usize,
+            after_batch: &mut dyn FnMut(&Progress) -> Next,
+        ) -> PyResult<Logs> {
+            let gpu = self.current(network, trainer)?;
+            gpu.evaluate(data, batch_size, after_batch).map_err(to_py)
+        }
+
+        /// The outputs for `len` samples on the GPU; `None` when stopped.
+        #[allow(clippy::too_many_arguments)]
+        pub fn predict(
+            &mut self,
+            network: &Network,
+            trainer: &Trainer,
+            x: &[f32],
+            len: usize,
+            batch_size: usize,
+            after_batch: &mut dyn FnMut(&Progress) -> Next,
+        ) -> PyResult<Option<Vec<f32>>> {
+            let gpu = self.current(network, trainer)?;
+            gpu.predict(x, len, batch_size, after_batch).map_err(to_py)
+        }
+
         /// One epoch on the GPU (the copy must have been prepared).
         pub fn fit_epoch(
             &mut self,
@@ -186,6 +233,30 @@ mod enabled {
         }
 
         pub fn cpu_changed(&mut self) {}
+
+        pub fn evaluate(
+            &mut self,
+            _: &Network,
+            _: &Trainer,
+            _: &Dataset,
+            _: usize,
+            _: &mut dyn FnMut(&Progress) -> Next,
+        ) -> PyResult<Logs> {
+            Err(missing())
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        pub fn predict(
+            &mut self,
+            _: &Network,
+            _: &Trainer,
+            _: &[f32],
+            _: usize,
+            _: usize,
+            _: &mut dyn FnMut(&Progress) -> Next,
+        ) -> PyResult<Option<Vec<f32>>> {
+            Err(missing())
+        }
 
         pub fn fit_epoch(
             &mut self,
