@@ -3,6 +3,7 @@
 //! row count, written in the step uniform).
 
 use pynn_core::kernels::activation::Activation;
+use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
 
 use crate::context::Gpu;
@@ -163,29 +164,42 @@ impl Recorder<'_> {
                     self.epilogue(epilogue, sizes[i + 1], &z, &y);
                 }
                 Stage::Pool { geometry, kind } => {
-                    let argmax = extra.expect("argmax");
-                    let kind = (*kind == PoolKind::Average) as u32;
-                    let params = WindowParams::new(geometry, 0, 0, kind);
                     let kernel = &self.kernels.pool_forward;
-                    self.three(
-                        kernel,
-                        [&x, &y, &argmax],
-                        &params,
-                        self.capacity * sizes[i + 1],
-                    );
+                    let argmax = extra.expect("argmax");
+                    self.pool(kernel, geometry, *kind, [&x, &y, &argmax], sizes[i + 1]);
                 }
                 Stage::Dropout(_) => {
                     let mask = ones.cloned().or(extra).expect("mask");
-                    let params = SizeParams {
-                        n: sizes[i] as u32,
-                        _pad: [0; 3],
-                    };
-                    let kernel = &self.kernels.dropout;
-                    self.three(kernel, [&x, &mask, &y], &params, self.capacity * sizes[i]);
+                    self.dropout([&x, &mask, &y], sizes[i]);
                 }
                 Stage::Identity => {}
             }
         }
+    }
+
+    /// A pooling kernel over the windows of `geometry`, one invocation per value of the
+    /// `per_sample` values of each sample.
+    fn pool(
+        &mut self,
+        kernel: &'static Kernel,
+        geometry: &Geometry,
+        kind: PoolKind,
+        buffers: [&wgpu::Buffer; 3],
+        per_sample: usize,
+    ) {
+        let kind = (kind == PoolKind::Average) as u32;
+        let params = WindowParams::new(geometry, 0, 0, kind);
+        self.three(kernel, buffers, &params, self.capacity * per_sample);
+    }
+
+    /// `out = input ⊙ mask` over `per_sample` values of each sample.
+    fn dropout(&mut self, buffers: [&wgpu::Buffer; 3], per_sample: usize) {
+        let params = SizeParams {
+            n: per_sample as u32,
+            _pad: [0; 3],
+        };
+        let kernel = &self.kernels.dropout;
+        self.three(kernel, buffers, &params, self.capacity * per_sample);
     }
 
     /// z += bias, y = f(z).
@@ -288,25 +302,13 @@ impl Recorder<'_> {
                     }
                 }
                 Stage::Pool { geometry, kind } if i > 0 => {
-                    let argmax = extra.expect("argmax");
-                    let kind = (*kind == PoolKind::Average) as u32;
-                    let params = WindowParams::new(geometry, 0, 0, kind);
                     let kernel = &self.kernels.pool_backward;
-                    self.three(
-                        kernel,
-                        [&dy, &dx, &argmax],
-                        &params,
-                        self.capacity * sizes[i],
-                    );
+                    let argmax = extra.expect("argmax");
+                    self.pool(kernel, geometry, *kind, [&dy, &dx, &argmax], sizes[i]);
                 }
                 Stage::Dropout(_) if i > 0 => {
                     let mask = extra.expect("mask");
-                    let params = SizeParams {
-                        n: sizes[i] as u32,
-                        _pad: [0; 3],
-                    };
-                    let kernel = &self.kernels.dropout;
-                    self.three(kernel, [&dy, &mask, &dx], &params, self.capacity * sizes[i]);
+                    self.dropout([&dy, &mask, &dx], sizes[i]);
                 }
                 _ => {}
             }

@@ -82,6 +82,23 @@ fn data(case: &Case, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
     (x, y)
 }
 
+/// The case's network and trainer on the CPU, and its GPU trainer holding the same weights.
+fn engines(case: &Case) -> (Network, Trainer, GpuTrainer) {
+    let network = Network::new(&case.shape(), &case.specs).unwrap();
+    let trainer = Trainer::new(&network, case.loss, &case.optimizer, case.metrics.clone()).unwrap();
+    let mut gpu = GpuTrainer::new(
+        &case.shape(),
+        &case.specs,
+        case.loss,
+        &case.metrics,
+        &case.optimizer,
+    )
+    .unwrap();
+    gpu.upload(network.weights(), &trainer.optimizer().state(), 0)
+        .unwrap();
+    (network, trainer, gpu)
+}
+
 /// Trains the case for `epochs` on both engines from the same weights; returns the CPU's and
 /// the GPU's change of the weights and last logs.
 fn train_both(case: &Case, n: usize, batch: usize, epochs: usize) -> [(Vec<f32>, Logs); 2] {
@@ -91,19 +108,8 @@ fn train_both(case: &Case, n: usize, batch: usize, epochs: usize) -> [(Vec<f32>,
         y: &y,
         len: n,
     };
-    let mut network = Network::new(&case.shape(), &case.specs).unwrap();
+    let (mut network, mut trainer, mut gpu) = engines(case);
     let start = network.weights().to_vec();
-    let mut trainer =
-        Trainer::new(&network, case.loss, &case.optimizer, case.metrics.clone()).unwrap();
-    let mut gpu = GpuTrainer::new(
-        &case.shape(),
-        &case.specs,
-        case.loss,
-        &case.metrics,
-        &case.optimizer,
-    )
-    .unwrap();
-    gpu.upload(&start, &trainer.optimizer().state(), 0).unwrap();
     let lr = trainer.optimizer().learning_rate();
     let (mut cpu_logs, mut gpu_logs) = (None, None);
     for epoch in 0..epochs as u64 {
@@ -536,19 +542,7 @@ fn predict_and_evaluate_as_on_the_cpu() {
     };
     let n = 45;
     let (x, y) = data(&case, n, 4);
-    let mut network = Network::new(&case.shape(), &case.specs).unwrap();
-    let mut trainer =
-        Trainer::new(&network, case.loss, &case.optimizer, case.metrics.clone()).unwrap();
-    let mut gpu = GpuTrainer::new(
-        &case.shape(),
-        &case.specs,
-        case.loss,
-        &case.metrics,
-        &case.optimizer,
-    )
-    .unwrap();
-    gpu.upload(network.weights(), &trainer.optimizer().state(), 0)
-        .unwrap();
+    let (mut network, mut trainer, mut gpu) = engines(&case);
     let cpu = pynn_core::train::predict(&mut network, &x, n, 16, &mut |_| Next::Continue)
         .unwrap()
         .unwrap();
