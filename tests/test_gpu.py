@@ -114,9 +114,9 @@ def test_callbacks_and_saving_see_the_gpu_weights(tmp_path):
 
 def test_a_model_the_gpu_does_not_run_is_named():
     pynn.config.set_device("gpu")
-    model = pynn.Sequential([pynn.Input((6,)), Dense(1, kernel_regularizer="l2")])
+    model = pynn.Sequential([pynn.Input((6,)), Dense(1, activity_regularizer="l2")])
     model.compile(loss="mse", optimizer="sgd")
-    with pytest.raises(NotImplementedError, match="regularizers.*set_device\\('cpu'\\)"):
+    with pytest.raises(NotImplementedError, match="activity regularizers.*set_device\\('cpu'\\)"):
         model.fit(X, X[:, :1], verbose=0)
     model = pynn.Sequential([pynn.Input((6,)), Dense(1)])
     model.compile(loss="mse", optimizer="rmsprop")
@@ -154,7 +154,7 @@ def test_auto_trains_on_the_cpu_without_a_real_gpu(recwarn):
     if pynn.config.gpu_info()["is_gpu"]:
         pytest.skip("a real GPU is present")
     pynn.config.set_device("auto")
-    model = pynn.Sequential([pynn.Input((6,)), Dropout(0.5), Dense(1, kernel_regularizer="l2")])
+    model = pynn.Sequential([pynn.Input((6,)), Dropout(0.5), Dense(1, activity_regularizer="l2")])
     model.compile(loss="mse", optimizer="sgd")
     model.fit(X, X[:, :1], verbose=0)
     assert not [w for w in recwarn if "GPU" in str(w.message)]
@@ -185,3 +185,23 @@ def test_asking_for_a_gpu_that_is_not_there_says_what_was_found():
     assert done.returncode != 0
     assert "RuntimeError" in done.stderr
     assert "no Vulkan adapter matches" in done.stderr and "found: " in done.stderr
+
+
+def test_the_textbooks_l2_network_trains_as_on_the_cpu():
+    """Chapter 5's iris network with L2(0.01) on its hidden kernels: the penalty's gradient
+    and its value in the loss, on both engines."""
+    from pynn.examples._textbook import iris_network, standardized_iris
+    from pynn.regularizers import L2
+
+    x, y = standardized_iris(0)
+    histories = []
+    for device in ("cpu", "gpu"):
+        pynn.config.set_device(device)
+        pynn.utils.set_random_seed(0)
+        model = iris_network(kernel_regularizer=L2(0.01))
+        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        histories.append(
+            model.fit(x, y, validation_split=0.3, epochs=3, batch_size=30, verbose=0).history
+        )
+    for key, values in histories[0].items():
+        np.testing.assert_allclose(histories[1][key], values, rtol=1e-4)

@@ -120,6 +120,8 @@ pub struct Kernels {
     pub pool_forward: Kernel,
     pub pool_backward: Kernel,
     pub dropout: Kernel,
+    pub penalty_gradient: Kernel,
+    pub penalty_value: Kernel,
 }
 
 static KERNELS: OnceLock<Result<Kernels, GpuError>> = OnceLock::new();
@@ -190,6 +192,20 @@ fn compile(gpu: &Gpu) -> Kernels {
             &[STEP, WINDOWS, pool_backward],
             "backward",
             &[Read, Write, Read, Uniform, Uniform],
+        ),
+        penalty_gradient: Kernel::new(
+            gpu,
+            "penalty_gradient",
+            &[STEP, include_str!("shaders/penalty.wgsl")],
+            "gradient",
+            &[Read, Write, Write, Uniform, Uniform],
+        ),
+        penalty_value: Kernel::new(
+            gpu,
+            "penalty_value",
+            &[STEP, include_str!("shaders/penalty.wgsl")],
+            "value",
+            &[Read, Write, Write, Uniform, Uniform],
         ),
         dropout: Kernel::new(
             gpu,

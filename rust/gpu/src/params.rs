@@ -38,7 +38,7 @@ pub struct LossParams {
     pub width: u32,
     pub target_width: u32,
     pub n_metrics: u32,
-    pub _pad: u32,
+    pub stats_stride: u32,
     pub loss: Spec,
     pub metrics: [Spec; MAX_METRICS],
 }
@@ -123,6 +123,19 @@ impl WindowParams {
 pub struct SizeParams {
     pub n: u32,
     pub _pad: [u32; 3],
+}
+
+/// `penalty.wgsl`'s parameters: one regularized range of the weights.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct PenaltyParams {
+    pub offset: u32,
+    pub len: u32,
+    pub slot: u32,
+    pub stride: u32,
+    pub l1: f32,
+    pub l2: f32,
+    pub _pad: [u32; 2],
 }
 
 #[repr(C)]

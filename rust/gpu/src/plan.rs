@@ -5,6 +5,7 @@ use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
 use pynn_core::layers::{Dropout, LayerSpec};
+use pynn_core::regularizers::Regularizer;
 
 use crate::GpuError;
 
@@ -41,8 +42,18 @@ pub enum Stage {
     Identity,
 }
 
+/// A weight regularizer over one range of the weight buffer.
+#[derive(Clone, Copy)]
+pub struct Penalty {
+    pub offset: usize,
+    pub len: usize,
+    pub l1: f32,
+    pub l2: f32,
+}
+
 pub struct Plan {
     pub stages: Vec<Stage>,
+    pub penalties: Vec<Penalty>,
     /// Values per sample of the input, then of each layer's output.
     pub sizes: Vec<usize>,
     pub output_shape: Vec<usize>,
@@ -53,11 +64,32 @@ fn unsupported(what: &str) -> GpuError {
     GpuError::Unsupported(what.into())
 }
 
+/// The ranges a layer's kernel and bias regularizers cover (the bias follows the kernel).
+fn weight_penalties(
+    [kernel, bias]: [Option<Regularizer>; 2],
+    offset: usize,
+    kernel_len: usize,
+    bias_len: usize,
+) -> impl Iterator<Item = Penalty> {
+    let ranges = [
+        (kernel, offset, kernel_len),
+        (bias, offset + kernel_len, bias_len),
+    ];
+    ranges.into_iter().filter_map(|(regularizer, offset, len)| {
+        regularizer.map(|r| Penalty {
+            offset,
+            len,
+            l1: r.l1,
+            l2: r.l2,
+        })
+    })
+}
+
 /// The stages of `specs` for samples of `input_shape`.
 pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError> {
     let mut shape = input_shape.to_vec();
     let mut sizes = vec![shape.iter().product()];
-    let (mut stages, mut offset) = (Vec::new(), 0);
+    let (mut stages, mut offset, mut penalties) = (Vec::new(), 0, Vec::new());
     for spec in specs {
         let layer = spec
             .build(&shape)
@@ -72,13 +104,13 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
                 if shape.len() != 1 {
                     return Err(unsupported("Dense layers on inputs of more than one axis"));
                 }
-                if dense.kernel_regularizer.is_some()
-                    || dense.bias_regularizer.is_some()
-                    || dense.activity_regularizer.is_some()
-                {
-                    return Err(unsupported("regularizers"));
+                if dense.activity_regularizer.is_some() {
+                    return Err(unsupported("activity regularizers"));
                 }
                 let kernel_len = shape[0] * dense.units;
+                let bias_len = if dense.use_bias { dense.units } else { 0 };
+                let regularizers = [dense.kernel_regularizer, dense.bias_regularizer];
+                penalties.extend(weight_penalties(regularizers, offset, kernel_len, bias_len));
                 Stage::Dense {
                     inputs: shape[0],
                     units: dense.units,
@@ -92,13 +124,14 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
                 }
             }
             LayerSpec::Conv(conv) => {
-                if conv.kernel_regularizer.is_some()
-                    || conv.bias_regularizer.is_some()
-                    || conv.activity_regularizer.is_some()
-                {
-                    return Err(unsupported("regularizers"));
+                if conv.activity_regularizer.is_some() {
+                    return Err(unsupported("activity regularizers"));
                 }
                 let geometry = layer.geometry().expect("a convolution has windows");
+                let kernel_len = geometry.field() * conv.filters;
+                let bias_len = if conv.use_bias { conv.filters } else { 0 };
+                let regularizers = [conv.kernel_regularizer, conv.bias_regularizer];
+                penalties.extend(weight_penalties(regularizers, offset, kernel_len, bias_len));
                 Stage::Conv {
                     geometry,
                     filters: conv.filters,
@@ -106,7 +139,7 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
                         activation: conv.activation,
                         use_bias: conv.use_bias,
                         kernel_offset: offset,
-                        kernel_len: geometry.field() * conv.filters,
+                        kernel_len,
                         period: conv.filters,
                     },
                 }
@@ -133,6 +166,7 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
     }
     Ok(Plan {
         stages,
+        penalties,
         sizes,
         output_shape: shape,
         n_weights: offset,

@@ -9,10 +9,10 @@ use pynn_core::kernels::pool::PoolKind;
 use crate::context::Gpu;
 use crate::kernels::{groups_for, Kernel, Kernels};
 use crate::params::{
-    EpilogueParams, LossParams, MatmulDims, OptimizerParams, SizeParams, Spec, WindowParams,
-    MAX_METRICS,
+    EpilogueParams, LossParams, MatmulDims, OptimizerParams, PenaltyParams, SizeParams, Spec,
+    WindowParams, MAX_METRICS,
 };
-use crate::plan::{Epilogue, Stage};
+use crate::plan::{Epilogue, Penalty, Stage};
 
 pub struct Dispatch {
     pub kernel: &'static Kernel,
@@ -340,6 +340,39 @@ impl Recorder<'_> {
         }
     }
 
+    /// The weight regularizers: their value into each batch's penalty slot and, for
+    /// training, their gradient into the weights' gradients.
+    pub fn penalties(
+        &mut self,
+        penalties: &[Penalty],
+        statistics: &wgpu::Buffer,
+        n_metrics: usize,
+        training: bool,
+    ) {
+        let stride = statistics_stride(n_metrics);
+        for penalty in penalties {
+            let params = uniform(
+                self.gpu,
+                &PenaltyParams {
+                    offset: penalty.offset as u32,
+                    len: penalty.len as u32,
+                    slot: (stride - 1) as u32,
+                    stride: stride as u32,
+                    l1: penalty.l1,
+                    l2: penalty.l2,
+                    _pad: [0; 2],
+                },
+            );
+            let b = &self.buffers;
+            let buffers = [b.weights, b.grads, statistics, &params, b.step];
+            self.push(&self.kernels.penalty_value, &buffers, (1, 1));
+            if training {
+                let groups = groups_for(penalty.len);
+                self.push(&self.kernels.penalty_gradient, &buffers, groups);
+            }
+        }
+    }
+
     pub fn optimizer(&mut self, params: OptimizerParams, m: &wgpu::Buffer, v: &wgpu::Buffer) {
         let n = params.n as usize;
         let params = uniform(self.gpu, &params);
@@ -347,6 +380,11 @@ impl Recorder<'_> {
         let buffers = [b.weights, b.grads, m, v, &params, b.step];
         self.push(&self.kernels.optimizer, &buffers, groups_for(n));
     }
+}
+
+/// Statistics per batch: the loss's sum, each metric's sum, the weights' penalty.
+pub fn statistics_stride(n_metrics: usize) -> usize {
+    2 + n_metrics
 }
 
 /// The loss kernel's parameters.
@@ -357,7 +395,7 @@ pub fn loss_params(width: usize, target_width: usize, loss: Spec, metrics: &[Spe
         width: width as u32,
         target_width: target_width as u32,
         n_metrics: metrics.len() as u32,
-        _pad: 0,
+        stats_stride: statistics_stride(metrics.len()) as u32,
         loss,
         metrics: all,
     }

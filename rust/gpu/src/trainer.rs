@@ -13,8 +13,10 @@ use pynn_core::train::{visiting_order, Dataset, Logs, Next, Progress};
 use crate::context::{gpu, Gpu};
 use crate::kernels::{kernels, Kernels};
 use crate::params::{OptimizerParams, Spec, StepParams, MAX_METRICS};
-use crate::plan::{plan, Plan, Stage};
-use crate::record::{loss_params, uniform as recorder_uniform, Dispatch, Recorder, StepBuffers};
+use crate::plan::{plan, Penalty, Plan, Stage};
+use crate::record::{
+    loss_params, statistics_stride, uniform as recorder_uniform, Dispatch, Recorder, StepBuffers,
+};
 use crate::GpuError;
 
 #[derive(Clone, Copy)]
@@ -72,6 +74,7 @@ pub struct GpuTrainer {
     gpu: &'static Gpu,
     kernels: &'static Kernels,
     stages: Vec<Stage>,
+    penalties: Vec<Penalty>,
     /// Values per sample of the input, then of each layer's output.
     sizes: Vec<usize>,
     n_weights: usize,
@@ -220,6 +223,7 @@ impl GpuTrainer {
     ) -> Result<Self, GpuError> {
         let Plan {
             stages,
+            penalties,
             sizes,
             output_shape,
             n_weights,
@@ -246,6 +250,7 @@ impl GpuTrainer {
             width,
             target_width: loss.target_width(width),
             stages,
+            penalties,
             sizes,
             n_weights,
             loss: loss_spec(loss),
@@ -466,7 +471,7 @@ impl GpuTrainer {
     /// The epoch's logs from each batch's loss and metric sums, weighted as pynn-core's
     /// trainer weights them.
     fn logs(&self, rows: &[usize]) -> Result<Logs, GpuError> {
-        let stride = 1 + self.metrics.len();
+        let stride = statistics_stride(self.metrics.len());
         let batches = self.batches.as_ref().expect("prepared");
         let sums = read(self.gpu, &batches.statistics, rows.len() * stride)?;
         let (mut loss, mut samples, mut out_rows) = (0.0f64, 0usize, 0usize);
@@ -474,14 +479,15 @@ impl GpuTrainer {
         let mut first_non_finite = None;
         for (b, (&n, sums)) in rows.iter().zip(sums.chunks(stride)).enumerate() {
             let r = n * self.rows_per_sample;
-            let batch_loss = sums[0] as f64 / r as f64;
+            // pynn-core adds the weights' penalty in full to each batch's mean loss.
+            let batch_loss = sums[0] as f64 / r as f64 + sums[stride - 1] as f64;
             if !batch_loss.is_finite() && first_non_finite.is_none() {
                 first_non_finite = Some(b);
             }
             loss += batch_loss * n as f64;
             samples += n;
             out_rows += r;
-            for (total, &value) in metrics.iter_mut().zip(&sums[1..]) {
+            for (total, &value) in metrics.iter_mut().zip(&sums[1..stride - 1]) {
                 *total += value as f64;
             }
         }
@@ -509,6 +515,7 @@ impl GpuTrainer {
     fn build_batches(&self, capacity: usize, max_batches: usize) -> Batches {
         let gpu = self.gpu;
         let stride = 1 + self.metrics.len();
+        let stats_stride = statistics_stride(self.metrics.len());
         let x = storage(gpu, capacity * self.sizes[0], "inputs");
         let y = storage(
             gpu,
@@ -516,7 +523,7 @@ impl GpuTrainer {
             "targets",
         );
         let step = recorder_uniform(gpu, &StepParams::default());
-        let statistics = storage(gpu, max_batches * stride, "statistics");
+        let statistics = storage(gpu, max_batches * stats_stride, "statistics");
         // Activation i lives in `acts[i]`; layers that leave the data alone share their input's.
         let mut acts = vec![x.clone()];
         let mut deltas = vec![storage(gpu, capacity * self.sizes[0], "input gradient")];
@@ -570,6 +577,7 @@ impl GpuTrainer {
         training.forward(&self.stages, &self.sizes, None);
         training.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
         training.backward(&self.stages, &self.sizes);
+        training.penalties(&self.penalties, &statistics, self.metrics.len(), true);
         let (kind, nesterov) = match self.optimizer {
             Optimizer::Sgd { nesterov, .. } => (0, nesterov),
             Optimizer::Adam { .. } => (1, false),
@@ -586,6 +594,7 @@ impl GpuTrainer {
         let mut evaluation = recorder();
         evaluation.forward(&self.stages, &self.sizes, Some(&ones));
         evaluation.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
+        evaluation.penalties(&self.penalties, &statistics, self.metrics.len(), false);
         let output = acts.last().expect("input").clone();
         let (training, inference, evaluation) = (
             training.dispatches,

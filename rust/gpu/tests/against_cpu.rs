@@ -570,3 +570,75 @@ fn predict_and_evaluate_as_on_the_cpu() {
     assert_eq!(gpu_logs.metrics, cpu_logs.metrics);
     assert_eq!(gpu_logs.batches, 3);
 }
+
+/// Kernel and bias regularizers (L1, L2, both): their gradients in the steps and their value in
+/// the loss, in training and in evaluation.
+#[test]
+fn weight_regularizers_as_on_the_cpu() {
+    if !gpu_present() {
+        return;
+    }
+    use pynn_core::regularizers::Regularizer;
+    let mut first = conv(
+        4,
+        vec![3, 3],
+        vec![1, 1],
+        Padding::Valid,
+        vec![1, 1],
+        Activation::Relu,
+        1,
+    );
+    if let LayerSpec::Conv(spec) = &mut first {
+        spec.kernel_regularizer = Some(Regularizer { l1: 0.01, l2: 0.02 });
+    }
+    let mut last = dense(3, Activation::Softmax, 2);
+    if let LayerSpec::Dense(spec) = &mut last {
+        spec.kernel_regularizer = Some(Regularizer { l1: 0.0, l2: 0.05 });
+        spec.bias_regularizer = Some(Regularizer { l1: 0.03, l2: 0.0 });
+    }
+    let case = Case {
+        specs: vec![first, flatten(), last],
+        input_shape: vec![6, 6, 1],
+        input: 36,
+        loss: Loss::SparseCategoricalCrossentropy { from_logits: false },
+        metrics: vec![Metric::SparseCategoricalAccuracy],
+        optimizer: OptimizerSpec::adam(0.01),
+    };
+    check(
+        Case {
+            ..case_clone(&case)
+        },
+        50,
+        16,
+        3,
+        1e-3,
+    );
+    let (x, y) = data(&case, 30, 5);
+    let (mut network, mut trainer, mut gpu) = engines(&case);
+    let dataset = Dataset {
+        x: &x,
+        y: &y,
+        len: 30,
+    };
+    let cpu = trainer
+        .evaluate(&mut network, &dataset, 8, &mut |_| Next::Continue)
+        .unwrap();
+    let on_gpu = gpu.evaluate(&dataset, 8, &mut |_| Next::Continue).unwrap();
+    assert!(
+        (on_gpu.loss - cpu.loss).abs() <= 1e-5 * cpu.loss,
+        "{} vs {}",
+        on_gpu.loss,
+        cpu.loss
+    );
+}
+
+fn case_clone(case: &Case) -> Case {
+    Case {
+        specs: case.specs.clone(),
+        input_shape: case.input_shape.clone(),
+        input: case.input,
+        loss: case.loss,
+        metrics: case.metrics.clone(),
+        optimizer: case.optimizer.clone(),
+    }
+}

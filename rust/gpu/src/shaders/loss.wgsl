@@ -26,7 +26,8 @@ struct Params {
     width: u32,       // predictions per row
     target_width: u32,
     n_metrics: u32,
-    _pad: u32,
+    stats_stride: u32, // statistics per batch: the loss, the metrics, the weights' penalty
+
     loss: Spec,
     metrics: array<Spec, 4>,
 }
@@ -222,6 +223,8 @@ fn sum_rows() {
         for (var r = 0u; r < step.out_rows; r++) {
             total += row_values[r * stride + k];
         }
-        statistics[step.batch * stride + k] = total;
+        statistics[step.batch * p.stats_stride + k] = total;
     }
+    // The penalty slot, which the regularizers' `value` dispatches add to.
+    statistics[step.batch * p.stats_stride + stride] = 0.0;
 }
