@@ -262,7 +262,7 @@ fn compile(gpu: &Gpu) -> Kernels {
             "optimizer",
             &[STEP, optimizer],
             "main",
-            &[Write, Read, Write, Write, Uniform, Uniform],
+            &[Write, Read, Write, Write, Write, Uniform, Uniform],
         ),
     }
 }

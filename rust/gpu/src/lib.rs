@@ -3,8 +3,8 @@
 //!
 //! Scope today: Dense, Conv1D/2D, max and average pooling (global too), Dropout, Flatten and
 //! Reshape (every activation), kernel and bias regularizers, every loss and accuracy metric,
-//! SGD (with momentum, Nesterov) and Adam. Activity regularizers, RMSprop, Adagrad and amsgrad
-//! report [`GpuError::Unsupported`], and the caller trains on the CPU engine.
+//! SGD, Adam, RMSprop and Adagrad. Activity regularizers and amsgrad report
+//! [`GpuError::Unsupported`], and the caller trains on the CPU engine.
 
 mod context;
 mod kernels;

@@ -144,5 +144,5 @@ pub struct OptimizerParams {
     pub n: u32,
     pub kind: u32,
     pub nesterov: u32,
-    pub _pad: u32,
+    pub centered: u32,
 }

@@ -373,11 +373,11 @@ impl Recorder<'_> {
         }
     }
 
-    pub fn optimizer(&mut self, params: OptimizerParams, m: &wgpu::Buffer, v: &wgpu::Buffer) {
+    pub fn optimizer(&mut self, params: OptimizerParams, [m, v, a]: [&wgpu::Buffer; 3]) {
         let n = params.n as usize;
         let params = uniform(self.gpu, &params);
         let b = &self.buffers;
-        let buffers = [b.weights, b.grads, m, v, &params, b.step];
+        let buffers = [b.weights, b.grads, m, v, a, &params, b.step];
         self.push(&self.kernels.optimizer, &buffers, groups_for(n));
     }
 }

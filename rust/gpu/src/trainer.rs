@@ -32,6 +32,16 @@ enum Optimizer {
         c2: f32,
         epsilon: f32,
     },
+    Rmsprop {
+        rho: f32,
+        one_minus_rho: f32,
+        momentum: f32,
+        epsilon: f32,
+        centered: bool,
+    },
+    Adagrad {
+        epsilon: f32,
+    },
 }
 
 /// Weights, gradients and optimizer slots: the state that persists across steps.
@@ -40,6 +50,7 @@ struct State {
     grads: wgpu::Buffer,
     m: wgpu::Buffer,
     v: wgpu::Buffer,
+    a: wgpu::Buffer,
 }
 
 /// Buffers sized for batches of up to `capacity` samples, and the step's dispatches over them.
@@ -206,8 +217,22 @@ fn optimizer_plan(spec: &OptimizerSpec) -> Result<Optimizer, GpuError> {
         OptimizerSpec::Adam { amsgrad: true, .. } => {
             Err(GpuError::Unsupported("Adam with amsgrad=True".into()))
         }
-        OptimizerSpec::Rmsprop { .. } => Err(GpuError::Unsupported("RMSprop".into())),
-        OptimizerSpec::Adagrad { .. } => Err(GpuError::Unsupported("Adagrad".into())),
+        OptimizerSpec::Rmsprop {
+            rho,
+            momentum,
+            epsilon,
+            centered,
+            ..
+        } => Ok(Optimizer::Rmsprop {
+            rho: rho as f32,
+            one_minus_rho: (1.0 - rho) as f32,
+            momentum: momentum as f32,
+            epsilon: epsilon as f32,
+            centered,
+        }),
+        OptimizerSpec::Adagrad { epsilon, .. } => Ok(Optimizer::Adagrad {
+            epsilon: epsilon as f32,
+        }),
     }
 }
 
@@ -242,6 +267,7 @@ impl GpuTrainer {
             grads: storage(gpu, n_weights, "gradients"),
             m: storage(gpu, n_weights, "first moments"),
             v: storage(gpu, n_weights, "second moments"),
+            a: storage(gpu, n_weights, "average gradients"),
         };
         Ok(GpuTrainer {
             gpu,
@@ -264,13 +290,28 @@ impl GpuTrainer {
         })
     }
 
-    /// The optimizer's slot vectors, in pynn-core's order (Adam: m, v; SGD: the velocity when
-    /// there is momentum).
+    /// The optimizer's slot vectors, in pynn-core's (Keras's) order: Adam m, v; SGD the
+    /// velocity when there is momentum; RMSprop the velocity, then the momentum and the average
+    /// gradient when in use; Adagrad the accumulator.
     fn slots(&self) -> Vec<&wgpu::Buffer> {
+        let s = &self.state;
         match self.optimizer {
-            Optimizer::Adam { .. } => vec![&self.state.m, &self.state.v],
-            Optimizer::Sgd { momentum, .. } if momentum != 0.0 => vec![&self.state.m],
+            Optimizer::Adam { .. } => vec![&s.m, &s.v],
+            Optimizer::Sgd { momentum, .. } if momentum != 0.0 => vec![&s.m],
             Optimizer::Sgd { .. } => Vec::new(),
+            Optimizer::Rmsprop {
+                momentum, centered, ..
+            } => {
+                let mut slots = vec![&s.v];
+                if momentum > 0.0 {
+                    slots.push(&s.m);
+                }
+                if centered {
+                    slots.push(&s.a);
+                }
+                slots
+            }
+            Optimizer::Adagrad { .. } => vec![&s.v],
         }
     }
 
@@ -464,6 +505,17 @@ impl GpuTrainer {
                     learning_rate * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
                 (params.c1, params.c2, params.epsilon) = (c1, c2, epsilon);
             }
+            Optimizer::Rmsprop {
+                rho,
+                one_minus_rho,
+                momentum,
+                epsilon,
+                ..
+            } => {
+                (params.c1, params.c2) = (rho, one_minus_rho);
+                (params.momentum, params.epsilon) = (momentum, epsilon);
+            }
+            Optimizer::Adagrad { epsilon } => params.epsilon = epsilon,
         }
         params
     }
@@ -578,17 +630,20 @@ impl GpuTrainer {
         training.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
         training.backward(&self.stages, &self.sizes);
         training.penalties(&self.penalties, &statistics, self.metrics.len(), true);
-        let (kind, nesterov) = match self.optimizer {
-            Optimizer::Sgd { nesterov, .. } => (0, nesterov),
-            Optimizer::Adam { .. } => (1, false),
+        let (kind, nesterov, centered) = match self.optimizer {
+            Optimizer::Sgd { nesterov, .. } => (0, nesterov, false),
+            Optimizer::Adam { .. } => (1, false, false),
+            Optimizer::Rmsprop { centered, .. } => (2, false, centered),
+            Optimizer::Adagrad { .. } => (3, false, false),
         };
         let params = OptimizerParams {
             n: self.n_weights as u32,
             kind,
             nesterov: nesterov as u32,
-            _pad: 0,
+            centered: centered as u32,
         };
-        training.optimizer(params, &self.state.m, &self.state.v);
+        let s = &self.state;
+        training.optimizer(params, [&s.m, &s.v, &s.a]);
         let mut inference = recorder();
         inference.forward(&self.stages, &self.sizes, Some(&ones));
         let mut evaluation = recorder();

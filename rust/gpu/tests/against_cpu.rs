@@ -288,6 +288,25 @@ fn optimizers_follow_the_cpu_over_three_epochs() {
             nesterov: true,
         },
         OptimizerSpec::adam(0.003),
+        OptimizerSpec::Rmsprop {
+            learning_rate: 0.003,
+            rho: 0.9,
+            momentum: 0.0,
+            epsilon: 1e-7,
+            centered: false,
+        },
+        OptimizerSpec::Rmsprop {
+            learning_rate: 0.002,
+            rho: 0.8,
+            momentum: 0.5,
+            epsilon: 1e-7,
+            centered: true,
+        },
+        OptimizerSpec::Adagrad {
+            learning_rate: 0.05,
+            initial_accumulator_value: 0.1,
+            epsilon: 1e-7,
+        },
     ];
     for optimizer in optimizers {
         let case = Case {
@@ -321,19 +340,34 @@ fn unsupported_models_are_named() {
         return;
     }
     let loss = Loss::MeanSquaredError;
-    let rmsprop = OptimizerSpec::Rmsprop {
+    let amsgrad = OptimizerSpec::Adam {
         learning_rate: 0.001,
-        rho: 0.9,
-        momentum: 0.0,
+        beta_1: 0.9,
+        beta_2: 0.999,
         epsilon: 1e-7,
-        centered: false,
+        amsgrad: true,
     };
     let specs = [dense(2, Activation::Linear, 1)];
-    let error = GpuTrainer::new(&[4], &specs, loss, &[], &rmsprop)
+    let error = GpuTrainer::new(&[4], &specs, loss, &[], &amsgrad)
         .err()
         .unwrap();
-    assert_eq!(error, GpuError::Unsupported("RMSprop".into()));
-    assert!(error.to_string().contains("does not run RMSprop yet"));
+    assert_eq!(
+        error,
+        GpuError::Unsupported("Adam with amsgrad=True".into())
+    );
+    assert!(error
+        .to_string()
+        .contains("does not run Adam with amsgrad=True yet"));
+    let mut spec = dense(2, Activation::Linear, 1);
+    if let LayerSpec::Dense(dense) = &mut spec {
+        dense.activity_regularizer =
+            Some(pynn_core::regularizers::Regularizer { l1: 0.1, l2: 0.0 });
+    }
+    let sgd = OptimizerSpec::sgd(0.1);
+    let error = GpuTrainer::new(&[4], &[spec], loss, &[], &sgd)
+        .err()
+        .unwrap();
+    assert_eq!(error, GpuError::Unsupported("activity regularizers".into()));
 }
 
 fn conv(
