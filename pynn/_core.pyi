@@ -51,9 +51,13 @@ class Engine:
         progress: Progress | None = None,
         on_gpu: bool = False,
     ) -> tuple[float, list[float]]: ...
-    def compute_gradients(self, x: Floats, y: Floats, len: int) -> tuple[float, Floats]:
-        """`(loss, gradients)` of one training step on all `len` samples, without the step; the
-        gradients flat, in the layout of `get_weights()`."""
+    def compute_gradients(
+        self, x: Floats, y: Floats, len: int
+    ) -> tuple[float, list[float], Floats]:
+        """`(loss, metrics, gradients)` of one training step on all `len` samples, without the
+        step; the gradients flat, in the layout of `get_weights()`."""
+    def apply_gradients(self, grads: Floats) -> None:
+        """One optimizer step with these (flat) gradients."""
     def predict(
         self,
         x: Floats,

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from pynn import _core, _data, _progress, config
+from pynn import distribution as distribution_module
 from pynn import losses as losses_module
 from pynn import metrics as metrics_module
 from pynn import optimizers as optimizers_module
@@ -251,7 +252,10 @@ class Trainer:
         n = x.shape[0]
         show = _live_show(bar)
         on_gpu = self._on_gpu()
-        if callbacks.needs_batches("test"):
+        parallel = distribution_module.distribution()
+        if parallel is not None:
+            loss, metric_values = parallel.evaluate(self, x, y, batch_size)
+        elif callbacks.needs_batches("test"):
 
             def step(rows):
                 xb, yb = x[rows], y[rows]
@@ -334,6 +338,11 @@ class Trainer:
             validation = self._model_pair(*validation, "fit", ("x_val", "y_val"))
 
         steps = math.ceil(x.shape[0] / batch_size)
+        parallel = distribution_module.distribution()
+        if parallel is not None:
+            # Process 0 alone prints and writes files.
+            callbacks = parallel.callbacks(callbacks)
+            verbose = verbose if parallel.process_id == 0 else 0
         callbacks = CallbackList(
             callbacks,
             model=self,
@@ -349,12 +358,19 @@ class Trainer:
         # `on_train_begin` may move the start (BackupAndRestore resuming a run).
         initial_epoch = self._initial_epoch
         fit_seed = draw_seed() if shuffle else None
+        if parallel is not None:
+            parallel.broadcast_model(self)
+            fit_seed, initial_epoch = parallel.broadcast((fit_seed, initial_epoch))
         logs: dict[str, float] = {}
         warned = False
         for epoch in range(initial_epoch, epochs):
             callbacks.on_epoch_begin(epoch)
             seed = None if fit_seed is None else epoch_seed(fit_seed, epoch)
-            loss, metric_values, bad_batch = self._train_epoch(x, y, batch_size, seed, callbacks)
+            if parallel is None:
+                epoch_logs = self._train_epoch(x, y, batch_size, seed, callbacks)
+            else:
+                epoch_logs = parallel.train_epoch(self, x, y, batch_size, seed, callbacks)
+            loss, metric_values, bad_batch = epoch_logs
             self._optimizer_built = True
             if bad_batch is not None and not warned and not self.stop_training:
                 warned = _warn_non_finite_loss(epoch, bad_batch)
@@ -376,7 +392,7 @@ class Trainer:
     ):
         """The loss and metrics on `(x, y)` with fixed weights: a float when there are no metrics,
         else `[loss, metric, ...]` in compile order, or a dict with `return_dict=True`."""
-        verbose = _progress.resolve_verbose(verbose)
+        verbose = _quiet_beside_process_0(_progress.resolve_verbose(verbose))
         batch_size = _data.check_batch_size(batch_size)
         x, y = self._inputs_and_targets(x, y, "evaluate")
         bar = _progbar(x.shape[0], batch_size, verbose)
@@ -387,7 +403,7 @@ class Trainer:
 
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None) -> np.ndarray:
         """The model's outputs for `x`, as a float32 array `(n,) + output_shape`."""
-        verbose = _progress.resolve_verbose(verbose)
+        verbose = _quiet_beside_process_0(_progress.resolve_verbose(verbose))
         batch_size = _data.check_batch_size(batch_size)
         x = self._inputs(x)
         n = x.shape[0]
@@ -395,8 +411,11 @@ class Trainer:
         bar = _progbar(n, batch_size, verbose)
         show = _live_show(bar)
         on_gpu = self._on_gpu()
+        parallel = distribution_module.distribution()
         callbacks.on_predict_begin()
-        if callbacks.needs_batches("predict"):
+        if parallel is not None:
+            out = parallel.predict(self, x, batch_size)
+        elif callbacks.needs_batches("predict"):
             parts = []
             for batch, first in enumerate(range(0, n, batch_size)):
                 callbacks.on_predict_batch_begin(batch)
@@ -457,7 +476,7 @@ class Trainer:
             One float32 array per weight, in the order and shapes of `get_weights()`.
         """
         x, y = self._inputs_and_targets(x, y, "compute_gradients")
-        _, flat = self._engine.compute_gradients(x.reshape(-1), y.reshape(-1), x.shape[0])
+        _, _, flat = self._engine.compute_gradients(x.reshape(-1), y.reshape(-1), x.shape[0])
         return _split(flat, self._engine.weight_shapes())
 
 
@@ -466,6 +485,12 @@ def _split(flat: np.ndarray, shapes) -> list[np.ndarray]:
     sizes = [int(np.prod(shape)) for shape in shapes]
     parts = np.split(flat, np.cumsum(sizes)[:-1]) if sizes else []
     return [part.reshape(shape) for part, shape in zip(parts, shapes)]
+
+
+def _quiet_beside_process_0(verbose: int) -> int:
+    """`verbose` on process 0 of a distributed job (or outside one), 0 on the others."""
+    parallel = distribution_module.distribution()
+    return verbose if parallel is None or parallel.process_id == 0 else 0
 
 
 def _progbar(n: int, batch_size: int, verbose: int):

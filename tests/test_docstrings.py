@@ -13,6 +13,7 @@ PUBLIC_MODULES = [
     "pynn.callbacks",
     "pynn.config",
     "pynn.datasets.fashion_mnist",
+    "pynn.distribution",
     "pynn.datasets.iris",
     "pynn.initializers",
     "pynn.layers",

@@ -233,13 +233,23 @@ impl Trainer {
 
     /// ∂loss/∂weights over all of `data` as one batch, left in [`Network::grads`]: what a
     /// training step on it would apply (training behaviour, penalties included), without the
-    /// step. Returns the batch's loss.
-    pub fn gradients(&mut self, network: &mut Network, data: &Dataset) -> Result<f64> {
+    /// step. Returns the batch's loss and metrics.
+    pub fn gradients(&mut self, network: &mut Network, data: &Dataset) -> Result<Logs> {
         let batch = data.len.max(1);
-        let logs = self.run(network, data, batch, None, Pass::Gradients, &mut |_| {
+        self.run(network, data, batch, None, Pass::Gradients, &mut |_| {
             Next::Continue
-        })?;
-        Ok(logs.loss)
+        })
+    }
+
+    /// One optimizer step with `grads` (as long as the weights) instead of a batch's: for
+    /// gradients computed elsewhere, such as averaged across processes.
+    pub fn apply_gradients(&mut self, network: &mut Network, grads: &[f32]) -> Result<()> {
+        let (weights, _) = network.weights_and_grads();
+        if grads.len() != weights.len() {
+            return Err(CoreError::shape("gradients", weights.len(), grads.len()));
+        }
+        self.optimizer.step(weights, grads);
+        Ok(())
     }
 
     /// One batch of samples `indices`: forward, loss, metrics, and for training passes the

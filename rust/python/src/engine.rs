@@ -362,14 +362,15 @@ impl Engine {
     }
 
     /// ∂loss/∂weights over all `len` samples as one batch, in the layout of `get_weights()`:
-    /// what a training step on them would apply, without the step. Returns `(loss, gradients)`.
+    /// what a training step on them would apply, without the step. Returns
+    /// `(loss, [metrics...], gradients)`.
     fn compute_gradients<'py>(
         &mut self,
         py: Python<'py>,
         x: PyReadonlyArray1<'_, f32>,
         y: PyReadonlyArray1<'_, f32>,
         len: usize,
-    ) -> PyResult<(f64, Bound<'py, PyArray1<f32>>)> {
+    ) -> PyResult<(f64, Vec<f64>, Bound<'py, PyArray1<f32>>)> {
         let data = dataset(&x, &y, len)?;
         self.on_cpu()?;
         let (network, trainer) = self.parts()?;
@@ -377,8 +378,20 @@ impl Engine {
             report: None,
             values: 0,
         };
-        let loss = run_released(py, 1, no_progress, |_| trainer.gradients(network, &data))?;
-        Ok((loss, PyArray1::from_slice(py, self.network.grads())))
+        let logs = run_released(py, 1, no_progress, |_| trainer.gradients(network, &data))?;
+        let grads = PyArray1::from_slice(py, self.network.grads());
+        Ok((logs.loss, logs.metrics, grads))
+    }
+
+    /// One optimizer step with `grads` (the layout of `get_weights()`, flat) in place of a
+    /// batch's gradients.
+    fn apply_gradients(&mut self, grads: PyReadonlyArray1<'_, f32>) -> PyResult<()> {
+        let grads = grads
+            .as_slice()
+            .map_err(|e| errors::layout("gradients", e))?;
+        self.changing_cpu()?;
+        let (network, trainer) = self.parts()?;
+        errors::catch_panic(|| trainer.apply_gradients(network, grads).map_err(to_py))
     }
 
     /// Predictions for `len` samples: an array `(len, ...output_shape)`.

@@ -1,0 +1,124 @@
+"""Data-parallel training over MPI: `tests/mpi_job.py` runs under `mpirun -np 2` (two processes
+of one thread each, over loopback) and is compared with the same training in one process."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn.distribution.data_parallel import shard
+
+sys.path.insert(0, str(Path(__file__).parent))
+import mpi_job  # noqa: E402
+
+MPIRUN = shutil.which("mpirun")
+try:
+    import mpi4py  # noqa: F401
+
+    HAVE_MPI4PY = True
+except ImportError:
+    HAVE_MPI4PY = False
+
+if not (MPIRUN and HAVE_MPI4PY):
+    if os.environ.get("CI"):
+        raise RuntimeError("CI installs OpenMPI and mpi4py: mpirun or mpi4py is missing")
+    pytest.skip("OpenMPI or mpi4py is not installed", allow_module_level=True)
+
+JOB = Path(__file__).parent / "mpi_job.py"
+
+
+def mpirun(scenario, out, timeout=300, env=None):
+    command = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "2"]
+    command += [sys.executable, str(JOB), scenario, str(out)]
+    environment = {**os.environ, "PYNN_NUM_THREADS": "1", "PYNN_DEVICE": "cpu", **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
+
+
+def single_process(scenario):
+    """The same training in this process, without a distribution."""
+    build, data, fit_args = mpi_job.SCENARIOS[scenario]
+    x, y = data()
+    model = build()
+    history = model.fit(x, y, shuffle=False, verbose=0, **fit_args)
+    return model, history.history, x, y
+
+
+def results(out, scenario):
+    ranks = [np.load(out / f"{scenario}-{rank}.npz") for rank in range(2)]
+    return ranks
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("mpi")
+    for scenario in ("dense", "dense_odd_batch", "lenet", "early_stopping"):
+        done = mpirun(scenario, out)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def weights_of(npz):
+    return [npz[f"arr_{i}"] for i in range(len([k for k in npz.files if k.startswith("arr_")]))]
+
+
+@pytest.mark.parametrize("scenario", ["dense", "dense_odd_batch", "lenet"])
+def test_two_processes_train_as_one(jobs, scenario):
+    """With shuffle=False, 2 processes at global batch B end where 1 process at batch B ends,
+    with the same History, and every process holds the same weights, History and outputs."""
+    rank0, rank1 = results(jobs, scenario)
+    for a, b in zip(weights_of(rank0), weights_of(rank1)):
+        np.testing.assert_array_equal(a, b)
+    for key in ("history", "predictions", "evaluation"):
+        np.testing.assert_array_equal(rank0[key], rank1[key])
+    model, history, x, y = single_process(scenario)
+    for got, want in zip(weights_of(rank0), model.get_weights()):
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-6)
+    keys = list(rank0["keys"])
+    assert keys == sorted(history)
+    for key, values in zip(keys, rank0["history"]):
+        np.testing.assert_allclose(values, history[key], rtol=1e-4)
+    np.testing.assert_allclose(
+        rank0["predictions"], model.predict(x, verbose=0), rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(rank0["evaluation"], model.evaluate(x, y, verbose=0), rtol=1e-4)
+
+
+def test_early_stopping_stops_every_process_at_the_same_epoch(jobs):
+    rank0, rank1 = results(jobs, "early_stopping")
+    np.testing.assert_array_equal(rank0["history"], rank1["history"])
+    assert rank0["history"].shape[1] < 40
+
+
+@pytest.mark.parametrize("how", ["kill", "hang"])
+def test_a_dead_process_ends_the_job_within_the_timeout(tmp_path, how):
+    """A killed process: mpirun ends the job. A hung one: the other's all-reduce gives up
+    after PYNN_MPI_TIMEOUT seconds, says so, and aborts the job."""
+    start = time.monotonic()
+    done = mpirun(how, tmp_path, timeout=120, env={"PYNN_MPI_TIMEOUT": "5"})
+    elapsed = time.monotonic() - start
+    assert done.returncode != 0
+    assert elapsed < 60, f"the surviving process waited {elapsed:.0f} s"
+    if how == "hang":
+        assert "no answer from the other processes within 5 s" in done.stderr
+        assert elapsed >= 5
+
+
+def test_shards_split_a_batch_evenly():
+    assert [shard(32, 2, r) for r in range(2)] == [(0, 16), (16, 32)]
+    assert [shard(31, 2, r) for r in range(2)] == [(0, 16), (16, 31)]
+    assert [shard(7, 3, r) for r in range(3)] == [(0, 3), (3, 5), (5, 7)]
+    assert [shard(1, 2, r) for r in range(2)] == [(0, 1), (1, 1)]
+
+
+def test_set_distribution_takes_a_data_parallel_or_none():
+    with pytest.raises(ValueError, match="DataParallel"):
+        pynn.distribution.set_distribution("mpi")
+    pynn.distribution.set_distribution(None)
+    assert pynn.distribution.distribution() is None
+    assert pynn.distribution.list_devices() == ["cpu:0"]
