@@ -9,6 +9,7 @@ use crate::GpuError;
 const STEP: &str = include_str!("shaders/step.wgsl");
 const ACTIVATION_MATH: &str = include_str!("shaders/activation_math.wgsl");
 const WINDOWS: &str = include_str!("shaders/windows.wgsl");
+const EPILOGUE: &str = include_str!("shaders/epilogue.wgsl");
 
 /// How a kernel sees one binding.
 #[derive(Clone, Copy)]
@@ -152,6 +153,7 @@ fn compile(gpu: &Gpu) -> Kernels {
     let backward_bindings = [Write, Read, Read, Write, Uniform, Uniform];
     let loss_bindings = [Read, Read, Write, Write, Write, Uniform, Uniform];
     let with_math = |source| [STEP, ACTIVATION_MATH, source];
+    let epilogue = |source| [STEP, ACTIVATION_MATH, EPILOGUE, source];
     let conv = include_str!("shaders/conv.wgsl");
     let pool = include_str!("shaders/pool.wgsl");
     let pool_backward = include_str!("shaders/pool_backward.wgsl");
@@ -217,35 +219,35 @@ fn compile(gpu: &Gpu) -> Kernels {
         activation: Kernel::new(
             gpu,
             "activation",
-            &with_math(activation),
+            &epilogue(activation),
             "forward",
             &forward_bindings,
         ),
         softmax: Kernel::new(
             gpu,
             "softmax",
-            &with_math(activation),
+            &epilogue(activation),
             "forward_softmax",
             &forward_bindings,
         ),
         activation_backward: Kernel::new(
             gpu,
             "activation_backward",
-            &with_math(backward),
+            &epilogue(backward),
             "backward",
             &backward_bindings,
         ),
         softmax_backward: Kernel::new(
             gpu,
             "softmax_backward",
-            &with_math(backward),
+            &epilogue(backward),
             "backward_softmax",
             &backward_bindings,
         ),
         bias_gradient: Kernel::new(
             gpu,
             "bias_gradient",
-            &with_math(backward),
+            &epilogue(backward),
             "bias_gradient",
             &backward_bindings,
         ),

@@ -1,17 +1,6 @@
 // A Dense or convolution layer's epilogue: z += bias, a = f(z). `forward` runs per element,
 // `forward_softmax` per row (softmax normalises each row of `period` values).
 
-struct Params {
-    n: u32,          // values per sample
-    activation: u32,
-    use_bias: u32,
-    bias_offset: u32,
-    period: u32,     // values per row: units (Dense) or filters (convolution)
-    _pad: u32,
-    _pad2: u32,
-    _pad3: u32,
-}
-
 @group(0) @binding(0) var<storage, read_write> z: array<f32>;
 @group(0) @binding(1) var<storage, read_write> a: array<f32>;
 @group(0) @binding(2) var<storage, read> weights: array<f32>;

@@ -1,17 +1,6 @@
 // ∂loss/∂z from ∂loss/∂a, in place: g *= f'(z) per element, or for softmax per row
 // g = a ⊙ (g − Σ g·a). Then `bias_gradient` sums each column of g into the bias's gradient.
 
-struct Params {
-    n: u32,          // values per sample
-    activation: u32,
-    use_bias: u32,
-    bias_offset: u32,
-    period: u32,     // values per row: units (Dense) or filters (convolution)
-    _pad: u32,
-    _pad2: u32,
-    _pad3: u32,
-}
-
 @group(0) @binding(0) var<storage, read_write> g: array<f32>;
 @group(0) @binding(1) var<storage, read> z: array<f32>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
