@@ -72,8 +72,9 @@ enum Pass {
     Train,
 }
 
-/// Running sums behind [`Logs`].
-struct Totals {
+/// Running sums behind [`Logs`]: each batch's loss and metric sums, weighted as Keras weights
+/// them. Public for engines that compute the batches elsewhere (the GPU's).
+pub struct Totals {
     loss: f64,
     samples: usize,
     metrics: Vec<f64>,
@@ -83,7 +84,7 @@ struct Totals {
 }
 
 impl Totals {
-    fn new(n_metrics: usize) -> Self {
+    pub fn new(n_metrics: usize) -> Self {
         Totals {
             loss: 0.0,
             samples: 0,
@@ -101,7 +102,31 @@ impl Totals {
         std::iter::once(mean(self.loss, self.samples)).chain(metrics)
     }
 
-    fn logs(&self) -> Logs {
+    /// Adds one batch of `samples` samples (`rows` loss rows): the sum of its rows' losses,
+    /// the weights' penalty (added in full to the batch's mean loss, as Keras does) and the sum
+    /// of each metric's row values.
+    pub fn add_batch(
+        &mut self,
+        loss_sum: f64,
+        penalty: f64,
+        samples: usize,
+        rows: usize,
+        metric_sums: impl IntoIterator<Item = f64>,
+    ) {
+        let batch_loss = loss_sum / rows as f64 + penalty;
+        if !batch_loss.is_finite() && self.first_non_finite.is_none() {
+            self.first_non_finite = Some(self.batches);
+        }
+        for (total, sum) in self.metrics.iter_mut().zip(metric_sums) {
+            *total += sum;
+        }
+        self.loss += batch_loss * samples as f64;
+        self.samples += samples;
+        self.rows += rows;
+        self.batches += 1;
+    }
+
+    pub fn logs(&self) -> Logs {
         let mut means = self.means();
         Logs {
             loss: means.next().unwrap_or(0.0),
@@ -282,8 +307,12 @@ impl Trainer {
         }
         network.forward(batch, train);
         let output = network.output(batch);
-        for (sum, metric) in totals.metrics.iter_mut().zip(&self.metrics) {
-            *sum += metric.evaluate(targets, output, width);
+        let metric_sums = self
+            .metrics
+            .iter()
+            .map(|m| m.evaluate(targets, output, width));
+        for (total, sum) in totals.metrics.iter_mut().zip(metric_sums) {
+            *total += sum;
         }
         let (loss_sum, penalty) = if train {
             let (output, output_grad) = network.output_and_grad_mut(batch);
@@ -301,15 +330,8 @@ impl Trainer {
             let loss = self.loss.evaluate(targets, output, width, None, 0.0);
             (loss, network.penalty(batch, false))
         };
-        // Keras adds the penalties in full to each batch's mean loss.
-        let batch_loss = loss_sum / rows as f64 + penalty;
-        if !batch_loss.is_finite() && totals.first_non_finite.is_none() {
-            totals.first_non_finite = Some(totals.batches);
-        }
-        totals.loss += batch_loss * batch as f64;
-        totals.samples += batch;
-        totals.rows += rows;
-        totals.batches += 1;
+        // The metrics are in already: computed before the backward overwrites the output.
+        totals.add_batch(loss_sum, penalty, batch, rows, std::iter::empty());
     }
 }
 
@@ -338,7 +360,7 @@ fn check_batch_size(batch_size: usize) -> Result<()> {
 }
 
 /// Copies the rows `indices` (each `size` values) of `source` into `out`, in order.
-fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut [f32]) {
+pub fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut [f32]) {
     for (dst, &i) in out.chunks_mut(size).zip(indices) {
         dst.copy_from_slice(&source[i * size..(i + 1) * size]);
     }

@@ -8,7 +8,7 @@ use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
 use pynn_core::metrics::Metric;
 use pynn_core::optim::OptimizerSpec;
-use pynn_core::train::{visiting_order, Dataset, Logs, Next, Progress};
+use pynn_core::train::{gather, visiting_order, Dataset, Logs, Next, Progress, Totals};
 
 use crate::context::{gpu, Gpu};
 use crate::kernels::{kernels, Kernels};
@@ -381,8 +381,8 @@ impl GpuTrainer {
         self.prepare(batch_size, n_batches);
         let mut rows = Vec::with_capacity(n_batches);
         for (b, indices) in order.chunks(batch_size).enumerate() {
-            gather(data.x, in_size, indices, &mut self.x_batch);
-            gather(data.y, t_size, indices, &mut self.y_batch);
+            gather_into(data.x, in_size, indices, &mut self.x_batch);
+            gather_into(data.y, t_size, indices, &mut self.y_batch);
             self.step(b, indices.len(), learning_rate);
             rows.push(indices.len());
             if let Next::Stop = after_batch(&Progress::batches_only(b + 1)) {
@@ -526,30 +526,13 @@ impl GpuTrainer {
         let stride = statistics_stride(self.metrics.len());
         let batches = self.batches.as_ref().expect("prepared");
         let sums = read(self.gpu, &batches.statistics, rows.len() * stride)?;
-        let (mut loss, mut samples, mut out_rows) = (0.0f64, 0usize, 0usize);
-        let mut metrics = vec![0.0f64; self.metrics.len()];
-        let mut first_non_finite = None;
-        for (b, (&n, sums)) in rows.iter().zip(sums.chunks(stride)).enumerate() {
-            let r = n * self.rows_per_sample;
-            // pynn-core adds the weights' penalty in full to each batch's mean loss.
-            let batch_loss = sums[0] as f64 / r as f64 + sums[stride - 1] as f64;
-            if !batch_loss.is_finite() && first_non_finite.is_none() {
-                first_non_finite = Some(b);
-            }
-            loss += batch_loss * n as f64;
-            samples += n;
-            out_rows += r;
-            for (total, &value) in metrics.iter_mut().zip(&sums[1..stride - 1]) {
-                *total += value as f64;
-            }
+        let mut totals = Totals::new(self.metrics.len());
+        for (&n, sums) in rows.iter().zip(sums.chunks(stride)) {
+            let (loss, penalty) = (sums[0] as f64, sums[stride - 1] as f64);
+            let metrics = sums[1..stride - 1].iter().map(|&m| m as f64);
+            totals.add_batch(loss, penalty, n, n * self.rows_per_sample, metrics);
         }
-        let mean = |sum: f64, count: usize| if count > 0 { sum / count as f64 } else { 0.0 };
-        Ok(Logs {
-            loss: mean(loss, samples),
-            metrics: metrics.into_iter().map(|m| mean(m, out_rows)).collect(),
-            batches: rows.len(),
-            first_non_finite,
-        })
+        Ok(totals.logs())
     }
 
     /// Sizes the batch buffers for `batch_size` samples and `n_batches` statistics, and records
@@ -688,10 +671,8 @@ fn replay(encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch]) {
     }
 }
 
-/// Copies the rows `indices` (each `size` values) of `source` into `out`, reusing its memory.
-fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut Vec<f32>) {
-    out.clear();
-    for &i in indices {
-        out.extend_from_slice(&source[i * size..(i + 1) * size]);
-    }
+/// pynn-core's gather of the rows `indices` into `out`, sized to them (its memory reused).
+fn gather_into(source: &[f32], size: usize, indices: &[usize], out: &mut Vec<f32>) {
+    out.resize(indices.len() * size, 0.0);
+    gather(source, size, indices, out);
 }
