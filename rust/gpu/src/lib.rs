@@ -2,9 +2,9 @@
 //! with weights, gradients and optimizer state resident on the device.
 //!
 //! Scope today: Dense, Conv1D/2D, max and average pooling (global too), Dropout, Flatten and
-//! Reshape (every activation), kernel and bias regularizers, every loss and accuracy metric,
-//! SGD, Adam, RMSprop and Adagrad. Activity regularizers and amsgrad report
-//! [`GpuError::Unsupported`], and the caller trains on the CPU engine.
+//! Reshape (every activation), kernel, bias and activity regularizers, every loss and accuracy
+//! metric, SGD, Adam (amsgrad too), RMSprop and Adagrad. A Dense layer on a multi-axis input
+//! reports [`GpuError::Unsupported`], and the caller trains on the CPU engine.
 
 mod context;
 mod kernels;

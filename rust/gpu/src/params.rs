@@ -135,7 +135,8 @@ pub struct PenaltyParams {
     pub stride: u32,
     pub l1: f32,
     pub l2: f32,
-    pub _pad: [u32; 2],
+    pub per_sample: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]

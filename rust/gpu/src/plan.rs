@@ -19,6 +19,8 @@ pub struct Epilogue {
     pub kernel_len: usize,
     /// Values per row of the output: units or filters.
     pub period: usize,
+    /// The regularizer of the layer's output, if any.
+    pub activity: Option<Regularizer>,
 }
 
 pub enum Stage {
@@ -104,9 +106,6 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
                 if shape.len() != 1 {
                     return Err(unsupported("Dense layers on inputs of more than one axis"));
                 }
-                if dense.activity_regularizer.is_some() {
-                    return Err(unsupported("activity regularizers"));
-                }
                 let kernel_len = shape[0] * dense.units;
                 let bias_len = if dense.use_bias { dense.units } else { 0 };
                 let regularizers = [dense.kernel_regularizer, dense.bias_regularizer];
@@ -120,13 +119,11 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
                         kernel_offset: offset,
                         kernel_len,
                         period: dense.units,
+                        activity: dense.activity_regularizer,
                     },
                 }
             }
             LayerSpec::Conv(conv) => {
-                if conv.activity_regularizer.is_some() {
-                    return Err(unsupported("activity regularizers"));
-                }
                 let geometry = layer.geometry().expect("a convolution has windows");
                 let kernel_len = geometry.field() * conv.filters;
                 let bias_len = if conv.use_bias { conv.filters } else { 0 };
@@ -141,6 +138,7 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
                         kernel_offset: offset,
                         kernel_len,
                         period: conv.filters,
+                        activity: conv.activity_regularizer,
                     },
                 }
             }

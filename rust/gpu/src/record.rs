@@ -13,6 +13,7 @@ use crate::params::{
     WindowParams, MAX_METRICS,
 };
 use crate::plan::{Epilogue, Penalty, Stage};
+use pynn_core::regularizers::Regularizer;
 
 pub struct Dispatch {
     pub kernel: &'static Kernel,
@@ -31,6 +32,8 @@ pub struct StepBuffers<'a> {
     pub deltas: &'a [wgpu::Buffer],
     /// Per stage: pre-activations (Dense, convolution), argmax (max pooling) or mask (dropout).
     pub extra: &'a [Option<wgpu::Buffer>],
+    /// Each batch's loss, metric and penalty sums.
+    pub statistics: &'a wgpu::Buffer,
 }
 
 pub struct Recorder<'a> {
@@ -236,8 +239,9 @@ impl Recorder<'_> {
         self.push(&self.kernels.loss_sum, &buffers, (1, 1));
     }
 
-    pub fn backward(&mut self, stages: &[Stage], sizes: &[usize]) {
+    pub fn backward(&mut self, stages: &[Stage], sizes: &[usize], n_metrics: usize) {
         for (i, stage) in stages.iter().enumerate().rev() {
+            self.activity_gradient(stage, i, sizes[i + 1], n_metrics);
             let b = &self.buffers;
             let (x, y, extra) = (b.acts[i].clone(), b.acts[i + 1].clone(), b.extra[i].clone());
             let (dy, dx) = (b.deltas[i + 1].clone(), b.deltas[i].clone());
@@ -340,36 +344,102 @@ impl Recorder<'_> {
         }
     }
 
-    /// The weight regularizers: their value into each batch's penalty slot and, for
-    /// training, their gradient into the weights' gradients.
+    /// The regularizers: each one's value into each batch's penalty slot and, for training,
+    /// the weight regularizers' gradients into the weights' gradients (an activity
+    /// regularizer's gradient joins the backward, at its layer).
     pub fn penalties(
         &mut self,
         penalties: &[Penalty],
-        statistics: &wgpu::Buffer,
+        stages: &[Stage],
+        sizes: &[usize],
         n_metrics: usize,
         training: bool,
     ) {
-        let stride = statistics_stride(n_metrics);
+        let (weights, grads) = (self.buffers.weights.clone(), self.buffers.grads.clone());
         for penalty in penalties {
-            let params = uniform(
-                self.gpu,
-                &PenaltyParams {
-                    offset: penalty.offset as u32,
-                    len: penalty.len as u32,
-                    slot: (stride - 1) as u32,
-                    stride: stride as u32,
-                    l1: penalty.l1,
-                    l2: penalty.l2,
-                    _pad: [0; 2],
-                },
+            let params = penalty_params(
+                n_metrics,
+                penalty.offset,
+                penalty.len,
+                penalty.l1,
+                penalty.l2,
+                false,
             );
-            let b = &self.buffers;
-            let buffers = [b.weights, b.grads, statistics, &params, b.step];
-            self.push(&self.kernels.penalty_value, &buffers, (1, 1));
-            if training {
-                let groups = groups_for(penalty.len);
-                self.push(&self.kernels.penalty_gradient, &buffers, groups);
+            self.regularizer(&weights, &grads, params, training);
+        }
+        for (i, stage) in stages.iter().enumerate() {
+            if let Some(activity) = stage_activity(stage) {
+                let params =
+                    penalty_params(n_metrics, 0, sizes[i + 1], activity.l1, activity.l2, true);
+                let (output, delta) = (
+                    self.buffers.acts[i + 1].clone(),
+                    self.buffers.deltas[i + 1].clone(),
+                );
+                self.push_regularizer(&self.kernels.penalty_value, &output, &delta, params, (1, 1));
             }
+        }
+    }
+
+    /// A regularizer's value and, with `gradient`, its gradient.
+    fn regularizer(
+        &mut self,
+        values: &wgpu::Buffer,
+        gradients: &wgpu::Buffer,
+        params: PenaltyParams,
+        gradient: bool,
+    ) {
+        self.push_regularizer(
+            &self.kernels.penalty_value,
+            values,
+            gradients,
+            params,
+            (1, 1),
+        );
+        if gradient {
+            let groups = groups_for(params.len as usize);
+            self.push_regularizer(
+                &self.kernels.penalty_gradient,
+                values,
+                gradients,
+                params,
+                groups,
+            );
+        }
+    }
+
+    fn push_regularizer(
+        &mut self,
+        kernel: &'static Kernel,
+        values: &wgpu::Buffer,
+        gradients: &wgpu::Buffer,
+        params: PenaltyParams,
+        groups: (u32, u32),
+    ) {
+        let params = uniform(self.gpu, &params);
+        let b = &self.buffers;
+        self.push(
+            kernel,
+            &[values, gradients, b.statistics, &params, b.step],
+            groups,
+        );
+    }
+
+    /// An activity regularizer's gradient into ∂loss/∂output of layer `i`, before its backward.
+    fn activity_gradient(&mut self, stage: &Stage, i: usize, per_sample: usize, n_metrics: usize) {
+        if let Some(activity) = stage_activity(stage) {
+            let params = penalty_params(n_metrics, 0, per_sample, activity.l1, activity.l2, true);
+            let (output, delta) = (
+                self.buffers.acts[i + 1].clone(),
+                self.buffers.deltas[i + 1].clone(),
+            );
+            let groups = groups_for(self.capacity * per_sample);
+            self.push_regularizer(
+                &self.kernels.penalty_gradient,
+                &output,
+                &delta,
+                params,
+                groups,
+            );
         }
     }
 
@@ -379,6 +449,35 @@ impl Recorder<'_> {
         let b = &self.buffers;
         let buffers = [b.weights, b.grads, m, v, a, &params, b.step];
         self.push(&self.kernels.optimizer, &buffers, groups_for(n));
+    }
+}
+
+fn stage_activity(stage: &Stage) -> Option<Regularizer> {
+    match stage {
+        Stage::Dense { epilogue, .. } | Stage::Conv { epilogue, .. } => epilogue.activity,
+        _ => None,
+    }
+}
+
+/// The parameters of a regularizer over `len` values from `offset` (per sample, for outputs).
+fn penalty_params(
+    n_metrics: usize,
+    offset: usize,
+    len: usize,
+    l1: f32,
+    l2: f32,
+    per_sample: bool,
+) -> PenaltyParams {
+    let stride = statistics_stride(n_metrics);
+    PenaltyParams {
+        offset: offset as u32,
+        len: len as u32,
+        slot: (stride - 1) as u32,
+        stride: stride as u32,
+        l1,
+        l2,
+        per_sample: per_sample as u32,
+        _pad: 0,
     }
 }
 

@@ -31,6 +31,7 @@ enum Optimizer {
         c1: f32,
         c2: f32,
         epsilon: f32,
+        amsgrad: bool,
     },
     Rmsprop {
         rho: f32,
@@ -205,7 +206,7 @@ fn optimizer_plan(spec: &OptimizerSpec) -> Result<Optimizer, GpuError> {
             beta_1,
             beta_2,
             epsilon,
-            amsgrad: false,
+            amsgrad,
             ..
         } => Ok(Optimizer::Adam {
             beta_1: beta_1 as f32,
@@ -213,10 +214,8 @@ fn optimizer_plan(spec: &OptimizerSpec) -> Result<Optimizer, GpuError> {
             c1: (1.0 - beta_1) as f32,
             c2: (1.0 - beta_2) as f32,
             epsilon: epsilon as f32,
+            amsgrad,
         }),
-        OptimizerSpec::Adam { amsgrad: true, .. } => {
-            Err(GpuError::Unsupported("Adam with amsgrad=True".into()))
-        }
         OptimizerSpec::Rmsprop {
             rho,
             momentum,
@@ -296,7 +295,8 @@ impl GpuTrainer {
     fn slots(&self) -> Vec<&wgpu::Buffer> {
         let s = &self.state;
         match self.optimizer {
-            Optimizer::Adam { .. } => vec![&s.m, &s.v],
+            Optimizer::Adam { amsgrad: false, .. } => vec![&s.m, &s.v],
+            Optimizer::Adam { amsgrad: true, .. } => vec![&s.m, &s.v, &s.a],
             Optimizer::Sgd { momentum, .. } if momentum != 0.0 => vec![&s.m],
             Optimizer::Sgd { .. } => Vec::new(),
             Optimizer::Rmsprop {
@@ -498,6 +498,7 @@ impl GpuTrainer {
                 c1,
                 c2,
                 epsilon,
+                ..
             } => {
                 // As pynn-core's Adam computes it, in f32.
                 let t = (self.iterations + 1) as f32;
@@ -599,6 +600,7 @@ impl GpuTrainer {
             acts: &acts,
             deltas: &deltas,
             extra: &extra,
+            statistics: &statistics,
         };
         let recorder = || Recorder {
             gpu,
@@ -611,11 +613,12 @@ impl GpuTrainer {
         let mut training = recorder();
         training.forward(&self.stages, &self.sizes, None);
         training.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
-        training.backward(&self.stages, &self.sizes);
-        training.penalties(&self.penalties, &statistics, self.metrics.len(), true);
+        let n_metrics = self.metrics.len();
+        training.backward(&self.stages, &self.sizes, n_metrics);
+        training.penalties(&self.penalties, &self.stages, &self.sizes, n_metrics, true);
         let (kind, nesterov, centered) = match self.optimizer {
             Optimizer::Sgd { nesterov, .. } => (0, nesterov, false),
-            Optimizer::Adam { .. } => (1, false, false),
+            Optimizer::Adam { amsgrad, .. } => (1, false, amsgrad),
             Optimizer::Rmsprop { centered, .. } => (2, false, centered),
             Optimizer::Adagrad { .. } => (3, false, false),
         };
@@ -632,7 +635,7 @@ impl GpuTrainer {
         let mut evaluation = recorder();
         evaluation.forward(&self.stages, &self.sizes, Some(&ones));
         evaluation.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
-        evaluation.penalties(&self.penalties, &statistics, self.metrics.len(), false);
+        evaluation.penalties(&self.penalties, &self.stages, &self.sizes, n_metrics, false);
         let output = acts.last().expect("input").clone();
         let (training, inference, evaluation) = (
             training.dispatches,

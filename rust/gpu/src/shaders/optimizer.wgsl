@@ -12,7 +12,7 @@ struct Params {
     n: u32,
     kind: u32,
     nesterov: u32,
-    centered: u32,
+    centered: u32,  // RMSprop: centered; Adam: amsgrad (the running maximum of v in a)
 }
 
 // Slots: SGD's velocity and Adam's first moment in m; Adam's second moment, RMSprop's velocity
@@ -52,7 +52,12 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     } else if (p.kind == ADAM) {
         m[i] += (gi - m[i]) * step.c1;
         v[i] += (gi * gi - v[i]) * step.c2;
-        w[i] -= m[i] * step.alpha / (sqrt(v[i]) + step.epsilon);
+        var second = v[i];
+        if (p.centered == 1u) {
+            a[i] = max(a[i], v[i]);
+            second = a[i];
+        }
+        w[i] -= m[i] * step.alpha / (sqrt(second) + step.epsilon);
     } else if (step.momentum == 0.0) {
         w[i] -= gi * step.learning_rate;
     } else {
