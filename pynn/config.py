@@ -52,9 +52,8 @@ def set_device(device: str) -> None:
     found, when no GPU is usable. `"auto"` uses a real GPU when there is one and the CPU
     otherwise (a Vulkan implementation that runs on the CPU, such as lavapipe, counts as none).
     The `PYNN_DEVICE` environment variable sets the choice before any call. The GPU engine
-    runs every layer and optimizer pynn has, except a Dense layer on the last axis of a
-    multi-axis input: for such a model `"gpu"` raises `NotImplementedError` at `fit` and `"auto"`
-    warns once and uses the CPU.
+    runs every layer, loss and optimizer pynn has, with up to four metrics; for a model with more,
+    `"gpu"` raises `NotImplementedError` at `fit` and `"auto"` warns once and uses the CPU.
     """
     global _device
     if device not in _DEVICES:

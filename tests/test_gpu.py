@@ -115,15 +115,35 @@ def test_callbacks_and_saving_see_the_gpu_weights(tmp_path):
 
 
 def test_a_model_the_gpu_does_not_run_is_named():
-    """Dense on the last axis of a (steps, features) input: the CPU engine runs it, the GPU
-    names it."""
+    """More than four metrics: the CPU engine runs them, the GPU names what it lacks."""
     pynn.config.set_device("gpu")
-    model = pynn.Sequential([pynn.Input((3, 2)), Dense(1)])
-    model.compile(loss="mse", optimizer="sgd")
-    x = X[:, :6].reshape(-1, 3, 2)
-    match = "Dense layers on inputs of more than one axis.*set_device\\('cpu'\\)"
-    with pytest.raises(NotImplementedError, match=match):
-        model.fit(x, np.ones((len(x), 3, 1)), verbose=0)
+    model = pynn.Sequential([pynn.Input((6,)), Dense(1, activation="sigmoid")])
+    metrics = ["accuracy", "mse", "mae", "binary_crossentropy", "binary_accuracy"]
+    model.compile(loss="binary_crossentropy", optimizer="sgd", metrics=metrics)
+    with pytest.raises(NotImplementedError, match="more than 4 metrics.*set_device\\('cpu'\\)"):
+        model.fit(X, (X[:, 0] > 0).astype(np.float32), verbose=0)
+
+
+def test_dense_on_sequences_trains_as_on_the_cpu():
+    """Dense on the last axis of (steps, channels) outputs, as Keras applies it."""
+    series = RNG.normal(size=(40, 9, 2)).astype(np.float32)
+    target = series.sum(axis=2, keepdims=True)
+    weights = []
+    for device in ("cpu", "gpu"):
+        pynn.config.set_device(device)
+        pynn.utils.set_random_seed(4)
+        model = pynn.Sequential(
+            [
+                pynn.Input((9, 2)),
+                pynn.layers.Conv1D(4, 3, padding="causal", activation="relu"),
+                Dense(1),
+            ]
+        )
+        model.compile(loss="mse", optimizer="adam")
+        model.fit(series, target, epochs=3, batch_size=8, verbose=0)
+        weights.append(model.get_weights())
+    for g, c in zip(*weights):
+        np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
 
 
 def lenet():

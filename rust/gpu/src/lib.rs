@@ -3,8 +3,8 @@
 //!
 //! Scope today: Dense, Conv1D/2D, max and average pooling (global too), Dropout, Flatten and
 //! Reshape (every activation), kernel, bias and activity regularizers, every loss and accuracy
-//! metric, SGD, Adam (amsgrad too), RMSprop and Adagrad. A Dense layer on a multi-axis input
-//! reports [`GpuError::Unsupported`], and the caller trains on the CPU engine.
+//! metric (up to four), SGD, Adam (amsgrad too), RMSprop and Adagrad. More metrics report
+//! [`GpuError::Unsupported`], and the caller trains on the CPU engine.
 
 mod context;
 mod kernels;

@@ -57,7 +57,8 @@ pub struct MatmulDims {
     pub b_row: u32,
     pub b_col: u32,
     pub c_offset: u32,
-    pub _pad: u32,
+    /// Rows per sample where `m` or `k` is 0 (the batch's rows).
+    pub rows_per_sample: u32,
 }
 
 /// The epilogue of a Dense or convolution layer: bias and activation.

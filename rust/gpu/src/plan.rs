@@ -25,7 +25,9 @@ pub struct Epilogue {
 
 pub enum Stage {
     Dense {
+        /// Values in a row of the input (its last axis) and rows per sample (the other axes).
         inputs: usize,
+        rows_per_sample: usize,
         units: usize,
         epilogue: Epilogue,
     },
@@ -60,10 +62,6 @@ pub struct Plan {
     pub sizes: Vec<usize>,
     pub output_shape: Vec<usize>,
     pub n_weights: usize,
-}
-
-fn unsupported(what: &str) -> GpuError {
-    GpuError::Unsupported(what.into())
 }
 
 /// The ranges a layer's kernel and bias regularizers cover (the bias follows the kernel).
@@ -103,15 +101,14 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
             .sum();
         let stage = match spec {
             LayerSpec::Dense(dense) => {
-                if shape.len() != 1 {
-                    return Err(unsupported("Dense layers on inputs of more than one axis"));
-                }
-                let kernel_len = shape[0] * dense.units;
+                let inputs = *shape.last().expect("an input has axes");
+                let kernel_len = inputs * dense.units;
                 let bias_len = if dense.use_bias { dense.units } else { 0 };
                 let regularizers = [dense.kernel_regularizer, dense.bias_regularizer];
                 penalties.extend(weight_penalties(regularizers, offset, kernel_len, bias_len));
                 Stage::Dense {
-                    inputs: shape[0],
+                    inputs,
+                    rows_per_sample: shape.iter().product::<usize>() / inputs,
                     units: dense.units,
                     epilogue: Epilogue {
                         activation: dense.activation,

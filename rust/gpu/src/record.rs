@@ -109,7 +109,7 @@ impl Recorder<'_> {
 
     fn matmul(&mut self, dims: MatmulDims, buffers: [&wgpu::Buffer; 3]) {
         let m = if dims.m == 0 {
-            self.capacity
+            self.capacity * dims.rows_per_sample as usize
         } else {
             dims.m as usize
         };
@@ -133,6 +133,7 @@ impl Recorder<'_> {
             match stage {
                 Stage::Dense {
                     inputs,
+                    rows_per_sample,
                     units,
                     epilogue,
                 } => {
@@ -145,6 +146,7 @@ impl Recorder<'_> {
                         b_offset: epilogue.kernel_offset as u32,
                         b_row: *units as u32,
                         b_col: 1,
+                        rows_per_sample: *rows_per_sample as u32,
                         ..MatmulDims::default()
                     };
                     self.matmul(dims, [&x, &weights, &z]);
@@ -249,10 +251,12 @@ impl Recorder<'_> {
             match stage {
                 Stage::Dense {
                     inputs,
+                    rows_per_sample,
                     units,
                     epilogue,
                 } => {
                     let z = extra.expect("pre-activations");
+                    let rows_per_sample = *rows_per_sample as u32;
                     self.epilogue_backward(epilogue, sizes[i + 1], &dy, &z, &y);
                     // ∂kernel = xᵀ·dz, summed over the batch's rows.
                     let kernel_gradient = MatmulDims {
@@ -263,6 +267,7 @@ impl Recorder<'_> {
                         b_row: *units as u32,
                         b_col: 1,
                         c_offset: epilogue.kernel_offset as u32,
+                        rows_per_sample,
                         ..MatmulDims::default()
                     };
                     self.matmul(kernel_gradient, [&x, &dy, &grads]);
@@ -276,6 +281,7 @@ impl Recorder<'_> {
                             b_offset: epilogue.kernel_offset as u32,
                             b_row: 1,
                             b_col: *units as u32,
+                            rows_per_sample,
                             ..MatmulDims::default()
                         };
                         self.matmul(input_gradient, [&dy, &weights, &dx]);

@@ -69,15 +69,19 @@ fn data(case: &Case, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let x: Vec<f32> = (0..n * case.input).map(|_| rng.normal(0.0, 1.0)).collect();
     let network = Network::new(&case.shape(), &case.specs).unwrap();
     let width = network.output_width();
+    // Output rows: one per sample, or more where the output has more than one axis.
+    let rows = n * network.output_size() / width;
     let y = match case.loss {
-        Loss::SparseCategoricalCrossentropy { .. } => (0..n).map(|i| (i % width) as f32).collect(),
-        Loss::CategoricalCrossentropy { .. } => (0..n * width)
+        Loss::SparseCategoricalCrossentropy { .. } => {
+            (0..rows).map(|i| (i % width) as f32).collect()
+        }
+        Loss::CategoricalCrossentropy { .. } => (0..rows * width)
             .map(|i| ((i / width) % width == i % width) as u8 as f32)
             .collect(),
-        Loss::BinaryCrossentropy { .. } => {
-            (0..n * width).map(|i| (i % 3 == 0) as u8 as f32).collect()
-        }
-        _ => (0..n * width).map(|_| rng.normal(0.0, 1.0)).collect(),
+        Loss::BinaryCrossentropy { .. } => (0..rows * width)
+            .map(|i| (i % 3 == 0) as u8 as f32)
+            .collect(),
+        _ => (0..rows * width).map(|_| rng.normal(0.0, 1.0)).collect(),
     };
     (x, y)
 }
@@ -346,17 +350,51 @@ fn unsupported_models_are_named() {
     if !gpu_present() {
         return;
     }
-    // Dense on the last axis of a (steps, features) input: pynn-core runs it, the GPU not yet.
-    let specs = [dense(2, Activation::Linear, 1)];
+    let specs = [dense(2, Activation::Sigmoid, 1)];
     let sgd = OptimizerSpec::sgd(0.1);
-    let error = GpuTrainer::new(&[3, 4], &specs, Loss::MeanSquaredError, &[], &sgd)
+    let metrics = [Metric::BinaryAccuracy { threshold: 0.5 }; 5];
+    let loss = Loss::MeanSquaredError;
+    let error = GpuTrainer::new(&[4], &specs, loss, &metrics, &sgd)
         .err()
         .unwrap();
-    let what = "Dense layers on inputs of more than one axis";
-    assert_eq!(error, GpuError::Unsupported(what.into()));
+    assert_eq!(error, GpuError::Unsupported("more than 4 metrics".into()));
     assert!(error
         .to_string()
-        .contains("does not run Dense layers on inputs"));
+        .contains("does not run more than 4 metrics yet"));
+}
+
+/// Dense layers on the last axis of multi-axis inputs (Keras applies them row by row).
+#[test]
+fn dense_on_multi_axis_inputs_as_on_the_cpu() {
+    if !gpu_present() {
+        return;
+    }
+    let case = Case {
+        specs: vec![
+            conv(
+                4,
+                vec![3],
+                vec![1],
+                Padding::Same,
+                vec![1],
+                Activation::Relu,
+                1,
+            ),
+            dense(5, Activation::Tanh, 2),
+            dense(3, Activation::Softmax, 3),
+        ],
+        input_shape: vec![7, 2],
+        input: 14,
+        loss: Loss::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
+        metrics: vec![Metric::CategoricalAccuracy],
+        optimizer: OptimizerSpec::adam(0.01),
+    };
+    let [(cpu_w, _), (gpu_w, _)] = train_both(&case, 9, 9, 1);
+    assert_close("one step", &gpu_w, &cpu_w, 1e-4);
+    check(case, 40, 16, 3, 1e-3);
 }
 
 fn conv(

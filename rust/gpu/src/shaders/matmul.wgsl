@@ -1,6 +1,7 @@
 // C = A·B (or C += A·B) for row-major buffers, A (m x k) and B (k x n) read through strides
 // and offsets, so that transposed operands need no copy. A dimension given as 0 is the step's
-// batch rows. 16x16 tiles staged in workgroup memory, one output per invocation.
+// batch rows times `rows_per_sample` (a Dense layer on a multi-axis input sees more than one row
+// per sample). 16x16 tiles staged in workgroup memory, one output per invocation.
 
 struct Dims {
     m: u32,
@@ -14,7 +15,7 @@ struct Dims {
     b_row: u32,
     b_col: u32,
     c_offset: u32,
-    _pad: u32,
+    rows_per_sample: u32,
 }
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
@@ -29,8 +30,8 @@ var<workgroup> tile_b: array<f32, 256>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) local: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
-    let m = select(d.m, step.rows, d.m == 0u);
-    let k = select(d.k, step.rows, d.k == 0u);
+    let m = select(d.m, step.rows * d.rows_per_sample, d.m == 0u);
+    let k = select(d.k, step.rows * d.rows_per_sample, d.k == 0u);
     let n = d.n;
     let row = group.y * TILE + local.y;
     let col = group.x * TILE + local.x;
