@@ -378,7 +378,7 @@ impl GpuTrainer {
         let (in_size, t_size) = (self.sizes[0], self.target_width * self.rows_per_sample);
         let order = visiting_order(data.len, shuffle_seed);
         let n_batches = data.len.div_ceil(batch_size.max(1));
-        self.prepare(batch_size, n_batches);
+        self.prepare(batch_size.min(data.len), n_batches);
         let mut rows = Vec::with_capacity(n_batches);
         for (b, indices) in order.chunks(batch_size).enumerate() {
             gather_into(data.x, in_size, indices, &mut self.x_batch);
@@ -423,7 +423,7 @@ impl GpuTrainer {
     ) -> Result<Logs, GpuError> {
         let (in_size, t_size) = (self.sizes[0], self.target_width * self.rows_per_sample);
         let n_batches = data.len.div_ceil(batch_size.max(1));
-        self.prepare(batch_size, n_batches);
+        self.prepare(batch_size.min(data.len), n_batches);
         let batches = self.batches.as_ref().expect("prepared");
         let mut rows = Vec::with_capacity(n_batches);
         for b in 0..n_batches {
@@ -459,7 +459,7 @@ impl GpuTrainer {
     ) -> Result<Option<Vec<f32>>, GpuError> {
         let (in_size, out_size) = (self.sizes[0], *self.sizes.last().expect("input"));
         let n_batches = len.div_ceil(batch_size.max(1));
-        self.prepare(batch_size, n_batches);
+        self.prepare(batch_size.min(len), n_batches);
         let batches = self.batches.as_ref().expect("prepared");
         let outputs = storage(self.gpu, len * out_size, "outputs");
         for b in 0..n_batches {
@@ -536,9 +536,10 @@ impl GpuTrainer {
         Ok(totals.logs())
     }
 
-    /// Sizes the batch buffers for `batch_size` samples and `n_batches` statistics, and records
-    /// the step's dispatches over them (kept while the sizes fit).
+    /// Sizes the batch buffers for batches of up to `batch_size` samples (at least one) and
+    /// `n_batches` statistics, and records the dispatches over them (kept while the sizes fit).
     fn prepare(&mut self, batch_size: usize, n_batches: usize) {
+        let batch_size = batch_size.max(1);
         let fits = self
             .batches
             .as_ref()
