@@ -122,6 +122,7 @@ pub struct Kernels {
     pub pool_backward: Kernel,
     pub dropout: Kernel,
     pub penalty_gradient: Kernel,
+    pub sum_partials: Kernel,
     pub penalty_value: Kernel,
 }
 
@@ -194,6 +195,13 @@ fn compile(gpu: &Gpu) -> Kernels {
             &[STEP, WINDOWS, pool_backward],
             "backward",
             &[Read, Write, Read, Uniform, Uniform],
+        ),
+        sum_partials: Kernel::new(
+            gpu,
+            "sum_partials",
+            &[STEP, include_str!("shaders/sum_partials.wgsl")],
+            "main",
+            &[Read, Write, Uniform, Uniform],
         ),
         penalty_gradient: Kernel::new(
             gpu,

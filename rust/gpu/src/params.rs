@@ -118,6 +118,16 @@ impl WindowParams {
     }
 }
 
+/// `sum_partials.wgsl`'s parameters: `len` values per sample, added into the gradients from
+/// `offset`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct SumParams {
+    pub len: u32,
+    pub offset: u32,
+    pub _pad: [u32; 2],
+}
+
 /// Values per sample, for the element-wise kernels (dropout).
 #[repr(C)]
 #[derive(Clone, Copy, Default, Pod, Zeroable)]

@@ -10,7 +10,7 @@ use crate::context::Gpu;
 use crate::kernels::{groups_for, Kernel, Kernels};
 use crate::params::{
     EpilogueParams, LossParams, MatmulDims, OptimizerParams, PenaltyParams, SizeParams, Spec,
-    WindowParams, MAX_METRICS,
+    SumParams, WindowParams, MAX_METRICS,
 };
 use crate::plan::{Epilogue, Penalty, Stage};
 use pynn_core::regularizers::Regularizer;
@@ -34,6 +34,8 @@ pub struct StepBuffers<'a> {
     pub extra: &'a [Option<wgpu::Buffer>],
     /// Each batch's loss, metric and penalty sums.
     pub statistics: &'a wgpu::Buffer,
+    /// Per-sample partial sums of a gradient, before they are added up (room for the largest).
+    pub partials: &'a wgpu::Buffer,
 }
 
 pub struct Recorder<'a> {
@@ -295,12 +297,13 @@ impl Recorder<'_> {
                     let z = extra.expect("pre-activations");
                     self.epilogue_backward(epilogue, sizes[i + 1], &dy, &z, &y);
                     let params = WindowParams::new(geometry, *filters, epilogue.kernel_offset, 0);
+                    // Each image's part of each kernel value, then their sum.
                     let kernel = &self.kernels.conv_kernel_gradient;
-                    // One invocation per kernel value: `items` counts them, not samples.
-                    let params_buffer = uniform(self.gpu, &params);
-                    let step = self.buffers.step;
-                    let groups = groups_for(epilogue.kernel_len);
-                    self.push(kernel, &[&x, &dy, &grads, &params_buffer, step], groups);
+                    let partials = self.buffers.partials.clone();
+                    let len = epilogue.kernel_len;
+                    let items = self.capacity * len;
+                    self.three(kernel, [&x, &dy, &partials], &params, items);
+                    self.sum_partials(len, epilogue.kernel_offset);
                     if i > 0 {
                         let kernel = &self.kernels.conv_input_gradient;
                         self.three(
@@ -346,8 +349,26 @@ impl Recorder<'_> {
             self.push(kernel, &buffers, groups_for(self.capacity * items));
         }
         if e.use_bias {
-            self.push(&self.kernels.bias_gradient, &buffers, groups_for(e.period));
+            // Each sample's column sums, then their sum.
+            let partials = self.buffers.partials;
+            let buffers = [dy, z, y, partials, &params, step];
+            let groups = groups_for(self.capacity * e.period);
+            self.push(&self.kernels.bias_gradient, &buffers, groups);
+            self.sum_partials(e.period, e.kernel_offset + e.kernel_len);
         }
+    }
+
+    /// Adds the per-sample partials (`len` values each) into the gradients from `offset`.
+    fn sum_partials(&mut self, len: usize, offset: usize) {
+        let params = SumParams {
+            len: len as u32,
+            offset: offset as u32,
+            _pad: [0; 2],
+        };
+        let params = uniform(self.gpu, &params);
+        let b = &self.buffers;
+        let buffers = [b.partials, b.grads, &params, b.step];
+        self.push(&self.kernels.sum_partials, &buffers, groups_for(len));
     }
 
     /// The regularizers: each one's value into each batch's penalty slot and, for training,

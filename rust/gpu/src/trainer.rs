@@ -587,6 +587,17 @@ impl GpuTrainer {
             });
         }
         let row_values = storage(gpu, capacity * self.rows_per_sample * stride, "row values");
+        let widest_partial = self
+            .stages
+            .iter()
+            .map(|stage| match stage {
+                Stage::Conv { epilogue, .. } => epilogue.kernel_len.max(epilogue.period),
+                Stage::Dense { epilogue, .. } => epilogue.period,
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        let partials = storage(gpu, capacity * widest_partial, "partial sums");
         let widest = self.sizes.iter().max().copied().unwrap_or(1);
         let ones = storage(gpu, capacity * widest, "ones");
         gpu.queue.write_buffer(
@@ -602,6 +613,7 @@ impl GpuTrainer {
             deltas: &deltas,
             extra: &extra,
             statistics: &statistics,
+            partials: &partials,
         };
         let recorder = || Recorder {
             gpu,

@@ -1,5 +1,6 @@
 // ∂loss/∂z from ∂loss/∂a, in place: g *= f'(z) per element, or for softmax per row
-// g = a ⊙ (g − Σ g·a). Then `bias_gradient` sums each column of g into the bias's gradient.
+// g = a ⊙ (g − Σ g·a). Then `bias_gradient` sums each column of g over one sample's rows into
+// that sample's partial (binding 3), which sum_partials.wgsl adds up in a fixed order.
 
 @group(0) @binding(0) var<storage, read_write> g: array<f32>;
 @group(0) @binding(1) var<storage, read> z: array<f32>;
@@ -35,13 +36,16 @@ fn backward_softmax(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_w
 
 @compute @workgroup_size(64)
 fn bias_gradient(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let j = flat_index(id, groups);
-    if (j >= p.period) {
+    let i = flat_index(id, groups);
+    if (i >= step.rows * p.period) {
         return;
     }
+    let sample = i / p.period;
+    let j = i % p.period;
+    let rows = p.n / p.period;
     var sum = 0.0;
-    for (var r = 0u; r < step.rows * (p.n / p.period); r++) {
-        sum += g[r * p.period + j];
+    for (var q = 0u; q < rows; q++) {
+        sum += g[(sample * rows + q) * p.period + j];
     }
-    grads[p.bias_offset + j] = sum;
+    grads[i] = sum;
 }

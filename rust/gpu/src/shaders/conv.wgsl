@@ -1,6 +1,7 @@
 // Direct convolution: `forward` writes the pre-activation z (one invocation per output value;
-// bias and activation follow in the epilogue), `kernel_gradient` one kernel value per
-// invocation summed over the batch's pixels, `input_gradient` one input value per invocation.
+// bias and activation follow in the epilogue), `kernel_gradient` one kernel value's sum over
+// one image's pixels per invocation (sum_partials.wgsl then adds the images' partials in a
+// fixed order), `input_gradient` one input value per invocation.
 
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
@@ -46,19 +47,22 @@ fn forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups
     out[i] = sum;
 }
 
-// a: the input x, b: ∂loss/∂z, out: the gradients (the kernel's range).
+// a: the input x, b: ∂loss/∂z, out: per image, its part of each kernel value's gradient.
 @compute @workgroup_size(64)
 fn kernel_gradient(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = flat_index(id, groups);
-    if (i >= g.k_h * g.k_w * g.channels * g.filters) {
+    let kernel_len = g.k_h * g.k_w * g.channels * g.filters;
+    if (i >= step.rows * kernel_len) {
         return;
     }
-    let f = i % g.filters;
-    let c = (i / g.filters) % g.channels;
-    let kw = (i / (g.filters * g.channels)) % g.k_w;
-    let kh = i / (g.filters * g.channels * g.k_w);
+    let r = i / kernel_len;
+    let w = i % kernel_len;
+    let f = w % g.filters;
+    let c = (w / g.filters) % g.channels;
+    let kw = (w / (g.filters * g.channels)) % g.k_w;
+    let kh = w / (g.filters * g.channels * g.k_w);
     var sum = 0.0;
-    for (var r = 0u; r < step.rows; r++) {
+    {
         let image = r * g.in_h * g.in_w * g.channels;
         let outputs = r * g.out_h * g.out_w * g.filters;
         for (var oy = 0u; oy < g.out_h; oy++) {
@@ -76,7 +80,7 @@ fn kernel_gradient(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wo
             }
         }
     }
-    out[g.offset + i] = sum;
+    out[i] = sum;
 }
 
 // a: ∂loss/∂z, b: the weights, out: ∂loss/∂x.
