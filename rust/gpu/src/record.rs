@@ -116,7 +116,8 @@ impl Recorder<'_> {
             dims.m as usize
         };
         let params = uniform(self.gpu, &dims);
-        let groups = ((dims.n as usize).div_ceil(16) as u32, m.div_ceil(16) as u32);
+        // 64x64 blocks of C per workgroup (matmul.wgsl).
+        let groups = ((dims.n as usize).div_ceil(64) as u32, m.div_ceil(64) as u32);
         let step = self.buffers.step;
         let kernel = &self.kernels.matmul;
         self.push(

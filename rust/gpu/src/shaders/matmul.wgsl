@@ -1,7 +1,7 @@
 // C = A·B (or C += A·B) for row-major buffers, A (m x k) and B (k x n) read through strides
 // and offsets, so that transposed operands need no copy. A dimension given as 0 is the step's
 // batch rows times `rows_per_sample` (a Dense layer on a multi-axis input sees more than one row
-// per sample). 16x16 tiles staged in workgroup memory, one output per invocation.
+// per sample).
 
 struct Dims {
     m: u32,
@@ -24,43 +24,70 @@ struct Dims {
 @group(0) @binding(3) var<uniform> d: Dims;
 @group(0) @binding(4) var<uniform> step: Step;
 
-const TILE: u32 = 16u;
-var<workgroup> tile_a: array<f32, 256>;
-var<workgroup> tile_b: array<f32, 256>;
+// Each 16x16 workgroup computes a 64x64 block of C, each invocation a 4x4 block in registers,
+// stepping through k in slices of 16 staged in workgroup memory (8 KiB).
+const BLOCK: u32 = 64u;
+const SLICE: u32 = 16u;
+const PER_THREAD: u32 = 4u;
+var<workgroup> tile_a: array<f32, 1024>;  // BLOCK rows x SLICE
+var<workgroup> tile_b: array<f32, 1024>;  // SLICE x BLOCK columns
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) local: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
     let m = select(d.m, step.rows * d.rows_per_sample, d.m == 0u);
     let k = select(d.k, step.rows * d.rows_per_sample, d.k == 0u);
     let n = d.n;
-    let row = group.y * TILE + local.y;
-    let col = group.x * TILE + local.x;
-    var sum = 0.0;
-    for (var k0 = 0u; k0 < k; k0 += TILE) {
-        let ka = k0 + local.x;
-        var va = 0.0;
-        if (row < m && ka < k) {
-            va = a[d.a_offset + row * d.a_row + ka * d.a_col];
+    let thread = local.y * 16u + local.x;
+    let row0 = group.y * BLOCK;
+    let col0 = group.x * BLOCK;
+    var sums: array<f32, 16>;
+    for (var k0 = 0u; k0 < k; k0 += SLICE) {
+        // 1,024 values of each tile, four per invocation.
+        for (var t = 0u; t < 4u; t++) {
+            let at = thread + t * 256u;
+            let ra = row0 + at / SLICE;
+            let ka = k0 + at % SLICE;
+            var va = 0.0;
+            if (ra < m && ka < k) {
+                va = a[d.a_offset + ra * d.a_row + ka * d.a_col];
+            }
+            tile_a[at] = va;
+            let kb = k0 + at / BLOCK;
+            let cb = col0 + at % BLOCK;
+            var vb = 0.0;
+            if (kb < k && cb < n) {
+                vb = b[d.b_offset + kb * d.b_row + cb * d.b_col];
+            }
+            tile_b[at] = vb;
         }
-        tile_a[local.y * TILE + local.x] = va;
-        let kb = k0 + local.y;
-        var vb = 0.0;
-        if (kb < k && col < n) {
-            vb = b[d.b_offset + kb * d.b_row + col * d.b_col];
-        }
-        tile_b[local.y * TILE + local.x] = vb;
         workgroupBarrier();
-        for (var i = 0u; i < TILE; i++) {
-            sum += tile_a[local.y * TILE + i] * tile_b[i * TILE + local.x];
+        for (var s = 0u; s < SLICE; s++) {
+            var column: array<f32, 4>;
+            var row: array<f32, 4>;
+            for (var i = 0u; i < PER_THREAD; i++) {
+                column[i] = tile_a[(local.y * PER_THREAD + i) * SLICE + s];
+                row[i] = tile_b[s * BLOCK + local.x * PER_THREAD + i];
+            }
+            for (var i = 0u; i < PER_THREAD; i++) {
+                for (var j = 0u; j < PER_THREAD; j++) {
+                    sums[i * PER_THREAD + j] += column[i] * row[j];
+                }
+            }
         }
         workgroupBarrier();
     }
-    if (row < m && col < n) {
-        let at = d.c_offset + row * n + col;
-        if (d.accumulate == 1u) {
-            c[at] += sum;
-        } else {
-            c[at] = sum;
+    for (var i = 0u; i < PER_THREAD; i++) {
+        let r = row0 + local.y * PER_THREAD + i;
+        for (var j = 0u; j < PER_THREAD; j++) {
+            let col = col0 + local.x * PER_THREAD + j;
+            if (r < m && col < n) {
+                let at = d.c_offset + r * n + col;
+                if (d.accumulate == 1u) {
+                    c[at] += sums[i * PER_THREAD + j];
+                } else {
+                    c[at] = sums[i * PER_THREAD + j];
+                }
+            }
         }
     }
 }
