@@ -3,12 +3,22 @@
 
 import random
 
+import numpy as np
+
+from pynn import _core
+
 _MASK = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
 
 
 def draw_seed() -> int:
     return random.randint(1, 10**9)
+
+
+def visiting_order(seed, n: int) -> np.ndarray:
+    """The order in which an epoch with shuffle seed `seed` (None: no shuffling) visits `n`
+    samples: the engine's own, for loops that run the batches from Python."""
+    return np.arange(n) if seed is None else np.asarray(_core.shuffled_order(seed, n))
 
 
 def epoch_seed(fit_seed: int, epoch: int) -> int:

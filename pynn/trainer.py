@@ -14,12 +14,12 @@ import warnings
 
 import numpy as np
 
-from pynn import _core, _data, _progress, config
+from pynn import _data, _progress, config
 from pynn import distribution as distribution_module
 from pynn import losses as losses_module
 from pynn import metrics as metrics_module
 from pynn import optimizers as optimizers_module
-from pynn._random import draw_seed, epoch_seed
+from pynn._random import draw_seed, epoch_seed, visiting_order
 from pynn.callbacks import CallbackList, History
 from pynn.saving.serialization import serialize
 from pynn.utils.progbar import ALL_STATEFUL, Progbar
@@ -223,7 +223,7 @@ class Trainer:
             return self._engine.fit_epoch(
                 x.reshape(-1), y.reshape(-1), n, batch_size, seed, report, on_gpu
             )
-        order = np.arange(n) if seed is None else np.asarray(_core.shuffled_order(seed, n))
+        order = visiting_order(seed, n)
         not_finite = []  # per batch run: whether its loss was NaN or infinite
 
         def step(rows):

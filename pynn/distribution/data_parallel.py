@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pynn import _core
+from pynn._random import visiting_order
 from pynn.distribution.communicator import Communicator
 
 
@@ -80,13 +80,13 @@ class DataParallel:
         returns the epoch's loss, metrics and first batch whose loss was not finite, the same
         on every process."""
         engine, n = model._engine, x.shape[0]
-        order = np.arange(n) if seed is None else np.asarray(_core.shuffled_order(seed, n))
+        order = visiting_order(seed, n)
         n_metrics = len(model._metrics)
         loss_sum, metric_sums, bad_batch = 0.0, np.zeros(n_metrics), None
         for batch, first in enumerate(range(0, n, batch_size)):
             rows = order[first : first + batch_size]
             callbacks.on_train_batch_begin(batch)
-            buffer = self._summed_gradients(engine, x, y, rows, n_metrics)
+            buffer = self._summed_gradients(model, x, y, rows, n_metrics)
             n_weights = buffer.size - 1 - n_metrics
             engine.apply_gradients(buffer[:n_weights])
             batch_loss, batch_metrics = buffer[n_weights], buffer[n_weights + 1 :]
@@ -110,9 +110,10 @@ class DataParallel:
         writers = (BackupAndRestore, CSVLogger, ModelCheckpoint)
         return [c for c in callbacks if not isinstance(c, writers)]
 
-    def _summed_gradients(self, engine, x, y, rows, n_metrics: int) -> np.ndarray:
+    def _summed_gradients(self, model, x, y, rows, n_metrics: int) -> np.ndarray:
         """This process's shard of the batch `rows`: its gradients, loss and metrics weighted by
         its share, summed over every process in one all-reduce."""
+        engine = model._engine
         start, stop = shard(len(rows), self.num_processes, self.process_id)
         mine = rows[start:stop]
         if len(mine):
@@ -124,7 +125,7 @@ class DataParallel:
         else:
             loss, metrics, grads = 0.0, [0.0] * n_metrics, None
             share = np.float32(0.0)
-        size = (grads.size if grads is not None else self._weights_size(engine)) + 1 + n_metrics
+        size = model.count_params() + 1 + n_metrics
         if self._buffer is None or self._buffer.size != size:
             self._buffer = np.empty(size, np.float32)
         buffer = self._buffer
@@ -136,10 +137,6 @@ class DataParallel:
             buffer[n_weights] = loss * share
             buffer[n_weights + 1 :] = np.asarray(metrics, np.float32) * share
         return self.communicator.allreduce_sum(buffer)
-
-    @staticmethod
-    def _weights_size(engine) -> int:
-        return sum(int(np.prod(s)) for s in engine.weight_shapes())
 
     def evaluate(self, model, x, y, batch_size: int):
         """Loss and metrics over all of `(x, y)`, each process evaluating its shard."""
