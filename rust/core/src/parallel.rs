@@ -17,6 +17,11 @@ pub const CHUNK: usize = 16 * 1024;
 /// Below this many values, element-wise work stays on one thread: waking others costs more.
 const PARALLEL_MIN: usize = 4 * CHUNK;
 
+/// Whether work over `len` values is worth splitting among threads.
+pub fn worth_splitting(len: usize) -> bool {
+    len >= PARALLEL_MIN
+}
+
 static POOL: Mutex<Option<(usize, Arc<ThreadPool>)>> = Mutex::new(None);
 
 fn default_num_threads() -> usize {
@@ -113,7 +118,7 @@ pub fn install_and_tick<R: Send>(
 
 /// Applies `f` to fixed-size chunks of `values`, in parallel where there are many.
 pub fn chunks_mut(values: &mut [f32], f: impl Fn(&mut [f32]) + Sync + Send) {
-    if values.len() < PARALLEL_MIN {
+    if !worth_splitting(values.len()) {
         values.chunks_mut(CHUNK).for_each(f);
     } else {
         values.par_chunks_mut(CHUNK).for_each(f);
@@ -127,7 +132,7 @@ pub fn zip_chunks_mut(
     f: impl Fn(&mut [f32], &[f32]) + Sync + Send,
 ) {
     debug_assert_eq!(out.len(), input.len());
-    if out.len() < PARALLEL_MIN {
+    if !worth_splitting(out.len()) {
         out.chunks_mut(CHUNK)
             .zip(input.chunks(CHUNK))
             .for_each(|(o, i)| f(o, i));
@@ -146,7 +151,7 @@ pub fn zip3_chunks_mut(
     f: impl Fn(&mut [f32], &[f32], &[f32]) + Sync + Send,
 ) {
     debug_assert!(out.len() == x.len() && out.len() == y.len());
-    if out.len() < PARALLEL_MIN {
+    if !worth_splitting(out.len()) {
         out.chunks_mut(CHUNK)
             .zip(x.chunks(CHUNK).zip(y.chunks(CHUNK)))
             .for_each(|(o, (x, y))| f(o, x, y));
@@ -172,7 +177,7 @@ pub fn rows_mut(
     if out_chunk == 0 || in_chunk == 0 {
         return;
     }
-    if out.len() < PARALLEL_MIN {
+    if !worth_splitting(out.len()) {
         out.chunks_mut(out_chunk)
             .zip(input.chunks(in_chunk))
             .for_each(|(o, i)| f(o, i));

@@ -10,8 +10,9 @@ use crate::layers::ensure_len;
 use crate::metrics::Metric;
 use crate::network::Network;
 use crate::optim::{Optimizer, OptimizerSpec};
+use crate::parallel;
 use crate::rng::Rng;
-use crate::tensor::Tensor;
+use rayon::prelude::*;
 
 /// Inputs and targets of `len` samples, row-major, checked against a network by [`Trainer`].
 #[derive(Clone, Copy)]
@@ -145,6 +146,8 @@ pub struct Trainer {
     order: Vec<usize>,
     /// The current batch's targets.
     targets: Vec<f32>,
+    /// Each output row's loss, for batches whose loss is computed in parallel.
+    row_losses: Vec<f32>,
 }
 
 impl Trainer {
@@ -160,6 +163,7 @@ impl Trainer {
             optimizer: optimizer.build(network.weights().len())?,
             order: Vec::new(),
             targets: Vec::new(),
+            row_losses: Vec::new(),
         })
     }
 
@@ -296,9 +300,16 @@ impl Trainer {
             indices,
             network.input_mut(batch),
         );
-        ensure_len(&mut self.targets, batch * target_size);
-        let targets = &mut self.targets[..batch * target_size];
-        gather(data.y, target_size, indices, targets);
+        let targets = match consecutive(indices) {
+            // `train_on_batch`, `evaluate` and unshuffled epochs read the targets in place.
+            Some(first) => &data.y[first * target_size..(first + batch) * target_size],
+            None => {
+                ensure_len(&mut self.targets, batch * target_size);
+                let targets = &mut self.targets[..batch * target_size];
+                gather(data.y, target_size, indices, targets);
+                targets
+            }
+        };
 
         let width = network.output_width();
         let rows = batch * network.output_size() / width;
@@ -316,9 +327,15 @@ impl Trainer {
         }
         let (loss_sum, penalty) = if train {
             let (output, output_grad) = network.output_and_grad_mut(batch);
-            let loss =
-                self.loss
-                    .evaluate(targets, output, width, Some(output_grad), 1.0 / rows as f32);
+            let scale = 1.0 / rows as f32;
+            let loss = batch_loss(
+                &self.loss,
+                (targets, output),
+                width,
+                Some(output_grad),
+                scale,
+                &mut self.row_losses,
+            );
             network.backward(batch);
             let penalty = network.penalty(batch, true);
             if pass == Pass::Train {
@@ -327,12 +344,51 @@ impl Trainer {
             }
             (loss, penalty)
         } else {
-            let loss = self.loss.evaluate(targets, output, width, None, 0.0);
+            let loss = batch_loss(
+                &self.loss,
+                (targets, output),
+                width,
+                None,
+                0.0,
+                &mut self.row_losses,
+            );
             (loss, network.penalty(batch, false))
         };
         // The metrics are in already: computed before the backward overwrites the output.
         totals.add_batch(loss_sum, penalty, batch, rows, std::iter::empty());
     }
+}
+
+/// The loss summed over the rows of `output` and, with `grad`, its gradient scaled by `scale`.
+/// A large output (W3's 65,536 rows of 32) is split into fixed chunks of rows computed in
+/// parallel; each row's loss is kept in `row_losses` and the rows are added in order, so the
+/// sum is the serial one whatever the threads.
+fn batch_loss(
+    loss: &Loss,
+    (targets, output): (&[f32], &[f32]),
+    width: usize,
+    grad: Option<&mut [f32]>,
+    scale: f32,
+    row_losses: &mut Vec<f32>,
+) -> f64 {
+    if !parallel::worth_splitting(output.len()) {
+        return loss.evaluate(targets, output, width, grad, scale);
+    }
+    let rows = output.len() / width;
+    ensure_len(row_losses, rows);
+    let losses = &mut row_losses[..rows];
+    let per_chunk = (parallel::CHUNK / width).max(1);
+    let chunks = targets
+        .par_chunks(per_chunk * loss.target_width(width))
+        .zip(output.par_chunks(per_chunk * width))
+        .zip(losses.par_chunks_mut(per_chunk));
+    match grad {
+        Some(grad) => chunks
+            .zip(grad.par_chunks_mut(per_chunk * width))
+            .for_each(|(((t, p), l), g)| loss.row_losses(t, p, width, Some(g), scale, l)),
+        None => chunks.for_each(|((t, p), l)| loss.row_losses(t, p, width, None, scale, l)),
+    }
+    losses.iter().map(|&l| l as f64).sum()
 }
 
 /// `0..len`, shuffled when there is a `seed`: the order in which an epoch visits samples.
@@ -359,40 +415,63 @@ fn check_batch_size(batch_size: usize) -> Result<()> {
     Ok(())
 }
 
-/// Copies the rows `indices` (each `size` values) of `source` into `out`, in order.
-pub fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut [f32]) {
-    for (dst, &i) in out.chunks_mut(size).zip(indices) {
-        dst.copy_from_slice(&source[i * size..(i + 1) * size]);
-    }
+/// The first index, where `indices` are consecutive.
+fn consecutive(indices: &[usize]) -> Option<usize> {
+    let first = *indices.first()?;
+    let mut expected = first..;
+    indices
+        .iter()
+        .all(|&i| Some(i) == expected.next())
+        .then_some(first)
 }
 
-/// Predictions for `x` (`len` samples), computed in batches: a tensor `(len, ...output)`, or
-/// `None` when `after_batch` stopped it.
+/// Copies the rows `indices` (each `size` values) of `source` into `out`, in order; a large
+/// batch (W3's 4 MB) in parallel chunks of rows.
+pub fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut [f32]) {
+    let copy_rows = |out: &mut [f32], indices: &[usize]| {
+        for (dst, &i) in out.chunks_mut(size).zip(indices) {
+            dst.copy_from_slice(&source[i * size..(i + 1) * size]);
+        }
+    };
+    let out = &mut out[..indices.len() * size];
+    if size == 0 || !parallel::worth_splitting(out.len()) {
+        return copy_rows(out, indices);
+    }
+    let per_chunk = (parallel::CHUNK / size).max(1);
+    out.par_chunks_mut(per_chunk * size)
+        .zip(indices.par_chunks(per_chunk))
+        .for_each(|(out, indices)| copy_rows(out, indices));
+}
+
+/// Predictions for `x` (`len` samples), computed in batches into `out` (`len` times the
+/// output's size: the caller's memory, so a large prediction is written once and never zeroed
+/// first). Returns [`Next::Stop`] when `after_batch` stopped it.
 pub fn predict(
     network: &mut Network,
     x: &[f32],
     len: usize,
     batch_size: usize,
+    out: &mut [f32],
     after_batch: &mut dyn FnMut(&Progress) -> Next,
-) -> Result<Option<Tensor>> {
+) -> Result<Next> {
     check_batch_size(batch_size)?;
     let (in_size, out_size) = (network.input_size(), network.output_size());
     if x.len() != len * in_size {
         return Err(CoreError::shape("x", len * in_size, x.len()));
     }
-    let mut shape = vec![len];
-    shape.extend_from_slice(network.output_shape());
-    let mut out = Tensor::zeros(shape)?;
+    if out.len() != len * out_size {
+        return Err(CoreError::shape("out", len * out_size, out.len()));
+    }
     for start in (0..len).step_by(batch_size) {
         let batch = batch_size.min(len - start);
         let input = &x[start * in_size..(start + batch) * in_size];
-        let output = &mut out.data_mut()[start * out_size..(start + batch) * out_size];
+        let output = &mut out[start * out_size..(start + batch) * out_size];
         network.infer(input, output, batch);
         if let Next::Stop = after_batch(&Progress::batches_only(start / batch_size + 1)) {
-            return Ok(None);
+            return Ok(Next::Stop);
         }
     }
-    Ok(Some(out))
+    Ok(Next::Continue)
 }
 
 #[cfg(test)]
@@ -558,5 +637,77 @@ mod tests {
             trainer.check(&net, &data),
             Err(CoreError::ShapeMismatch { .. })
         ));
+    }
+
+    /// Values from a fixed generator (mostly in `0..1`), for data large enough to be split among
+    /// threads.
+    fn noise(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = Rng::new(seed);
+        (0..n).map(|_| rng.normal(0.5, 0.3)).collect()
+    }
+
+    #[test]
+    fn a_large_loss_split_among_threads_is_the_serial_one_exactly() {
+        let (rows, width) = (9_000, 10);
+        assert!(parallel::worth_splitting(rows * width));
+        let probabilities = noise(rows * width, 3);
+        let labels: Vec<f32> = (0..rows).map(|r| (r % width) as f32).collect();
+        let onehot: Vec<f32> = (0..rows * width)
+            .map(|i| (i % width == i / width % width) as u8 as f32)
+            .collect();
+        let cases = [
+            (Loss::MeanSquaredError, &onehot),
+            (
+                Loss::SparseCategoricalCrossentropy { from_logits: true },
+                &labels,
+            ),
+        ];
+        for (loss, targets) in cases {
+            let (mut serial, mut split) = (vec![0.0; rows * width], vec![1.0; rows * width]);
+            let expected = loss.evaluate(targets, &probabilities, width, Some(&mut serial), 0.5);
+            let mut row_losses = Vec::new();
+            let pair = (targets.as_slice(), probabilities.as_slice());
+            let sum = batch_loss(&loss, pair, width, Some(&mut split), 0.5, &mut row_losses);
+            assert_eq!(sum.to_bits(), expected.to_bits(), "{loss:?}");
+            assert_eq!(split, serial, "{loss:?}");
+            let sum = batch_loss(&loss, pair, width, None, 0.0, &mut row_losses);
+            assert_eq!(sum.to_bits(), expected.to_bits(), "{loss:?}");
+        }
+    }
+
+    #[test]
+    fn a_large_gather_copies_the_rows_in_order() {
+        let (rows, size) = (5_000, 17);
+        let source = noise(rows * size, 4);
+        let mut indices: Vec<usize> = (0..rows).collect();
+        Rng::new(5).shuffle(&mut indices);
+        indices.truncate(4_500);
+        let mut out = vec![0.0; indices.len() * size];
+        gather(&source, size, &indices, &mut out);
+        for (row, &i) in out.chunks(size).zip(&indices) {
+            assert_eq!(row, &source[i * size..(i + 1) * size]);
+        }
+    }
+
+    #[test]
+    fn consecutive_indices_are_recognised() {
+        assert_eq!(consecutive(&[4, 5, 6]), Some(4));
+        assert_eq!(consecutive(&[0]), Some(0));
+        assert_eq!(consecutive(&[4, 6]), None);
+        assert_eq!(consecutive(&[5, 4]), None);
+        assert_eq!(consecutive(&[]), None);
+    }
+
+    #[test]
+    fn predictions_need_an_output_of_their_size() {
+        let (mut net, _) = train(1);
+        let (x, _) = blobs(10);
+        let mut short = vec![0.0; 19];
+        let outcome = predict(&mut net, &x, 10, 4, &mut short, &mut |_| Next::Continue);
+        assert!(matches!(outcome, Err(CoreError::ShapeMismatch { .. })));
+        let mut out = vec![f32::NAN; 20];
+        predict(&mut net, &x, 10, 4, &mut out, &mut |_| Next::Continue).unwrap();
+        net.input_mut(10).copy_from_slice(&x);
+        assert_eq!(out, net.forward(10, false));
     }
 }

@@ -604,15 +604,14 @@ fn predict_and_evaluate_as_on_the_cpu() {
     let n = 45;
     let (x, y) = data(&case, n, 4);
     let (mut network, mut trainer, mut gpu) = engines(&case);
-    let cpu = pynn_core::train::predict(&mut network, &x, n, 16, &mut |_| Next::Continue)
-        .unwrap()
-        .unwrap();
+    let mut cpu = vec![0.0; n * network.output_size()];
+    pynn_core::train::predict(&mut network, &x, n, 16, &mut cpu, &mut |_| Next::Continue).unwrap();
     let out = gpu
         .predict(&x, n, 16, &mut |_| Next::Continue)
         .unwrap()
         .unwrap();
-    assert_eq!(out.len(), cpu.data().len());
-    for (i, (&g, &c)) in out.iter().zip(cpu.data()).enumerate() {
+    assert_eq!(out.len(), cpu.len());
+    for (i, (&g, &c)) in out.iter().zip(&cpu).enumerate() {
         assert!(
             (g - c).abs() <= 1e-5 * c.abs().max(1e-3),
             "output {i}: GPU {g}, CPU {c}"

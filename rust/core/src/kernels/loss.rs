@@ -69,18 +69,48 @@ impl Loss {
         y_true: &[f32],
         y_pred: &[f32],
         width: usize,
-        mut grad: Option<&mut [f32]>,
+        grad: Option<&mut [f32]>,
         grad_scale: f32,
     ) -> f64 {
-        let t_width = self.target_width(width);
         let mut total = 0.0f64;
+        self.each_row(y_true, y_pred, width, grad, grad_scale, |_, loss| {
+            total += loss as f64
+        });
+        total
+    }
+
+    /// [`Loss::evaluate`] without the sum: writes each row's loss into `losses`, so that callers
+    /// can split the rows among threads and still add them up in row order.
+    pub fn row_losses(
+        &self,
+        y_true: &[f32],
+        y_pred: &[f32],
+        width: usize,
+        grad: Option<&mut [f32]>,
+        grad_scale: f32,
+        losses: &mut [f32],
+    ) {
+        self.each_row(y_true, y_pred, width, grad, grad_scale, |r, loss| {
+            losses[r] = loss
+        });
+    }
+
+    fn each_row(
+        &self,
+        y_true: &[f32],
+        y_pred: &[f32],
+        width: usize,
+        mut grad: Option<&mut [f32]>,
+        grad_scale: f32,
+        mut each: impl FnMut(usize, f32),
+    ) {
+        let t_width = self.target_width(width);
         for (r, (t, p)) in y_true.chunks(t_width).zip(y_pred.chunks(width)).enumerate() {
             let g = grad
                 .as_deref_mut()
                 .map(|g| &mut g[r * width..(r + 1) * width]);
-            total += self.row(t, p, g, grad_scale) as f64;
+            each(r, self.row(t, p, g, grad_scale));
         }
-        total
     }
 
     fn row(&self, t: &[f32], p: &[f32], g: Option<&mut [f32]>, scale: f32) -> f32 {
@@ -111,11 +141,13 @@ impl Loss {
 fn mean_squared_error(t: &[f32], p: &[f32], g: Option<&mut [f32]>, scale: f32) -> f32 {
     let n = p.len() as f32;
     if let Some(g) = g {
+        // One factor per row: a division per value took a third of W3's loss time.
+        let factor = scale * 2.0 / n;
         for ((g, &t), &p) in g.iter_mut().zip(t).zip(p) {
-            *g = scale * 2.0 * (p - t) / n;
+            *g = factor * (p - t);
         }
     }
-    t.iter().zip(p).map(|(t, p)| (t - p) * (t - p)).sum::<f32>() / n
+    sum_pairs(t, p, |t, p| (t - p) * (t - p)) / n
 }
 
 fn mean_absolute_error(t: &[f32], p: &[f32], g: Option<&mut [f32]>, scale: f32) -> f32 {
@@ -133,7 +165,27 @@ fn mean_absolute_error(t: &[f32], p: &[f32], g: Option<&mut [f32]>, scale: f32) 
             *g = scale * sign / n;
         }
     }
-    t.iter().zip(p).map(|(t, p)| (t - p).abs()).sum::<f32>() / n
+    sum_pairs(t, p, |t, p| (t - p).abs()) / n
+}
+
+/// `Σ f(t_j, p_j)` in eight interleaved running sums that the compiler keeps in vector
+/// registers: one running sum waits for each addition to finish (W3's MSE over 2M values took
+/// 8 % of a training step that way).
+fn sum_pairs(t: &[f32], p: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+    let (t8, p8) = (t.chunks_exact(8), p.chunks_exact(8));
+    let rest: f32 = t8
+        .remainder()
+        .iter()
+        .zip(p8.remainder())
+        .map(|(&t, &p)| f(t, p))
+        .sum();
+    let mut lanes = [0.0f32; 8];
+    for (t, p) in t8.zip(p8) {
+        for i in 0..8 {
+            lanes[i] += f(t[i], p[i]);
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
 }
 
 fn binary_crossentropy(
@@ -273,6 +325,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn mean_errors_of_wide_rows_match_a_plain_sum() {
+        // 19 values: two vectors of eight and a remainder of three.
+        let t: Vec<f32> = (0..19).map(|i| (i as f32 * 0.37).sin()).collect();
+        let p: Vec<f32> = (0..19).map(|i| (i as f32 * 0.11).cos()).collect();
+        let pairs = || t.iter().zip(&p).map(|(&t, &p)| (t as f64, p as f64));
+        let mse = pairs().map(|(t, p)| (t - p) * (t - p)).sum::<f64>() / 19.0;
+        let mae = pairs().map(|(t, p)| (t - p).abs()).sum::<f64>() / 19.0;
+        let value = |loss: Loss| loss.evaluate(&t, &p, 19, None, 0.0);
+        assert!((value(Loss::MeanSquaredError) - mse).abs() < 1e-6);
+        assert!((value(Loss::MeanAbsoluteError) - mae).abs() < 1e-6);
     }
 
     #[test]

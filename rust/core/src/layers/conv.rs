@@ -166,7 +166,8 @@ pub struct Conv {
     /// 1, no dilation, AVX2).
     implicit: Option<Implicit>,
     output_shape: Vec<usize>,
-    /// The last batch's im2col rows, kept for the kernel's gradient.
+    /// The last training batch's im2col rows (padded images for the implicit GEMM), kept for
+    /// the kernel's gradient.
     cols: Vec<f32>,
     /// The kernel packed for the implicit GEMM, the flipped convolution or the scatter.
     packed: Vec<f32>,
@@ -322,8 +323,8 @@ impl Conv {
         }
     }
 
-    /// `z` and `y` image by image through the implicit GEMM; nothing else is kept for the
-    /// backward.
+    /// `z` and `y` image by image through the implicit GEMM. Training keeps the padded images
+    /// (in `cols`) for the kernel gradient, which would otherwise pad every image again.
     fn forward_implicit(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], training: bool) {
         let Some(d) = &self.implicit else {
             unreachable!("called only with an implicit kernel")
@@ -334,41 +335,49 @@ impl Conv {
         ensure_len(&mut self.packed, d.packed_kernel_len());
         d.pack_kernel(kernel, self.spec.use_bias.then_some(bias), &mut self.packed);
         let packed = &self.packed;
+        let relu = activation == Activation::Relu;
         let per_image = g.pixels() * filters;
-        self.z[..y.len()]
+        let images = self.z[..y.len()]
             .par_chunks_mut(per_image)
             .zip(y.par_chunks_mut(per_image))
-            .zip(x.par_chunks(g.input_size()))
-            .for_each(|((z, y), image)| {
-                let relu = activation == Activation::Relu;
+            .zip(x.par_chunks(g.input_size()));
+        if training {
+            let planes_len = x.len() / g.input_size() * d.plane_len();
+            ensure_len(&mut self.cols, planes_len);
+            let planes = self.cols[..planes_len].par_chunks_mut(d.plane_len());
+            images.zip(planes).for_each(|(((z, y), image), plane)| {
+                d.pad_image(image, plane);
+                match relu {
+                    true => d.forward(plane, packed, z, Relu::Into(y)),
+                    false => d.forward(plane, packed, z, Relu::No),
+                }
+                if !relu {
+                    activate(activation, training, z, y, filters);
+                }
+            });
+        } else {
+            images.for_each(|((z, y), image)| {
                 with_scratch(d.plane_len(), |plane| {
                     d.pad_image(image, plane);
-                    match (training, relu) {
-                        (true, true) => d.forward(plane, packed, z, Relu::Into(y)),
-                        (true, false) => d.forward(plane, packed, z, Relu::No),
-                        (false, true) => d.forward(plane, packed, y, Relu::InPlace),
-                        (false, false) => d.forward(plane, packed, y, Relu::No),
+                    match relu {
+                        true => d.forward(plane, packed, y, Relu::InPlace),
+                        false => d.forward(plane, packed, y, Relu::No),
                     }
                 });
                 if !relu {
                     activate(activation, training, z, y, filters);
                 }
             });
+        }
     }
 
     /// ∂bias and ∂kernel.
-    fn weight_gradients(
-        &mut self,
-        x: &[f32],
-        dz: &[f32],
-        d_kernel: &mut [f32],
-        d_bias: &mut [f32],
-    ) {
+    fn weight_gradients(&mut self, dz: &[f32], d_kernel: &mut [f32], d_bias: &mut [f32]) {
         if self.spec.use_bias {
             sum_rows_chunked(dz, d_bias, &mut self.partials);
         }
         match self.implicit {
-            Some(_) => self.kernel_gradient_implicit(x, dz, d_kernel),
+            Some(_) => self.kernel_gradient_implicit(dz, d_kernel),
             None => self.kernel_gradient_im2col(dz, d_kernel),
         }
     }
@@ -382,31 +391,35 @@ impl Conv {
         matmul_tn_chunked(cols, dz, d_kernel, dims, &mut self.partials);
     }
 
-    /// ∂kernel through the implicit GEMM (partials in the kernel's layout).
-    fn kernel_gradient_implicit(&mut self, x: &[f32], dz: &[f32], d_kernel: &mut [f32]) {
+    /// ∂kernel through the implicit GEMM (partials in the kernel's layout), from the padded
+    /// images the training forward kept.
+    fn kernel_gradient_implicit(&mut self, dz: &[f32], d_kernel: &mut [f32]) {
         let d = self
             .implicit
             .as_ref()
             .expect("called only with an implicit kernel");
-        let add_image = |image: &[f32], dz: &[f32], plane: &mut [f32], partial: &mut [f32]| {
-            d.pad_image(image, plane);
-            d.kernel_gradient(plane, dz, partial);
-        };
-        let unpack = |partial: &[f32], d_kernel: &mut [f32]| {
+        let per_image = self.geometry.pixels() * self.spec.filters;
+        let planes = &self.cols[..dz.len() / per_image * d.plane_len()];
+        let chunks = (dz.len() / per_image).div_ceil(GRADIENT_IMAGES);
+        let partial_len = d_kernel.len();
+        ensure_len(&mut self.partials, chunks * partial_len);
+        let partials = &mut self.partials[..chunks * partial_len];
+        partials
+            .par_chunks_mut(partial_len)
+            .zip(planes.par_chunks(GRADIENT_IMAGES * d.plane_len()))
+            .zip(dz.par_chunks(GRADIENT_IMAGES * per_image))
+            .for_each(|((partial, planes), dz)| {
+                partial.fill(0.0);
+                for (plane, dz) in planes.chunks(d.plane_len()).zip(dz.chunks(per_image)) {
+                    d.kernel_gradient(plane, dz, partial);
+                }
+            });
+        // One partial per GRADIENT_IMAGES images, added in order: the sum never depends on
+        // the threads.
+        d_kernel.fill(0.0);
+        for partial in partials.chunks(partial_len) {
             d_kernel.iter_mut().zip(partial).for_each(|(d, p)| *d += p);
-        };
-        let sizes = (d_kernel.len(), d.plane_len());
-        let per_image = (self.geometry, self.spec.filters);
-        let partials = &mut self.partials;
-        kernel_gradient_by_image(
-            per_image,
-            partials,
-            sizes,
-            (x, dz),
-            d_kernel,
-            add_image,
-            unpack,
-        );
+        }
     }
 }
 
@@ -434,41 +447,6 @@ fn flipped_pays(g: &Geometry, flipped: &Implicit) -> bool {
     let computed =
         g.rows.input * g.cols.input * flipped.padded_filters() * g.rows.kernel * g.cols.kernel;
     4 * useful >= 3 * computed
-}
-
-/// ∂kernel image by image, for the kernels that read padded images: one partial of
-/// `sizes.0` values per [`GRADIENT_IMAGES`] images, in parallel, each built by
-/// `add_image(image, dz, scratch, partial)` with `sizes.1` values of per-thread scratch; then
-/// `unpack(partial, d_kernel)` adds them in order, so the sum never depends on the threads.
-fn kernel_gradient_by_image(
-    (g, filters): (Geometry, usize),
-    partials: &mut Vec<f32>,
-    (partial_len, scratch_len): (usize, usize),
-    (x, dz): (&[f32], &[f32]),
-    d_kernel: &mut [f32],
-    add_image: impl Fn(&[f32], &[f32], &mut [f32], &mut [f32]) + Sync,
-    unpack: impl Fn(&[f32], &mut [f32]),
-) {
-    let per_image = g.pixels() * filters;
-    let chunks = (dz.len() / per_image).div_ceil(GRADIENT_IMAGES);
-    ensure_len(partials, chunks * partial_len);
-    let partials = &mut partials[..chunks * partial_len];
-    partials
-        .par_chunks_mut(partial_len)
-        .zip(x.par_chunks(GRADIENT_IMAGES * g.input_size()))
-        .zip(dz.par_chunks(GRADIENT_IMAGES * per_image))
-        .for_each(|((partial, x), dz)| {
-            partial.fill(0.0);
-            with_scratch(scratch_len, |scratch| {
-                for (image, dz) in x.chunks(g.input_size()).zip(dz.chunks(per_image)) {
-                    add_image(image, dz, scratch, partial);
-                }
-            })
-        });
-    d_kernel.fill(0.0);
-    for partial in partials.chunks(partial_len) {
-        unpack(partial, d_kernel);
-    }
 }
 
 impl Layer for Conv {
@@ -510,12 +488,14 @@ impl Layer for Conv {
         &mut self,
         weights: &[f32],
         grads: &mut [f32],
-        x: &[f32],
+        _x: &[f32],
         y: &[f32],
         dy: &mut [f32],
         dx: Option<&mut [f32]>,
         batch: usize,
     ) {
+        // `x` is not read: the kernel gradient reads the im2col rows or padded images that the
+        // training forward kept.
         let filters = self.spec.filters;
         let len = batch * self.geometry.pixels() * filters;
         let dz = &mut dy[..len];
@@ -530,7 +510,7 @@ impl Layer for Conv {
         // which is always correct.
         let mut input_gradient = std::mem::take(&mut self.input_gradient);
         rayon::join(
-            || self.weight_gradients(x, dz, d_kernel, d_bias),
+            || self.weight_gradients(dz, d_kernel, d_bias),
             || {
                 if let Some(dx) = dx {
                     input_gradient.compute(&g, filters, kernel, dz, dx);
