@@ -313,6 +313,10 @@ mod avx2 {
         valid_pixels: usize,
         /// Filters to store per pixel from this group (the rest is padding).
         valid_filters: usize,
+        /// The first pixels stored with whole vectors (the rest through lane masks). Where one
+        /// group holds every filter, a pixel's lanes past the last filter land on the next
+        /// pixels of the same image, which this thread stores afterwards.
+        whole_stores: usize,
     }
 
     /// Strides shared by every tile of a convolution.
@@ -347,10 +351,26 @@ mod avx2 {
             filters: d.filters,
         };
         let bias = packed.as_ptr().add(d.taps() * d.padded_filters);
+        // With one group, the pixels whose whole vectors end inside the image.
+        let image_len = g.pixels() * d.filters;
+        let spilling_pixels = match d.groups.as_slice() {
+            [(_, tile)] => image_len
+                .checked_sub(tile.vectors * LANES)
+                .map_or(0, |room| room / d.filters + 1),
+            _ => 0,
+        };
         for oy in 0..g.rows.output {
             for &(first, tile) in &d.groups {
                 for ox in (0..g.cols.output).step_by(tile.pixels) {
                     let offset = (oy * g.cols.output + ox) * d.filters + first;
+                    let valid_pixels = tile.pixels.min(g.cols.output - ox);
+                    let valid_filters = (tile.vectors * LANES).min(d.filters - first);
+                    let whole_stores = match valid_filters == tile.vectors * LANES {
+                        true => valid_pixels,
+                        false => spilling_pixels
+                            .saturating_sub(oy * g.cols.output + ox)
+                            .min(valid_pixels),
+                    };
                     let at = TileAt {
                         // The last tile's pixels past the width read the plane's padding columns.
                         x: plane.as_ptr().add((oy * d.plane_columns + ox) * c),
@@ -358,8 +378,9 @@ mod avx2 {
                         bias: bias.add(first),
                         z: z.as_mut_ptr().add(offset),
                         relu: relu.map(|y| y.add(offset)),
-                        valid_pixels: tile.pixels.min(g.cols.output - ox),
-                        valid_filters: (tile.vectors * LANES).min(d.filters - first),
+                        valid_pixels,
+                        valid_filters,
+                        whole_stores,
                     };
                     dispatch(tile, &s, &at);
                 }
@@ -532,19 +553,21 @@ mod avx2 {
         s: &Strides,
         at: &TileAt,
     ) {
-        // Filters past the last that exist are masked out (a copy per pixel instead, with a
-        // `memcpy` call each, was 7 % of a LeNet step).
+        // Filters past the last that exist are masked out where they would land on another
+        // pixel's finished values (a copy per pixel instead, with a `memcpy` call each, was 7 %
+        // of a LeNet step; masked stores everywhere, which AMD's cores microcode, made LeNet's
+        // first layer store-bound).
         let masks = lane_masks::<V>(at.valid_filters);
-        let whole = at.valid_filters == V * LANES;
-        let put = |out: *mut f32, v: usize, lanes: __m256| {
-            if whole {
-                _mm256_storeu_ps(out.add(v * LANES), lanes);
-            } else {
-                _mm256_maskstore_ps(out.add(v * LANES), masks[v], lanes);
-            }
-        };
         let zero = _mm256_setzero_ps();
         for (p, pixel) in acc.iter().enumerate().take(at.valid_pixels) {
+            let whole = p < at.whole_stores;
+            let put = |out: *mut f32, v: usize, lanes: __m256| {
+                if whole {
+                    _mm256_storeu_ps(out.add(v * LANES), lanes);
+                } else {
+                    _mm256_maskstore_ps(out.add(v * LANES), masks[v], lanes);
+                }
+            };
             let z = at.z.add(p * s.filters);
             let relu = at.relu.map(|y| y.add(p * s.filters));
             for (v, &lanes) in pixel.iter().enumerate() {
@@ -610,6 +633,8 @@ mod tests {
             (5, 6, 2, 3, 2, 40, Padding::Valid),
             (1, 11, 1, 3, 4, 5, Padding::Same),
             (32, 32, 5, 5, 1, 6, Padding::Valid), // LeNet's conv1
+            (3, 4, 2, 2, 1, 1, Padding::Same),    // one filter: whole vectors span 8 pixels
+            (5, 5, 3, 3, 2, 3, Padding::Valid),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
@@ -623,7 +648,13 @@ mod tests {
             d.pack_kernel(&kernel, Some(&bias), &mut packed);
             let mut plane = vec![0.0; d.plane_len()];
             d.pad_image(&image, &mut plane);
-            let mut z = vec![f32::NAN; g.pixels() * f];
+            // Values past the image's output must stay as they are: another thread's image.
+            let len = g.pixels() * f;
+            let mut guarded = vec![f32::NAN; len + 2 * LANES];
+            guarded[len..].fill(7.0);
+            d.forward(&plane, &packed, &mut guarded[..len], Relu::InPlace);
+            assert!(guarded[len..].iter().all(|&v| v == 7.0), "{f} filters");
+            let mut z = vec![f32::NAN; len];
             d.forward(&plane, &packed, &mut z, Relu::No);
             // Relu as the products are stored: into a second buffer, or over them.
             let (mut z2, mut y) = (vec![f32::NAN; z.len()], vec![f32::NAN; z.len()]);
