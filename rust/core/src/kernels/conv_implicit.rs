@@ -410,6 +410,10 @@ mod avx2 {
                 filters: f,
             };
             for &(first, vectors, taps) in &d.gradient_groups {
+                // The image's pixels whose whole vectors of this group end inside its `dz`.
+                let whole_pixels = (g.pixels() * f)
+                    .checked_sub(first + vectors * LANES)
+                    .map_or(0, |room| room / f + 1);
                 for ky in 0..g.rows.kernel {
                     for t0 in (0..row_taps).step_by(taps) {
                         let at = GradientAt {
@@ -417,6 +421,7 @@ mod avx2 {
                             dz: dz.as_ptr().add(oy * g.cols.output * f + first),
                             partial: partial.as_mut_ptr().add((ky * row_taps + t0) * f + first),
                             valid_filters: (vectors * LANES).min(f - first),
+                            whole_loads: whole_pixels.saturating_sub(oy * g.cols.output),
                         };
                         for_shape!(taps, vectors, gradient_tile(&s, &at));
                     }
@@ -440,8 +445,13 @@ mod avx2 {
         /// The tile's first filter at pixel 0 of `dz`, and at its first tap in the partial.
         dz: *const f32,
         partial: *mut f32,
-        /// Filters of this group that exist: the lanes past them are neither read nor written.
+        /// Filters of this group that exist: the lanes past them are never written, and their
+        /// sums are dropped.
         valid_filters: usize,
+        /// The block's first pixels whose output gradient is read in whole vectors (the rest
+        /// through lane masks): the lanes past the group's filters read the next pixels' values,
+        /// which only the dropped sums see.
+        whole_loads: usize,
     }
 
     /// Per vector of a group of `valid` filters: which lanes hold one (for masked loads and
@@ -463,8 +473,8 @@ mod avx2 {
     unsafe fn gradient_tile<const T: usize, const V: usize>(s: &GradientStrides, at: &GradientAt) {
         let masks = lane_masks::<V>(at.valid_filters);
         // Masked loads run at half the rate of plain ones (W3's gradient: 45 % of its training
-        // step with them): only a group with missing filters pays for them.
-        let acc = if at.valid_filters == V * LANES {
+        // step with them): only the last pixels of a group with missing filters pay for them.
+        let acc = if at.whole_loads >= s.rows * s.columns {
             sum_over_pixels::<T, V, false>(s, at, &masks)
         } else {
             sum_over_pixels::<T, V, true>(s, at, &masks)
@@ -486,7 +496,7 @@ mod avx2 {
     }
 
     /// The tile's accumulators: every pixel's inputs at the tile's taps times its output
-    /// gradient, the latter read through `masks` when `MASKED`.
+    /// gradient, read through `masks` past the first `whole_loads` pixels when `MASKED`.
     #[inline(always)]
     unsafe fn sum_over_pixels<const T: usize, const V: usize, const MASKED: bool>(
         s: &GradientStrides,
@@ -498,10 +508,11 @@ mod avx2 {
             let x = at.x.add(oy * s.plane_row);
             let dz = at.dz.add(oy * s.columns * s.filters);
             for ox in 0..s.columns {
+                let masked = MASKED && oy * s.columns + ox >= at.whole_loads;
                 let mut grad = [_mm256_setzero_ps(); V];
                 for (v, lanes) in grad.iter_mut().enumerate() {
                     let at = dz.add(ox * s.filters + v * LANES);
-                    *lanes = if MASKED {
+                    *lanes = if masked {
                         _mm256_maskload_ps(at, masks[v])
                     } else {
                         _mm256_loadu_ps(at)
