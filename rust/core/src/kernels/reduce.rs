@@ -1,17 +1,56 @@
 //! Row-wise helpers: bias broadcast and column sums.
 
+use multiversion::multiversion;
+
 /// `out[r, j] = bias[j]` for every row of `out` (rows `bias.len()` wide).
 pub fn broadcast_rows(bias: &[f32], out: &mut [f32]) {
     out.chunks_mut(bias.len())
         .for_each(|row| super::copy(row, bias));
 }
 
+/// Columns [`sum_rows`] sums at once, in registers.
+const BLOCK: usize = 16;
+
 /// `out[j] = Σ_r x[r, j]`, summing rows in order so the result never depends on threads.
 pub fn sum_rows(x: &[f32], out: &mut [f32]) {
-    out.fill(0.0);
-    for row in x.chunks(out.len()) {
-        out.iter_mut().zip(row).for_each(|(o, v)| *o += v);
+    let width = out.len();
+    if width == 0 {
+        return;
     }
+    for (start, out) in (0..width).step_by(BLOCK).zip(out.chunks_mut(BLOCK)) {
+        sum_column_block(x, width, start, out);
+    }
+}
+
+/// Columns `start..start + out.len()` (at most [`BLOCK`]) of the rows of `x` summed in
+/// registers: summed in `out` itself, every row's addition waited for the last one's store
+/// (LeNet's first bias gradient, rows of 6, took 6 % of its training step). A row's block is
+/// read whole where it lies inside `x`; the lanes past the block's columns read the next
+/// values, and their sums are dropped.
+#[multiversion(targets("x86_64+avx2+fma"))]
+fn sum_column_block(x: &[f32], width: usize, start: usize, out: &mut [f32]) {
+    let rows = x.len() / width;
+    let whole_rows = x
+        .len()
+        .checked_sub(start + BLOCK)
+        .map_or(0, |room| room / width + 1)
+        .min(rows);
+    let mut sums = [0.0f32; BLOCK];
+    for r in 0..whole_rows {
+        let values: &[f32; BLOCK] = x[r * width + start..][..BLOCK]
+            .try_into()
+            .expect("a whole block");
+        for (sum, value) in sums.iter_mut().zip(values) {
+            *sum += value;
+        }
+    }
+    for r in whole_rows..rows {
+        let values = &x[r * width + start..][..out.len()];
+        for (sum, value) in sums.iter_mut().zip(values) {
+            *sum += value;
+        }
+    }
+    out.copy_from_slice(&sums[..out.len()]);
 }
 
 /// [`sum_rows`] over many rows: fixed chunks summed in parallel, then added in chunk order, so the
@@ -43,6 +82,21 @@ mod tests {
         let mut out = [9.0; 3];
         sum_rows(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &mut out);
         assert_eq!(out, [5.0, 7.0, 9.0]);
+    }
+
+    #[test]
+    fn column_sums_match_a_plain_loop() {
+        // Widths below, at and above a block, and a remainder of columns; few and many rows.
+        for (width, rows) in [(1, 5), (6, 300), (16, 7), (21, 40), (40, 3), (5, 1)] {
+            let x: Vec<f32> = (0..width * rows).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut expected = vec![0.0f32; width];
+            for row in x.chunks(width) {
+                expected.iter_mut().zip(row).for_each(|(e, v)| *e += v);
+            }
+            let mut out = vec![f32::NAN; width];
+            sum_rows(&x, &mut out);
+            assert_eq!(out, expected, "width {width}, {rows} rows");
+        }
     }
 
     #[test]
