@@ -1,17 +1,29 @@
 //! The network: layers in order over one contiguous weight buffer and one gradient buffer.
 //!
-//! `activations[0]` holds the input batch and `activations[i + 1]` the output of layer `i`;
-//! backward walks the layers in reverse, passing ∂loss/∂activation between two buffers. Every
-//! buffer is sized for the largest batch seen and reused, so steady-state batches allocate nothing.
+//! A batch runs in a [`Lane`]: the layers with their own scratch, `activations[0]` holding the
+//! input batch and `activations[i + 1]` the output of layer `i`; backward walks the layers in
+//! reverse, passing ∂loss/∂activation between two buffers. Every buffer is sized for the largest
+//! batch seen and reused, so steady-state batches allocate nothing.
+//!
+//! A training batch can also be split into parts of [`PART_SAMPLES`] samples, each run in a lane
+//! of its own, side by side, their gradients added in part order: one hand-off between threads
+//! per step instead of several per layer (LeNet's step at batch 128 on 2 threads: 8 % faster).
+//! The parts never depend on the thread count, so neither do the results.
 
 use std::ops::Range;
 
+use rayon::prelude::*;
+
 use crate::error::{CoreError, Result};
 use crate::layers::{ensure_len, Layer, LayerSpec};
+use crate::parallel;
 use crate::tensor::{checked_volume, try_filled, Tensor};
 
+/// Samples per part of a split training batch.
+pub const PART_SAMPLES: usize = 64;
+
 pub struct Network {
-    layers: Vec<Box<dyn Layer>>,
+    specs: Vec<LayerSpec>,
     input_shape: Vec<usize>,
     /// Each layer's range of `weights` (and `grads`).
     ranges: Vec<Range<usize>>,
@@ -19,9 +31,27 @@ pub struct Network {
     sizes: Vec<usize>,
     weights: Vec<f32>,
     grads: Vec<f32>,
+    /// Where whole batches run.
+    lane: Lane,
+    /// The lanes of a split training batch's parts, each with its gradient buffer: built on
+    /// the first split batch.
+    parts: Vec<(Lane, Vec<f32>)>,
+}
+
+/// The layers, with their scratch, and the buffers of one batch's forward and backward.
+struct Lane {
+    layers: Vec<Box<dyn Layer>>,
     activations: Vec<Vec<f32>>,
     delta: Vec<f32>,
     delta_next: Vec<f32>,
+}
+
+/// What every lane of a network shares: where each layer's weights lie and how many values per
+/// sample each activation has.
+#[derive(Clone, Copy)]
+struct Shape<'a> {
+    ranges: &'a [Range<usize>],
+    sizes: &'a [usize],
 }
 
 /// The layers built for an input shape, before any weight exists.
@@ -95,15 +125,14 @@ impl Network {
             layer.init_weights(&mut weights[range.clone()])?;
         }
         Ok(Network {
-            activations: vec![Vec::new(); layers.len() + 1],
-            layers,
+            specs: specs.to_vec(),
+            lane: Lane::new(layers),
             input_shape: input_shape.to_vec(),
             ranges,
             sizes,
             grads: try_filled(n_weights, 0.0)?,
             weights,
-            delta: Vec::new(),
-            delta_next: Vec::new(),
+            parts: Vec::new(),
         })
     }
 
@@ -112,7 +141,8 @@ impl Network {
     }
 
     pub fn output_shape(&self) -> &[usize] {
-        self.layers
+        self.lane
+            .layers
             .last()
             .map_or(&self.input_shape, |l| l.output_shape())
     }
@@ -122,7 +152,7 @@ impl Network {
     }
 
     pub fn output_size(&self) -> usize {
-        self.sizes[self.layers.len()]
+        self.sizes[self.lane.layers.len()]
     }
 
     /// The width of the output's last axis: what losses and metrics call a row.
@@ -132,7 +162,8 @@ impl Network {
 
     /// Each layer's per-sample output shape.
     pub fn layer_output_shapes(&self) -> Vec<Vec<usize>> {
-        self.layers
+        self.lane
+            .layers
             .iter()
             .map(|l| l.output_shape().to_vec())
             .collect()
@@ -140,12 +171,16 @@ impl Network {
 
     /// Each layer's weight shapes.
     pub fn layer_weight_shapes(&self) -> Vec<Vec<Vec<usize>>> {
-        self.layers.iter().map(|l| l.weight_shapes()).collect()
+        self.lane.layers.iter().map(|l| l.weight_shapes()).collect()
     }
 
     /// Every weight's shape, layer by layer, in Keras's `get_weights()` order.
     pub fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        self.layers.iter().flat_map(|l| l.weight_shapes()).collect()
+        self.lane
+            .layers
+            .iter()
+            .flat_map(|l| l.weight_shapes())
+            .collect()
     }
 
     /// Every weight as a tensor of its own shape, in Keras's `get_weights()` order.
@@ -190,28 +225,26 @@ impl Network {
 
     /// The input buffer for a batch of `batch` samples, to be filled before [`Network::forward`].
     pub fn input_mut(&mut self, batch: usize) -> &mut [f32] {
-        let len = batch * self.input_size();
-        ensure_len(&mut self.activations[0], len);
-        &mut self.activations[0][..len]
+        self.lane.input_mut(batch * self.sizes[0])
     }
 
     /// Tells every layer that training step `step` (the optimizer's iterations so far) begins.
     pub fn begin_step(&mut self, step: u64) {
-        self.layers
-            .iter_mut()
-            .for_each(|layer| layer.begin_step(step));
+        let lanes = std::iter::once(&mut self.lane).chain(self.parts.iter_mut().map(|(l, _)| l));
+        for lane in lanes {
+            lane.layers
+                .iter_mut()
+                .for_each(|layer| layer.begin_step(step));
+        }
     }
 
     /// Runs every layer on the input buffer; returns the output of the batch.
     pub fn forward(&mut self, batch: usize, training: bool) -> &[f32] {
-        for (i, layer) in self.layers.iter_mut().enumerate() {
-            let (in_len, out_len) = (batch * self.sizes[i], batch * self.sizes[i + 1]);
-            let (before, after) = self.activations.split_at_mut(i + 1);
-            ensure_len(&mut after[0], out_len);
-            let weights = &self.weights[self.ranges[i].clone()];
-            let (x, y) = (&before[i][..in_len], &mut after[0][..out_len]);
-            layer.forward(weights, x, y, batch, training);
-        }
+        let shape = Shape {
+            ranges: &self.ranges,
+            sizes: &self.sizes,
+        };
+        self.lane.forward(shape, &self.weights, batch, training);
         self.output(batch)
     }
 
@@ -219,12 +252,167 @@ impl Network {
     /// first layer reads the caller's data and the last writes the caller's buffer, so
     /// prediction copies neither.
     pub fn infer(&mut self, input: &[f32], output: &mut [f32], batch: usize) {
+        let shape = Shape {
+            ranges: &self.ranges,
+            sizes: &self.sizes,
+        };
+        self.lane.infer(shape, &self.weights, input, output, batch);
+    }
+
+    /// The output of the last forward pass and the buffer for ∂loss/∂output, to be filled before
+    /// [`Network::backward`].
+    pub fn output_and_grad_mut(&mut self, batch: usize) -> (&[f32], &mut [f32]) {
+        self.lane.output_and_grad_mut(batch * self.output_size())
+    }
+
+    /// The output of the last forward pass.
+    pub fn output(&self, batch: usize) -> &[f32] {
+        self.lane.output(batch * self.output_size())
+    }
+
+    /// Fills the gradient buffer from ∂loss/∂output (see [`Network::output_and_grad_mut`]).
+    pub fn backward(&mut self, batch: usize) {
+        let shape = Shape {
+            ranges: &self.ranges,
+            sizes: &self.sizes,
+        };
+        self.lane
+            .backward(shape, &self.weights, &mut self.grads, batch);
+    }
+
+    /// Into how many parts a training batch of `batch` samples is split (1: it runs whole). A
+    /// batch runs whole where a layer needs it so: a Dropout mask, activity penalties divided
+    /// by the batch size.
+    pub fn training_parts(&self, batch: usize) -> usize {
+        let whole = self
+            .lane
+            .layers
+            .iter()
+            .any(|l| l.needs_whole_batch() || l.activity_regularizer().is_some());
+        match whole {
+            true => 1,
+            false => batch.div_ceil(PART_SAMPLES).max(1),
+        }
+    }
+
+    /// A training forward and backward of `batch` samples split into `sums.len()` parts (see
+    /// [`Network::training_parts`]) that run side by side; the gradient buffer receives their
+    /// gradients added in part order. For each part, `fill_input(samples, input)` fills its
+    /// input buffer and, after its forward, `loss(samples, output, output_grad, sums)` writes
+    /// ∂loss/∂output (and whatever the caller sums per part).
+    pub fn train_in_parts<S: Send>(
+        &mut self,
+        batch: usize,
+        sums: &mut [S],
+        fill_input: impl Fn(Range<usize>, &mut [f32]) + Sync,
+        loss: impl Fn(Range<usize>, &[f32], &mut [f32], &mut S) + Sync,
+    ) -> Result<()> {
+        while self.parts.len() < sums.len() {
+            let layers = Layout::new(&self.input_shape, &self.specs)?.layers;
+            let grads = try_filled(self.weights.len(), 0.0)?;
+            self.parts.push((Lane::new(layers), grads));
+        }
+        let shape = Shape {
+            ranges: &self.ranges,
+            sizes: &self.sizes,
+        };
+        let (weights, out_size) = (&self.weights, self.sizes[self.sizes.len() - 1]);
+        self.parts[..sums.len()]
+            .par_iter_mut()
+            .zip(sums.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, ((lane, grads), sums))| {
+                let samples = i * PART_SAMPLES..((i + 1) * PART_SAMPLES).min(batch);
+                let n = samples.len();
+                fill_input(samples.clone(), lane.input_mut(n * shape.sizes[0]));
+                lane.forward(shape, weights, n, true);
+                let (output, output_grad) = lane.output_and_grad_mut(n * out_size);
+                loss(samples, output, output_grad, sums);
+                lane.backward(shape, weights, grads, n);
+            });
+        let (first, rest) = self.parts[..sums.len()]
+            .split_first()
+            .expect("at least one part");
+        self.grads.copy_from_slice(&first.1);
+        for (_, grads) in rest {
+            parallel::zip_chunks_mut(&mut self.grads, grads, |sum, part| {
+                sum.iter_mut().zip(part).for_each(|(s, p)| *s += p)
+            });
+        }
+        Ok(())
+    }
+
+    /// Every regularizer's penalty for the last forward pass of `batch` samples: weight
+    /// penalties, and activity penalties divided by the batch size as Keras divides them. With
+    /// `weight_grads`, also adds the weight penalties' gradients to the gradient buffer (call it
+    /// after [`Network::backward`], which adds the activity penalties' gradients).
+    pub fn penalty(&mut self, batch: usize, weight_grads: bool) -> f64 {
+        let mut total = 0.0;
+        for (i, layer) in self.lane.layers.iter().enumerate() {
+            let range = self.ranges[i].clone();
+            let grads = weight_grads.then(|| &mut self.grads[range.clone()]);
+            total += layer.weight_penalty(&self.weights[range], grads);
+            if let Some(regularizer) = layer.activity_regularizer() {
+                let output = &self.lane.activations[i + 1][..batch * self.sizes[i + 1]];
+                total += regularizer.apply(output, 1.0 / batch as f32, None);
+            }
+        }
+        total
+    }
+}
+
+impl Lane {
+    fn new(layers: Vec<Box<dyn Layer>>) -> Self {
+        Lane {
+            activations: vec![Vec::new(); layers.len() + 1],
+            layers,
+            delta: Vec::new(),
+            delta_next: Vec::new(),
+        }
+    }
+
+    fn input_mut(&mut self, len: usize) -> &mut [f32] {
+        ensure_len(&mut self.activations[0], len);
+        &mut self.activations[0][..len]
+    }
+
+    fn output(&self, len: usize) -> &[f32] {
+        &self.activations[self.layers.len()][..len]
+    }
+
+    fn output_and_grad_mut(&mut self, len: usize) -> (&[f32], &mut [f32]) {
+        ensure_len(&mut self.delta, len);
+        (
+            &self.activations[self.layers.len()][..len],
+            &mut self.delta[..len],
+        )
+    }
+
+    fn forward(&mut self, shape: Shape, weights: &[f32], batch: usize, training: bool) {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let (in_len, out_len) = (batch * shape.sizes[i], batch * shape.sizes[i + 1]);
+            let (before, after) = self.activations.split_at_mut(i + 1);
+            ensure_len(&mut after[0], out_len);
+            let weights = &weights[shape.ranges[i].clone()];
+            let (x, y) = (&before[i][..in_len], &mut after[0][..out_len]);
+            layer.forward(weights, x, y, batch, training);
+        }
+    }
+
+    fn infer(
+        &mut self,
+        shape: Shape,
+        weights: &[f32],
+        input: &[f32],
+        output: &mut [f32],
+        batch: usize,
+    ) {
         let Some(last) = self.layers.len().checked_sub(1) else {
             output.copy_from_slice(input);
             return;
         };
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            let (in_len, out_len) = (batch * self.sizes[i], batch * self.sizes[i + 1]);
+            let (in_len, out_len) = (batch * shape.sizes[i], batch * shape.sizes[i + 1]);
             let (before, after) = self.activations.split_at_mut(i + 1);
             let x = if i == 0 { input } else { &before[i][..in_len] };
             let y = if i == last {
@@ -233,31 +421,13 @@ impl Network {
                 ensure_len(&mut after[0], out_len);
                 &mut after[0][..out_len]
             };
-            let weights = &self.weights[self.ranges[i].clone()];
-            layer.forward(weights, x, y, batch, false);
+            layer.forward(&weights[shape.ranges[i].clone()], x, y, batch, false);
         }
     }
 
-    /// The output of the last forward pass and the buffer for ∂loss/∂output, to be filled before
-    /// [`Network::backward`].
-    pub fn output_and_grad_mut(&mut self, batch: usize) -> (&[f32], &mut [f32]) {
-        let len = batch * self.output_size();
-        ensure_len(&mut self.delta, len);
-        (
-            &self.activations[self.layers.len()][..len],
-            &mut self.delta[..len],
-        )
-    }
-
-    /// The output of the last forward pass.
-    pub fn output(&self, batch: usize) -> &[f32] {
-        &self.activations[self.layers.len()][..batch * self.output_size()]
-    }
-
-    /// Fills the gradient buffer from ∂loss/∂output (see [`Network::output_and_grad_mut`]).
-    pub fn backward(&mut self, batch: usize) {
+    fn backward(&mut self, shape: Shape, weights: &[f32], grads: &mut [f32], batch: usize) {
         for i in (0..self.layers.len()).rev() {
-            let (in_len, out_len) = (batch * self.sizes[i], batch * self.sizes[i + 1]);
+            let (in_len, out_len) = (batch * shape.sizes[i], batch * shape.sizes[i + 1]);
             let dx = if i > 0 {
                 ensure_len(&mut self.delta_next, in_len);
                 Some(&mut self.delta_next[..in_len])
@@ -269,10 +439,10 @@ impl Network {
                 let grad = Some(&mut self.delta[..out_len]);
                 regularizer.apply(output, 1.0 / batch as f32, grad);
             }
-            let range = self.ranges[i].clone();
+            let range = shape.ranges[i].clone();
             self.layers[i].backward(
-                &self.weights[range.clone()],
-                &mut self.grads[range],
+                &weights[range.clone()],
+                &mut grads[range],
                 &self.activations[i][..in_len],
                 &self.activations[i + 1][..out_len],
                 &mut self.delta[..out_len],
@@ -281,23 +451,5 @@ impl Network {
             );
             std::mem::swap(&mut self.delta, &mut self.delta_next);
         }
-    }
-
-    /// Every regularizer's penalty for the last forward pass of `batch` samples: weight
-    /// penalties, and activity penalties divided by the batch size as Keras divides them. With
-    /// `weight_grads`, also adds the weight penalties' gradients to the gradient buffer (call it
-    /// after [`Network::backward`], which adds the activity penalties' gradients).
-    pub fn penalty(&mut self, batch: usize, weight_grads: bool) -> f64 {
-        let mut total = 0.0;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let range = self.ranges[i].clone();
-            let grads = weight_grads.then(|| &mut self.grads[range.clone()]);
-            total += layer.weight_penalty(&self.weights[range], grads);
-            if let Some(regularizer) = layer.activity_regularizer() {
-                let output = &self.activations[i + 1][..batch * self.sizes[i + 1]];
-                total += regularizer.apply(output, 1.0 / batch as f32, None);
-            }
-        }
-        total
     }
 }

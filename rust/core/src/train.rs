@@ -4,6 +4,8 @@
 //! The epoch loss is Keras's: the mean of each batch's mean loss, weighted by the batch's sample
 //! count, taken as training proceeds (weights change between batches).
 
+use std::ops::Range;
+
 use crate::error::{CoreError, Result};
 use crate::kernels::loss::Loss;
 use crate::layers::ensure_len;
@@ -148,6 +150,8 @@ pub struct Trainer {
     targets: Vec<f32>,
     /// Each output row's loss, for batches whose loss is computed in parallel.
     row_losses: Vec<f32>,
+    /// The sums of a batch's parts, where a training batch is split.
+    part_sums: Vec<PartSums>,
 }
 
 impl Trainer {
@@ -164,6 +168,7 @@ impl Trainer {
             order: Vec::new(),
             targets: Vec::new(),
             row_losses: Vec::new(),
+            part_sums: Vec::new(),
         })
     }
 
@@ -247,7 +252,7 @@ impl Trainer {
         fill_order(&mut order, data.len, shuffle_seed);
         let mut totals = Totals::new(self.metrics.len());
         for batch in order.chunks(batch_size) {
-            self.run_batch(network, data, batch, pass, &mut totals);
+            self.run_batch(network, data, batch, pass, &mut totals)?;
             let progress = Progress {
                 batches: totals.batches,
                 totals: Some(&totals),
@@ -290,73 +295,158 @@ impl Trainer {
         indices: &[usize],
         pass: Pass,
         totals: &mut Totals,
-    ) {
+    ) -> Result<()> {
         let train = pass != Pass::Test;
         let batch = indices.len();
         let target_size = self.target_size(network);
-        gather(
-            data.x,
-            network.input_size(),
-            indices,
-            network.input_mut(batch),
-        );
-        let targets = match consecutive(indices) {
-            // `train_on_batch`, `evaluate` and unshuffled epochs read the targets in place.
-            Some(first) => &data.y[first * target_size..(first + batch) * target_size],
-            None => {
-                ensure_len(&mut self.targets, batch * target_size);
-                let targets = &mut self.targets[..batch * target_size];
-                gather(data.y, target_size, indices, targets);
-                targets
-            }
-        };
-
         let width = network.output_width();
         let rows = batch * network.output_size() / width;
         if train {
             network.begin_step(self.optimizer.iterations());
         }
-        network.forward(batch, train);
-        let output = network.output(batch);
-        let metric_sums = self
-            .metrics
-            .iter()
-            .map(|m| m.evaluate(targets, output, width));
-        for (total, sum) in totals.metrics.iter_mut().zip(metric_sums) {
-            *total += sum;
-        }
-        let (loss_sum, penalty) = if train {
-            let (output, output_grad) = network.output_and_grad_mut(batch);
-            let scale = 1.0 / rows as f32;
-            let loss = batch_loss(
-                &self.loss,
-                (targets, output),
-                width,
-                Some(output_grad),
-                scale,
-                &mut self.row_losses,
-            );
-            network.backward(batch);
-            let penalty = network.penalty(batch, true);
-            if pass == Pass::Train {
-                let (weights, grads) = network.weights_and_grads();
-                self.optimizer.step(weights, grads);
-            }
-            (loss, penalty)
-        } else {
-            let loss = batch_loss(
-                &self.loss,
-                (targets, output),
-                width,
-                None,
-                0.0,
-                &mut self.row_losses,
-            );
-            (loss, network.penalty(batch, false))
+        let parts = match train {
+            true => network.training_parts(batch),
+            false => 1,
         };
+        let Trainer {
+            loss,
+            metrics,
+            optimizer,
+            targets,
+            row_losses,
+            part_sums,
+            ..
+        } = self;
+        let targets = match consecutive(indices) {
+            // `train_on_batch`, `evaluate` and unshuffled epochs read the targets in place.
+            Some(first) => &data.y[first * target_size..(first + batch) * target_size],
+            None => {
+                ensure_len(targets, batch * target_size);
+                let targets = &mut targets[..batch * target_size];
+                gather(data.y, target_size, indices, targets);
+                targets
+            }
+        };
+        let batch_data = BatchData {
+            x: data.x,
+            indices,
+            targets,
+            width,
+            scale: 1.0 / rows as f32,
+        };
+        let loss_sum = if parts > 1 {
+            part_sums.resize_with(parts.max(part_sums.len()), Default::default);
+            let part_sums = &mut part_sums[..parts];
+            train_in_parts(network, (loss, metrics), &batch_data, part_sums)?;
+            for part in part_sums.iter() {
+                for (total, sum) in totals.metrics.iter_mut().zip(&part.metrics) {
+                    *total += sum;
+                }
+            }
+            part_sums.iter().map(|part| part.loss).sum()
+        } else {
+            run_whole(
+                network,
+                (loss, metrics),
+                &batch_data,
+                train,
+                row_losses,
+                totals,
+            )
+        };
+        let penalty = network.penalty(batch, train);
+        if pass == Pass::Train {
+            let (weights, grads) = network.weights_and_grads();
+            optimizer.step(weights, grads);
+        }
         // The metrics are in already: computed before the backward overwrites the output.
         totals.add_batch(loss_sum, penalty, batch, rows, std::iter::empty());
+        Ok(())
     }
+}
+
+/// One batch's samples, as its forward and loss read them.
+struct BatchData<'a> {
+    x: &'a [f32],
+    indices: &'a [usize],
+    targets: &'a [f32],
+    /// The output's rows, and the loss gradient's scale: one over the batch's rows.
+    width: usize,
+    scale: f32,
+}
+
+/// A part's sums of a batch split into parts: the loss and each metric over its rows, added
+/// in part order afterwards.
+#[derive(Default)]
+struct PartSums {
+    loss: f64,
+    metrics: Vec<f64>,
+    row_losses: Vec<f32>,
+}
+
+/// Forward, metrics, loss and (in training) backward of a batch run whole; adds the metrics to
+/// `totals` and returns the loss's sum.
+fn run_whole(
+    network: &mut Network,
+    (loss, metrics): (&Loss, &[Metric]),
+    data: &BatchData,
+    train: bool,
+    row_losses: &mut Vec<f32>,
+    totals: &mut Totals,
+) -> f64 {
+    let batch = data.indices.len();
+    gather(
+        data.x,
+        network.input_size(),
+        data.indices,
+        network.input_mut(batch),
+    );
+    network.forward(batch, train);
+    let (output, targets, width) = (network.output(batch), data.targets, data.width);
+    let metric_sums = metrics.iter().map(|m| m.evaluate(targets, output, width));
+    for (total, sum) in totals.metrics.iter_mut().zip(metric_sums) {
+        *total += sum;
+    }
+    if !train {
+        return batch_loss(loss, (targets, output), width, None, 0.0, row_losses);
+    }
+    let (output, output_grad) = network.output_and_grad_mut(batch);
+    let grad = Some(output_grad);
+    let sum = batch_loss(loss, (targets, output), width, grad, data.scale, row_losses);
+    network.backward(batch);
+    sum
+}
+
+/// The training forward and backward of a batch in parts (see [`Network::train_in_parts`]),
+/// each part's loss and metrics summed into its `part_sums`.
+fn train_in_parts(
+    network: &mut Network,
+    (loss, metrics): (&Loss, &[Metric]),
+    data: &BatchData,
+    part_sums: &mut [PartSums],
+) -> Result<()> {
+    let (in_size, width) = (network.input_size(), data.width);
+    let target_size = data.targets.len() / data.indices.len();
+    let fill_input = |samples: Range<usize>, input: &mut [f32]| {
+        gather(data.x, in_size, &data.indices[samples], input)
+    };
+    let part_loss =
+        |samples: Range<usize>, output: &[f32], grad: &mut [f32], sums: &mut PartSums| {
+            let targets = &data.targets[samples.start * target_size..samples.end * target_size];
+            sums.metrics.clear();
+            sums.metrics
+                .extend(metrics.iter().map(|m| m.evaluate(targets, output, width)));
+            let pair = (targets, output);
+            sums.loss = batch_loss(
+                loss,
+                pair,
+                width,
+                Some(grad),
+                data.scale,
+                &mut sums.row_losses,
+            );
+        };
+    network.train_in_parts(data.indices.len(), part_sums, fill_input, part_loss)
 }
 
 /// The loss summed over the rows of `output` and, with `grad`, its gradient scaled by `scale`.
@@ -506,6 +596,10 @@ mod tests {
     }
 
     fn train(epochs: usize) -> (Network, Logs) {
+        train_in_batches(epochs, 32)
+    }
+
+    fn train_in_batches(epochs: usize, batch_size: usize) -> (Network, Logs) {
         let mut net = network();
         let loss = Loss::CategoricalCrossentropy {
             from_logits: false,
@@ -523,7 +617,9 @@ mod tests {
         let mut logs = None;
         for epoch in 0..epochs {
             let seed = Some(epoch as u64);
-            logs = Some(trainer.fit_epoch(&mut net, &data, 32, seed, &mut |_| Next::Continue));
+            let epoch =
+                trainer.fit_epoch(&mut net, &data, batch_size, seed, &mut |_| Next::Continue);
+            logs = Some(epoch);
         }
         (net, logs.unwrap().unwrap())
     }
@@ -709,5 +805,69 @@ mod tests {
         predict(&mut net, &x, 10, 4, &mut out, &mut |_| Next::Continue).unwrap();
         net.input_mut(10).copy_from_slice(&x);
         assert_eq!(out, net.forward(10, false));
+    }
+
+    #[test]
+    fn a_batch_split_into_parts_has_the_whole_batchs_gradient_and_logs() {
+        let n = 150;
+        assert_eq!(network().training_parts(n), 3); // 64 + 64 + 22 samples
+        let (x, y) = blobs(n);
+        let data = Dataset {
+            x: &x,
+            y: &y,
+            len: n,
+        };
+        let loss = Loss::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        };
+        let accuracy = Metric::CategoricalAccuracy;
+        let mut split = network();
+        let sgd = OptimizerSpec::sgd(0.1);
+        let mut trainer = Trainer::new(&split, loss, &sgd, vec![accuracy]).unwrap();
+        let logs = trainer.gradients(&mut split, &data).unwrap();
+
+        let mut whole = network();
+        whole.input_mut(n).copy_from_slice(&x);
+        whole.forward(n, true);
+        let right = accuracy.evaluate(&y, whole.output(n), 2) / n as f64;
+        let (output, grad) = whole.output_and_grad_mut(n);
+        let loss_sum = loss.evaluate(&y, output, 2, Some(grad), 1.0 / n as f32);
+        whole.backward(n);
+        for (s, w) in split.grads().iter().zip(whole.grads()) {
+            assert!((s - w).abs() <= 1e-6 * (1.0 + w.abs()), "{s} vs {w}");
+        }
+        assert!((logs.loss - loss_sum / n as f64).abs() < 1e-6);
+        assert_eq!(logs.metrics, [right]);
+    }
+
+    #[test]
+    fn split_batches_train_alike_on_one_and_two_threads() {
+        let weights = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| train_in_batches(3, 150).0.weights().to_vec())
+        };
+        assert_eq!(weights(1), weights(2));
+    }
+
+    #[test]
+    fn dropout_and_activity_penalties_keep_a_batch_whole() {
+        let dropout = LayerSpec::Dropout(crate::layers::DropoutSpec {
+            rate: 0.5,
+            noise_shape: None,
+            seed: 1,
+        });
+        let with_dropout = Network::new(&[2], &[dense(4, Activation::Relu, 1), dropout]);
+        assert_eq!(with_dropout.unwrap().training_parts(300), 1);
+        let mut penalised = DenseSpec::new(4, Activation::Relu, 1);
+        penalised.activity_regularizer =
+            Some(crate::regularizers::Regularizer { l1: 0.0, l2: 0.01 });
+        let with_penalty = Network::new(&[2], &[LayerSpec::Dense(penalised)]).unwrap();
+        assert_eq!(with_penalty.training_parts(300), 1);
+        assert_eq!(network().training_parts(300), 5);
+        assert_eq!(network().training_parts(64), 1);
     }
 }

@@ -132,6 +132,10 @@ impl Layer for Dropout {
         &self.shape
     }
 
+    fn needs_whole_batch(&self) -> bool {
+        self.drops()
+    }
+
     fn begin_step(&mut self, step: u64) {
         self.rng = Rng::for_stream(self.seed, step);
     }

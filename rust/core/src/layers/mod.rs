@@ -72,6 +72,12 @@ pub trait Layer: Send + Sync {
         None
     }
 
+    /// Whether a training batch must pass through this layer whole rather than in parts (a
+    /// Dropout mask is drawn for the whole batch).
+    fn needs_whole_batch(&self) -> bool {
+        false
+    }
+
     /// The regularizer of this layer's output, if it has one.
     fn activity_regularizer(&self) -> Option<Regularizer> {
         None
