@@ -13,7 +13,7 @@ medians with ratios against pynn from the same run.
   epoch (after a warm-up epoch of 256 images); inference images/s at batch 1000 over the 10,000
   test images (after predicting 1,000); peak RSS of the process.
 - W3: Conv2D 3x3 "same", batch 64, 32x32x16 -> 32 filters, bias + relu: forward GFLOP/s and
-  forward + backward GFLOP/s.
+  forward + backward GFLOP/s, each from the median of 20 timed calls.
 - sgemm: float32 2048^3 products, GFLOP/s (pynn's GEMM through `pynn._core.matmul`): the
   reference W3 is read against.
 
@@ -149,19 +149,22 @@ def run_w3(framework, quick):
     x = np.random.default_rng(0).normal(size=(batch, h, w, c)).astype(np.float32)
     y = np.zeros((batch, h, w, f), np.float32)
     flops = 2 * batch * h * w * 9 * c * f
-    repeats = 2 if quick else 20
-    model.predict_on_batch(x)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        model.predict_on_batch(x)
-    forward = (time.perf_counter() - start) / repeats
-    model.train_on_batch(x, y)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        model.train_on_batch(x, y)
-    step = (time.perf_counter() - start) / repeats
+    forward = median_call_seconds(lambda: model.predict_on_batch(x), quick)
+    step = median_call_seconds(lambda: model.train_on_batch(x, y), quick)
     # A training step is one forward and a backward of about twice its work.
     return {"forward_gflops": flops / forward / 1e9, "train_gflops": 3 * flops / step / 1e9}
+
+
+def median_call_seconds(call, quick):
+    """The median time of 20 calls (2 with `quick`) after a warm-up call: W3's calls take a few
+    milliseconds, and a mean would let one call caught by the machine's noise move the figure."""
+    call()
+    times = []
+    for _ in range(2 if quick else 20):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def torch_mlp_fit(x, y, epochs):
@@ -241,7 +244,6 @@ def torch_conv(quick):
     conv = torch.nn.Conv2d(c, f, 3, padding=1).to(memory_format=torch.channels_last)
     x = torch.randn(batch, h, w, c).permute(0, 3, 1, 2)
     flops = 2 * batch * h * w * 9 * c * f
-    repeats = 2 if quick else 20
 
     def forward():
         with torch.inference_mode():
@@ -251,14 +253,7 @@ def torch_conv(quick):
         conv.zero_grad()
         (torch.relu(conv(x)) ** 2).mean().backward()
 
-    timings = []
-    for run in (forward, step):
-        run()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            run()
-        timings.append((time.perf_counter() - start) / repeats)
-    forward_s, step_s = timings
+    forward_s, step_s = (median_call_seconds(run, quick) for run in (forward, step))
     return {"forward_gflops": flops / forward_s / 1e9, "train_gflops": 3 * flops / step_s / 1e9}
 
 
