@@ -1,11 +1,14 @@
 """The seed's workloads timed in pynn and, where installed, in Keras and PyTorch.
 
-    python benches/compare.py [--workloads w1,w2,w3] [--threads N] [--repeats R] [--json FILE]
+    python benches/compare.py [--workloads w1,w2,w3] [--threads N[,M]] [--repeats R] [--json FILE]
     python benches/compare.py --quick      # pynn only, reduced sizes: a smoke test, no timing
 
 Each measurement runs in a fresh process (so imports, memory and thread pools do not leak from
 one framework into another), frameworks alternate within each repeat, and the table shows
-medians with ratios against pynn from the same run.
+medians with ratios against pynn from the same run. With several thread counts (`--threads
+2,1`), each repeat measures them in turn too, one table each, followed by pynn's speed-up from
+the first count: both counts then share the machine's minutes, which on a noisy machine a
+ratio of two separate runs does not.
 
 - W1: section 4.5's iris MLP 4-256-256-256-3, Adam, batch 30, 100 epochs, validation_split 0.3:
   seconds of `fit`.
@@ -341,38 +344,81 @@ def measure(framework, workload, threads, quick):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--workloads", default="w1,w2,w3,sgemm")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--threads",
+        default=str(os.cpu_count() or 1),
+        help="thread counts, comma-separated (e.g. 2,1): each repeat measures them in turn",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default=None)
     parser.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"))
     args = parser.parse_args()
+    thread_counts = [int(t) for t in args.threads.split(",")]
     if args.child:
-        return child(*args.child, args.threads, args.quick)
+        return child(*args.child, thread_counts[0], args.quick)
 
     frameworks = ("pynn",) if args.quick else FRAMEWORKS
     repeats = 1 if args.quick else args.repeats
-    results = {}
+    by_threads = {threads: {} for threads in thread_counts}
     for workload in args.workloads.split(","):
         for _ in range(repeats):
-            for framework in frameworks:
-                runs = results.setdefault(workload, {}).setdefault(framework, [])
-                runs.append(measure(framework, workload, args.threads, args.quick))
+            for threads in thread_counts:
+                for framework in frameworks:
+                    runs = by_threads[threads].setdefault(workload, {}).setdefault(framework, [])
+                    runs.append(measure(framework, workload, threads, args.quick))
+    for threads, results in by_threads.items():
+        if len(thread_counts) > 1:
+            print(f"\n{threads} thread(s):\n")
+        print_table(results, frameworks)
+    if len(thread_counts) > 1:
+        print_scaling(by_threads)
+    if args.json:
+        first = thread_counts[0]
+        with open(args.json, "w") as f:
+            json.dump(
+                {
+                    "threads": first,
+                    "results": by_threads[first],
+                    "by_threads": {str(t): r for t, r in by_threads.items()},
+                },
+                f,
+                indent=1,
+            )
+
+
+def median_of(runs, metric):
+    values = [r[metric] for r in runs if metric in r]
+    return statistics.median(values) if values else None
+
+
+def print_table(results, frameworks):
     print(f"| workload | metric | {' | '.join(frameworks)} | (ratios to pynn) |")
     print("|---|---|" + "---|" * (len(frameworks) + 1))
     for workload, by_framework in results.items():
-        metrics = [k for k in by_framework["pynn"][0]]
-        for metric in metrics:
-            medians = {}
-            for framework, runs in by_framework.items():
-                values = [r[metric] for r in runs if metric in r]
-                medians[framework] = statistics.median(values) if values else None
+        for metric in by_framework["pynn"][0]:
+            medians = {f: median_of(runs, metric) for f, runs in by_framework.items()}
             cells = [f"{v:.3g}" if v is not None else "n/a" for v in medians.values()]
             ratios = [f"{v / medians['pynn']:.2f}" if v else "n/a" for v in medians.values()]
             print(f"| {workload} | {metric} | {' | '.join(cells)} | {' / '.join(ratios)} |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "results": results}, f, indent=1)
+
+
+def print_scaling(by_threads):
+    """pynn's speed-up from the first thread count over each other one, per timed metric, from
+    measurements taken in turn (so in the same minutes of a noisy machine)."""
+    (first, first_results), *others = by_threads.items()
+    print()
+    for threads, results in others:
+        for workload, by_framework in first_results.items():
+            for metric in by_framework["pynn"][0]:
+                if metric == "peak_rss_mib":
+                    continue
+                a = median_of(by_framework["pynn"], metric)
+                b = median_of(results[workload]["pynn"], metric)
+                # Seconds fall as speed rises; the other metrics are rates.
+                speedup = b / a if metric.endswith("_s") else a / b
+                pair = f"on {first} threads as on {threads}"
+                print(f"pynn {workload} {metric}: {speedup:.2f}x as fast {pair}")
 
 
 if __name__ == "__main__":

@@ -31,3 +31,22 @@ def test_compare_quick_measures_every_workload(tmp_path):
         (measured,) = results[workload]["pynn"]
         assert set(measured) == metrics
         assert all(value > 0 for value in measured.values())
+
+
+def test_compare_measures_thread_counts_in_turn_and_their_speedup(tmp_path):
+    out = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--workloads", "w1", "--threads", "2,1"]
+        + ["--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "pynn w1 fit_s: " in run.stdout and "as fast on 2 threads as on 1" in run.stdout
+    saved = json.loads(out.read_text())
+    assert saved["threads"] == 2 and set(saved["by_threads"]) == {"2", "1"}
+    assert saved["results"] == saved["by_threads"]["2"]
+    for results in saved["by_threads"].values():
+        (measured,) = results["w1"]["pynn"]
+        assert measured["fit_s"] > 0
