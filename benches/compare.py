@@ -415,8 +415,8 @@ def print_scaling(by_threads):
                     continue
                 a = median_of(by_framework["pynn"], metric)
                 b = median_of(results[workload]["pynn"], metric)
-                # Seconds fall as speed rises; the other metrics are rates.
-                speedup = b / a if metric.endswith("_s") else a / b
+                rate = "per_s" in metric or metric.endswith("gflops")
+                speedup = a / b if rate else b / a  # seconds fall as speed rises
                 pair = f"on {first} threads as on {threads}"
                 print(f"pynn {workload} {metric}: {speedup:.2f}x as fast {pair}")
 

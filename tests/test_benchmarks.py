@@ -1,6 +1,7 @@
 """`benches/compare.py --quick`: the benchmark script still runs end to end (pynn only, reduced
 sizes). A smoke test: it asserts what was measured, never how fast."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -50,3 +51,17 @@ def test_compare_measures_thread_counts_in_turn_and_their_speedup(tmp_path):
     for results in saved["by_threads"].values():
         (measured,) = results["w1"]["pynn"]
         assert measured["fit_s"] > 0
+
+
+def test_speedups_read_seconds_and_rates_each_their_way(capsys):
+    spec = importlib.util.spec_from_file_location("compare", SCRIPT)
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    measured = {
+        2: {"w2": {"pynn": [{"epoch_s": 1.0, "inference_images_per_s": 300.0}]}},
+        1: {"w2": {"pynn": [{"epoch_s": 1.5, "inference_images_per_s": 100.0}]}},
+    }
+    compare.print_scaling(measured)
+    out = capsys.readouterr().out
+    assert "w2 epoch_s: 1.50x as fast on 2 threads as on 1" in out
+    assert "w2 inference_images_per_s: 3.00x as fast on 2 threads as on 1" in out

@@ -240,11 +240,8 @@ impl Network {
 
     /// Runs every layer on the input buffer; returns the output of the batch.
     pub fn forward(&mut self, batch: usize, training: bool) -> &[f32] {
-        let shape = Shape {
-            ranges: &self.ranges,
-            sizes: &self.sizes,
-        };
-        self.lane.forward(shape, &self.weights, batch, training);
+        let (lane, shape, weights, _) = self.whole_batch_lane();
+        lane.forward(shape, weights, batch, training);
         self.output(batch)
     }
 
@@ -252,11 +249,8 @@ impl Network {
     /// first layer reads the caller's data and the last writes the caller's buffer, so
     /// prediction copies neither.
     pub fn infer(&mut self, input: &[f32], output: &mut [f32], batch: usize) {
-        let shape = Shape {
-            ranges: &self.ranges,
-            sizes: &self.sizes,
-        };
-        self.lane.infer(shape, &self.weights, input, output, batch);
+        let (lane, shape, weights, _) = self.whole_batch_lane();
+        lane.infer(shape, weights, input, output, batch);
     }
 
     /// The output of the last forward pass and the buffer for ∂loss/∂output, to be filled before
@@ -272,12 +266,17 @@ impl Network {
 
     /// Fills the gradient buffer from ∂loss/∂output (see [`Network::output_and_grad_mut`]).
     pub fn backward(&mut self, batch: usize) {
+        let (lane, shape, weights, grads) = self.whole_batch_lane();
+        lane.backward(shape, weights, grads, batch);
+    }
+
+    /// The lane of whole batches, with what it reads and writes besides its own buffers.
+    fn whole_batch_lane(&mut self) -> (&mut Lane, Shape<'_>, &[f32], &mut [f32]) {
         let shape = Shape {
             ranges: &self.ranges,
             sizes: &self.sizes,
         };
-        self.lane
-            .backward(shape, &self.weights, &mut self.grads, batch);
+        (&mut self.lane, shape, &self.weights, &mut self.grads)
     }
 
     /// Into how many parts a training batch of `batch` samples is split (1: it runs whole). A
