@@ -20,6 +20,9 @@
 use super::conv::{Axis, Geometry};
 use super::{copy, has_avx2_fma, LANES};
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// AVX2's vector registers: a tile's accumulators, its `vectors` kernel (or gradient) vectors
 /// and one broadcast input must fit, or LLVM spills accumulators to the stack (measured: W3's
 /// kernel gradient ran at 40 GFLOP/s with 3 x 4 accumulators, one of them spilled).
@@ -108,12 +111,33 @@ pub struct Implicit {
     gradient_groups: Vec<(usize, usize, usize)>,
     plane_rows: usize,
     plane_columns: usize,
+    /// Whether the forward runs AVX-512 tiles (vectors of 16 filters) rather than AVX2's.
+    wide: bool,
+}
+
+/// Whether a forward of `filters` filters runs AVX-512 tiles: whole vectors of 16 on a CPU
+/// with AVX-512F.
+fn wide_forward(filters: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        filters.is_multiple_of(avx512::WIDE_LANES) && avx512::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 impl Implicit {
     /// `None` where the kernel does not apply (strides, dilation, one channel) or the CPU lacks
     /// AVX2 and FMA.
     pub fn new(g: &Geometry, filters: usize) -> Option<Self> {
+        Self::with_tiles(g, filters, wide_forward(filters))
+    }
+
+    /// [`Implicit::new`] with the forward's tiles chosen: `wide` (AVX-512) only where
+    /// [`wide_forward`] holds.
+    fn with_tiles(g: &Geometry, filters: usize, wide: bool) -> Option<Self> {
         let (rows, cols) = (&g.rows, &g.cols);
         let plain = [rows, cols]
             .iter()
@@ -122,12 +146,24 @@ impl Implicit {
             return None;
         }
         let padded_filters = filters.next_multiple_of(LANES);
+        #[cfg(target_arch = "x86_64")]
+        let (lanes, max_vectors) = match wide {
+            true => (avx512::WIDE_LANES, avx512::MAX_WIDE_VECTORS),
+            false => (LANES, MAX_VECTORS),
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let (lanes, max_vectors) = (LANES, MAX_VECTORS);
         let mut groups = Vec::new();
         let mut first = 0;
         while first < padded_filters {
-            let vectors = ((padded_filters - first) / LANES).min(MAX_VECTORS);
-            groups.push((first, Tile::for_row(cols.output, vectors)));
-            first += vectors * LANES;
+            let vectors = ((padded_filters - first) / lanes).min(max_vectors);
+            let tile = match wide {
+                #[cfg(target_arch = "x86_64")]
+                true => Tile::wide_for_row(cols.output, vectors),
+                _ => Tile::for_row(cols.output, vectors),
+            };
+            groups.push((first, tile));
+            first += vectors * lanes;
         }
         // Every tile reads whole: the last one of a row may run past the output's width.
         let widest = groups
@@ -142,6 +178,7 @@ impl Implicit {
             gradient_groups: gradient_groups(cols.kernel * g.channels, padded_filters / LANES),
             plane_rows: rows.output + rows.kernel - 1,
             plane_columns: widest + cols.kernel - 1,
+            wide,
         })
     }
 
@@ -275,11 +312,15 @@ impl Implicit {
                 Some(y.as_mut_ptr())
             }
         };
-        // SAFETY: `new` checked that the CPU has AVX2 and FMA; the asserts above and the padded
-        // layout keep every read and write inside the slices (see `forward_rows`).
+        // SAFETY: `new` checked that the CPU has AVX2 and FMA (and AVX-512F where `wide`, with
+        // whole vectors of filters); the asserts above and the padded layout keep every read
+        // and write inside the slices (see `forward_rows`).
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            avx2::forward_rows(self, plane, packed, z, relu_out)
+            match self.wide {
+                true => avx512::forward_rows(self, plane, packed, z, relu_out),
+                false => avx2::forward_rows(self, plane, packed, z, relu_out),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`new` returns None without AVX2")
@@ -627,6 +668,46 @@ mod tests {
                 assert!(Tile::for_row(width, vectors).pixels <= rows);
                 assert!(gradient_taps(width, vectors) <= rows);
             }
+        }
+    }
+
+    #[test]
+    fn wide_tiles_compute_what_avx2_tiles_compute() {
+        if !(has_avx2_fma() && wide_forward(16)) {
+            return;
+        }
+        // (h, w, kh, kw, channels, filters, padding): LeNet's conv2, W3's shape, a group of
+        // 32 and one of 16, a ragged width.
+        let cases = [
+            (14, 14, 5, 5, 6, 16, Padding::Valid),
+            (8, 8, 3, 3, 16, 32, Padding::Same),
+            (7, 9, 3, 2, 3, 48, Padding::Same),
+            (5, 13, 2, 3, 2, 16, Padding::Valid),
+        ];
+        for (h, w, kh, kw, c, f, padding) in cases {
+            let g = stride_one(h, w, kh, kw, c, padding);
+            let (image, kernel, bias) = (
+                values(h * w * c, 0.37),
+                values(g.field() * f, 0.11),
+                values(f, 0.5),
+            );
+            let len = g.pixels() * f;
+            let outputs = |wide: bool| {
+                let d = Implicit::with_tiles(&g, f, wide).expect("stride 1, no dilation");
+                assert_eq!(d.wide, wide);
+                let mut packed = vec![0.0; d.packed_kernel_len()];
+                d.pack_kernel(&kernel, Some(&bias), &mut packed);
+                let mut plane = vec![0.0; d.plane_len()];
+                d.pad_image(&image, &mut plane);
+                let (mut z, mut y) = (vec![7.0; len + 2 * LANES], vec![7.0; len + 2 * LANES]);
+                d.forward(&plane, &packed, &mut z[..len], Relu::Into(&mut y[..len]));
+                // Values past the image's output must stay as they are: another image's.
+                let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+                (bits(z), bits(y))
+            };
+            // The same sums in the same order: the same bits.
+            let (wide, narrow) = (outputs(true), outputs(false));
+            assert!(wide == narrow, "{f} filters");
         }
     }
 
