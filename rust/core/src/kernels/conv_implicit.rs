@@ -37,6 +37,16 @@ fn most_rows(vectors: usize) -> usize {
 /// Kernel vectors per filter group: 32 filters.
 const MAX_VECTORS: usize = 4;
 
+/// The output gradient's rows that every tile of the kernel gradient reads in turn are taken in
+/// blocks of about this many bytes, which stay in L1 from one tile to the next (W3's rows are
+/// 4 KiB: read whole by each of 48 tiles, they came from L2 at ~45 GFLOP/s).
+const GRADIENT_BLOCK_BYTES: usize = 8 * 1024;
+
+/// Output rows per block of the kernel gradient, for rows of `row_values` values.
+fn gradient_block_rows(row_values: usize) -> usize {
+    (GRADIENT_BLOCK_BYTES / (row_values * 4)).max(1)
+}
+
 /// A tile's shape: `pixels` consecutive output pixels of a row x `vectors` vectors of filters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Tile {
@@ -111,7 +121,8 @@ pub struct Implicit {
     gradient_groups: Vec<(usize, usize, usize)>,
     plane_rows: usize,
     plane_columns: usize,
-    /// Whether the forward runs AVX-512 tiles (vectors of 16 filters) rather than AVX2's.
+    /// Whether the forward and the kernel gradient run AVX-512 tiles (vectors of 16 filters)
+    /// rather than AVX2's.
     wide: bool,
 }
 
@@ -175,7 +186,11 @@ impl Implicit {
             filters,
             padded_filters,
             groups,
-            gradient_groups: gradient_groups(cols.kernel * g.channels, padded_filters / LANES),
+            gradient_groups: match wide {
+                #[cfg(target_arch = "x86_64")]
+                true => avx512::gradient_groups(cols.kernel * g.channels, filters),
+                _ => gradient_groups(cols.kernel * g.channels, padded_filters / LANES),
+            },
             plane_rows: rows.output + rows.kernel - 1,
             plane_columns: widest + cols.kernel - 1,
             wide,
@@ -289,10 +304,13 @@ impl Implicit {
         assert!(dz.len() >= self.g.pixels() * self.filters);
         assert!(partial.len() >= self.taps() * self.filters);
         // SAFETY: as in `forward`; tiles of taps divide each kernel row, and masked loads and
-        // stores keep to the filters that exist.
+        // stores keep to the filters that exist (wide groups hold whole vectors).
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            avx2::kernel_gradient(self, plane, dz, partial)
+            match self.wide {
+                true => avx512::kernel_gradient(self, plane, dz, partial),
+                false => avx2::kernel_gradient(self, plane, dz, partial),
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`new` returns None without AVX2")
@@ -333,11 +351,6 @@ mod avx2 {
 
     use super::{Implicit, Tile, LANES};
     use crate::kernels::for_shape;
-
-    /// The output gradient's rows that every tile of the kernel gradient reads in turn are
-    /// taken in blocks of about this many bytes, which stay in L1 from one tile to the next
-    /// (W3's rows are 4 KiB: read whole by each of 48 tiles, they came from L2 at ~45 GFLOP/s).
-    const GRADIENT_BLOCK_BYTES: usize = 8 * 1024;
 
     /// Where one tile reads and writes.
     struct TileAt {
@@ -441,7 +454,7 @@ mod avx2 {
     pub unsafe fn kernel_gradient(d: &Implicit, plane: &[f32], dz: &[f32], partial: &mut [f32]) {
         let (g, c, f) = (&d.g, d.g.channels, d.filters);
         let row_taps = g.cols.kernel * c;
-        let block = (GRADIENT_BLOCK_BYTES / (g.cols.output * f * 4)).max(1);
+        let block = super::gradient_block_rows(g.cols.output * f);
         for oy in (0..g.rows.output).step_by(block) {
             let s = GradientStrides {
                 channels: c,
@@ -673,6 +686,7 @@ mod tests {
 
     #[test]
     fn wide_tiles_compute_what_avx2_tiles_compute() {
+        // Forward and kernel gradient.
         if !(has_avx2_fma() && wide_forward(16)) {
             return;
         }
@@ -701,9 +715,11 @@ mod tests {
                 d.pad_image(&image, &mut plane);
                 let (mut z, mut y) = (vec![7.0; len + 2 * LANES], vec![7.0; len + 2 * LANES]);
                 d.forward(&plane, &packed, &mut z[..len], Relu::Into(&mut y[..len]));
+                let mut partial = values(g.field() * f, 0.05);
+                d.kernel_gradient(&plane, &z[..len], &mut partial);
                 // Values past the image's output must stay as they are: another image's.
                 let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-                (bits(z), bits(y))
+                (bits(z), bits(y), bits(partial))
             };
             // The same sums in the same order: the same bits.
             let (wide, narrow) = (outputs(true), outputs(false));

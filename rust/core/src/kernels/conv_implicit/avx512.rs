@@ -1,9 +1,9 @@
-//! The implicit GEMM's forward with AVX-512, for filters in whole vectors of 16. Its 32 vector
-//! registers hold a tile of up to 12 pixels x 2 vectors (AVX2's 16 hold 2 x 4 of 8 lanes), so
-//! a tile loads its kernel vectors for 6 to 12 times as many FMAs, and LLVM has registers to
-//! spare. Zen 4 runs a 512-bit FMA at the rate of two 256-bit ones; what goes is the loads and
+//! The implicit GEMM's forward and kernel gradient with AVX-512, for filters in whole vectors
+//! of 16. The 32 vector registers hold a tile of up to 12 pixels (or taps) x 2 vectors (AVX2's
+//! 16 hold 2 x 4 of 8 lanes), so a tile loads its operand vectors for 6 to 12 times as many
+//! FMAs. Zen 4 runs a 512-bit FMA at the rate of two 256-bit ones; what goes is the loads and
 //! instructions around them: W3's forward tile, one image on one thread, 78-86 → 103-111
-//! GFLOP/s.
+//! GFLOP/s. The sums are those of the AVX2 tiles, added in the same order.
 
 use std::arch::x86_64::*;
 
@@ -168,6 +168,100 @@ unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
                 }
                 None => _mm512_storeu_ps(z, lanes),
             }
+        }
+    }
+}
+
+/// The kernel gradient's groups for kernel rows of `row_taps` taps: up to 2 vectors of 16
+/// filters each, with the most taps that divide the row within 24 accumulators:
+/// `(first filter, vectors, taps)`.
+pub(super) fn gradient_groups(row_taps: usize, filters: usize) -> Vec<(usize, usize, usize)> {
+    let taps = (1..=MAX_WIDE_PIXELS)
+        .rev()
+        .find(|&t| row_taps.is_multiple_of(t))
+        .expect("1 divides every row");
+    (0..filters)
+        .step_by(MAX_WIDE_VECTORS * WIDE_LANES)
+        .map(|first| {
+            let vectors = ((filters - first) / WIDE_LANES).min(MAX_WIDE_VECTORS);
+            (first, vectors, taps)
+        })
+        .collect()
+}
+
+/// Where one tile of the kernel gradient reads and writes, and the strides every tile shares.
+struct GradientAt {
+    /// The tile's first tap at output pixel (0, 0) of the block.
+    x: *const f32,
+    /// The tile's first filter at the block's pixel 0 of `dz`, and at its first tap in the
+    /// partial.
+    dz: *const f32,
+    partial: *mut f32,
+    channels: usize,
+    plane_row: usize,
+    /// The block's output rows and columns: the pixels summed over.
+    rows: usize,
+    columns: usize,
+    filters: usize,
+}
+
+/// [`super::avx2::kernel_gradient`] with wide tiles: the same blocks, tiles and order of
+/// additions, so the same sums.
+///
+/// # Safety
+/// AVX-512F present; the slices as long as [`Implicit::kernel_gradient`] asserts; every group
+/// whole.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn kernel_gradient(d: &Implicit, plane: &[f32], dz: &[f32], partial: &mut [f32]) {
+    let (g, c, f) = (&d.g, d.g.channels, d.filters);
+    let row_taps = g.cols.kernel * c;
+    let block = super::gradient_block_rows(g.cols.output * f);
+    for oy in (0..g.rows.output).step_by(block) {
+        for &(first, vectors, taps) in &d.gradient_groups {
+            for ky in 0..g.rows.kernel {
+                for t0 in (0..row_taps).step_by(taps) {
+                    let at = GradientAt {
+                        x: plane.as_ptr().add((oy + ky) * d.plane_columns * c + t0),
+                        dz: dz.as_ptr().add(oy * g.cols.output * f + first),
+                        partial: partial.as_mut_ptr().add((ky * row_taps + t0) * f + first),
+                        channels: c,
+                        plane_row: d.plane_columns * c,
+                        rows: block.min(g.rows.output - oy),
+                        columns: g.cols.output,
+                        filters: f,
+                    };
+                    for_wide_shape!(taps, vectors, gradient_tile(&at));
+                }
+            }
+        }
+    }
+}
+
+/// `T` taps x `V` vectors of 16 filters of the kernel gradient, summed over the block's pixels
+/// in registers, then added to the partial.
+#[target_feature(enable = "avx512f")]
+unsafe fn gradient_tile<const T: usize, const V: usize>(at: &GradientAt) {
+    let mut acc = [[_mm512_setzero_ps(); V]; T];
+    for oy in 0..at.rows {
+        let x = at.x.add(oy * at.plane_row);
+        let dz = at.dz.add(oy * at.columns * at.filters);
+        for ox in 0..at.columns {
+            let mut grad = [_mm512_setzero_ps(); V];
+            for (v, lanes) in grad.iter_mut().enumerate() {
+                *lanes = _mm512_loadu_ps(dz.add(ox * at.filters + v * WIDE_LANES));
+            }
+            for (t, tap) in acc.iter_mut().enumerate() {
+                let input = _mm512_set1_ps(*x.add(ox * at.channels + t));
+                for (lanes, &g) in tap.iter_mut().zip(&grad) {
+                    *lanes = _mm512_fmadd_ps(input, g, *lanes);
+                }
+            }
+        }
+    }
+    for (t, tap) in acc.iter().enumerate() {
+        for (v, &lanes) in tap.iter().enumerate() {
+            let out = at.partial.add(t * at.filters + v * WIDE_LANES);
+            _mm512_storeu_ps(out, _mm512_add_ps(_mm512_loadu_ps(out), lanes));
         }
     }
 }
