@@ -370,7 +370,8 @@ struct BatchData<'a> {
     x: &'a [f32],
     indices: &'a [usize],
     targets: &'a [f32],
-    /// The output's rows, and the loss gradient's scale: one over the batch's rows.
+    /// Values per output row (what losses and metrics call a row), and the loss gradient's
+    /// scale: one over the batch's rows.
     width: usize,
     scale: f32,
 }
