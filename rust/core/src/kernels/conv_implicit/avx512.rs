@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Implicit, Tile};
+use super::{prefetch_for_write, Implicit, Tile};
 
 /// f32 values per AVX-512 vector.
 pub(super) const WIDE_LANES: usize = 16;
@@ -132,6 +132,12 @@ pub(super) unsafe fn forward_rows(
 /// vectors, then stored (through relu where asked).
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
+    for out in [Some(at.z), at.relu.filter(|&y| y != at.z)]
+        .into_iter()
+        .flatten()
+    {
+        prefetch_for_write::<P, V>(out, at.filters, WIDE_LANES);
+    }
     let mut acc = [[_mm512_setzero_ps(); V]; P];
     for pixel in acc.iter_mut() {
         for (v, lanes) in pixel.iter_mut().enumerate() {
