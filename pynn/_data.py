@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from pynn import _core
+
 
 def _is_pandas(data) -> bool:
     return type(data).__module__.split(".")[0] == "pandas"
@@ -52,7 +54,7 @@ def to_array(data, name: str) -> np.ndarray:
         raise ValueError(f"`{name}` must have a batch axis; got a scalar.")
     if array.shape[0] == 0:
         raise ValueError(f"`{name}` is empty: it holds no samples.")
-    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+    if np.issubdtype(array.dtype, np.floating) and not _all_finite(array):
         bad = np.argwhere(~np.isfinite(array))[0]
         raise ValueError(
             f"`{name}` contains NaN or infinite values (first at index "
@@ -60,6 +62,13 @@ def to_array(data, name: str) -> np.ndarray:
             "clean or impute them before training."
         )
     return array
+
+
+def _all_finite(array: np.ndarray) -> bool:
+    """Whether `array` holds no NaN or infinity: scanned by the engine on all threads where it
+    can read the array, else by NumPy."""
+    finite = _core.all_finite(array)
+    return bool(np.all(np.isfinite(array))) if finite is None else finite
 
 
 def as_float32(array: np.ndarray) -> np.ndarray:

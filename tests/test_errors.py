@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import pynn
+from pynn import _core
 from pynn.layers import Dense
 
 
@@ -66,6 +67,23 @@ def test_nan_or_infinite_x(model, bad):
         ValueError, match=r"`x` contains NaN or infinite values \(first at index \(3, 2\)\)"
     ):
         model.fit(x, Y, verbose=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("order", ["C", "F", "strided"])
+def test_nan_found_in_every_float_layout(model, dtype, order):
+    # Long enough to be scanned in parallel chunks (either order: only the values matter);
+    # float16 and a strided view take NumPy's path.
+    x = np.asarray(np.tile(X, (2000, 1)), dtype=dtype, order="F" if order == "F" else "C")
+    if order == "strided":
+        x = np.repeat(x, 2, axis=1)[:, ::2]
+    x[-1, 3] = np.nan
+    engine_scans = dtype != np.float16 and order != "strided"
+    assert _core.all_finite(x) is (False if engine_scans else None)
+    with pytest.raises(ValueError, match=rf"first at index \({len(x) - 1}, 3\)"):
+        model.predict(x, verbose=0)
+    x[-1, 3] = 0.5
+    assert model.predict(x, verbose=0).shape == (len(x), 3)
 
 
 def test_nan_in_y(model):

@@ -45,6 +45,35 @@ fn gpu_adapter(py: Python<'_>) -> PyResult<(String, String, String, bool)> {
     py.detach(gpu_mirror::adapter)
 }
 
+/// Whether every value of a C-contiguous float32 or float64 array is finite, scanned in
+/// parallel with the GIL released; `None` for any other array, which the caller checks itself.
+#[pyfunction]
+fn all_finite(py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<Option<bool>> {
+    use numpy::{PyArrayDyn, PyArrayMethods};
+    use pynn_core::kernels::reduce::{self, Finite};
+
+    fn scan<T: Finite + numpy::Element>(
+        py: Python<'_>,
+        array: &Bound<'_, PyArrayDyn<T>>,
+    ) -> PyResult<Option<bool>> {
+        let Ok(array) = array.try_readonly() else {
+            return Ok(None);
+        };
+        let Ok(values) = array.as_slice() else {
+            return Ok(None);
+        };
+        let finite = py.detach(|| pynn_core::parallel::install(|| reduce::all_finite(values)));
+        finite.map(Some).map_err(errors::to_py)
+    }
+    if let Ok(array) = array.cast::<PyArrayDyn<f32>>() {
+        return scan(py, array);
+    }
+    match array.cast::<PyArrayDyn<f64>>() {
+        Ok(array) => scan(py, array),
+        Err(_) => Ok(None),
+    }
+}
+
 /// The order in which an epoch shuffled with `seed` visits `len` samples.
 #[pyfunction]
 fn shuffled_order(seed: u64, len: usize) -> Vec<usize> {
@@ -57,6 +86,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(shuffled_order, m)?)?;
+    m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_adapter, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_in_engine, m)?)?;
     m.add_function(wrap_pyfunction!(engine::count_weights, m)?)?;

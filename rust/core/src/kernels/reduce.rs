@@ -1,6 +1,9 @@
-//! Row-wise helpers: bias broadcast and column sums.
+//! Reductions: bias broadcast, column sums, and the finiteness check of input data.
 
 use multiversion::multiversion;
+use rayon::prelude::*;
+
+use crate::parallel;
 
 /// `out[r, j] = bias[j]` for every row of `out` (rows `bias.len()` wide).
 pub fn broadcast_rows(bias: &[f32], out: &mut [f32]) {
@@ -73,6 +76,42 @@ pub fn sum_rows_chunked(x: &[f32], out: &mut [f32], partials: &mut Vec<f32>) {
     sum_rows(&partials[..chunks * width], out);
 }
 
+/// A float type whose NaN and infinities can be told from its bits, in a way that vectorizes.
+pub trait Finite: Copy + Send + Sync {
+    /// Whether the value is NaN or infinite: all its exponent bits set.
+    fn not_finite(self) -> bool;
+}
+
+impl Finite for f32 {
+    #[inline(always)]
+    fn not_finite(self) -> bool {
+        self.to_bits() & 0x7fff_ffff >= 0x7f80_0000
+    }
+}
+
+impl Finite for f64 {
+    #[inline(always)]
+    fn not_finite(self) -> bool {
+        self.to_bits() & 0x7fff_ffff_ffff_ffff >= 0x7ff0_0000_0000_0000
+    }
+}
+
+/// Whether every value of `x` is finite, in parallel chunks on the caller's pool (NumPy's
+/// `isfinite(x).all()` writes a mask first, on one thread: 2-3 % of W3's forward call).
+pub fn all_finite<T: Finite>(x: &[T]) -> bool {
+    match parallel::worth_splitting(x.len()) {
+        true => x.par_chunks(parallel::CHUNK).all(chunk_finite),
+        false => x.chunks(parallel::CHUNK).all(chunk_finite),
+    }
+}
+
+/// One chunk's check, folded without an early exit so that it vectorizes (4 MB on one core:
+/// 0.13 ms with SSE2's code, 0.06-0.07 ms with AVX2's; a fold of `is_finite` 0.15-0.17 ms).
+#[multiversion(targets("x86_64+avx2"))]
+fn chunk_finite<T: Finite>(chunk: &[T]) -> bool {
+    !chunk.iter().fold(false, |bad, &v| bad | v.not_finite())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +136,25 @@ mod tests {
             sum_rows(&x, &mut out);
             assert_eq!(out, expected, "width {width}, {rows} rows");
         }
+    }
+
+    #[test]
+    fn finds_any_value_that_is_not_finite() {
+        // Short and long enough to be split, the bad value first, inside and last.
+        for len in [1, 7, 5 * parallel::CHUNK + 3] {
+            let x: Vec<f32> = (0..len).map(|i| (i as f32).sin() * 1e30).collect();
+            assert!(all_finite(&x));
+            for at in [0, len / 2, len - 1] {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                    let mut y = x.clone();
+                    y[at] = bad;
+                    assert!(!all_finite(&y), "{bad} at {at} of {len}");
+                }
+            }
+        }
+        assert!(all_finite(&[f64::MAX, f64::MIN_POSITIVE, -0.0]));
+        assert!(!all_finite(&[1.0, f64::NAN]));
+        assert!(all_finite::<f32>(&[]));
     }
 
     #[test]
