@@ -3,12 +3,10 @@
 //! TensorFlow does for ties; average pooling with "same" padding divides by the number of real
 //! (unpadded) values in each window, as Keras does.
 
-use multiversion::multiversion;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::conv::Geometry;
-use super::{copy, LANES};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -37,17 +35,15 @@ pub fn forward(x: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], argmax: O
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
 thread_local! {
-    /// One input row pooled across each window's columns: values and, for max pooling, the
-    /// index in the image each came from.
-    static ACROSS: std::cell::RefCell<(Vec<f32>, Vec<u32>)> =
-        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// Average pooling's one input row summed across each window's columns.
+    static ACROSS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Each output row in two passes per input row of its windows: across each window's columns,
-/// then merged into the output row (one contiguous, vectorizable run). Max pooling keeps the
-/// first maximum in row-major order, as TensorFlow does, because both passes keep the earlier
-/// candidate on a tie. `ARGMAX`: whether to record where each maximum came from.
+/// One image's pooling. `ARGMAX`: whether max pooling records where each maximum came from.
 fn forward_image<const ARGMAX: bool>(
     image: &[f32],
     g: &Geometry,
@@ -55,105 +51,62 @@ fn forward_image<const ARGMAX: bool>(
     y: &mut [f32],
     argmax: &mut [u32],
 ) {
+    match kind {
+        PoolKind::Max => {
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is present; `forward` hands whole images and outputs.
+                return unsafe { avx2::max_image::<ARGMAX>(image, g, y, argmax) };
+            }
+            max_image::<ARGMAX>(image, g, y, argmax)
+        }
+        PoolKind::Average => average_image(image, g, y),
+    }
+}
+
+/// Max pooling of one image: each window scanned in row-major order, its first maximum kept
+/// (as TensorFlow sends the gradient on ties).
+fn max_image<const ARGMAX: bool>(image: &[f32], g: &Geometry, y: &mut [f32], argmax: &mut [u32]) {
+    let c = g.channels;
+    for oy in 0..g.rows.output {
+        for ox in 0..g.cols.output {
+            let at = (oy * g.cols.output + ox) * c;
+            for ch in 0..c {
+                let (mut best, mut chosen) = (f32::NEG_INFINITY, 0);
+                for iy in g.rows.window(oy) {
+                    for ix in g.cols.window(ox) {
+                        let i = (iy * g.cols.input + ix) * c + ch;
+                        if image[i] > best {
+                            (best, chosen) = (image[i], i as u32);
+                        }
+                    }
+                }
+                y[at + ch] = best;
+                if ARGMAX {
+                    argmax[at + ch] = chosen;
+                }
+            }
+        }
+    }
+}
+
+/// Average pooling of one image, a row across each window's columns at a time.
+fn average_image(image: &[f32], g: &Geometry, y: &mut [f32]) {
     let (c, width) = (g.channels, g.cols.input * g.channels);
     let row_len = g.cols.output * c;
-    ACROSS.with_borrow_mut(|(values, sources)| {
-        values.resize(row_len + LANES, 0.0);
-        sources.resize(row_len + LANES, 0);
+    ACROSS.with_borrow_mut(|values| {
+        values.resize(row_len, 0.0);
         for (oy, y) in y.chunks_exact_mut(row_len).enumerate() {
+            y.fill(0.0);
             let rows = g.rows.window(oy);
-            match kind {
-                PoolKind::Max => {
-                    let argmax = match ARGMAX {
-                        true => &mut argmax[oy * row_len..(oy + 1) * row_len],
-                        false => &mut [][..],
-                    };
-                    y.fill(f32::NEG_INFINITY);
-                    for iy in rows {
-                        max_across::<ARGMAX>(g, image, iy, values, sources);
-                        merge_max::<ARGMAX>(&values[..row_len], &sources[..row_len], y, argmax);
-                    }
-                }
-                PoolKind::Average => {
-                    y.fill(0.0);
-                    let count = rows.len();
-                    for iy in rows {
-                        sum_across(
-                            g,
-                            &image[iy * width..(iy + 1) * width],
-                            &mut values[..row_len],
-                        );
-                        y.iter_mut()
-                            .zip(&values[..row_len])
-                            .for_each(|(y, v)| *y += v);
-                    }
-                    divide_by_counts(g, count, y);
-                }
+            let count = rows.len();
+            for iy in rows {
+                sum_across(g, &image[iy * width..(iy + 1) * width], values);
+                y.iter_mut().zip(&*values).for_each(|(y, v)| *y += v);
             }
+            divide_by_counts(g, count, y);
         }
     })
-}
-
-/// `values` = the maximum over each window's columns of input row `iy`, the first on a tie;
-/// `sources` = its index in the image. Channels go [`LANES`] at a time: the last group's lanes
-/// reach into the next pixel's channels, and those results are overwritten by the next
-/// window's (`values` and `sources` hold [`LANES`] spare values at the end).
-#[multiversion(targets("x86_64+avx2+fma"))]
-fn max_across<const ARGMAX: bool>(
-    g: &Geometry,
-    image: &[f32],
-    iy: usize,
-    values: &mut [f32],
-    sources: &mut [u32],
-) {
-    let c = g.channels;
-    for ox in 0..g.cols.output {
-        for group in (0..c).step_by(LANES) {
-            let (mut best, mut source) = ([f32::NEG_INFINITY; LANES], [0u32; LANES]);
-            for ix in g.cols.window(ox) {
-                let first = (iy * g.cols.input + ix) * c + group;
-                let mut pixel = [f32::NEG_INFINITY; LANES];
-                match image.get(first..first + LANES) {
-                    Some(run) => copy(&mut pixel, run),
-                    None => copy(&mut pixel, &image[first..first + c - group]),
-                }
-                for l in 0..LANES {
-                    let wins = pixel[l] > best[l];
-                    best[l] = if wins { pixel[l] } else { best[l] };
-                    if ARGMAX {
-                        source[l] = if wins { (first + l) as u32 } else { source[l] };
-                    }
-                }
-            }
-            let at = ox * c + group;
-            copy(&mut values[at..at + LANES], &best);
-            sources[at..at + LANES]
-                .iter_mut()
-                .zip(source)
-                .for_each(|(d, s)| *d = s);
-        }
-    }
-}
-
-/// Merges one input row's window maxima into the output row: a later row wins only if greater.
-#[multiversion(targets("x86_64+avx2+fma"))]
-fn merge_max<const ARGMAX: bool>(
-    values: &[f32],
-    sources: &[u32],
-    y: &mut [f32],
-    argmax: &mut [u32],
-) {
-    if !ARGMAX {
-        for (y, &v) in y.iter_mut().zip(values) {
-            *y = if v > *y { v } else { *y };
-        }
-        return;
-    }
-    for (((y, argmax), &v), &s) in y.iter_mut().zip(argmax.iter_mut()).zip(values).zip(sources) {
-        let wins = v > *y;
-        *y = if wins { v } else { *y };
-        *argmax = if wins { s } else { *argmax };
-    }
 }
 
 /// `values` = the sum over each window's columns of one input row.
@@ -286,26 +239,17 @@ mod tests {
         ]);
     }
 
-    /// Row-major scan of each window, the first maximum kept: the definition, slowly.
-    fn naive_max(x: &[f32], g: &Geometry) -> (Vec<f32>, Vec<u32>) {
-        let c = g.channels;
-        let (mut y, mut argmax) = (vec![], vec![]);
-        for oy in 0..g.rows.output {
-            for ox in 0..g.cols.output {
-                for ch in 0..c {
-                    let (mut best, mut at) = (f32::NEG_INFINITY, 0);
-                    for iy in g.rows.window(oy) {
-                        for ix in g.cols.window(ox) {
-                            let i = (iy * g.cols.input + ix) * c + ch;
-                            if x[i] > best {
-                                (best, at) = (x[i], i as u32);
-                            }
-                        }
-                    }
-                    y.push(best);
-                    argmax.push(at);
-                }
-            }
+    /// [`max_image`] over a batch: the definition, one value at a time.
+    fn scalar_max(x: &[f32], g: &Geometry, images: usize) -> (Vec<f32>, Vec<u32>) {
+        let out = g.pixels() * g.channels;
+        let (mut y, mut argmax) = (vec![0.0; images * out], vec![0; images * out]);
+        for i in 0..images {
+            let image = &x[i * g.input_size()..(i + 1) * g.input_size()];
+            let (y, argmax) = (
+                &mut y[i * out..(i + 1) * out],
+                &mut argmax[i * out..][..out],
+            );
+            max_image::<true>(image, g, y, argmax);
         }
         (y, argmax)
     }
@@ -317,25 +261,41 @@ mod tests {
             (3, 3, 1, Padding::Same),
             (8, 2, 2, Padding::Same),
             (11, 3, 2, Padding::Valid),
+            (6, 2, 2, Padding::Valid),  // LeNet's first
+            (16, 2, 2, Padding::Valid), // LeNet's second
+            (2, 3, 1, Padding::Valid),
         ] {
             let g = Geometry {
                 rows: Axis::new(5, k, stride, 1, padding).unwrap(),
                 cols: Axis::new(7, k, stride, 1, padding).unwrap(),
                 channels: c,
             };
-            // Rounded values, so that windows hold ties.
-            let x: Vec<f32> = (0..g.input_size())
-                .map(|i| ((i * 7 % 13) as f32 / 3.0).round())
+            // Rounded values, so that windows hold ties; a few -inf and NaN, which never win.
+            let images = 3;
+            let x: Vec<f32> = (0..images * g.input_size())
+                .map(|i| match i % 17 {
+                    5 => f32::NEG_INFINITY,
+                    11 => f32::NAN,
+                    _ => ((i * 7 % 13) as f32 / 3.0).round(),
+                })
                 .collect();
-            let (mut y, mut argmax) = (vec![0.0; g.pixels() * c], vec![0; g.pixels() * c]);
+            let out = images * g.pixels() * c;
+            let (mut y, mut argmax) = (vec![0.0; out], vec![0; out]);
             forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax));
-            let mut inference = vec![0.0; y.len()];
+            let mut inference = vec![0.0; out];
             forward(&x, &g, PoolKind::Max, &mut inference, None);
-            assert_eq!(inference, y, "inference, which records no argmax");
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(
-                (y, argmax),
-                naive_max(&x, &g),
-                "{c} channels, {k}x{k}/{stride} {padding:?}"
+                bits(&inference),
+                bits(&y),
+                "inference, which records no argmax"
+            );
+            let (expected, expected_argmax) = scalar_max(&x, &g, images);
+            let case = format!("{c} channels, {k}x{k}/{stride} {padding:?}");
+            assert_eq!(
+                (bits(&y), argmax),
+                (bits(&expected), expected_argmax),
+                "{case}"
             );
         }
     }
