@@ -479,3 +479,25 @@ def test_implicit_gemm_convolutions_train_with_exact_gradients(conv_args):
         return a.reshape(len(x), -1) @ dense + dense_bias
 
     check_against(forward, x, y, weights, grads)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "softmax"])
+@pytest.mark.parametrize("shape, kernel_size", [((32, 32, 1), 5), ((14, 14, 6), 5), ((9, 7, 3), 3)])
+def test_valid_convolution_read_in_place_predicts_and_trains_as_the_reference(
+    activation, shape, kernel_size
+):
+    """ "Valid" layers whose padded image would be a copy of the image read it in place (LeNet's
+    two among them): inference and the training forward against the reference."""
+    from reference import ACTIVATIONS
+
+    rng = np.random.default_rng(4)
+    conv = Conv2D(8, kernel_size, activation=activation)
+    model = pynn.Sequential([pynn.Input(shape=shape), conv])
+    model.compile(loss="mse", optimizer=pynn.optimizers.SGD(learning_rate=0.0))
+    x = rng.normal(size=(3, *shape)).astype(np.float32)
+    kernel, bias = model.get_weights()
+    expected = ACTIVATIONS[activation](conv2d_reference(x, kernel, bias, (1, 1), "valid", (1, 1)))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    # The loss of a training step reads the training forward's outputs.
+    loss = model.train_on_batch(x, np.zeros_like(expected))
+    np.testing.assert_allclose(loss, np.mean(expected**2), rtol=1e-5)

@@ -267,6 +267,16 @@ impl Implicit {
         self.padded_filters
     }
 
+    /// Whether the padded plane would be a plain copy of the image ("valid" padding, and tiles
+    /// that end with the rows): then the image itself is read as the plane, in place.
+    pub fn plane_is_image(&self) -> bool {
+        let (rows, cols) = (&self.g.rows, &self.g.cols);
+        rows.pad_before == 0
+            && cols.pad_before == 0
+            && self.plane_rows == rows.input
+            && self.plane_columns == cols.input
+    }
+
     /// Values in one padded image.
     pub fn plane_len(&self) -> usize {
         self.plane_rows * self.plane_columns * self.g.channels
