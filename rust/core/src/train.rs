@@ -557,7 +557,7 @@ pub fn predict(
         let batch = batch_size.min(len - start);
         let input = &x[start * in_size..(start + batch) * in_size];
         let output = &mut out[start * out_size..(start + batch) * out_size];
-        network.infer(input, output, batch);
+        network.infer(input, output, batch)?;
         if let Next::Stop = after_batch(&Progress::batches_only(start / batch_size + 1)) {
             return Ok(Next::Stop);
         }
@@ -708,10 +708,10 @@ mod tests {
         net.input_mut(10).copy_from_slice(&x);
         let expected = net.forward(10, false).to_vec();
         let mut out = vec![f32::NAN; 20];
-        net.infer(&x, &mut out, 10);
+        net.infer(&x, &mut out, 10).unwrap();
         assert_eq!(out, expected);
         let mut empty = Network::new(&[2], &[]).unwrap();
-        empty.infer(&x, &mut out, 10);
+        empty.infer(&x, &mut out, 10).unwrap();
         assert_eq!(out, x);
     }
 
@@ -852,6 +852,24 @@ mod tests {
             pool.install(|| train_in_batches(3, 150).0.weights().to_vec())
         };
         assert_eq!(weights(1), weights(2));
+    }
+
+    #[test]
+    fn a_large_inference_in_parts_is_the_whole_batchs_on_any_threads() {
+        let n = 300; // 5 parts: 64 x 4 + 44
+        let (x, _) = blobs(n);
+        let mut whole = network();
+        whole.input_mut(n).copy_from_slice(&x);
+        let expected = whole.forward(n, false).to_vec();
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut out = vec![f32::NAN; expected.len()];
+            pool.install(|| network().infer(&x, &mut out, n)).unwrap();
+            assert_eq!(out, expected, "{threads} threads");
+        }
     }
 
     #[test]
