@@ -72,8 +72,8 @@ def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def shuffled_order(seed: int, len: int) -> list[int]: ...
 def all_finite(array: np.ndarray) -> bool | None:
-    """Whether a C-contiguous float32/float64 array is free of NaN and infinities; None for
-    any other array."""
+    """Whether a contiguous (C or Fortran order) float32/float64 array is free of NaN and
+    infinities; None for any other array."""
 
 def gpu_adapter() -> tuple[str, str, str, bool]:
     """`(name, driver, backend, is_gpu)`; RuntimeError saying why when there is no GPU."""

@@ -45,7 +45,7 @@ fn gpu_adapter(py: Python<'_>) -> PyResult<(String, String, String, bool)> {
     py.detach(gpu_mirror::adapter)
 }
 
-/// Whether every value of a C-contiguous float32 or float64 array is finite, scanned in
+/// Whether every value of a contiguous (C or Fortran order) float32 or float64 array is finite, scanned in
 /// parallel with the GIL released; `None` for any other array, which the caller checks itself.
 #[pyfunction]
 fn all_finite(py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<Option<bool>> {

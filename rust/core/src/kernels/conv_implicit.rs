@@ -48,22 +48,26 @@ fn gradient_block_rows(row_values: usize) -> usize {
 }
 
 /// Asks for the cache lines of a tile's output, `P` pixels `stride` values apart, each `V`
-/// vectors of `lanes` values, in a writable state. A tile stores only after all its FMAs, so
-/// the lines arrive meanwhile; left to the stores, every new line of a large output stalled
-/// them on its read for ownership (W3's forward on one thread over a batch: 89-95 → 98-103
-/// GFLOP/s). One prefetch per vector, so every line is asked for where vectors are narrower
-/// than lines; prefetches never fault, so those past the buffer's end cost nothing.
+/// vectors of `lanes` values, in `z` and in relu's separate output if there is one, in a
+/// writable state. A tile stores only after all its FMAs, so the lines arrive meanwhile; left
+/// to the stores, every new line of a large output stalled them on its read for ownership
+/// (W3's forward on one thread over a batch: 89-95 → 98-103 GFLOP/s). One prefetch per vector,
+/// so every line is asked for where vectors are narrower than lines; prefetches never fault,
+/// so those past the buffer's end cost nothing.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn prefetch_for_write<const P: usize, const V: usize>(
-    z: *const f32,
+    z: *mut f32,
+    relu: Option<*mut f32>,
     stride: usize,
     lanes: usize,
 ) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-    for p in 0..P {
-        for v in 0..V {
-            _mm_prefetch::<_MM_HINT_ET0>(z.add(p * stride + v * lanes).cast());
+    for out in [Some(z), relu.filter(|&y| y != z)].into_iter().flatten() {
+        for p in 0..P {
+            for v in 0..V {
+                _mm_prefetch::<_MM_HINT_ET0>(out.add(p * stride + v * lanes).cast());
+            }
         }
     }
 }
@@ -618,12 +622,7 @@ mod avx2 {
     /// vectors, then stored.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile_fma<const P: usize, const V: usize>(s: &Strides, at: &TileAt) {
-        for out in [Some(at.z), at.relu.filter(|&y| y != at.z)]
-            .into_iter()
-            .flatten()
-        {
-            prefetch_for_write::<P, V>(out, s.filters, LANES);
-        }
+        prefetch_for_write::<P, V>(at.z, at.relu, s.filters, LANES);
         let mut acc = [[_mm256_setzero_ps(); V]; P];
         for pixel in acc.iter_mut() {
             for (v, lanes) in pixel.iter_mut().enumerate() {

@@ -132,12 +132,7 @@ pub(super) unsafe fn forward_rows(
 /// vectors, then stored (through relu where asked).
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
-    for out in [Some(at.z), at.relu.filter(|&y| y != at.z)]
-        .into_iter()
-        .flatten()
-    {
-        prefetch_for_write::<P, V>(out, at.filters, WIDE_LANES);
-    }
+    prefetch_for_write::<P, V>(at.z, at.relu, at.filters, WIDE_LANES);
     let mut acc = [[_mm512_setzero_ps(); V]; P];
     for pixel in acc.iter_mut() {
         for (v, lanes) in pixel.iter_mut().enumerate() {
