@@ -21,13 +21,14 @@ from pynn import (
     utils,
 )
 from pynn.layers import Input, InputLayer
-from pynn.models import Sequential
+from pynn.models import Model, Sequential
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Input",
     "InputLayer",
+    "Model",
     "Sequential",
     "activations",
     "backend",

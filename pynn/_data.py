@@ -29,9 +29,14 @@ def to_array(data, name: str) -> np.ndarray:
         if non_numeric:
             raise TypeError(
                 f"`{name}` has non-numeric columns: {', '.join(non_numeric)}. Encode them as "
-                "numbers (e.g. with pandas.get_dummies) or drop them before training."
+                "numbers (e.g. with pandas.get_dummies) or drop them first."
             )
-        data = data.to_numpy()
+        if any(not isinstance(t, np.dtype) for t in frame.dtypes):
+            # Nullable columns (Int64, Float64, boolean) would come out as objects; their
+            # missing values become NaN, which the check below reports.
+            data = data.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            data = data.to_numpy()
     elif isinstance(data, dict):
         raise TypeError(
             f"`{name}` must be an array, a DataFrame or a list of numbers; "
@@ -55,25 +60,42 @@ def to_array(data, name: str) -> np.ndarray:
     if array.shape[0] == 0:
         raise ValueError(f"`{name}` is empty: it holds no samples.")
     if np.issubdtype(array.dtype, np.floating) and not _all_finite(array):
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise ValueError(
-            f"`{name}` contains NaN or infinite values (first at index "
-            f"{tuple(int(i) for i in bad)}); "
-            "clean or impute them before training."
-        )
+        _raise_not_finite(array, name)
     return array
 
 
 def _all_finite(array: np.ndarray) -> bool:
-    """Whether `array` holds no NaN or infinity: scanned by the engine on all threads where it
-    can read the array, else by NumPy."""
+    """Whether `array` holds no NaN or infinity once converted to float32 (so a float64 beyond
+    float32's range counts as infinite): scanned by the engine on all threads where it can read
+    the array, else by NumPy."""
     finite = _core.all_finite(array)
-    return bool(np.all(np.isfinite(array))) if finite is None else finite
+    return bool(np.all(_as_float32_values(array))) if finite is None else finite
 
 
-def as_float32(array: np.ndarray) -> np.ndarray:
-    """float32, C-contiguous; no copy when it already is."""
-    return np.ascontiguousarray(array, dtype=np.float32)
+def _as_float32_values(array: np.ndarray) -> np.ndarray:
+    """Where `array`'s values are finite float32s."""
+    with np.errstate(over="ignore"):
+        return np.isfinite(array.astype(np.float32, copy=False))
+
+
+def _raise_not_finite(array: np.ndarray, name: str):
+    bad = tuple(int(i) for i in np.argwhere(~_as_float32_values(array))[0])
+    value = array[bad]
+    if np.isfinite(value):
+        raise ValueError(
+            f"`{name}` holds values beyond float32's range (first at index {bad}: {value:g}); "
+            "pynn computes in float32, where they would be infinite. Rescale them first."
+        )
+    raise ValueError(
+        f"`{name}` contains NaN or infinite values (first at index {bad}); clean or impute them "
+        "first."
+    )
+
+
+def as_float32(array) -> np.ndarray:
+    """float32, C-contiguous and aligned, as the engine reads arrays; no copy when it already
+    is (a view at an odd offset into a buffer is copied)."""
+    return np.require(np.asarray(array), np.float32, ["C_CONTIGUOUS", "ALIGNED"])
 
 
 def match_input(

@@ -13,6 +13,8 @@ from typing import Callable, Union
 import numpy as np
 
 from pynn import _core
+from pynn._custom import refuse_function
+from pynn._data import as_float32
 
 _ALIASES = {"swish": "silu"}
 NAMES = (
@@ -31,7 +33,7 @@ NAMES = (
 
 
 def _flat(x) -> tuple[np.ndarray, int]:
-    values = np.ascontiguousarray(x, dtype=np.float32)
+    values = as_float32(x)
     return values, max(values.shape[-1] if values.ndim else 1, 1)
 
 
@@ -109,6 +111,8 @@ def _name(identifier: Identifier) -> str:
         name = _ALIASES.get(
             getattr(identifier, "__name__", ""), getattr(identifier, "__name__", "")
         )
+        if globals().get(name) is not identifier and identifier is not swish:
+            refuse_function(identifier, "activation")
     else:
         raise ValueError(
             f"Could not interpret activation function identifier: {identifier!r}. "

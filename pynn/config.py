@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import os
+
 from pynn import _core
+
+#: The most threads the engine runs (more than any machine's cores).
+MAX_THREADS = 1024
 
 
 def set_num_threads(n: int) -> None:
-    """Sets how many CPU threads training uses; `0` means all cores.
+    """Sets how many CPU threads training uses: 1 to 1024, or `0` for all cores.
 
-    The default is all cores, or the `PYNN_NUM_THREADS` environment variable when set. Results are
-    bit-identical for a given seed whatever the number of threads.
+    The default is all cores, or the `PYNN_NUM_THREADS` environment variable when set (same
+    values). Results are bit-identical for a given seed whatever the number of threads.
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"`n` must be an integer >= 0 (0 means all cores). Received: n={n!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_THREADS:
+        raise ValueError(
+            f"`n` must be an integer from 0 (all cores) to {MAX_THREADS}. Received: n={n!r}"
+        )
     _core.set_num_threads(n)
 
 
 def get_num_threads() -> int:
     """How many CPU threads training uses."""
     return _core.get_num_threads()
+
+
+# A forked child has none of its parent's threads: the engine hands it an empty pool slot, and
+# its first call starts threads of its own (multiprocessing's "fork" start method).
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(
+        before=_core.before_fork,
+        after_in_parent=lambda: _core.after_fork(False),
+        after_in_child=lambda: _core.after_fork(True),
+    )
 
 
 def epsilon() -> float:
@@ -67,8 +84,6 @@ def get_device() -> str:
     """The device chosen by `set_device` (or `PYNN_DEVICE`): `"cpu"`, `"gpu"` or `"auto"`."""
     global _device
     if _device is None:
-        import os
-
         chosen = os.environ.get("PYNN_DEVICE", "cpu").strip().lower() or "cpu"
         if chosen not in _DEVICES:
             raise ValueError(

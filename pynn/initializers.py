@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pynn import _checks
+from pynn._custom import refuse_custom
 from pynn._naming import to_snake_case
 from pynn._random import draw_seed
 
@@ -58,7 +60,7 @@ class Constant(Initializer):
     kind = "constant"
 
     def __init__(self, value: float = 0.0):
-        self.value = float(value)
+        self.value = _checks.real(value, "value")
 
     def _options(self):
         return {"value": self.value}
@@ -69,8 +71,7 @@ class _Seeded(Initializer):
     `random` when it is created."""
 
     def __init__(self, seed: int | None = None):
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"`seed` must be an integer >= 0 or None. Received: seed={seed!r}")
+        seed = _checks.seed(seed)
         self._init_seed = seed
         self.seed = draw_seed() if seed is None else seed
 
@@ -95,7 +96,8 @@ class RandomNormal(_Seeded):
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
         super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean = _checks.real(mean, "mean")
+        self.stddev = _checks.real(stddev, "stddev", low=0.0)
 
     def _options(self):
         return {"mean": self.mean, "stddev": self.stddev}
@@ -114,7 +116,8 @@ class RandomUniform(_Seeded):
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None):
         super().__init__(seed)
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval = _checks.real(minval, "minval")
+        self.maxval = _checks.real(maxval, "maxval")
 
     def _options(self):
         return {"minval": self.minval, "maxval": self.maxval}
@@ -135,8 +138,7 @@ class VarianceScaling(_Seeded):
         seed: int | None = None,
     ):
         super().__init__(seed)
-        if scale <= 0.0:
-            raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
+        scale = _checks.real(scale, "scale", low=0.0, low_open=True)
         if mode not in self._MODES:
             raise ValueError(f"Invalid `mode` argument: {mode!r}. Expected one of {self._MODES}.")
         distribution = distribution.lower()
@@ -204,13 +206,14 @@ def get(identifier) -> Initializer:
     """Resolves an initializer given as a name (`"glorot_uniform"` or `"GlorotUniform"`), a class,
     or an instance."""
     if isinstance(identifier, Initializer):
+        refuse_custom(identifier, "initializer")
         return identifier
     if isinstance(identifier, dict):
         from pynn.saving.serialization import deserialize
 
         return deserialize(identifier, "pynn.initializers")
     if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
+        return get(identifier())
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()
     valid = ", ".join(sorted(name for name in _BY_NAME if name.islower()))

@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 
 from pynn import _core
+from pynn._custom import refuse_custom, refuse_function
+from pynn._data import as_float32
 
 
 def _as_float_rows(y_true, y_pred) -> tuple[np.ndarray, np.ndarray, int]:
-    t = np.ascontiguousarray(y_true, dtype=np.float32)
-    p = np.ascontiguousarray(y_pred, dtype=np.float32)
+    t = as_float32(y_true)
+    p = as_float32(y_pred)
     if t.ndim == p.ndim - 1 and p.shape[-1] == 1:
         t = t[..., None]
     elif p.ndim == t.ndim - 1 and t.shape[-1] == 1:
@@ -71,7 +73,7 @@ class Loss:
         """Checks targets `y` (n, ...) against a model output of per-sample `output_shape` and
         returns them as float32 in the engine's layout. `name` is the argument `y` came from."""
         y = _match_rank(y, output_shape, self.name, name)
-        return np.ascontiguousarray(y, dtype=np.float32)
+        return as_float32(y)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
@@ -171,8 +173,8 @@ class SparseCategoricalCrossentropy(Loss):
         return {"from_logits": self.from_logits}
 
     def per_sample(self, y_true, y_pred):
-        p = np.ascontiguousarray(y_pred, dtype=np.float32)
-        t = np.ascontiguousarray(y_true, dtype=np.float32).reshape(p.shape[:-1] + (1,))
+        p = as_float32(y_pred)
+        t = as_float32(y_true).reshape(p.shape[:-1] + (1,))
         values, _ = _core.loss(json.dumps(self.spec()), t.reshape(-1), p.reshape(-1), p.shape[-1])
         return values.reshape(p.shape[:-1])
 
@@ -205,7 +207,7 @@ def sparse_targets(
         raise ValueError(
             f"{who} expects integer class indices in [0, {classes}); `{name}` holds {first:g}."
         )
-    return np.ascontiguousarray(y, dtype=np.float32)
+    return as_float32(y)
 
 
 def _check_smoothing(value: float) -> float:
@@ -259,14 +261,17 @@ def get(identifier, y_shape=None, output_shape=None) -> Loss:
     of `y` and of the model's output, as Keras does.
     """
     if isinstance(identifier, Loss):
+        refuse_custom(identifier, "loss")
         return identifier
     if isinstance(identifier, dict):
         from pynn.saving.serialization import deserialize
 
         return deserialize(identifier, "pynn.losses")
     if isinstance(identifier, type) and issubclass(identifier, Loss):
-        return identifier()
+        return get(identifier(), y_shape, output_shape)
     name = identifier if isinstance(identifier, str) else getattr(identifier, "__name__", None)
+    if callable(identifier) and not isinstance(identifier, type) and name not in _BY_NAME:
+        refuse_function(identifier, "loss")
     if name in _AUTO_CROSSENTROPY and y_shape is not None:
         from pynn.metrics import shape_kind
 

@@ -8,15 +8,32 @@ import json
 import numpy as np
 
 from pynn import _core, _summary
+from pynn._custom import refuse_custom
 from pynn._naming import auto_name
 from pynn.layers.core import InputLayer, KerasTensor
-from pynn.layers.layer import Layer
+from pynn.layers.layer import Layer, is_custom
 from pynn.trainer import Trainer
 
 _BYTES_PER_VALUE = 4
+#: The optimizer's `iterations` counter is an int64: 4 bytes more than a float32 value.
+_ITERATIONS_EXTRA_BYTES = 4
 
 
-class Sequential(Trainer):
+class Model(Trainer):
+    """Keras's `Model`. pynn builds `Sequential` models; the functional API
+    (`Model(inputs, outputs)`) and subclassing `Model` with a `call` method are not supported
+    yet, and raise `NotImplementedError` saying so."""
+
+    def __new__(cls, *args, **kwargs):
+        if not issubclass(cls, Sequential):
+            raise NotImplementedError(
+                "pynn does not support `Model(inputs, outputs)` (the functional API) or "
+                "subclassing `Model` yet: build a `pynn.Sequential([pynn.Input(shape), ...])`."
+            )
+        return super().__new__(cls)
+
+
+class Sequential(Model):
     """A linear stack of layers.
 
     Args:
@@ -26,12 +43,30 @@ class Sequential(Trainer):
 
     def __init__(self, layers=None, trainable: bool = True, name: str | None = None):
         self.name = name or auto_name("sequential")
-        self.trainable = trainable
         self._input_layer: InputLayer | None = None
         self._layers: list[Layer] = []
         self._engine = None
+        self._trainable = bool(trainable)
         for layer in layers or []:
             self.add(layer)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the model's weights train. Setting it sets every layer's `trainable` too,
+        as in Keras; a layer's weights train only where the model's and the layer's flags are
+        both true. `fit` reads the flags at every call: a frozen layer's weights stay as they
+        are, and its weight penalties leave the loss."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = bool(value)
+        for layer in self._layers:
+            layer.trainable = self._trainable
+
+    def _trainable_layers(self) -> list[bool]:
+        """Whether each layer's weights train."""
+        return [self._trainable and bool(layer.trainable) for layer in self._layers]
 
     # Structure
 
@@ -42,6 +77,7 @@ class Sequential(Trainer):
 
     def add(self, layer) -> None:
         """Appends a layer; the model is built as soon as it knows its input shape."""
+        self._refuse_while_running("add a layer to")
         if isinstance(layer, KerasTensor):
             layer = layer._input_layer
         if not isinstance(layer, Layer):
@@ -49,6 +85,9 @@ class Sequential(Trainer):
                 "Only instances of `pynn.layers.Layer` can be added to a Sequential model. "
                 f"Received: {layer!r} (of type {type(layer).__name__})"
             )
+        if is_custom(layer):
+            layer.spec()  # raises NotImplementedError, naming the layer
+        refuse_custom(layer, "layer")
         if isinstance(layer, InputLayer):
             if self._input_layer is not None or self._layers:
                 raise ValueError(
@@ -72,6 +111,7 @@ class Sequential(Trainer):
 
     def pop(self) -> Layer:
         """Removes and returns the last layer."""
+        self._refuse_while_running("pop a layer from")
         if not self._layers:
             raise IndexError("There are no layers in the model.")
         layer = self._layers.pop()
@@ -85,6 +125,7 @@ class Sequential(Trainer):
 
     def build(self, input_shape=None) -> None:
         """Builds the model for batches of `input_shape` (e.g. `(None, 4)`)."""
+        self._refuse_while_running("build")
         if input_shape is None:
             if self._input_layer is None:
                 raise ValueError("You must provide an `input_shape` argument.")
@@ -112,6 +153,7 @@ class Sequential(Trainer):
                 layer.set_weights(kept[id(layer)])
         self._loss = None
         self._optimizer_built = False
+        self._engine_trainable = None
 
     def _require_built(self, x: np.ndarray | None = None) -> None:
         if self._engine is None and x is not None and self._layers:
@@ -239,22 +281,33 @@ class Sequential(Trainer):
                 rows.append((name, "?", "0 (unbuilt)"))
             else:
                 rows.append((name, str(layer.output_shape), f"{layer.count_params():,}"))
-        trainable = self.count_params() if self._engine is not None else 0
+        trainable = non_trainable = 0
+        if self._engine is not None:
+            for layer, trains in zip(self._layers, self._trainable_layers()):
+                if trains:
+                    trainable += layer.count_params()
+                else:
+                    non_trainable += layer.count_params()
         optimizer = 0
         if self._optimizer_built:
+            # Slots for the trainable weights, then `iterations` (an int64) and the learning
+            # rate, as Keras counts them.
             optimizer = self._engine.optimizer_slots() * trainable + 2
-        total = trainable + optimizer
+        weights = trainable + non_trainable
 
-        def count(n: int) -> str:
-            return f"{n:,} ({_summary.readable_size(n * _BYTES_PER_VALUE)})"
+        def count(n: int, extra_bytes: int = 0) -> str:
+            size = n * _BYTES_PER_VALUE + extra_bytes
+            return f"{n:,} ({_summary.readable_size(size)})"
 
+        # Keras's `iterations` is an int64: 4 bytes more than a float32.
+        optimizer_bytes = _ITERATIONS_EXTRA_BYTES if self._optimizer_built else 0
         totals = [
-            f"Total params: {count(total)}",
+            f"Total params: {count(weights + optimizer, optimizer_bytes)}",
             f"Trainable params: {count(trainable)}",
-            f"Non-trainable params: {count(0)}",
+            f"Non-trainable params: {count(non_trainable)}",
         ]
         if self._optimizer_built:
-            totals.append(f"Optimizer params: {count(optimizer)}")
+            totals.append(f"Optimizer params: {count(optimizer, optimizer_bytes)}")
         text = _summary.render(self.name, rows, totals, line_length)
         (print_fn or print)(text)
 
@@ -278,4 +331,6 @@ def model_from_json(json_string: str) -> Sequential:
         config = json.loads(json_string)
     except (TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"`json_string` is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ValueError("`json_string` nests its JSON too deeply to be a model.") from None
     return deserialize(config, "pynn.models")

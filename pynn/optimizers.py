@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from pynn import _checks
+from pynn._custom import refuse_custom
+
 
 def _check_learning_rate(learning_rate) -> float:
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, float):
@@ -18,15 +21,18 @@ def _check_learning_rate(learning_rate) -> float:
             f"or a callable (that takes in the current iteration value and returns the "
             f"corresponding learning rate value). Received instead: learning_rate={learning_rate!r}"
         )
-    if not learning_rate >= 0.0:
-        raise ValueError(f"`learning_rate` must be >= 0. Received: learning_rate={learning_rate}")
-    return learning_rate
+    return _checks.real(learning_rate, "learning_rate", low=0.0)
 
 
-def _check_fraction(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(f"`{name}` must be a float between [0, 1]. Received: {name}={value!r}")
-    return float(value)
+def _check_fraction(name: str, value, why: str = "") -> float:
+    """A hyperparameter in [0, 1], or in [0, 1) when `why` says what 1 would do."""
+    return _checks.real(value, name, low=0.0, high=1.0, high_open=bool(why), why=why)
+
+
+def _check_epsilon(epsilon) -> float:
+    return _checks.real(
+        epsilon, "epsilon", low=0.0, low_open=True, why="With 0, a zero gradient divides 0 by 0."
+    )
 
 
 class Optimizer:
@@ -96,9 +102,9 @@ class SGD(Optimizer):
         name: str = "SGD",
     ):
         super().__init__(learning_rate, name)
-        if isinstance(momentum, bool) or not isinstance(momentum, float) or not 0 <= momentum <= 1:
-            raise ValueError("`momentum` must be a float between [0, 1].")
-        self.momentum, self.nesterov = momentum, bool(nesterov)
+        if isinstance(momentum, bool) or not isinstance(momentum, float):
+            raise ValueError(f"`momentum` must be a float between [0, 1]. Received: {momentum!r}")
+        self.momentum, self.nesterov = _check_fraction("momentum", momentum), bool(nesterov)
 
     def _options(self):
         return {"momentum": self.momentum, "nesterov": self.nesterov}
@@ -120,9 +126,13 @@ class Adam(Optimizer):
         name: str = "adam",
     ):
         super().__init__(learning_rate, name)
-        self.beta_1 = _check_fraction("beta_1", beta_1)
-        self.beta_2 = _check_fraction("beta_2", beta_2)
-        self.epsilon, self.amsgrad = float(epsilon), bool(amsgrad)
+        self.beta_1 = _check_fraction(
+            "beta_1", beta_1, "With 1, the bias correction divides by 1 - beta_1**t = 0."
+        )
+        self.beta_2 = _check_fraction(
+            "beta_2", beta_2, "With 1, every step is zero: its size has sqrt(1 - beta_2**t) = 0."
+        )
+        self.epsilon, self.amsgrad = _check_epsilon(epsilon), bool(amsgrad)
 
     def _options(self):
         return {
@@ -151,7 +161,7 @@ class RMSprop(Optimizer):
         super().__init__(learning_rate, name)
         self.rho = _check_fraction("rho", rho)
         self.momentum = _check_fraction("momentum", momentum)
-        self.epsilon, self.centered = float(epsilon), bool(centered)
+        self.epsilon, self.centered = _check_epsilon(epsilon), bool(centered)
 
     def _options(self):
         return {
@@ -176,10 +186,10 @@ class Adagrad(Optimizer):
         name: str = "adagrad",
     ):
         super().__init__(learning_rate, name)
-        if initial_accumulator_value < 0:
-            raise ValueError("`initial_accumulator_value` must be >= 0.")
-        self.initial_accumulator_value = float(initial_accumulator_value)
-        self.epsilon = float(epsilon)
+        self.initial_accumulator_value = _checks.real(
+            initial_accumulator_value, "initial_accumulator_value", low=0.0
+        )
+        self.epsilon = _check_epsilon(epsilon)
 
     def _options(self):
         return {
@@ -195,13 +205,14 @@ def get(identifier) -> Optimizer:
     """Resolves an optimizer given as a name (case-insensitive, `"sgd"`, `"adam"`, `"rmsprop"`,
     `"adagrad"`), a class or an instance. A name builds the optimizer with its defaults."""
     if isinstance(identifier, Optimizer):
+        refuse_custom(identifier, "optimizer")
         return identifier
     if isinstance(identifier, dict):
         from pynn.saving.serialization import deserialize
 
         return deserialize(identifier, "pynn.optimizers")
     if isinstance(identifier, type) and issubclass(identifier, Optimizer):
-        return identifier()
+        return get(identifier())
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
     raise ValueError(

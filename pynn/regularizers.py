@@ -6,22 +6,19 @@ A layer's penalties are added in full to every batch's mean loss, so the reporte
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
+from pynn import _checks
+from pynn._custom import refuse_custom
+
 
 def _check_factor(value, name: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not _checks.is_real(value) or not 0 <= value <= _checks.FLOAT32_MAX:
         raise ValueError(
-            f"Invalid value for argument {name}: expected a non-negative float. "
-            f"Received: {name}={value!r}"
+            f"Invalid value for argument {name}: expected a non-negative float (finite in "
+            f"float32). Received: {name}={value!r}"
         )
     return float(value)
 
@@ -92,14 +89,17 @@ _BY_NAME = {"l1": L1, "L1": L1, "l2": L2, "L2": L2, "l1l2": L1L2, "l1_l2": L1L2,
 def get(identifier) -> Regularizer | None:
     """Resolves a regularizer given as an instance, a class, a name (`"l1"`, `"l2"`, `"l1_l2"`)
     or `None`."""
-    if identifier is None or isinstance(identifier, Regularizer):
+    if identifier is None:
+        return None
+    if isinstance(identifier, Regularizer):
+        refuse_custom(identifier, "regularizer")
         return identifier
     if isinstance(identifier, dict):
         from pynn.saving.serialization import deserialize
 
         return deserialize(identifier, "pynn.regularizers")
     if isinstance(identifier, type) and issubclass(identifier, Regularizer):
-        return identifier()
+        return get(identifier())
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()
     raise ValueError(

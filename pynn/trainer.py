@@ -8,8 +8,10 @@ released. Python only sees epochs: it prints progress and runs callbacks.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -24,10 +26,34 @@ from pynn.callbacks import CallbackList, History
 from pynn.saving.serialization import serialize
 from pynn.utils.progbar import ALL_STATEFUL, Progbar
 
+#: The most bytes one buffer can have: a signed 64-bit size.
+_MAX_BYTES = 2**63 - 1
+#: Guards every model's count of calls in progress.
+_RUNNING_LOCK = threading.Lock()
+
+
+def _running(method):
+    """Marks a model as running `method` while it runs (see `Trainer._refuse_while_running`)."""
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with _RUNNING_LOCK:
+            self._calls_running = self._calls_running + 1
+            self._running_call = self._running_call or method.__name__
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            with _RUNNING_LOCK:
+                self._calls_running -= 1
+                if not self._calls_running:
+                    self._running_call = None
+
+    return run
+
 
 class Trainer:
-    """Mixed into models that provide `name`, `_engine`, `_input_layer`, `_require_built(x)` and
-    `_per_sample_output_shape()`."""
+    """Mixed into models that provide `name`, `_engine`, `_input_layer`, `_require_built(x)`,
+    `_per_sample_output_shape()` and `_trainable_layers()`."""
 
     _compile_args = None
     _loss = None
@@ -41,6 +67,20 @@ class Trainer:
     optimizer = None
     history = None
     stop_training = False
+    #: The calls in progress (`fit`, `evaluate`, `predict`, ...), and the first one's name.
+    _calls_running = 0
+    _running_call = None
+    #: The trainable flags last handed to the engine (None: none yet).
+    _engine_trainable = None
+
+    def _refuse_while_running(self, change: str) -> None:
+        """Raises `RuntimeError` when a call of this model is in progress: its engine and
+        layers cannot change under it."""
+        if self._running_call is not None:
+            raise RuntimeError(
+                f"Cannot {change} model '{self.name}' while its `{self._running_call}` runs (from "
+                "a callback, or in another thread); change the model before or after that call."
+            )
 
     # Compile
 
@@ -59,6 +99,7 @@ class Trainer:
         `"accuracy"` becomes binary, sparse or categorical accuracy from the shapes of the data
         at the first `fit`/`evaluate`, as Keras decides.
         """
+        self._refuse_while_running("compile")
         self.optimizer = optimizers_module.get(optimizer)
         if loss is not None:
             losses_module.get(loss, y_shape=(1, 1), output_shape=(1,))  # fail early on a typo
@@ -108,6 +149,7 @@ class Trainer:
         loss_id, metric_ids = self._compile_args
         if loss_id is None:
             raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
+        self._sync_trainable()
         output_shape = self._per_sample_output_shape()
         loss = self._loss or losses_module.get(loss_id, y.shape, output_shape)
         targets = loss.prepare_targets(y, output_shape, name)
@@ -132,6 +174,13 @@ class Trainer:
                 self._saved_optimizer_state = None
                 self._optimizer_built = True
         return targets
+
+    def _sync_trainable(self) -> None:
+        """Hands the engine which layers train, when that changed since it last heard."""
+        trainable = self._trainable_layers()
+        if trainable != self._engine_trainable:
+            self._engine.set_trainable(trainable)
+            self._engine_trainable = trainable
 
     # Data
 
@@ -298,6 +347,7 @@ class Trainer:
 
     # Training and inference
 
+    @_running
     def fit(
         self,
         x=None,
@@ -325,7 +375,8 @@ class Trainer:
         verbose = _progress.resolve_verbose(verbose)
         batch_size = _data.check_batch_size(batch_size)
         validation_batch_size = _data.check_batch_size(
-            validation_batch_size or batch_size, "validation_batch_size"
+            batch_size if validation_batch_size is None else validation_batch_size,
+            "validation_batch_size",
         )
         for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             _data.check_count(value, name, minimum=0)
@@ -387,6 +438,7 @@ class Trainer:
         self.history = callbacks.history
         return callbacks.history
 
+    @_running
     def evaluate(
         self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False
     ):
@@ -401,6 +453,7 @@ class Trainer:
             bar.update(bar.target, list(logs.items()), finalize=True)
         return _results(logs, [m.name for m in self._metrics], return_dict)
 
+    @_running
     def predict(self, x, batch_size=None, verbose="auto", callbacks=None) -> np.ndarray:
         """The model's outputs for `x`, as a float32 array `(n,) + output_shape`."""
         verbose = _quiet_beside_process_0(_progress.resolve_verbose(verbose))
@@ -421,19 +474,20 @@ class Trainer:
                 callbacks.on_predict_batch_begin(batch)
                 part = x[first : first + batch_size]
                 n_part = len(part)
-                parts.append(self._engine.predict(part.reshape(-1), n_part, n_part, None, on_gpu))
+                parts.append(self._predict_part(part, n_part, None, on_gpu))
                 callbacks.on_predict_batch_end(batch, {"outputs": parts[-1]})
                 if show is not None:
                     show(batch + 1, {})
             out = np.concatenate(parts)
         else:
             report = None if show is None else (lambda batches, _: show(batches, {}))
-            out = self._engine.predict(x.reshape(-1), n, batch_size, report, on_gpu)
+            out = self._predict_part(x, batch_size, report, on_gpu)
         callbacks.on_predict_end()
         if bar is not None:
             bar.update(bar.target, finalize=True)
         return out
 
+    @_running
     def train_on_batch(self, x, y, return_dict=False):
         """One optimizer step on the whole of `(x, y)`; returns that batch's loss and metrics."""
         x, y = self._inputs_and_targets(x, y, "train_on_batch")
@@ -445,6 +499,7 @@ class Trainer:
         names = [m.name for m in self._metrics]
         return _results(self._logs(loss, metric_values), names, return_dict)
 
+    @_running
     def test_on_batch(self, x, y, return_dict=False):
         """The loss and metrics on one batch `(x, y)`, without updating weights."""
         x, y = self._inputs_and_targets(x, y, "test_on_batch")
@@ -455,17 +510,26 @@ class Trainer:
         names = [m.name for m in self._metrics]
         return _results(self._logs(loss, metric_values), names, return_dict)
 
+    @_running
     def predict_on_batch(self, x) -> np.ndarray:
         """The model's outputs for one batch `x`."""
         x = self._inputs(x)
         n = x.shape[0]
-        return self._engine.predict(x.reshape(-1), n, n, None, self._on_gpu())
+        return self._predict_part(x, n, None, self._on_gpu())
+
+    def _predict_part(self, x: np.ndarray, batch_size: int, report, on_gpu: bool) -> np.ndarray:
+        """The engine's outputs for `x` (checked inputs), computed in batches of `batch_size`
+        into an array allocated here: NumPy reports a size no memory holds before any work."""
+        out = _output_array((x.shape[0], *self._per_sample_output_shape()))
+        self._engine.predict(x.reshape(-1), x.shape[0], batch_size, out, report, on_gpu)
+        return out
 
     def __call__(self, x, training=False) -> np.ndarray:
         return self.predict_on_batch(x)
 
     # Inspection
 
+    @_running
     def compute_gradients(self, x, y) -> list[np.ndarray]:
         """The gradient of the loss with respect to every weight, on all of `(x, y)` as one
         batch: what a training step on it would apply before the optimizer, i.e. Keras's
@@ -478,6 +542,23 @@ class Trainer:
         x, y = self._inputs_and_targets(x, y, "compute_gradients")
         _, _, flat = self._engine.compute_gradients(x.reshape(-1), y.reshape(-1), x.shape[0])
         return _split(flat, self._engine.weight_shapes())
+
+
+def _output_array(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised float32 array of `shape` for predictions, or an error naming `x`."""
+    values = math.prod(shape)
+    if values * 4 > _MAX_BYTES:
+        raise ValueError(
+            f"The predictions for `x` would need {values * 4:,} bytes (shape {shape}), more than "
+            "any machine can address; predict fewer samples at a time."
+        )
+    try:
+        return np.empty(shape, np.float32)
+    except MemoryError:
+        raise MemoryError(
+            f"Not enough memory for the predictions of `x`: {values * 4 / 2**30:,.1f} GiB "
+            f"(shape {shape}); predict fewer samples at a time."
+        ) from None
 
 
 def _split(flat: np.ndarray, shapes) -> list[np.ndarray]:

@@ -93,7 +93,7 @@ def test_batch_frequency_and_missing_monitor(tmp_path):
 @pytest.mark.parametrize(
     "arguments, message",
     [
-        ({"filepath": "m.keras"}, "must end in `.pynn`"),
+        ({"filepath": "m.txt"}, "must end in `.pynn`"),
         ({"filepath": "m.pynn", "save_weights_only": True}, "must end in `.weights.safetensors`"),
         ({"filepath": "m.pynn", "save_freq": 0}, "Unrecognized save_freq"),
     ],
@@ -101,6 +101,12 @@ def test_batch_frequency_and_missing_monitor(tmp_path):
 def test_checkpoint_arguments_are_checked(arguments, message):
     with pytest.raises(ValueError, match=message):
         ModelCheckpoint(**arguments)
+
+
+@pytest.mark.parametrize("filepath", ["m.keras", "m.h5", "w.weights.h5"])
+def test_checkpoints_in_keras_formats_say_they_are_not_supported_yet(filepath):
+    with pytest.raises(NotImplementedError, match=r"Keras's `\.keras` and `\.h5` files"):
+        ModelCheckpoint(filepath)
 
 
 RESUMABLE_CHILD = """

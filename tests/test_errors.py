@@ -176,16 +176,19 @@ def test_engine_rejects_bad_specs_without_panicking():
     engine = _core.Engine([2], "[]")
     with pytest.raises(RuntimeError, match="no loss and optimizer"):
         engine.iterations()
+    out = np.zeros((2, 2), np.float32)
     with pytest.raises(TypeError, match="float64"):
-        engine.predict(np.zeros(4), 2, 1)
+        engine.predict(np.zeros(4), 2, 1, out)
     with pytest.raises(ValueError, match="C-contiguous float32"):
-        engine.predict(np.zeros(8, np.float32)[::2], 2, 1)
+        engine.predict(np.zeros(8, np.float32)[::2], 2, 1, out)
     with pytest.raises(ValueError, match="Shape mismatch for `x`"):
-        engine.predict(np.zeros(3, np.float32), 2, 1)
+        engine.predict(np.zeros(3, np.float32), 2, 1, out)
+    with pytest.raises(ValueError, match="Shape mismatch for `out`"):
+        engine.predict(np.zeros(4, np.float32), 2, 1, np.zeros(3, np.float32))
 
 
 def test_a_model_too_large_for_memory_is_an_error_not_a_crash():
-    with pytest.raises(ValueError, match="fits in memory"):
+    with pytest.raises(MemoryError, match=r"model's weights .*4\.0 EiB.*Lower the layers' `units`"):
         pynn.Sequential([pynn.Input(shape=(2**20,)), Dense(2**40)])
     with pytest.raises(ValueError, match="fits in memory"):
         pynn.Sequential([pynn.Input(shape=(2**40, 2**30)), Dense(2**3)])

@@ -215,15 +215,32 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 @pytest.mark.parametrize(
     "call, name",
     [
-        (lambda m, p: m.save(p), "m.keras"),
-        (lambda m, p: m.save_weights(p), "w.weights.h5"),
-        (lambda m, p: m.load_weights(p), "w.h5"),
+        (lambda m, p: m.save(p), "m.zip"),
+        (lambda m, p: m.save_weights(p), "w.weights.bin"),
+        (lambda m, p: m.load_weights(p), "w.bin"),
     ],
 )
 def test_file_names_say_what_they_hold(tmp_path, call, name):
     model = _image_pooling_model()
     (tmp_path / name).write_bytes(b"")
     with pytest.raises(ValueError, match=r"\.pynn|\.weights\.safetensors"):
+        call(model, tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda m, p: m.save(p), "m.keras"),
+        (lambda m, p: m.save_weights(p), "w.weights.h5"),
+        (lambda m, p: m.load_weights(p), "w.h5"),
+        (lambda m, p: pynn.models.load_model(p), "m.keras"),
+        (lambda m, p: pynn.saving.load_model(p), "M.H5"),
+    ],
+)
+def test_keras_file_formats_say_they_are_not_supported_yet(tmp_path, call, name):
+    model = _image_pooling_model()
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(NotImplementedError, match=r"`\.keras` and `\.h5` files yet.*\.pynn"):
         call(model, tmp_path / name)
 
 

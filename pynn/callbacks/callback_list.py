@@ -27,12 +27,7 @@ class CallbackList:
     in order; adds a `History` (and a `ProgbarLogger` when printing) as Keras does."""
 
     def __init__(self, callbacks=None, model=None, add_history=False, add_progbar=False, **params):
-        self.callbacks = list(callbacks or [])
-        for callback in self.callbacks:
-            if not isinstance(callback, Callback):
-                raise TypeError(
-                    f"`callbacks` must hold pynn.callbacks.Callback instances; got {callback!r}."
-                )
+        self.callbacks = _as_list(callbacks)
         self.history = next((c for c in self.callbacks if isinstance(c, History)), None)
         if add_history and self.history is None:
             self.history = History()
@@ -53,14 +48,47 @@ class CallbackList:
         bar = next((c for c in self.callbacks if isinstance(c, ProgbarLogger)), None)
         return bar if bar is not None and bar.live else None
 
-    def _call(self, hook: str, *args) -> None:
-        for callback in self.callbacks:
-            getattr(callback, hook)(*args)
+
+def _as_list(callbacks) -> list[Callback]:
+    """`callbacks` (None, one callback, or a list or tuple of them) as a new list."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if not isinstance(callbacks, (list, tuple)):
+        raise TypeError(
+            "`callbacks` must be a list of pynn.callbacks.Callback instances. "
+            f"Received: callbacks={callbacks!r} (of type {type(callbacks).__name__})"
+        )
+    for callback in callbacks:
+        if not isinstance(callback, Callback):
+            raise TypeError(
+                f"`callbacks` must hold pynn.callbacks.Callback instances; got {callback!r}."
+            )
+    return list(callbacks)
 
 
-def _forwarding(hook: str):
-    def forward(self, *args):
-        self._call(hook, *args)
+def _forwarding(hook: str, indexed: bool):
+    """The list's `hook`: every callback's, in order, with one logs dict (a new empty one when
+    none is given, as Keras passes a dict to every hook). As Keras calls them, batch hooks get
+    `logs` by keyword, the others by position."""
+    by_keyword = "batch" in hook
+    if indexed:
+
+        def forward(self, index, logs=None):
+            logs = {} if logs is None else logs
+            for callback in self.callbacks:
+                if by_keyword:
+                    getattr(callback, hook)(index, logs=logs)
+                else:
+                    getattr(callback, hook)(index, logs)
+
+    else:
+
+        def forward(self, logs=None):
+            logs = {} if logs is None else logs
+            for callback in self.callbacks:
+                getattr(callback, hook)(logs)
 
     forward.__name__ = forward.__qualname__ = hook
     forward.__doc__ = f"Calls `{hook}` of every callback, in order."
@@ -70,17 +98,20 @@ def _forwarding(hook: str):
 for _hook in (
     "on_train_begin",
     "on_train_end",
+    "on_test_begin",
+    "on_test_end",
+    "on_predict_begin",
+    "on_predict_end",
+):
+    setattr(CallbackList, _hook, _forwarding(_hook, indexed=False))
+for _hook in (
     "on_epoch_begin",
     "on_epoch_end",
     "on_train_batch_begin",
     "on_train_batch_end",
-    "on_test_begin",
-    "on_test_end",
     "on_test_batch_begin",
     "on_test_batch_end",
-    "on_predict_begin",
-    "on_predict_end",
     "on_predict_batch_begin",
     "on_predict_batch_end",
 ):
-    setattr(CallbackList, _hook, _forwarding(_hook))
+    setattr(CallbackList, _hook, _forwarding(_hook, indexed=True))

@@ -9,7 +9,7 @@ import warnings
 
 from pynn import _progress
 from pynn.callbacks.monitor_callback import MonitorCallback
-from pynn.saving.model_file import MODEL_SUFFIX, WEIGHTS_SUFFIX
+from pynn.saving.model_file import MODEL_SUFFIX, WEIGHTS_SUFFIX, refuse_keras_format
 
 
 class ModelCheckpoint(MonitorCallback):
@@ -44,6 +44,7 @@ class ModelCheckpoint(MonitorCallback):
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
         suffix = WEIGHTS_SUFFIX if save_weights_only else MODEL_SUFFIX
+        refuse_keras_format(self.filepath)
         if not self.filepath.endswith(suffix):
             raise ValueError(
                 f"When using `save_weights_only={save_weights_only}` in `ModelCheckpoint`, the "

@@ -157,7 +157,7 @@ class DataParallel:
         start, stop = shard(x.shape[0], self.num_processes, self.process_id)
         part = x[start:stop]
         if len(part):
-            mine = model._engine.predict(part.reshape(-1), len(part), batch_size)
+            mine = model._predict_part(part, batch_size, None, False)
         else:
             mine = np.zeros((0, *model._per_sample_output_shape()), np.float32)
         return np.concatenate(self.communicator.allgather(mine))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pynn import _checks
 from pynn.layers.kernel_layer import KernelLayer
 
 
@@ -13,7 +14,7 @@ def standardize_tuple(value, rank: int, name: str) -> tuple[int, ...]:
     except TypeError:
         values = ()
     if len(values) != rank or not all(
-        isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values
+        isinstance(v, int) and not isinstance(v, bool) and 0 < v <= _checks.MAX_SIZE for v in values
     ):
         raise ValueError(
             f"The `{name}` argument must be a tuple of {rank} positive integers or a single "
@@ -66,11 +67,7 @@ class BaseConv(KernelLayer):
         activity_regularizer=None,
         **kwargs,
     ):
-        if isinstance(filters, bool) or not isinstance(filters, int) or filters <= 0:
-            raise ValueError(
-                "Invalid value for argument `filters`. Expected a strictly positive value. "
-                f"Received filters={filters!r}."
-            )
+        filters = _checks.size(filters, "filters")
         check_data_format(data_format)
         if groups != 1:
             raise ValueError(f"pynn supports groups=1 only. Received: groups={groups!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pynn import _checks
 from pynn.layers.kernel_layer import KernelLayer
 
 
@@ -33,11 +34,7 @@ class Dense(KernelLayer):
         activity_regularizer=None,
         **kwargs,
     ):
-        if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
-            raise ValueError(
-                "Received an invalid value for `units`, expected a positive integer. "
-                f"Received: units={units!r}"
-            )
+        units = _checks.size(units, "units")
         super().__init__(
             activation,
             use_bias,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pynn import _checks
 from pynn._random import draw_seed
 from pynn.layers.layer import Layer
 
@@ -20,16 +21,15 @@ class Dropout(Layer):
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        if not _checks.is_real(rate) or not 0 <= rate < 1:
             raise ValueError(
                 "Invalid value received for argument `rate`. Expected a float value in [0, 1). "
                 f"Received: rate={rate!r}"
             )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-            raise ValueError(f"`seed` must be an integer >= 0 or None. Received: seed={seed!r}")
+        seed = _checks.seed(seed)
         super().__init__(**kwargs)
         self.rate = float(rate)
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
+        self.noise_shape = _noise_shape(noise_shape)
         self.seed = seed
         self._mask_seed = draw_seed() if seed is None else seed
 
@@ -58,3 +58,21 @@ class Dropout(Layer):
             # file) draws the same masks.
             "seed": self._mask_seed,
         }
+
+
+def _noise_shape(noise_shape) -> tuple | None:
+    """`noise_shape` as a tuple of positive sizes or `None`s, batch axis first."""
+    if noise_shape is None:
+        return None
+    try:
+        shape = tuple(noise_shape)
+    except TypeError:
+        shape = None
+    if not shape or not all(
+        n is None or (_checks.is_integer(n) and 0 < n <= _checks.MAX_SIZE) for n in shape
+    ):
+        raise ValueError(
+            "`noise_shape` must be a tuple of positive integers or None, batch axis first, "
+            f"e.g. (None, 1, features). Received: noise_shape={noise_shape!r}"
+        )
+    return tuple(None if n is None else int(n) for n in shape)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from pynn import _checks
 from pynn._naming import auto_name, to_snake_case
 
 _INPUT_SHAPE_WARNING = (
@@ -66,7 +67,18 @@ class Layer:
     def spec(self) -> dict[str, Any]:
         """What the engine builds for this layer. The engine also works out its output shape
         and its weights' shapes, and rejects inputs the layer cannot take."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"Layer '{self.name}' ({type(self).__name__}) is a custom layer: pynn does not run "
+            "layers written in Python (a `call` method) yet. Its models are made of pynn's "
+            "built-in layers (see pynn.layers)."
+        )
+
+    def __call__(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"Calling layer '{self.name}' on a tensor or an array (`layer(x)`, the functional "
+            "API) is not supported by pynn yet. Put the layer in a model, "
+            "`pynn.Sequential([pynn.Input(shape), ...])`, and call `model.predict(x)`."
+        )
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments (Keras's names and defaults), from which `from_config`
@@ -147,6 +159,12 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
 
+def is_custom(layer: Layer) -> bool:
+    """Whether `layer` is a subclass written outside pynn (no engine spec), which the engine
+    cannot run."""
+    return type(layer).spec is Layer.spec
+
+
 def _as_shape(shape, argument: str) -> tuple[int, ...]:
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape,)
@@ -156,9 +174,13 @@ def _as_shape(shape, argument: str) -> tuple[int, ...]:
         raise ValueError(
             f"`{argument}` must be a tuple of positive integers. Received: {argument}={shape!r}"
         ) from None
-    if not all(
-        isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in dims
-    ):
+    if any(d is None for d in dims):
+        raise NotImplementedError(
+            f"`{argument}` has a None dimension ({argument}={shape!r}): pynn does not support "
+            "variable dimensions yet; give each dimension's size (the batch axis is not part "
+            "of `shape`)."
+        )
+    if not all(_checks.is_integer(d) and 0 < d <= _checks.MAX_SIZE for d in dims):
         raise ValueError(
             f"`{argument}` must be a tuple of positive integers. Received: {argument}={shape!r}"
         )

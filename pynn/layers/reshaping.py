@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pynn import _checks
 from pynn.layers.conv import check_data_format
 from pynn.layers.layer import Layer
 
@@ -26,7 +27,7 @@ class Reshape(Layer):
         if (
             not shape
             or not all(
-                isinstance(d, int) and not isinstance(d, bool) and (d > 0 or d == -1) for d in shape
+                _checks.is_integer(d) and (0 < d <= _checks.MAX_SIZE or d == -1) for d in shape
             )
             or shape.count(-1) > 1
         ):

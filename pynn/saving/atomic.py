@@ -7,10 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
 
 
-def write_atomically(path: str, data: bytes, overwrite: bool = True) -> None:
-    """Replaces `path` with `data` in one step."""
+@contextlib.contextmanager
+def atomic_file(path: str, overwrite: bool = True) -> Iterator[BinaryIO]:
+    """A file to write `path`'s new content into; it replaces `path` in one step when the block
+    ends, and is removed (leaving `path` as it was) when the block raises."""
     if not overwrite and os.path.exists(path):
         raise FileExistsError(f"{path} exists and `overwrite=False`.")
     folder = os.path.dirname(os.path.abspath(path))
@@ -18,8 +22,8 @@ def write_atomically(path: str, data: bytes, overwrite: bool = True) -> None:
         prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder
     )
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
+        with os.fdopen(handle, "w+b") as file:
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

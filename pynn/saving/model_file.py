@@ -13,6 +13,7 @@ reports anything malformed as `ValueError`.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -23,7 +24,7 @@ import numpy as np
 
 from pynn import _core
 from pynn.layers.core import InputLayer
-from pynn.saving.atomic import write_atomically
+from pynn.saving.atomic import atomic_file
 from pynn.saving.serialization import deserialize, serialize
 
 FORMAT = "pynn.model"
@@ -33,13 +34,31 @@ WEIGHTS_SUFFIX = ".weights.safetensors"
 _METADATA, _CONFIG, _WEIGHTS = "metadata.json", "config.json", "model.weights.safetensors"
 _ITERATIONS = "optimizer_iterations"
 _OPTIMIZER_PREFIX = "optimizer/vars/"
+#: The optimizer's step counter is an int64 in Keras.
+_MAX_ITERATIONS = 2**63 - 1
 
 
 def _weight_name(layer_index: int, weight_index: int) -> str:
     return f"layers/{layer_index}/vars/{weight_index}"
 
 
+#: File kinds of Keras that pynn does not read or write yet.
+_KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+def refuse_keras_format(filepath) -> None:
+    """Raises `NotImplementedError` for a path of Keras's own formats (`.keras`, `.h5`)."""
+    path = str(os.fspath(filepath))
+    if path.lower().endswith(_KERAS_SUFFIXES):
+        raise NotImplementedError(
+            f"pynn does not read or write Keras's `.keras` and `.h5` files yet "
+            f"(filepath={filepath!r}). Save a model to a `{MODEL_SUFFIX}` file and weights to a "
+            f"`{WEIGHTS_SUFFIX}` file."
+        )
+
+
 def _check_suffix(filepath, suffix: str, what: str) -> str:
+    refuse_keras_format(filepath)
     path = os.fspath(filepath)
     if not str(path).endswith(suffix):
         raise ValueError(
@@ -51,37 +70,64 @@ def _check_suffix(filepath, suffix: str, what: str) -> str:
 # Saving
 
 
-def _weight_tensors(model) -> list[tuple[str, np.ndarray]]:
-    weights = iter(model.get_weights())  # one read of the engine, layer after layer
-    return [
-        (_weight_name(i, j), np.ascontiguousarray(next(weights), dtype=np.float32))
-        for i, layer in enumerate(model.layers)
-        for j in range(len(layer._weight_shapes))
-    ]
+def _weight_tensors(model) -> list[tuple[str, tuple[int, ...], object]]:
+    """Each weight's name, shape and a function that reads it from the engine."""
+    engine, tensors, index = model._engine, [], 0
+    for i, layer in enumerate(model.layers):
+        for j, shape in enumerate(layer._weight_shapes):
+            tensors.append((_weight_name(i, j), shape, functools.partial(engine.weight, index)))
+            index += 1
+    return tensors
 
 
-def _optimizer_state(model) -> tuple[int, list[np.ndarray]] | None:
-    if model._saved_optimizer_state is not None:
-        return model._saved_optimizer_state
-    if model._loss is None:  # never trained since compile: no state yet
+def _optimizer_tensors(model):
+    """The optimizer's iterations and its slots as `(name, shape, read)`, or None when it has
+    no state yet."""
+    saved = model._saved_optimizer_state
+    if saved is not None:
+        iterations, slots = saved
+        reads = [functools.partial(np.asarray, slot) for slot in slots]
+    elif model._loss is None:  # never trained since compile: no state yet
         return None
-    return model._engine.optimizer_state()
+    else:
+        engine = model._engine
+        iterations = engine.iterations()
+        reads = [
+            functools.partial(engine.optimizer_slot, k) for k in range(engine.optimizer_slots())
+        ]
+    shape = (model.count_params(),)
+    slots = [(f"{_OPTIMIZER_PREFIX}{k}", shape, read) for k, read in enumerate(reads)]
+    return iterations, slots
+
+
+def _write_tensors(stream, tensors, metadata=None) -> None:
+    """A safetensors file of `tensors` (`(name, shape, read)`), each read from the engine and
+    written in turn, so that saving holds one weight's copy at a time, never the model's."""
+    stream.write(
+        _core.tensor_file_header([(name, list(shape)) for name, shape, _ in tensors], metadata)
+    )
+    for name, shape, read in tensors:
+        values = np.asarray(read(), dtype="<f4")
+        if values.shape != tuple(shape):
+            raise RuntimeError(f"tensor '{name}' changed shape while it was saved")
+        stream.write(memoryview(np.ascontiguousarray(values)).cast("B"))
 
 
 def save_model(model, filepath, overwrite: bool = True, training_state=None) -> None:
     """Writes `model` (architecture, weights, compile settings, optimizer state) to a `.pynn`
     file, atomically. `training_state` (a JSON dict, e.g. the epoch a backup was taken at) is
-    stored in the same file, so that it can never disagree with the weights."""
+    stored in the same file, so that it can never disagree with the weights. The weights go
+    straight from the engine to the file, one at a time."""
     path = _check_suffix(filepath, MODEL_SUFFIX, "a saved model")
     model._require_built()
     config = serialize(model)
     config["compile_config"] = model.get_compile_config()
     tensors = _weight_tensors(model)
     file_metadata = {}
-    state = _optimizer_state(model)
-    if state is not None:
-        iterations, slots = state
-        tensors += [(f"{_OPTIMIZER_PREFIX}{k}", np.asarray(s)) for k, s in enumerate(slots)]
+    optimizer = _optimizer_tensors(model)
+    if optimizer is not None:
+        iterations, slots = optimizer
+        tensors += slots
         file_metadata[_ITERATIONS] = str(int(iterations))
     metadata = {
         "format": FORMAT,
@@ -91,19 +137,21 @@ def save_model(model, filepath, overwrite: bool = True, training_state=None) -> 
     }
     if training_state is not None:
         metadata["training_state"] = training_state
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr(_METADATA, json.dumps(metadata))
-        archive.writestr(_CONFIG, json.dumps(config))
-        archive.writestr(_WEIGHTS, _core.encode_tensors(tensors, file_metadata))
-    write_atomically(path, buffer.getvalue(), overwrite)
+    with atomic_file(path, overwrite) as file:
+        with zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(_METADATA, json.dumps(metadata))
+            archive.writestr(_CONFIG, json.dumps(config))
+            with archive.open(_WEIGHTS, "w", force_zip64=True) as member:
+                _write_tensors(member, tensors, file_metadata)
 
 
 def save_weights(model, filepath, overwrite: bool = True) -> None:
-    """Writes `model`'s weights to a `.weights.safetensors` file, atomically."""
+    """Writes `model`'s weights to a `.weights.safetensors` file, atomically, one weight at a
+    time."""
     path = _check_suffix(filepath, WEIGHTS_SUFFIX, "a weights file")
     model._require_built()
-    write_atomically(path, bytes(_core.encode_tensors(_weight_tensors(model))), overwrite)
+    with atomic_file(path, overwrite) as file:
+        _write_tensors(file, _weight_tensors(model))
 
 
 def _version() -> str:
@@ -116,9 +164,18 @@ def _version() -> str:
 
 
 def _read_file(filepath) -> tuple[str, bytes]:
+    refuse_keras_format(filepath)
     path = os.fspath(filepath)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ValueError(f"File not found: filepath={filepath!r}. Please ensure the file exists.")
+    if os.path.isdir(path):
+        raise ValueError(f"filepath={filepath!r} is a directory, not a model or weights file.")
+    if not os.path.isfile(path):
+        # A FIFO or a device would block or never end: only regular files are read.
+        raise ValueError(
+            f"filepath={filepath!r} is not a regular file (a pipe, socket or device); pynn "
+            "reads model and weights files only."
+        )
     with open(path, "rb") as file:
         return path, file.read()
 
@@ -139,6 +196,8 @@ def _json(data: bytes, name: str, path: str) -> dict:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is corrupted: '{name}' is not valid JSON ({error}).") from None
+    except RecursionError:
+        raise ValueError(f"{path} is corrupted: '{name}' nests its JSON too deeply.") from None
     if not isinstance(value, dict):
         raise ValueError(f"{path} is corrupted: '{name}' must hold a JSON object.")
     return value
@@ -256,7 +315,7 @@ def _optimizer_slots(model, tensors, metadata, path):
     slots = sorted(
         (int(name[len(_OPTIMIZER_PREFIX) :]), array)
         for name, array in tensors.items()
-        if name.startswith(_OPTIMIZER_PREFIX) and name[len(_OPTIMIZER_PREFIX) :].isdigit()
+        if name.startswith(_OPTIMIZER_PREFIX) and _is_count(name[len(_OPTIMIZER_PREFIX) :])
     )
     if not slots and _ITERATIONS not in metadata:
         return None
@@ -266,9 +325,17 @@ def _optimizer_slots(model, tensors, metadata, path):
     ):
         raise ValueError(f"{path}: the optimizer state does not match the model's weights.")
     iterations = metadata.get(_ITERATIONS, "")
-    if not iterations.isdigit():
-        raise ValueError(f"{path}: the optimizer state has no valid iteration count.")
+    if not _is_count(iterations) or int(iterations) > _MAX_ITERATIONS:
+        raise ValueError(
+            f"{path}: the optimizer state has no valid iteration count (an integer from 0 to "
+            f"2**63 - 1, as Keras's int64 counter holds); got {iterations[:30]!r}."
+        )
     return int(iterations), [a for _, a in slots]
+
+
+def _is_count(text: str) -> bool:
+    """Whether `text` is a non-negative integer of at most 19 ASCII digits."""
+    return text.isascii() and text.isdigit() and len(text) <= 19
 
 
 def restore_training(model, filepath) -> dict:

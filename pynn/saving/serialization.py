@@ -11,27 +11,34 @@ from __future__ import annotations
 from typing import Any
 
 
-def _classes(module) -> dict[str, type]:
-    """The public classes a pynn module defines, by name."""
+def _classes(module, base: type, *abstract: type) -> dict[str, type]:
+    """The public classes of a pynn module that build objects of `base`, by name. `base` and the
+    other `abstract` classes compute nothing themselves and are left out."""
     return {
         name: value
         for name, value in vars(module).items()
         if isinstance(value, type)
+        and issubclass(value, base)
+        and value is not base
+        and value not in abstract
         and not name.startswith("_")
-        and value.__module__.startswith("pynn")
     }
 
 
 def _registry() -> dict[str, dict[str, type]]:
     from pynn import initializers, layers, losses, metrics, models, optimizers, regularizers
+    from pynn.layers.kernel_layer import KernelLayer
 
     return {
-        "pynn.layers": _classes(layers),
-        "pynn.initializers": _classes(initializers),
-        "pynn.regularizers": _classes(regularizers),
-        "pynn.optimizers": _classes(optimizers),
-        "pynn.losses": _classes(losses),
-        "pynn.metrics": {**_classes(metrics), "LossMetric": metrics._LossMetric},
+        "pynn.layers": _classes(layers, layers.Layer, KernelLayer),
+        "pynn.initializers": _classes(initializers, initializers.Initializer),
+        "pynn.regularizers": _classes(regularizers, regularizers.Regularizer),
+        "pynn.optimizers": _classes(optimizers, optimizers.Optimizer),
+        "pynn.losses": _classes(losses, losses.Loss),
+        "pynn.metrics": {
+            **_classes(metrics, metrics.Metric),
+            "LossMetric": metrics._LossMetric,
+        },
         "pynn.models": {"Sequential": models.Sequential},
     }
 

@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use pynn_core::cancel::Cancel;
 use pynn_core::initializers::Initializer;
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Padding;
@@ -79,7 +80,14 @@ fn bench_iris_epoch() {
     let seconds = median_seconds(50, || {
         parallel::install(|| {
             trainer
-                .fit_epoch(&mut network, &data, 30, Some(1), &mut |_| Next::Continue)
+                .fit_epoch(
+                    &mut network,
+                    &data,
+                    30,
+                    Some(1),
+                    &mut |_| Next::Continue,
+                    Cancel::never(),
+                )
                 .unwrap();
         })
         .unwrap();
@@ -115,18 +123,22 @@ fn bench_layer(
     let input: Vec<f32> = (0..batch * network.input_size())
         .map(|i| (i as f32 * 0.1).sin())
         .collect();
-    network.input_mut(batch).copy_from_slice(&input);
+    network.input_mut(batch).unwrap().copy_from_slice(&input);
     let inference = median_seconds(20, || {
-        parallel::install(|| network.forward(batch, false)).unwrap();
+        parallel::install(|| network.forward(batch, false, Cancel::never()).map(drop))
+            .unwrap()
+            .unwrap();
     });
     let forward = median_seconds(20, || {
-        parallel::install(|| network.forward(batch, true)).unwrap();
+        parallel::install(|| network.forward(batch, true, Cancel::never()).map(drop))
+            .unwrap()
+            .unwrap();
     });
     let backward = median_seconds(20, || {
         parallel::install(|| {
-            let (_, grad) = network.output_and_grad_mut(batch);
+            let (_, grad) = network.output_and_grad_mut(batch).unwrap();
             grad.fill(0.01);
-            network.backward(batch);
+            network.backward(batch, Cancel::never()).unwrap();
         })
         .unwrap()
     });
@@ -222,7 +234,14 @@ fn bench_lenet_step() {
     let seconds = median_seconds(5, || {
         parallel::install(|| {
             trainer
-                .fit_epoch(&mut network, &data, 128, Some(1), &mut |_| Next::Continue)
+                .fit_epoch(
+                    &mut network,
+                    &data,
+                    128,
+                    Some(1),
+                    &mut |_| Next::Continue,
+                    Cancel::never(),
+                )
                 .unwrap();
         })
         .unwrap();
@@ -240,7 +259,7 @@ fn main() {
         .find(|a| !a.starts_with('-'))
         .unwrap_or_default();
     let wanted = |name: &str| name.contains(filter.as_str());
-    println!("threads: {}", parallel::num_threads());
+    println!("threads: {}", parallel::num_threads().unwrap());
     // The reference for the layers' percentages; left out when only one kernel is profiled.
     let sgemm = wanted("gemm").then(|| bench_gemm(2048, 2048, 2048, 5));
     if wanted("gemm") {

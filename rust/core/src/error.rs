@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::memory::readable_bytes;
+
 #[derive(Debug, Error, PartialEq)]
 pub enum CoreError {
     /// An argument has a value the engine cannot use. Maps to `ValueError`.
@@ -32,6 +34,30 @@ pub enum CoreError {
     /// Maps to `RuntimeError`.
     #[error("{0}")]
     State(String),
+    /// A buffer the machine could not allocate. Maps to `MemoryError`.
+    #[error(
+        "Not enough memory for {what}: {} could not be allocated.{hint}",
+        readable_bytes(*bytes)
+    )]
+    OutOfMemory {
+        what: String,
+        bytes: u128,
+        /// What to change, as a sentence with a leading space, or empty.
+        hint: String,
+    },
+    /// A buffer larger than any machine can address. Maps to `ValueError`.
+    #[error(
+        "{what} would need {}, more than any machine can address.{hint}",
+        readable_bytes(*bytes)
+    )]
+    TooLarge {
+        what: String,
+        bytes: u128,
+        hint: String,
+    },
+    /// The caller asked the computation to stop (Ctrl-C) before it ended.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 pub type Result<T> = std::result::Result<T, CoreError>;
@@ -42,6 +68,26 @@ impl CoreError {
             name: name.to_string(),
             expected: expected.into(),
             got: got.to_string(),
+        }
+    }
+
+    /// Says what a buffer that could not be allocated was for (`what`: "the activations of a
+    /// batch of 512 samples") and what to change (`hint`: "Lower `batch_size`."); other errors
+    /// pass unchanged.
+    pub fn for_buffer(self, what: impl FnOnce() -> String, hint: &str) -> Self {
+        let hint = format!(" {hint}");
+        match self {
+            CoreError::OutOfMemory { bytes, .. } => CoreError::OutOfMemory {
+                what: what(),
+                bytes,
+                hint,
+            },
+            CoreError::TooLarge { bytes, .. } => CoreError::TooLarge {
+                what: what(),
+                bytes,
+                hint,
+            },
+            other => other,
         }
     }
 

@@ -3,10 +3,12 @@
 //! Data flows through [`network::Network`] (layers over one contiguous parameter buffer) and
 //! [`train::Trainer`] (the batch loop: shuffle, forward, loss, backward, optimizer step, metrics).
 
+pub mod cancel;
 pub mod error;
 pub mod initializers;
 pub mod kernels;
 pub mod layers;
+pub mod memory;
 pub mod metrics;
 pub mod network;
 pub mod optim;

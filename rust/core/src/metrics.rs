@@ -8,6 +8,8 @@ use crate::kernels::loss::Loss;
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Metric {
+    /// `mean(y_true == y_pred)` over the row: exact equality (Keras's `Accuracy`).
+    Accuracy,
     /// `mean(y_true == (y_pred > threshold))` over the row.
     BinaryAccuracy { threshold: f32 },
     /// `argmax(y_true) == argmax(y_pred)`.
@@ -39,11 +41,26 @@ impl Metric {
         }
     }
 
+    /// Each row's value, into `values` (one per row).
+    pub fn row_values(&self, y_true: &[f32], y_pred: &[f32], width: usize, values: &mut [f32]) {
+        let t_width = self.target_width(width);
+        let rows = y_true.chunks(t_width).zip(y_pred.chunks(width));
+        for (value, (t, p)) in values.iter_mut().zip(rows) {
+            *value = self.evaluate(t, p, width) as f32;
+        }
+    }
+
     /// The sum over rows of this metric's per-row values.
     pub fn evaluate(&self, y_true: &[f32], y_pred: &[f32], width: usize) -> f64 {
         let t_width = self.target_width(width);
         let rows = y_true.chunks(t_width).zip(y_pred.chunks(width));
         match *self {
+            Metric::Accuracy => rows
+                .map(|(t, p)| {
+                    let hits = t.iter().zip(p).filter(|(&t, &p)| t == p).count();
+                    hits as f64 / width as f64
+                })
+                .sum(),
             Metric::BinaryAccuracy { threshold } => rows
                 .map(|(t, p)| {
                     let hits = t
@@ -68,6 +85,16 @@ impl Metric {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accuracy_counts_exactly_equal_values() {
+        let p = [1.0, 0.5, 2.0, 0.0];
+        let t = [1.0, 1.0, 2.0, 0.0];
+        assert_eq!(Metric::Accuracy.evaluate(&t, &p, 2), 1.5);
+        let mut rows = [0.0; 2];
+        Metric::Accuracy.row_values(&t, &p, 2, &mut rows);
+        assert_eq!(rows, [0.5, 1.0]);
+    }
 
     #[test]
     fn accuracies_follow_keras() {

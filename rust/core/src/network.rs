@@ -16,10 +16,13 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
-use crate::layers::{ensure_len, Layer, LayerSpec};
+use crate::layers::{Layer, LayerSpec};
+use crate::memory::{checked_volume, ensure_len, try_copy, try_filled};
+use crate::optim::Optimizer;
 use crate::parallel;
-use crate::tensor::{checked_volume, try_filled, Tensor};
+use crate::tensor::Tensor;
 
 /// Samples per part of a split batch.
 pub const PART_SAMPLES: usize = 64;
@@ -33,6 +36,10 @@ pub struct Network {
     sizes: Vec<usize>,
     weights: Vec<f32>,
     grads: Vec<f32>,
+    /// Whether each layer's weights train (Keras's `trainable`), and the ranges of the weights
+    /// that do, adjacent layers' merged.
+    trainable: Vec<bool>,
+    trainable_ranges: Vec<Range<usize>>,
     /// Where whole batches run.
     lane: Lane,
     /// The lanes of a split batch's parts: built on the first split batch.
@@ -123,17 +130,28 @@ impl Network {
             sizes,
             n_weights,
         } = Layout::new(input_shape, specs)?;
-        let mut weights = try_filled(n_weights, 0.0)?;
-        for (layer, range) in layers.iter().zip(&ranges) {
-            layer.init_weights(&mut weights[range.clone()])?;
+        let what = || format!("the model's weights ({n_weights} values)");
+        let hint = "Lower the layers' `units` or `filters`.";
+        let mut weights = try_filled(n_weights, 0.0).map_err(|e| e.for_buffer(what, hint))?;
+        for (index, (layer, range)) in layers.iter().zip(&ranges).enumerate() {
+            layer
+                .init_weights(&mut weights[range.clone()])
+                .map_err(|e| CoreError::InLayer {
+                    index,
+                    input_shape: input_shape.to_vec(),
+                    source: Box::new(e),
+                })?;
         }
+        let grads = try_filled(n_weights, 0.0).map_err(|e| e.for_buffer(what, hint))?;
         Ok(Network {
+            trainable: vec![true; layers.len()],
+            trainable_ranges: std::iter::once(0..n_weights).collect(),
             specs: specs.to_vec(),
             lane: Lane::new(layers),
             input_shape: input_shape.to_vec(),
             ranges,
             sizes,
-            grads: try_filled(n_weights, 0.0)?,
+            grads,
             weights,
             parts: Vec::new(),
             part_grads: Vec::new(),
@@ -188,17 +206,28 @@ impl Network {
     }
 
     /// Every weight as a tensor of its own shape, in Keras's `get_weights()` order.
-    pub fn weight_tensors(&self) -> Vec<Tensor> {
-        let mut start = 0;
-        self.weight_shapes()
-            .into_iter()
-            .map(|shape| {
-                let size: usize = shape.iter().product();
-                let values = self.weights[start..start + size].to_vec();
-                start += size;
-                Tensor::new(shape, values).expect("the shapes partition the weight buffer")
-            })
+    pub fn weight_tensors(&self) -> Result<Vec<Tensor>> {
+        (0..self.weight_shapes().len())
+            .map(|index| self.weight_tensor(index))
             .collect()
+    }
+
+    /// Weight `index` of [`Network::weight_tensors`] alone.
+    pub fn weight_tensor(&self, index: usize) -> Result<Tensor> {
+        let shapes = self.weight_shapes();
+        let Some(shape) = shapes.get(index) else {
+            return Err(CoreError::invalid(
+                "index",
+                format!("a weight index below {}", shapes.len()),
+                index,
+            ));
+        };
+        let start: usize = shapes[..index]
+            .iter()
+            .map(|s| s.iter().product::<usize>())
+            .sum();
+        let size: usize = shape.iter().product();
+        Tensor::new(shape.clone(), try_copy(&self.weights[start..start + size])?)
     }
 
     pub fn weights(&self) -> &[f32] {
@@ -222,13 +251,53 @@ impl Network {
         Ok(())
     }
 
-    /// Weights and gradients together, for the optimizer step.
-    pub fn weights_and_grads(&mut self) -> (&mut [f32], &[f32]) {
-        (&mut self.weights, &self.grads)
+    /// Sets which layers' weights train: the optimizer steps only theirs, and only their
+    /// weight penalties count, as in Keras (a frozen layer's activity penalty still does).
+    pub fn set_trainable(&mut self, trainable: &[bool]) -> Result<()> {
+        if trainable.len() != self.trainable.len() {
+            return Err(CoreError::shape(
+                "trainable",
+                format!("{} layers", self.trainable.len()),
+                trainable.len(),
+            ));
+        }
+        self.trainable.copy_from_slice(trainable);
+        self.trainable_ranges.clear();
+        for (range, _) in self.ranges.iter().zip(trainable).filter(|(_, &t)| t) {
+            match self.trainable_ranges.last_mut() {
+                Some(last) if last.end == range.start => last.end = range.end,
+                _ => self.trainable_ranges.push(range.clone()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether each layer's weights train.
+    pub fn trainable(&self) -> &[bool] {
+        &self.trainable
+    }
+
+    /// One step of `optimizer` on the trainable weights, with the gradient buffer's gradients.
+    pub fn step(&mut self, optimizer: &mut dyn Optimizer) {
+        optimizer.step_ranges(&mut self.weights, &self.grads, &self.trainable_ranges);
+    }
+
+    /// One step of `optimizer` on the trainable weights with `grads` (as long as the weights)
+    /// in place of the gradient buffer's.
+    pub fn step_with(&mut self, optimizer: &mut dyn Optimizer, grads: &[f32]) -> Result<()> {
+        if grads.len() != self.weights.len() {
+            return Err(CoreError::shape(
+                "gradients",
+                self.weights.len(),
+                grads.len(),
+            ));
+        }
+        optimizer.step_ranges(&mut self.weights, grads, &self.trainable_ranges);
+        Ok(())
     }
 
     /// The input buffer for a batch of `batch` samples, to be filled before [`Network::forward`].
-    pub fn input_mut(&mut self, batch: usize) -> &mut [f32] {
+    pub fn input_mut(&mut self, batch: usize) -> Result<&mut [f32]> {
         self.lane.input_mut(batch * self.sizes[0])
     }
 
@@ -242,10 +311,10 @@ impl Network {
     }
 
     /// Runs every layer on the input buffer; returns the output of the batch.
-    pub fn forward(&mut self, batch: usize, training: bool) -> &[f32] {
+    pub fn forward(&mut self, batch: usize, training: bool, cancel: &Cancel) -> Result<&[f32]> {
         let (lane, shape, weights, _) = self.whole_batch_lane();
-        lane.forward(shape, weights, batch, training);
-        self.output(batch)
+        lane.forward(shape, weights, batch, training, cancel)?;
+        Ok(self.output(batch))
     }
 
     /// Inference on a batch read straight from `input` into `output` (`batch` samples each): the
@@ -254,12 +323,17 @@ impl Network {
     /// taking a run of consecutive parts in turn: run whole, LeNet's batch of 1000 wrote each
     /// 19 MB activation out to memory and read it back (its first pooling waited on the loads
     /// for a quarter of the inference time).
-    pub fn infer(&mut self, input: &[f32], output: &mut [f32], batch: usize) -> Result<()> {
+    pub fn infer(
+        &mut self,
+        input: &[f32],
+        output: &mut [f32],
+        batch: usize,
+        cancel: &Cancel,
+    ) -> Result<()> {
         let parts = batch.div_ceil(PART_SAMPLES);
         if parts <= 1 {
             let (lane, shape, weights, _) = self.whole_batch_lane();
-            lane.infer(shape, weights, input, output, batch);
-            return Ok(());
+            return lane.infer(shape, weights, input, output, batch, cancel);
         }
         let lanes = rayon::current_num_threads().min(parts);
         self.ensure_part_lanes(lanes)?;
@@ -274,15 +348,16 @@ impl Network {
             .par_iter_mut()
             .zip(input[..batch * in_size].par_chunks(lane_samples * in_size))
             .zip(output[..batch * out_size].par_chunks_mut(lane_samples * out_size))
-            .for_each(|((lane, input), output)| {
+            .try_for_each(|((lane, input), output)| {
                 let parts = input
                     .chunks(PART_SAMPLES * in_size)
                     .zip(output.chunks_mut(PART_SAMPLES * out_size));
                 for (input, output) in parts {
-                    lane.infer(shape, weights, input, output, input.len() / in_size);
+                    let samples = input.len() / in_size;
+                    lane.infer(shape, weights, input, output, samples, cancel)?;
                 }
-            });
-        Ok(())
+                Ok(())
+            })
     }
 
     /// Builds lanes for split batches until there are `n`.
@@ -296,7 +371,7 @@ impl Network {
 
     /// The output of the last forward pass and the buffer for ∂loss/∂output, to be filled before
     /// [`Network::backward`].
-    pub fn output_and_grad_mut(&mut self, batch: usize) -> (&[f32], &mut [f32]) {
+    pub fn output_and_grad_mut(&mut self, batch: usize) -> Result<(&[f32], &mut [f32])> {
         self.lane.output_and_grad_mut(batch * self.output_size())
     }
 
@@ -306,9 +381,9 @@ impl Network {
     }
 
     /// Fills the gradient buffer from ∂loss/∂output (see [`Network::output_and_grad_mut`]).
-    pub fn backward(&mut self, batch: usize) {
+    pub fn backward(&mut self, batch: usize, cancel: &Cancel) -> Result<()> {
         let (lane, shape, weights, grads) = self.whole_batch_lane();
-        lane.backward(shape, weights, grads, batch);
+        lane.backward(shape, weights, grads, batch, cancel)
     }
 
     /// The lane of whole batches, with what it reads and writes besides its own buffers.
@@ -339,13 +414,15 @@ impl Network {
     /// [`Network::training_parts`]) that run side by side; the gradient buffer receives their
     /// gradients added in part order. For each part, `fill_input(samples, input)` fills its
     /// input buffer and, after its forward, `loss(samples, output, output_grad, sums)` writes
-    /// ∂loss/∂output (and whatever the caller sums per part).
+    /// ∂loss/∂output (and whatever the caller sums per part). `cancel` is checked before each
+    /// layer of each part.
     pub fn train_in_parts<S: Send>(
         &mut self,
         batch: usize,
         sums: &mut [S],
         fill_input: impl Fn(Range<usize>, &mut [f32]) + Sync,
-        loss: impl Fn(Range<usize>, &[f32], &mut [f32], &mut S) + Sync,
+        loss: impl Fn(Range<usize>, &[f32], &mut [f32], &mut S) -> Result<()> + Sync,
+        cancel: &Cancel,
     ) -> Result<()> {
         self.ensure_part_lanes(sums.len())?;
         while self.part_grads.len() < sums.len() {
@@ -361,15 +438,15 @@ impl Network {
             .zip(&mut self.part_grads[..sums.len()])
             .zip(sums.par_iter_mut())
             .enumerate()
-            .for_each(|(i, ((lane, grads), sums))| {
+            .try_for_each(|(i, ((lane, grads), sums))| {
                 let samples = i * PART_SAMPLES..((i + 1) * PART_SAMPLES).min(batch);
                 let n = samples.len();
-                fill_input(samples.clone(), lane.input_mut(n * shape.sizes[0]));
-                lane.forward(shape, weights, n, true);
-                let (output, output_grad) = lane.output_and_grad_mut(n * out_size);
-                loss(samples, output, output_grad, sums);
-                lane.backward(shape, weights, grads, n);
-            });
+                fill_input(samples.clone(), lane.input_mut(n * shape.sizes[0])?);
+                lane.forward(shape, weights, n, true, cancel)?;
+                let (output, output_grad) = lane.output_and_grad_mut(n * out_size)?;
+                loss(samples, output, output_grad, sums)?;
+                lane.backward(shape, weights, grads, n, cancel)
+            })?;
         let (first, rest) = self.part_grads[..sums.len()]
             .split_first()
             .expect("at least one part");
@@ -390,8 +467,10 @@ impl Network {
         let mut total = 0.0;
         for (i, layer) in self.lane.layers.iter().enumerate() {
             let range = self.ranges[i].clone();
-            let grads = weight_grads.then(|| &mut self.grads[range.clone()]);
-            total += layer.weight_penalty(&self.weights[range], grads);
+            if self.trainable[i] {
+                let grads = weight_grads.then(|| &mut self.grads[range.clone()]);
+                total += layer.weight_penalty(&self.weights[range], grads);
+            }
             if let Some(regularizer) = layer.activity_regularizer() {
                 let output = &self.lane.activations[i + 1][..batch * self.sizes[i + 1]];
                 total += regularizer.apply(output, 1.0 / batch as f32, None);
@@ -411,32 +490,41 @@ impl Lane {
         }
     }
 
-    fn input_mut(&mut self, len: usize) -> &mut [f32] {
-        ensure_len(&mut self.activations[0], len);
-        &mut self.activations[0][..len]
+    fn input_mut(&mut self, len: usize) -> Result<&mut [f32]> {
+        ensure_len(&mut self.activations[0], len)?;
+        Ok(&mut self.activations[0][..len])
     }
 
     fn output(&self, len: usize) -> &[f32] {
         &self.activations[self.layers.len()][..len]
     }
 
-    fn output_and_grad_mut(&mut self, len: usize) -> (&[f32], &mut [f32]) {
-        ensure_len(&mut self.delta, len);
-        (
+    fn output_and_grad_mut(&mut self, len: usize) -> Result<(&[f32], &mut [f32])> {
+        ensure_len(&mut self.delta, len)?;
+        Ok((
             &self.activations[self.layers.len()][..len],
             &mut self.delta[..len],
-        )
+        ))
     }
 
-    fn forward(&mut self, shape: Shape, weights: &[f32], batch: usize, training: bool) {
+    fn forward(
+        &mut self,
+        shape: Shape,
+        weights: &[f32],
+        batch: usize,
+        training: bool,
+        cancel: &Cancel,
+    ) -> Result<()> {
         for (i, layer) in self.layers.iter_mut().enumerate() {
+            cancel.check()?;
             let (in_len, out_len) = (batch * shape.sizes[i], batch * shape.sizes[i + 1]);
             let (before, after) = self.activations.split_at_mut(i + 1);
-            ensure_len(&mut after[0], out_len);
+            ensure_len(&mut after[0], out_len)?;
             let weights = &weights[shape.ranges[i].clone()];
             let (x, y) = (&before[i][..in_len], &mut after[0][..out_len]);
-            layer.forward(weights, x, y, batch, training);
+            layer.forward(weights, x, y, batch, training)?;
         }
+        Ok(())
     }
 
     fn infer(
@@ -446,30 +534,41 @@ impl Lane {
         input: &[f32],
         output: &mut [f32],
         batch: usize,
-    ) {
+        cancel: &Cancel,
+    ) -> Result<()> {
         let Some(last) = self.layers.len().checked_sub(1) else {
             output.copy_from_slice(input);
-            return;
+            return Ok(());
         };
         for (i, layer) in self.layers.iter_mut().enumerate() {
+            cancel.check()?;
             let (in_len, out_len) = (batch * shape.sizes[i], batch * shape.sizes[i + 1]);
             let (before, after) = self.activations.split_at_mut(i + 1);
             let x = if i == 0 { input } else { &before[i][..in_len] };
             let y = if i == last {
                 &mut output[..out_len]
             } else {
-                ensure_len(&mut after[0], out_len);
+                ensure_len(&mut after[0], out_len)?;
                 &mut after[0][..out_len]
             };
-            layer.forward(&weights[shape.ranges[i].clone()], x, y, batch, false);
+            layer.forward(&weights[shape.ranges[i].clone()], x, y, batch, false)?;
         }
+        Ok(())
     }
 
-    fn backward(&mut self, shape: Shape, weights: &[f32], grads: &mut [f32], batch: usize) {
+    fn backward(
+        &mut self,
+        shape: Shape,
+        weights: &[f32],
+        grads: &mut [f32],
+        batch: usize,
+        cancel: &Cancel,
+    ) -> Result<()> {
         for i in (0..self.layers.len()).rev() {
+            cancel.check()?;
             let (in_len, out_len) = (batch * shape.sizes[i], batch * shape.sizes[i + 1]);
             let dx = if i > 0 {
-                ensure_len(&mut self.delta_next, in_len);
+                ensure_len(&mut self.delta_next, in_len)?;
                 Some(&mut self.delta_next[..in_len])
             } else {
                 None
@@ -488,8 +587,9 @@ impl Lane {
                 &mut self.delta[..out_len],
                 dx,
                 batch,
-            );
+            )?;
             std::mem::swap(&mut self.delta, &mut self.delta_next);
         }
+        Ok(())
     }
 }

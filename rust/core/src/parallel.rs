@@ -3,6 +3,10 @@
 //! Training enters the pool once per call ([`install`]), not once per op: entering a pool from a
 //! foreign thread costs a lock and a wake-up. Work is split in fixed-size chunks, never by thread
 //! count, so results do not depend on how many threads run them.
+//!
+//! A forked child process has none of its parent's threads: [`before_fork`] and
+//! [`after_fork`] (run around `fork()`) hand the child an empty slot, and its first call builds
+//! a pool of its own.
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -22,18 +26,50 @@ pub fn worth_splitting(len: usize) -> bool {
     len >= PARALLEL_MIN
 }
 
-static POOL: Mutex<Option<(usize, Arc<ThreadPool>)>> = Mutex::new(None);
+/// The most threads a pool may have: more than any machine's cores, and few enough that
+/// starting them takes a moment rather than the minutes (and the GIL) a mistyped count would.
+pub const MAX_THREADS: usize = 1024;
 
-fn default_num_threads() -> usize {
-    std::env::var("PYNN_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        })
+/// The thread count chosen (by [`set_num_threads`]; `None`: `PYNN_NUM_THREADS` or all cores)
+/// and the pool, built on first use.
+struct Slot {
+    threads: Option<usize>,
+    pool: Option<Arc<ThreadPool>>,
+}
+
+static POOL: Mutex<Slot> = Mutex::new(Slot {
+    threads: None,
+    pool: None,
+});
+
+thread_local! {
+    /// The pool's lock, held by the thread that forks from [`before_fork`] to [`after_fork`],
+    /// so that no other thread holds it (mid-update) at the moment of the fork.
+    static HELD_FOR_FORK: std::cell::RefCell<Option<std::sync::MutexGuard<'static, Slot>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn all_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(MAX_THREADS)
+}
+
+/// The thread count `PYNN_NUM_THREADS` asks for (0 or unset: all cores).
+fn default_num_threads() -> Result<usize> {
+    let Ok(value) = std::env::var("PYNN_NUM_THREADS") else {
+        return Ok(all_cores());
+    };
+    match value.trim().parse::<usize>() {
+        Ok(0) => Ok(all_cores()),
+        Ok(n) if n <= MAX_THREADS => Ok(n),
+        _ => Err(CoreError::invalid(
+            "PYNN_NUM_THREADS",
+            format!("an integer from 0 (all cores) to {MAX_THREADS}"),
+            format!("{value:?}"),
+        )),
+    }
 }
 
 fn build(n: usize) -> Result<Arc<ThreadPool>> {
@@ -45,42 +81,73 @@ fn build(n: usize) -> Result<Arc<ThreadPool>> {
         .map_err(|e| CoreError::State(format!("could not start {n} threads: {e}")))
 }
 
-fn lock() -> std::sync::MutexGuard<'static, Option<(usize, Arc<ThreadPool>)>> {
+fn lock() -> std::sync::MutexGuard<'static, Slot> {
     // A poisoned lock only means another thread panicked while holding it; the pool is intact.
     POOL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Sets the number of threads used from now on; `0` means all cores.
 pub fn set_num_threads(n: usize) -> Result<()> {
-    let n = if n == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        n
-    };
+    if n > MAX_THREADS {
+        return Err(CoreError::invalid(
+            "n",
+            format!("at most {MAX_THREADS} threads (0 means all cores)"),
+            n,
+        ));
+    }
+    let n = if n == 0 { all_cores() } else { n };
     let pool = build(n)?;
-    *lock() = Some((n, pool));
+    *lock() = Slot {
+        threads: Some(n),
+        pool: Some(pool),
+    };
     Ok(())
 }
 
 /// The number of threads the engine uses.
-pub fn num_threads() -> usize {
-    match &*lock() {
-        Some((n, _)) => *n,
+pub fn num_threads() -> Result<usize> {
+    match lock().threads {
+        Some(n) => Ok(n),
         None => default_num_threads(),
     }
 }
 
 fn pool() -> Result<Arc<ThreadPool>> {
-    let mut guard = lock();
-    if let Some((_, pool)) = &*guard {
+    let mut slot = lock();
+    if let Some(pool) = &slot.pool {
         return Ok(pool.clone());
     }
-    let n = default_num_threads();
+    let n = match slot.threads {
+        Some(n) => n,
+        None => default_num_threads()?,
+    };
     let pool = build(n)?;
-    *guard = Some((n, pool.clone()));
+    *slot = Slot {
+        threads: Some(n),
+        pool: Some(pool.clone()),
+    };
     Ok(pool)
+}
+
+/// Call on the thread about to `fork()`: holds the pool's lock until [`after_fork`].
+pub fn before_fork() {
+    let guard = lock();
+    HELD_FOR_FORK.with_borrow_mut(|held| *held = Some(guard));
+}
+
+/// Call after `fork()` on the thread that forked, in the parent (`child = false`) and in the
+/// child (`child = true`). The child's pool had threads that the child does not have: it is
+/// left behind (its memory, never its threads, which are gone), and the child's next call
+/// builds a new pool of the same size.
+pub fn after_fork(child: bool) {
+    HELD_FOR_FORK.with_borrow_mut(|held| {
+        if let Some(mut slot) = held.take() {
+            if child {
+                // Dropping the pool would signal threads that do not exist in this process.
+                std::mem::forget(slot.pool.take());
+            }
+        }
+    });
 }
 
 /// Runs `f` inside the engine's pool, so every parallel op within it uses that pool.

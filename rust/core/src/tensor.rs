@@ -3,6 +3,7 @@
 //! are reused from batch to batch.
 
 use crate::error::{CoreError, Result};
+use crate::memory::{checked_volume, try_filled};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
@@ -48,30 +49,6 @@ impl Tensor {
     pub fn into_parts(self) -> (Vec<usize>, Vec<f32>) {
         (self.shape, self.data)
     }
-}
-
-/// `prod(shape)`, or an error when it overflows.
-pub fn checked_volume(shape: &[usize]) -> Result<usize> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| {
-            CoreError::invalid("shape", "a size that fits in memory", format!("{shape:?}"))
-        })
-}
-
-/// `len` copies of `value`, or an error instead of aborting the process when memory runs out.
-pub fn try_filled<T: Clone>(len: usize, value: T) -> Result<Vec<T>> {
-    let mut values = Vec::new();
-    values.try_reserve_exact(len).map_err(|_| {
-        CoreError::invalid(
-            "size",
-            "a buffer that fits in memory",
-            format!("{len} values"),
-        )
-    })?;
-    values.resize(len, value);
-    Ok(values)
 }
 
 #[cfg(test)]

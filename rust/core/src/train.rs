@@ -6,9 +6,10 @@
 
 use std::ops::Range;
 
+use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
 use crate::kernels::loss::Loss;
-use crate::layers::ensure_len;
+use crate::memory::{self, ensure_len};
 use crate::metrics::Metric;
 use crate::network::Network;
 use crate::optim::{Optimizer, OptimizerSpec};
@@ -207,7 +208,8 @@ impl Trainer {
     }
 
     /// One pass over `data` in batches of `batch_size`, updating the weights after each batch.
-    /// With a `shuffle_seed`, samples are visited in a fresh random order drawn from it.
+    /// With a `shuffle_seed`, samples are visited in a fresh random order drawn from it. A
+    /// request on `cancel` stops it within a layer, without the interrupted batch's update.
     pub fn fit_epoch(
         &mut self,
         network: &mut Network,
@@ -215,15 +217,11 @@ impl Trainer {
         batch_size: usize,
         shuffle_seed: Option<u64>,
         after_batch: &mut dyn FnMut(&Progress) -> Next,
+        cancel: &Cancel,
     ) -> Result<Logs> {
-        self.run(
-            network,
-            data,
-            batch_size,
-            shuffle_seed,
-            Pass::Train,
-            after_batch,
-        )
+        let pass = Pass::Train;
+        let watch = (after_batch, cancel);
+        self.run(network, data, batch_size, shuffle_seed, pass, watch)
     }
 
     /// The loss and metrics over `data` with fixed weights (no training behaviour).
@@ -233,8 +231,10 @@ impl Trainer {
         data: &Dataset,
         batch_size: usize,
         after_batch: &mut dyn FnMut(&Progress) -> Next,
+        cancel: &Cancel,
     ) -> Result<Logs> {
-        self.run(network, data, batch_size, None, Pass::Test, after_batch)
+        let watch = (after_batch, cancel);
+        self.run(network, data, batch_size, None, Pass::Test, watch)
     }
 
     fn run(
@@ -244,15 +244,16 @@ impl Trainer {
         batch_size: usize,
         shuffle_seed: Option<u64>,
         pass: Pass,
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
+        (after_batch, cancel): (&mut dyn FnMut(&Progress) -> Next, &Cancel),
     ) -> Result<Logs> {
         self.check(network, data)?;
         check_batch_size(batch_size)?;
         let mut order = std::mem::take(&mut self.order);
-        fill_order(&mut order, data.len, shuffle_seed);
+        fill_order(&mut order, data.len, shuffle_seed)?;
         let mut totals = Totals::new(self.metrics.len());
         for batch in order.chunks(batch_size) {
-            self.run_batch(network, data, batch, pass, &mut totals)?;
+            self.run_batch(network, data, batch, pass, &mut totals, cancel)
+                .map_err(|e| e.for_buffer(|| batch_buffers(batch.len()), LOWER_BATCH_SIZE))?;
             let progress = Progress {
                 batches: totals.batches,
                 totals: Some(&totals),
@@ -268,22 +269,22 @@ impl Trainer {
     /// ∂loss/∂weights over all of `data` as one batch, left in [`Network::grads`]: what a
     /// training step on it would apply (training behaviour, penalties included), without the
     /// step. Returns the batch's loss and metrics.
-    pub fn gradients(&mut self, network: &mut Network, data: &Dataset) -> Result<Logs> {
+    pub fn gradients(
+        &mut self,
+        network: &mut Network,
+        data: &Dataset,
+        cancel: &Cancel,
+    ) -> Result<Logs> {
         let batch = data.len.max(1);
-        self.run(network, data, batch, None, Pass::Gradients, &mut |_| {
-            Next::Continue
-        })
+        let mut each_batch = |_: &Progress| Next::Continue;
+        let watch: (&mut dyn FnMut(&Progress) -> Next, _) = (&mut each_batch, cancel);
+        self.run(network, data, batch, None, Pass::Gradients, watch)
     }
 
     /// One optimizer step with `grads` (as long as the weights) instead of a batch's: for
     /// gradients computed elsewhere, such as averaged across processes.
     pub fn apply_gradients(&mut self, network: &mut Network, grads: &[f32]) -> Result<()> {
-        let (weights, _) = network.weights_and_grads();
-        if grads.len() != weights.len() {
-            return Err(CoreError::shape("gradients", weights.len(), grads.len()));
-        }
-        self.optimizer.step(weights, grads);
-        Ok(())
+        network.step_with(self.optimizer.as_mut(), grads)
     }
 
     /// One batch of samples `indices`: forward, loss, metrics, and for training passes the
@@ -295,6 +296,7 @@ impl Trainer {
         indices: &[usize],
         pass: Pass,
         totals: &mut Totals,
+        cancel: &Cancel,
     ) -> Result<()> {
         let train = pass != Pass::Test;
         let batch = indices.len();
@@ -321,7 +323,7 @@ impl Trainer {
             // `train_on_batch`, `evaluate` and unshuffled epochs read the targets in place.
             Some(first) => &data.y[first * target_size..(first + batch) * target_size],
             None => {
-                ensure_len(targets, batch * target_size);
+                ensure_len(targets, batch * target_size)?;
                 let targets = &mut targets[..batch * target_size];
                 gather(data.y, target_size, indices, targets);
                 targets
@@ -337,7 +339,7 @@ impl Trainer {
         let loss_sum = if parts > 1 {
             part_sums.resize_with(parts.max(part_sums.len()), Default::default);
             let part_sums = &mut part_sums[..parts];
-            train_in_parts(network, (loss, metrics), &batch_data, part_sums)?;
+            train_in_parts(network, (loss, metrics), &batch_data, part_sums, cancel)?;
             for part in part_sums.iter() {
                 for (total, sum) in totals.metrics.iter_mut().zip(&part.metrics) {
                     *total += sum;
@@ -345,19 +347,22 @@ impl Trainer {
             }
             part_sums.iter().map(|part| part.loss).sum()
         } else {
+            let heads = (&*loss, metrics.as_slice());
             run_whole(
                 network,
-                (loss, metrics),
+                heads,
                 &batch_data,
                 train,
                 row_losses,
                 totals,
-            )
+                cancel,
+            )?
         };
         let penalty = network.penalty(batch, train);
+        // An interrupted batch changes nothing.
+        cancel.check()?;
         if pass == Pass::Train {
-            let (weights, grads) = network.weights_and_grads();
-            optimizer.step(weights, grads);
+            network.step(optimizer.as_mut());
         }
         // The metrics are in already: computed before the backward overwrites the output.
         totals.add_batch(loss_sum, penalty, batch, rows, std::iter::empty());
@@ -394,15 +399,12 @@ fn run_whole(
     train: bool,
     row_losses: &mut Vec<f32>,
     totals: &mut Totals,
-) -> f64 {
+    cancel: &Cancel,
+) -> Result<f64> {
     let batch = data.indices.len();
-    gather(
-        data.x,
-        network.input_size(),
-        data.indices,
-        network.input_mut(batch),
-    );
-    network.forward(batch, train);
+    let in_size = network.input_size();
+    gather(data.x, in_size, data.indices, network.input_mut(batch)?);
+    network.forward(batch, train, cancel)?;
     let (output, targets, width) = (network.output(batch), data.targets, data.width);
     let metric_sums = metrics.iter().map(|m| m.evaluate(targets, output, width));
     for (total, sum) in totals.metrics.iter_mut().zip(metric_sums) {
@@ -411,11 +413,11 @@ fn run_whole(
     if !train {
         return batch_loss(loss, (targets, output), width, None, 0.0, row_losses);
     }
-    let (output, output_grad) = network.output_and_grad_mut(batch);
+    let (output, output_grad) = network.output_and_grad_mut(batch)?;
     let grad = Some(output_grad);
-    let sum = batch_loss(loss, (targets, output), width, grad, data.scale, row_losses);
-    network.backward(batch);
-    sum
+    let sum = batch_loss(loss, (targets, output), width, grad, data.scale, row_losses)?;
+    network.backward(batch, cancel)?;
+    Ok(sum)
 }
 
 /// The training forward and backward of a batch in parts (see [`Network::train_in_parts`]),
@@ -425,6 +427,7 @@ fn train_in_parts(
     (loss, metrics): (&Loss, &[Metric]),
     data: &BatchData,
     part_sums: &mut [PartSums],
+    cancel: &Cancel,
 ) -> Result<()> {
     let (in_size, width) = (network.input_size(), data.width);
     let target_size = data.targets.len() / data.indices.len();
@@ -445,9 +448,11 @@ fn train_in_parts(
                 Some(grad),
                 data.scale,
                 &mut sums.row_losses,
-            );
+            )?;
+            Ok(())
         };
-    network.train_in_parts(data.indices.len(), part_sums, fill_input, part_loss)
+    let batch = data.indices.len();
+    network.train_in_parts(batch, part_sums, fill_input, part_loss, cancel)
 }
 
 /// The loss summed over the rows of `output` and, with `grad`, its gradient scaled by `scale`.
@@ -461,12 +466,12 @@ fn batch_loss(
     grad: Option<&mut [f32]>,
     scale: f32,
     row_losses: &mut Vec<f32>,
-) -> f64 {
+) -> Result<f64> {
     if !parallel::worth_splitting(output.len()) {
-        return loss.evaluate(targets, output, width, grad, scale);
+        return Ok(loss.evaluate(targets, output, width, grad, scale));
     }
     let rows = output.len() / width;
-    ensure_len(row_losses, rows);
+    ensure_len(row_losses, rows)?;
     let losses = &mut row_losses[..rows];
     let per_chunk = (parallel::CHUNK / width).max(1);
     let chunks = targets
@@ -479,25 +484,36 @@ fn batch_loss(
             .for_each(|(((t, p), l), g)| loss.row_losses(t, p, width, Some(g), scale, l)),
         None => chunks.for_each(|((t, p), l)| loss.row_losses(t, p, width, None, scale, l)),
     }
-    losses.iter().map(|&l| l as f64).sum()
+    Ok(losses.iter().map(|&l| l as f64).sum())
 }
 
 /// `0..len`, shuffled when there is a `seed`: the order in which an epoch visits samples.
-fn fill_order(order: &mut Vec<usize>, len: usize, seed: Option<u64>) {
+fn fill_order(order: &mut Vec<usize>, len: usize, seed: Option<u64>) -> Result<()> {
     order.clear();
+    order
+        .try_reserve_exact(len)
+        .map_err(|_| memory::allocation_error::<usize>(len))?;
     order.extend(0..len);
     if let Some(seed) = seed {
         Rng::new(seed).shuffle(order);
     }
+    Ok(())
 }
 
 /// The order in which an epoch with `shuffle_seed` visits `len` samples, for callers that run
 /// the batches one by one.
-pub fn visiting_order(len: usize, shuffle_seed: Option<u64>) -> Vec<usize> {
+pub fn visiting_order(len: usize, shuffle_seed: Option<u64>) -> Result<Vec<usize>> {
     let mut order = Vec::new();
-    fill_order(&mut order, len, shuffle_seed);
-    order
+    fill_order(&mut order, len, shuffle_seed)?;
+    Ok(order)
 }
+
+/// What a batch that could not be allocated was: the message of `CoreError::OutOfMemory`.
+fn batch_buffers(samples: usize) -> String {
+    format!("the activations and scratch of a batch of {samples} samples")
+}
+
+const LOWER_BATCH_SIZE: &str = "Lower `batch_size`.";
 
 fn check_batch_size(batch_size: usize) -> Result<()> {
     if batch_size == 0 {
@@ -544,6 +560,7 @@ pub fn predict(
     batch_size: usize,
     out: &mut [f32],
     after_batch: &mut dyn FnMut(&Progress) -> Next,
+    cancel: &Cancel,
 ) -> Result<Next> {
     check_batch_size(batch_size)?;
     let (in_size, out_size) = (network.input_size(), network.output_size());
@@ -557,7 +574,9 @@ pub fn predict(
         let batch = batch_size.min(len - start);
         let input = &x[start * in_size..(start + batch) * in_size];
         let output = &mut out[start * out_size..(start + batch) * out_size];
-        network.infer(input, output, batch)?;
+        network
+            .infer(input, output, batch, cancel)
+            .map_err(|e| e.for_buffer(|| batch_buffers(batch), LOWER_BATCH_SIZE))?;
         if let Next::Stop = after_batch(&Progress::batches_only(start / batch_size + 1)) {
             return Ok(Next::Stop);
         }
@@ -618,8 +637,14 @@ mod tests {
         let mut logs = None;
         for epoch in 0..epochs {
             let seed = Some(epoch as u64);
-            let epoch =
-                trainer.fit_epoch(&mut net, &data, batch_size, seed, &mut |_| Next::Continue);
+            let epoch = trainer.fit_epoch(
+                &mut net,
+                &data,
+                batch_size,
+                seed,
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            );
             logs = Some(epoch);
         }
         (net, logs.unwrap().unwrap())
@@ -645,7 +670,14 @@ mod tests {
             len: 100,
         };
         let logs = trainer
-            .fit_epoch(&mut net, &data, 10, None, &mut |_| Next::Stop)
+            .fit_epoch(
+                &mut net,
+                &data,
+                10,
+                None,
+                &mut |_| Next::Stop,
+                Cancel::never(),
+            )
             .unwrap();
         assert_eq!(logs.batches, 1);
     }
@@ -663,7 +695,14 @@ mod tests {
             len: 40,
         };
         let logs = trainer
-            .fit_epoch(&mut net, &data, 10, None, &mut |_| Next::Continue)
+            .fit_epoch(
+                &mut net,
+                &data,
+                10,
+                None,
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            )
             .unwrap();
         let first = logs.first_non_finite.expect("the loss overflows");
         assert!(first < 4, "{logs:?}");
@@ -673,7 +712,13 @@ mod tests {
             ..data
         };
         let logs = trainer
-            .evaluate(&mut healthy, &data, 10, &mut |_| Next::Continue)
+            .evaluate(
+                &mut healthy,
+                &data,
+                10,
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            )
             .unwrap();
         assert!(logs.loss.is_finite() && logs.first_non_finite.is_none());
     }
@@ -705,13 +750,13 @@ mod tests {
     fn inference_reads_and_writes_the_callers_buffers() {
         let (mut net, _) = train(1);
         let (x, _) = blobs(10);
-        net.input_mut(10).copy_from_slice(&x);
-        let expected = net.forward(10, false).to_vec();
+        net.input_mut(10).unwrap().copy_from_slice(&x);
+        let expected = net.forward(10, false, Cancel::never()).unwrap().to_vec();
         let mut out = vec![f32::NAN; 20];
-        net.infer(&x, &mut out, 10).unwrap();
+        net.infer(&x, &mut out, 10, Cancel::never()).unwrap();
         assert_eq!(out, expected);
         let mut empty = Network::new(&[2], &[]).unwrap();
-        empty.infer(&x, &mut out, 10).unwrap();
+        empty.infer(&x, &mut out, 10, Cancel::never()).unwrap();
         assert_eq!(out, x);
     }
 
@@ -764,10 +809,11 @@ mod tests {
             let expected = loss.evaluate(targets, &probabilities, width, Some(&mut serial), 0.5);
             let mut row_losses = Vec::new();
             let pair = (targets.as_slice(), probabilities.as_slice());
-            let sum = batch_loss(&loss, pair, width, Some(&mut split), 0.5, &mut row_losses);
+            let sum =
+                batch_loss(&loss, pair, width, Some(&mut split), 0.5, &mut row_losses).unwrap();
             assert_eq!(sum.to_bits(), expected.to_bits(), "{loss:?}");
             assert_eq!(split, serial, "{loss:?}");
-            let sum = batch_loss(&loss, pair, width, None, 0.0, &mut row_losses);
+            let sum = batch_loss(&loss, pair, width, None, 0.0, &mut row_losses).unwrap();
             assert_eq!(sum.to_bits(), expected.to_bits(), "{loss:?}");
         }
     }
@@ -800,12 +846,29 @@ mod tests {
         let (mut net, _) = train(1);
         let (x, _) = blobs(10);
         let mut short = vec![0.0; 19];
-        let outcome = predict(&mut net, &x, 10, 4, &mut short, &mut |_| Next::Continue);
+        let outcome = predict(
+            &mut net,
+            &x,
+            10,
+            4,
+            &mut short,
+            &mut |_| Next::Continue,
+            Cancel::never(),
+        );
         assert!(matches!(outcome, Err(CoreError::ShapeMismatch { .. })));
         let mut out = vec![f32::NAN; 20];
-        predict(&mut net, &x, 10, 4, &mut out, &mut |_| Next::Continue).unwrap();
-        net.input_mut(10).copy_from_slice(&x);
-        assert_eq!(out, net.forward(10, false));
+        predict(
+            &mut net,
+            &x,
+            10,
+            4,
+            &mut out,
+            &mut |_| Next::Continue,
+            Cancel::never(),
+        )
+        .unwrap();
+        net.input_mut(10).unwrap().copy_from_slice(&x);
+        assert_eq!(out, net.forward(10, false, Cancel::never()).unwrap());
     }
 
     #[test]
@@ -826,15 +889,17 @@ mod tests {
         let mut split = network();
         let sgd = OptimizerSpec::sgd(0.1);
         let mut trainer = Trainer::new(&split, loss, &sgd, vec![accuracy]).unwrap();
-        let logs = trainer.gradients(&mut split, &data).unwrap();
+        let logs = trainer
+            .gradients(&mut split, &data, Cancel::never())
+            .unwrap();
 
         let mut whole = network();
-        whole.input_mut(n).copy_from_slice(&x);
-        whole.forward(n, true);
+        whole.input_mut(n).unwrap().copy_from_slice(&x);
+        whole.forward(n, true, Cancel::never()).unwrap();
         let right = accuracy.evaluate(&y, whole.output(n), 2) / n as f64;
-        let (output, grad) = whole.output_and_grad_mut(n);
+        let (output, grad) = whole.output_and_grad_mut(n).unwrap();
         let loss_sum = loss.evaluate(&y, output, 2, Some(grad), 1.0 / n as f32);
-        whole.backward(n);
+        whole.backward(n, Cancel::never()).unwrap();
         for (s, w) in split.grads().iter().zip(whole.grads()) {
             assert!((s - w).abs() <= 1e-6 * (1.0 + w.abs()), "{s} vs {w}");
         }
@@ -859,15 +924,16 @@ mod tests {
         let n = 300; // 5 parts: 64 x 4 + 44
         let (x, _) = blobs(n);
         let mut whole = network();
-        whole.input_mut(n).copy_from_slice(&x);
-        let expected = whole.forward(n, false).to_vec();
+        whole.input_mut(n).unwrap().copy_from_slice(&x);
+        let expected = whole.forward(n, false, Cancel::never()).unwrap().to_vec();
         for threads in [1, 2, 3] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
                 .unwrap();
             let mut out = vec![f32::NAN; expected.len()];
-            pool.install(|| network().infer(&x, &mut out, n)).unwrap();
+            pool.install(|| network().infer(&x, &mut out, n, Cancel::never()))
+                .unwrap();
             assert_eq!(out, expected, "{threads} threads");
         }
     }

@@ -4,6 +4,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use pynn_core::cancel::Cancel;
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::gemm::{matmul, Op};
 use pynn_core::kernels::loss::Loss;
@@ -106,7 +107,14 @@ fn epochs_after_the_first_allocate_nothing() {
     };
     let mut epoch = |seed| {
         trainer
-            .fit_epoch(&mut network, &data, 30, Some(seed), &mut |_| Next::Continue)
+            .fit_epoch(
+                &mut network,
+                &data,
+                30,
+                Some(seed),
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            )
             .unwrap()
     };
     epoch(1);

@@ -25,6 +25,8 @@ pub enum GpuError {
     Device(String),
     /// The model uses something the GPU engine does not run yet.
     Unsupported(String),
+    /// A buffer the GPU (or the host) could not allocate, or larger than the GPU allows.
+    OutOfMemory(String),
 }
 
 impl std::fmt::Display for GpuError {
@@ -44,6 +46,7 @@ impl std::fmt::Display for GpuError {
             ),
             GpuError::Device(message) => write!(f, "the GPU failed: {message}"),
             GpuError::Unsupported(what) => write!(f, "the GPU engine does not run {what} yet"),
+            GpuError::OutOfMemory(what) => write!(f, "not enough GPU memory: {what}"),
         }
     }
 }

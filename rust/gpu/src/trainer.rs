@@ -6,6 +6,7 @@
 
 use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
+use pynn_core::memory::{ensure_len, try_filled};
 use pynn_core::metrics::Metric;
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::train::{gather, visiting_order, Dataset, Logs, Next, Progress, Totals};
@@ -117,10 +118,22 @@ fn storage(gpu: &Gpu, values: usize, label: &str) -> wgpu::Buffer {
 
 /// Copies `len` values of `buffer` back to the host.
 fn read(gpu: &Gpu, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
-    if len == 0 {
-        return Ok(Vec::new());
+    let mut values = try_filled(len, 0.0).map_err(host_memory)?;
+    read_into(gpu, buffer, &mut values)?;
+    Ok(values)
+}
+
+/// The error of a host buffer that could not be allocated.
+fn host_memory(error: pynn_core::CoreError) -> GpuError {
+    GpuError::OutOfMemory(error.to_string())
+}
+
+/// Copies the first `out.len()` values of `buffer` into `out`.
+fn read_into(gpu: &Gpu, buffer: &wgpu::Buffer, out: &mut [f32]) -> Result<(), GpuError> {
+    if out.is_empty() {
+        return Ok(());
     }
-    let size = (len * 4) as u64;
+    let size = (out.len() * 4) as u64;
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback"),
         size,
@@ -141,16 +154,15 @@ fn read(gpu: &Gpu, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuErr
         .recv()
         .map_err(|e| GpuError::Device(e.to_string()))?
         .map_err(|e| GpuError::Device(e.to_string()))?;
-    let values = {
+    {
         let view = staging
             .slice(..)
             .get_mapped_range()
             .map_err(|e| GpuError::Device(e.to_string()))?;
-        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-    };
+        out.copy_from_slice(bytemuck::cast_slice::<u8, f32>(&view));
+    }
     staging.unmap();
-    gpu.take_errors()?;
-    Ok(values)
+    gpu.take_errors()
 }
 
 fn loss_spec(loss: Loss) -> Spec {
@@ -177,6 +189,10 @@ fn loss_spec(loss: Loss) -> Spec {
 
 fn metric_spec(metric: Metric) -> Spec {
     match metric {
+        Metric::Accuracy => Spec {
+            kind: 13,
+            ..Spec::default()
+        },
         Metric::BinaryAccuracy { threshold } => Spec {
             kind: 10,
             value: threshold,
@@ -376,14 +392,14 @@ impl GpuTrainer {
         after_batch: &mut dyn FnMut(&Progress) -> Next,
     ) -> Result<Logs, GpuError> {
         let (in_size, t_size) = (self.sizes[0], self.target_width * self.rows_per_sample);
-        let order = visiting_order(data.len, shuffle_seed);
+        let order = visiting_order(data.len, shuffle_seed).map_err(host_memory)?;
         let n_batches = data.len.div_ceil(batch_size.max(1));
-        self.prepare(batch_size.min(data.len), n_batches);
+        self.prepare(batch_size.min(data.len), n_batches)?;
         let mut rows = Vec::with_capacity(n_batches);
         for (b, indices) in order.chunks(batch_size).enumerate() {
-            gather_into(data.x, in_size, indices, &mut self.x_batch);
-            gather_into(data.y, t_size, indices, &mut self.y_batch);
-            self.step(b, indices.len(), learning_rate);
+            gather_into(data.x, in_size, indices, &mut self.x_batch)?;
+            gather_into(data.y, t_size, indices, &mut self.y_batch)?;
+            self.step(b, indices.len(), learning_rate)?;
             rows.push(indices.len());
             if let Next::Stop = after_batch(&Progress::batches_only(b + 1)) {
                 break;
@@ -394,14 +410,16 @@ impl GpuTrainer {
     }
 
     /// One step: the batch and the step's scalars go up, every dispatch goes in one submit.
-    fn step(&mut self, batch: usize, rows: usize, learning_rate: f32) {
+    fn step(&mut self, batch: usize, rows: usize, learning_rate: f32) -> Result<(), GpuError> {
         let batches = self.batches.as_ref().expect("prepared");
         let queue = &self.gpu.queue;
         queue.write_buffer(&batches.x, 0, bytemuck::cast_slice(&self.x_batch));
         queue.write_buffer(&batches.y, 0, bytemuck::cast_slice(&self.y_batch));
         for (stage, mask) in self.stages.iter_mut().zip(&batches.masks) {
             if let (Stage::Dropout(layer), Some(mask)) = (stage, mask) {
-                let values = layer.training_mask(self.iterations, rows);
+                let values = layer
+                    .training_mask(self.iterations, rows)
+                    .map_err(host_memory)?;
                 queue.write_buffer(mask, 0, bytemuck::cast_slice(values));
             }
         }
@@ -410,7 +428,8 @@ impl GpuTrainer {
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         replay(&mut encoder, &batches.training);
         queue.submit([encoder.finish()]);
-        self.iterations += 1;
+        self.iterations = self.iterations.saturating_add(1);
+        Ok(())
     }
 
     /// The loss and metrics over `data` with fixed weights (no training behaviour), in
@@ -423,7 +442,7 @@ impl GpuTrainer {
     ) -> Result<Logs, GpuError> {
         let (in_size, t_size) = (self.sizes[0], self.target_width * self.rows_per_sample);
         let n_batches = data.len.div_ceil(batch_size.max(1));
-        self.prepare(batch_size.min(data.len), n_batches);
+        self.prepare(batch_size.min(data.len), n_batches)?;
         let batches = self.batches.as_ref().expect("prepared");
         let mut rows = Vec::with_capacity(n_batches);
         for b in 0..n_batches {
@@ -448,20 +467,26 @@ impl GpuTrainer {
         self.logs(&rows)
     }
 
-    /// The network's outputs for `len` samples of `x`, computed in batches of `batch_size` and
-    /// gathered on the device; `None` when `after_batch` stopped it.
+    /// The network's outputs for the `out.len() / output size` samples of `x` into `out`,
+    /// computed in batches of `batch_size`. The outputs gather on the device, as many batches as
+    /// one buffer holds, and come down when it is full and at the end. Returns [`Next::Stop`]
+    /// when `after_batch` stopped it.
     pub fn predict(
         &mut self,
         x: &[f32],
-        len: usize,
+        out: &mut [f32],
         batch_size: usize,
         after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Option<Vec<f32>>, GpuError> {
+    ) -> Result<Next, GpuError> {
         let (in_size, out_size) = (self.sizes[0], *self.sizes.last().expect("input"));
+        let len = out.len() / out_size.max(1);
         let n_batches = len.div_ceil(batch_size.max(1));
-        self.prepare(batch_size.min(len), n_batches);
+        self.prepare(batch_size.min(len), n_batches)?;
+        let batch_values = batch_size.min(len).max(1) * out_size;
+        let held = (self.largest_buffer_values() / batch_values.max(1)).clamp(1, n_batches.max(1));
+        let outputs = storage(self.gpu, held * batch_values, "outputs");
         let batches = self.batches.as_ref().expect("prepared");
-        let outputs = storage(self.gpu, len * out_size, "outputs");
+        let mut unread = 0..0; // samples gathered in `outputs`, not yet read
         for b in 0..n_batches {
             let first = b * batch_size;
             let n = batch_size.min(len - first);
@@ -472,14 +497,30 @@ impl GpuTrainer {
             queue.write_buffer(&batches.step, 0, bytemuck::bytes_of(&params));
             let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
             replay(&mut encoder, &batches.inference);
-            let (at, size) = ((first * out_size * 4) as u64, (n * out_size * 4) as u64);
+            let at = ((first - unread.start) * out_size * 4) as u64;
+            let size = (n * out_size * 4) as u64;
             encoder.copy_buffer_to_buffer(&batches.output, 0, &outputs, at, size);
             queue.submit([encoder.finish()]);
+            unread.end = first + n;
+            if b + 1 == n_batches || (b + 1) % held == 0 {
+                let target = &mut out[unread.start * out_size..unread.end * out_size];
+                read_into(self.gpu, &outputs, target)?;
+                unread = unread.end..unread.end;
+            }
             if let Next::Stop = after_batch(&Progress::batches_only(b + 1)) {
-                return Ok(None);
+                return Ok(Next::Stop);
             }
         }
-        read(self.gpu, &outputs, len * out_size).map(Some)
+        Ok(Next::Continue)
+    }
+
+    /// How many values the largest buffer of this GPU holds.
+    fn largest_buffer_values(&self) -> usize {
+        let limits = &self.gpu.limits;
+        let bytes = limits
+            .max_buffer_size
+            .min(limits.max_storage_buffer_binding_size);
+        usize::try_from(bytes / 4).unwrap_or(usize::MAX)
     }
 
     fn step_params(&self, batch: usize, rows: usize, learning_rate: f32) -> StepParams {
@@ -501,7 +542,7 @@ impl GpuTrainer {
                 ..
             } => {
                 // As pynn-core's Adam computes it, in f32.
-                let t = (self.iterations + 1) as f32;
+                let t = self.iterations.saturating_add(1) as f32;
                 params.alpha =
                     learning_rate * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
                 (params.c1, params.c2, params.epsilon) = (c1, c2, epsilon);
@@ -538,15 +579,50 @@ impl GpuTrainer {
 
     /// Sizes the batch buffers for batches of up to `batch_size` samples (at least one) and
     /// `n_batches` statistics, and records the dispatches over them (kept while the sizes fit).
-    fn prepare(&mut self, batch_size: usize, n_batches: usize) {
+    /// A batch whose buffers exceed what the GPU allows, or its memory, is an error.
+    fn prepare(&mut self, batch_size: usize, n_batches: usize) -> Result<(), GpuError> {
         let batch_size = batch_size.max(1);
         let fits = self
             .batches
             .as_ref()
             .is_some_and(|b| b.capacity >= batch_size && b.max_batches >= n_batches);
-        if !fits {
-            self.batches = Some(self.build_batches(batch_size, n_batches));
+        if fits {
+            return Ok(());
         }
+        self.batches = None;
+        let widest = self.widest_batch_buffer(batch_size);
+        let limit = self.largest_buffer_values();
+        if widest.is_none_or(|values| values > limit) {
+            return Err(GpuError::OutOfMemory(format!(
+                "a batch of {batch_size} samples needs GPU buffers larger than this GPU's \
+                 limit of {limit} values per buffer; lower `batch_size`"
+            )));
+        }
+        let scope = self
+            .gpu
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let batches = self.build_batches(batch_size, n_batches);
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::OutOfMemory(format!(
+                "the buffers of a batch of {batch_size} samples could not be allocated \
+                 ({error}); lower `batch_size`"
+            )));
+        }
+        self.batches = Some(batches);
+        Ok(())
+    }
+
+    /// Values in the largest buffer a batch of `capacity` samples needs, or `None` when it
+    /// would not even fit in a `usize`.
+    fn widest_batch_buffer(&self, capacity: usize) -> Option<usize> {
+        let per_sample = self
+            .sizes
+            .iter()
+            .copied()
+            .chain([self.target_width * self.rows_per_sample])
+            .max()?;
+        capacity.checked_mul(per_sample)
     }
 
     fn build_batches(&self, capacity: usize, max_batches: usize) -> Batches {
@@ -688,7 +764,14 @@ fn replay(encoder: &mut wgpu::CommandEncoder, dispatches: &[Dispatch]) {
 }
 
 /// pynn-core's gather of the rows `indices` into `out`, sized to them (its memory reused).
-fn gather_into(source: &[f32], size: usize, indices: &[usize], out: &mut Vec<f32>) {
-    out.resize(indices.len() * size, 0.0);
+fn gather_into(
+    source: &[f32],
+    size: usize,
+    indices: &[usize],
+    out: &mut Vec<f32>,
+) -> Result<(), GpuError> {
+    ensure_len(out, indices.len() * size).map_err(host_memory)?;
+    out.truncate(indices.len() * size);
     gather(source, size, indices, out);
+    Ok(())
 }

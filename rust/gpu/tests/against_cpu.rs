@@ -3,6 +3,7 @@
 //! sizes that are not multiples of the 16-wide tiles. Without a Vulkan adapter the tests pass
 //! vacuously, unless `PYNN_REQUIRE_GPU=1` (as CI sets it with lavapipe installed).
 
+use pynn_core::cancel::Cancel;
 use pynn_core::initializers::{Distribution, FanMode, Initializer};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Padding;
@@ -98,7 +99,7 @@ fn engines(case: &Case) -> (Network, Trainer, GpuTrainer) {
         &case.optimizer,
     )
     .unwrap();
-    gpu.upload(network.weights(), &trainer.optimizer().state(), 0)
+    gpu.upload(network.weights(), &trainer.optimizer().state().unwrap(), 0)
         .unwrap();
     (network, trainer, gpu)
 }
@@ -119,9 +120,14 @@ fn train_both(case: &Case, n: usize, batch: usize, epochs: usize) -> [(Vec<f32>,
     for epoch in 0..epochs as u64 {
         cpu_logs = Some(
             trainer
-                .fit_epoch(&mut network, &dataset, batch, Some(epoch), &mut |_| {
-                    Next::Continue
-                })
+                .fit_epoch(
+                    &mut network,
+                    &dataset,
+                    batch,
+                    Some(epoch),
+                    &mut |_| Next::Continue,
+                    Cancel::never(),
+                )
                 .unwrap(),
         );
         gpu_logs = Some(
@@ -131,7 +137,10 @@ fn train_both(case: &Case, n: usize, batch: usize, epochs: usize) -> [(Vec<f32>,
     }
     let state = gpu.download().unwrap();
     assert_eq!(state.iterations, trainer.optimizer().iterations());
-    assert_eq!(state.slots.len(), trainer.optimizer().state().len());
+    assert_eq!(
+        state.slots.len(),
+        trainer.optimizer().state().unwrap().len()
+    );
     let gpu_weights = state.weights;
     let change = |w: &[f32]| -> Vec<f32> { w.iter().zip(&start).map(|(w, s)| w - s).collect() };
     [
@@ -605,10 +614,19 @@ fn predict_and_evaluate_as_on_the_cpu() {
     let (x, y) = data(&case, n, 4);
     let (mut network, mut trainer, mut gpu) = engines(&case);
     let mut cpu = vec![0.0; n * network.output_size()];
-    pynn_core::train::predict(&mut network, &x, n, 16, &mut cpu, &mut |_| Next::Continue).unwrap();
-    let out = gpu
-        .predict(&x, n, 16, &mut |_| Next::Continue)
-        .unwrap()
+    let never = Cancel::never();
+    pynn_core::train::predict(
+        &mut network,
+        &x,
+        n,
+        16,
+        &mut cpu,
+        &mut |_| Next::Continue,
+        never,
+    )
+    .unwrap();
+    let mut out = vec![f32::NAN; cpu.len()];
+    gpu.predict(&x, &mut out, 16, &mut |_| Next::Continue)
         .unwrap();
     assert_eq!(out.len(), cpu.len());
     for (i, (&g, &c)) in out.iter().zip(&cpu).enumerate() {
@@ -623,7 +641,13 @@ fn predict_and_evaluate_as_on_the_cpu() {
         len: n,
     };
     let cpu_logs = trainer
-        .evaluate(&mut network, &dataset, 16, &mut |_| Next::Continue)
+        .evaluate(
+            &mut network,
+            &dataset,
+            16,
+            &mut |_| Next::Continue,
+            Cancel::never(),
+        )
         .unwrap();
     let gpu_logs = gpu.evaluate(&dataset, 16, &mut |_| Next::Continue).unwrap();
     assert!((gpu_logs.loss - cpu_logs.loss).abs() <= 1e-5 * cpu_logs.loss.abs());
@@ -683,7 +707,13 @@ fn weight_regularizers_as_on_the_cpu() {
         len: 30,
     };
     let cpu = trainer
-        .evaluate(&mut network, &dataset, 8, &mut |_| Next::Continue)
+        .evaluate(
+            &mut network,
+            &dataset,
+            8,
+            &mut |_| Next::Continue,
+            Cancel::never(),
+        )
         .unwrap();
     let on_gpu = gpu.evaluate(&dataset, 8, &mut |_| Next::Continue).unwrap();
     assert!(

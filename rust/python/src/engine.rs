@@ -1,6 +1,16 @@
 //! `Engine`: one model's network and, once compiled, its trainer.
+//!
+//! Python may call one engine from several threads (a prediction in one, training in
+//! another): calls take turns on a lock, and a call that waits for it releases the GIL and
+//! still sees Ctrl-C.
 
-use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1};
+use std::cell::RefCell;
+use std::time::Duration;
+
+use numpy::{
+    IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadwriteArrayDyn,
+};
+use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
 use pynn_core::metrics::Metric;
@@ -8,15 +18,23 @@ use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::train::{self, Dataset, Next, Trainer};
 use pynn_core::{CoreError, Tensor};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::errors::{self, to_py};
 use crate::gpu_mirror::{Mirror, ModelSpec};
 use crate::released::{run_released, ProgressReport};
 
-#[pyclass(module = "pynn._core")]
+/// How long a call waits for the engine's lock before it looks for Ctrl-C again.
+const WAIT: Duration = Duration::from_millis(50);
+
+#[pyclass(module = "pynn._core", frozen)]
 pub struct Engine {
+    state: ReentrantMutex<RefCell<State>>,
+}
+
+/// What an engine holds; one call at a time reads or changes it.
+struct State {
     network: Network,
     trainer: Option<Trainer>,
     /// What built the network and the trainer, for the GPU's copy of them.
@@ -52,14 +70,51 @@ fn to_numpy(py: Python<'_>, tensor: Tensor) -> PyResult<Bound<'_, PyArrayDyn<f32
     data.into_pyarray(py).reshape(shape)
 }
 
+fn no_trainer() -> PyErr {
+    PyRuntimeError::new_err("The engine has no loss and optimizer yet.")
+}
+
+/// A prediction stopped before its end: only by a signal, which `run_released` raises first.
+fn interrupted() -> PyErr {
+    PyRuntimeError::new_err("prediction was interrupted")
+}
+
 impl Engine {
+    /// The engine's state, once the calls of other threads are done. Waits with the GIL
+    /// released, looking for Ctrl-C every [`WAIT`].
+    fn lock(&self, py: Python<'_>) -> PyResult<ReentrantMutexGuard<'_, RefCell<State>>> {
+        loop {
+            if let Some(guard) = self.state.try_lock() {
+                return Ok(guard);
+            }
+            // The guard belongs to this thread and cannot leave the closure: wait there until
+            // the lock is free, then take it above, with the GIL.
+            py.detach(|| drop(self.state.try_lock_for(WAIT)));
+            py.check_signals()?;
+        }
+    }
+
+    /// Runs `f` on the state, once it is this thread's turn.
+    fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> PyResult<T>) -> PyResult<T> {
+        let guard = self.lock(py)?;
+        let mut state = guard.try_borrow_mut().map_err(|_| {
+            PyRuntimeError::new_err(
+                "The model's engine was called from inside one of its own calls (a progress \
+                 display or a signal handler using the model); call it after that call returns.",
+            )
+        })?;
+        f(&mut state)
+    }
+}
+
+impl State {
     /// Brings the CPU copy of the weights and optimizer state up to date before it is read.
     fn on_cpu(&mut self) -> PyResult<()> {
         self.gpu
             .bring_to_cpu(&mut self.network, self.trainer.as_mut())
     }
 
-    /// [`Engine::on_cpu`], for a call that changes the CPU copy: the GPU takes it up again.
+    /// [`State::on_cpu`], for a call that changes the CPU copy: the GPU takes it up again.
     fn changing_cpu(&mut self) -> PyResult<()> {
         self.on_cpu()?;
         self.gpu.cpu_changed();
@@ -70,11 +125,30 @@ impl Engine {
     fn require_gpu(&mut self) -> PyResult<()> {
         match self.gpu_unsupported()? {
             None => Ok(()),
-            Some(what) => Err(pyo3::exceptions::PyNotImplementedError::new_err(format!(
+            Some(what) => Err(PyNotImplementedError::new_err(format!(
                 "the GPU engine does not run {what} yet; train this model on the CPU with \
                  pynn.config.set_device('cpu')"
             ))),
         }
+    }
+
+    /// Why the GPU engine cannot train this compiled model (`None` when it can), after
+    /// building its GPU copy.
+    fn gpu_unsupported(&mut self) -> PyResult<Option<String>> {
+        let Some((loss, metrics, optimizer)) = &self.compiled else {
+            return Err(no_trainer());
+        };
+        if self.network.trainable().contains(&false) {
+            return Ok(Some("frozen layers (trainable=False)".into()));
+        }
+        let model = ModelSpec {
+            input_shape: &self.input_shape,
+            layers: &self.layers,
+            loss: *loss,
+            metrics,
+            optimizer,
+        };
+        self.gpu.prepare(&model)
     }
 
     fn trainer(&mut self) -> PyResult<&mut Trainer> {
@@ -87,15 +161,6 @@ impl Engine {
             None => Err(no_trainer()),
         }
     }
-}
-
-fn no_trainer() -> PyErr {
-    PyRuntimeError::new_err("The engine has no loss and optimizer yet.")
-}
-
-/// A prediction stopped before its end: only by a signal, which `run_released` raises first.
-fn interrupted() -> PyErr {
-    PyRuntimeError::new_err("prediction was interrupted")
 }
 
 /// How many weight values a network of `layers_json` for `input_shape` holds; allocates none.
@@ -112,77 +177,94 @@ impl Engine {
     #[new]
     #[pyo3(signature = (input_shape, layers_json, names=None))]
     fn new(
+        py: Python<'_>,
         input_shape: Vec<usize>,
         layers_json: &str,
         names: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let specs: Vec<LayerSpec> = parse("layer", layers_json)?;
-        let network = errors::catch_panic(|| {
-            Network::new(&input_shape, &specs).map_err(|e| match (&e, &names) {
-                (CoreError::InLayer { index, .. }, Some(names)) if *index < names.len() => {
-                    PyValueError::new_err(format!("Layer '{}': {e}", names[*index]))
-                }
-                _ => to_py(e),
+        let names = names.unwrap_or_default();
+        let network = py.detach(|| {
+            errors::catch_panic(|| {
+                Network::new(&input_shape, &specs).map_err(|e| errors::to_py_in_layers(e, &names))
             })
         })?;
-        Ok(Engine {
+        let state = State {
             network,
             trainer: None,
             input_shape,
             layers: specs,
             compiled: None,
             gpu: Mirror::default(),
+        };
+        Ok(Engine {
+            state: ReentrantMutex::new(RefCell::new(state)),
         })
     }
 
     /// Each layer's per-sample output shape.
-    fn layer_output_shapes(&self) -> Vec<Vec<usize>> {
-        self.network.layer_output_shapes()
+    fn layer_output_shapes(&self, py: Python<'_>) -> PyResult<Vec<Vec<usize>>> {
+        self.with(py, |s| Ok(s.network.layer_output_shapes()))
     }
 
     /// Each layer's weight shapes.
-    fn layer_weight_shapes(&self) -> Vec<Vec<Vec<usize>>> {
-        self.network.layer_weight_shapes()
+    fn layer_weight_shapes(&self, py: Python<'_>) -> PyResult<Vec<Vec<Vec<usize>>>> {
+        self.with(py, |s| Ok(s.network.layer_weight_shapes()))
     }
 
     /// Every weight's shape, in Keras's `get_weights()` order.
-    fn weight_shapes(&self) -> Vec<Vec<usize>> {
-        self.network.weight_shapes()
+    fn weight_shapes(&self, py: Python<'_>) -> PyResult<Vec<Vec<usize>>> {
+        self.with(py, |s| Ok(s.network.weight_shapes()))
     }
 
     /// The per-sample output shape.
-    fn output_shape(&self) -> Vec<usize> {
-        self.network.output_shape().to_vec()
+    fn output_shape(&self, py: Python<'_>) -> PyResult<Vec<usize>> {
+        self.with(py, |s| Ok(s.network.output_shape().to_vec()))
     }
 
     /// Every weight as an array of its own shape, in Keras's `get_weights()` order.
-    fn get_weights<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
-        self.on_cpu()?;
-        let network = &self.network;
-        errors::catch_panic(|| Ok(network.weight_tensors()))?
-            .into_iter()
-            .map(|tensor| to_numpy(py, tensor))
-            .collect()
+    fn get_weights<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
+        let tensors = self.with(py, |s| {
+            s.on_cpu()?;
+            errors::catch_panic(|| s.network.weight_tensors().map_err(to_py))
+        })?;
+        tensors.into_iter().map(|t| to_numpy(py, t)).collect()
+    }
+
+    /// Weight `index` of `get_weights()` alone: what saving reads, one weight at a time.
+    fn weight<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let tensor = self.with(py, |s| {
+            s.on_cpu()?;
+            errors::catch_panic(|| s.network.weight_tensor(index).map_err(to_py))
+        })?;
+        to_numpy(py, tensor)
     }
 
     /// Replaces all weights (the layout of `get_weights()`).
-    fn set_weights(&mut self, values: PyReadonlyArray1<'_, f32>) -> PyResult<()> {
+    fn set_weights(&self, py: Python<'_>, values: PyReadonlyArray1<'_, f32>) -> PyResult<()> {
         let values = values
             .as_slice()
             .map_err(|e| errors::layout("weights", e))?;
-        self.changing_cpu()?;
-        let network = &mut self.network;
-        errors::catch_panic(|| network.set_weights(values).map_err(to_py))
+        self.with(py, |s| {
+            s.changing_cpu()?;
+            errors::catch_panic(|| s.network.set_weights(values).map_err(to_py))
+        })
+    }
+
+    /// Sets which layers' weights train (one flag per layer).
+    fn set_trainable(&self, py: Python<'_>, trainable: Vec<bool>) -> PyResult<()> {
+        self.with(py, |s| s.network.set_trainable(&trainable).map_err(to_py))
     }
 
     /// Gradients of the last training batch, in the layout of `get_weights()`.
-    fn get_gradients<'py>(&self, py: Python<'py>) -> Bound<'py, PyArray1<f32>> {
-        PyArray1::from_slice(py, self.network.grads())
+    fn get_gradients<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        self.with(py, |s| Ok(PyArray1::from_slice(py, s.network.grads())))
     }
 
     /// Attaches a loss, an optimizer and metrics (JSON specs); resets the optimizer's state.
     fn compile(
-        &mut self,
+        &self,
+        py: Python<'_>,
         loss_json: &str,
         optimizer_json: &str,
         metrics_json: &str,
@@ -190,61 +272,85 @@ impl Engine {
         let loss: Loss = parse("loss", loss_json)?;
         let optimizer: OptimizerSpec = parse("optimizer", optimizer_json)?;
         let metrics: Vec<Metric> = parse("metric", metrics_json)?;
-        self.on_cpu()?;
-        let network = &self.network;
-        let trainer = errors::catch_panic(|| {
-            Trainer::new(network, loss, &optimizer, metrics.clone()).map_err(to_py)
-        })?;
-        self.trainer = Some(trainer);
-        self.compiled = Some((loss, metrics, optimizer));
-        self.gpu.reset();
-        Ok(())
+        self.with(py, |s| {
+            s.on_cpu()?;
+            let network = &s.network;
+            let trainer = errors::catch_panic(|| {
+                Trainer::new(network, loss, &optimizer, metrics.clone()).map_err(to_py)
+            })?;
+            s.trainer = Some(trainer);
+            s.compiled = Some((loss, metrics, optimizer));
+            s.gpu.reset();
+            Ok(())
+        })
     }
 
     /// Steps the optimizer has taken.
-    fn iterations(&mut self) -> PyResult<u64> {
-        self.on_cpu()?;
-        Ok(self.trainer()?.optimizer().iterations())
+    fn iterations(&self, py: Python<'_>) -> PyResult<u64> {
+        self.with(py, |s| {
+            s.on_cpu()?;
+            Ok(s.trainer()?.optimizer().iterations())
+        })
     }
 
-    fn learning_rate(&mut self) -> PyResult<f32> {
-        Ok(self.trainer()?.optimizer().learning_rate())
+    fn learning_rate(&self, py: Python<'_>) -> PyResult<f32> {
+        self.with(py, |s| Ok(s.trainer()?.optimizer().learning_rate()))
     }
 
     /// Changes the optimizer's learning rate from the next step on.
-    fn set_learning_rate(&mut self, learning_rate: f32) -> PyResult<()> {
+    fn set_learning_rate(&self, py: Python<'_>, learning_rate: f32) -> PyResult<()> {
         if !learning_rate.is_finite() || learning_rate < 0.0 {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            return Err(PyValueError::new_err(format!(
                 "`learning_rate` must be a finite float >= 0; got {learning_rate}."
             )));
         }
-        self.trainer()?
-            .optimizer_mut()
-            .set_learning_rate(learning_rate);
-        Ok(())
+        self.with(py, |s| {
+            s.trainer()?
+                .optimizer_mut()
+                .set_learning_rate(learning_rate);
+            Ok(())
+        })
     }
 
     /// Optimizer state values per weight (Keras's slots, e.g. 2 for Adam).
-    fn optimizer_slots(&mut self) -> PyResult<usize> {
-        Ok(self.trainer()?.optimizer().slots_per_weight())
+    fn optimizer_slots(&self, py: Python<'_>) -> PyResult<usize> {
+        self.with(py, |s| Ok(s.trainer()?.optimizer().slots_per_weight()))
     }
 
     /// The optimizer's iterations and a copy of its state: one vector per slot, each as long
     /// as the weights.
     fn optimizer_state<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
     ) -> PyResult<(u64, Vec<Bound<'py, PyArray1<f32>>>)> {
-        self.on_cpu()?;
-        let optimizer = self.trainer()?.optimizer();
-        let state = errors::catch_panic(|| Ok(optimizer.state()))?;
+        let (iterations, state) = self.with(py, |s| {
+            s.on_cpu()?;
+            let optimizer = s.trainer()?.optimizer();
+            let state = errors::catch_panic(|| optimizer.state().map_err(to_py))?;
+            Ok((optimizer.iterations(), state))
+        })?;
         let arrays = state.into_iter().map(|v| v.into_pyarray(py)).collect();
-        Ok((optimizer.iterations(), arrays))
+        Ok((iterations, arrays))
+    }
+
+    /// A copy of the optimizer's slot `index` alone: what saving reads, one slot at a time.
+    fn optimizer_slot<'py>(
+        &self,
+        py: Python<'py>,
+        index: usize,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let slot = self.with(py, |s| {
+            s.on_cpu()?;
+            let optimizer = s.trainer()?.optimizer();
+            errors::catch_panic(|| optimizer.slot(index).map_err(to_py))
+        })?;
+        Ok(slot.into_pyarray(py))
     }
 
     /// Restores what `optimizer_state` returned.
     fn set_optimizer_state(
-        &mut self,
+        &self,
+        py: Python<'_>,
         iterations: u64,
         state: Vec<PyReadonlyArray1<'_, f32>>,
     ) -> PyResult<()> {
@@ -255,16 +361,18 @@ impl Engine {
                     .map_err(|e| errors::layout("optimizer state", e))
             })
             .collect::<PyResult<Vec<_>>>()?;
-        self.changing_cpu()?;
-        let optimizer = self.trainer()?.optimizer_mut();
-        errors::catch_panic(|| optimizer.set_state(iterations, &slices).map_err(to_py))
+        self.with(py, |s| {
+            s.changing_cpu()?;
+            let optimizer = s.trainer()?.optimizer_mut();
+            errors::catch_panic(|| optimizer.set_state(iterations, &slices).map_err(to_py))
+        })
     }
 
     /// One epoch over `len` samples; returns `(loss, [metrics...], first_non_finite_batch)`.
     #[pyo3(signature = (x, y, len, batch_size, shuffle_seed=None, progress=None, on_gpu=false))]
     #[allow(clippy::too_many_arguments)]
     fn fit_epoch(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: PyReadonlyArray1<'_, f32>,
         y: PyReadonlyArray1<'_, f32>,
@@ -275,62 +383,62 @@ impl Engine {
         on_gpu: bool,
     ) -> PyResult<EpochLogs> {
         let data = dataset(&x, &y, len)?;
-        if on_gpu {
-            self.require_gpu()?;
-        } else {
-            self.changing_cpu()?;
-        }
-        let (network, trainer) = (&mut self.network, self.trainer.as_mut());
-        let trainer = trainer.ok_or_else(no_trainer)?;
-        if on_gpu {
-            trainer.check(network, &data).map_err(to_py)?;
-        }
-        let progress = ProgressReport {
-            report: progress,
-            values: 1 + trainer.metric_count(),
-        };
-        let batches = len.div_ceil(batch_size.max(1));
-        let gpu = &mut self.gpu;
-        let logs = if on_gpu {
-            run_released(py, batches, progress, |after_batch| {
-                Ok(gpu.fit_epoch(
-                    network,
-                    trainer,
-                    &data,
-                    batch_size,
-                    shuffle_seed,
-                    after_batch,
-                ))
-            })??
-        } else {
-            run_released(py, batches, progress, |after_batch| {
-                trainer.fit_epoch(network, &data, batch_size, shuffle_seed, after_batch)
-            })?
-        };
-        Ok((logs.loss, logs.metrics, logs.first_non_finite))
+        self.with(py, |s| {
+            if on_gpu {
+                s.require_gpu()?;
+            } else {
+                s.changing_cpu()?;
+            }
+            let (network, trainer) = (&mut s.network, s.trainer.as_mut());
+            let trainer = trainer.ok_or_else(no_trainer)?;
+            if on_gpu {
+                trainer.check(network, &data).map_err(to_py)?;
+            }
+            let progress = ProgressReport {
+                report: progress,
+                values: 1 + trainer.metric_count(),
+            };
+            let batches = len.div_ceil(batch_size.max(1));
+            let samples = batch_size.min(len);
+            let gpu = &mut s.gpu;
+            let logs = if on_gpu {
+                run_released(py, batches, samples, progress, |after_batch, _| {
+                    Ok(gpu.fit_epoch(
+                        network,
+                        trainer,
+                        &data,
+                        batch_size,
+                        shuffle_seed,
+                        after_batch,
+                    ))
+                })??
+            } else {
+                run_released(py, batches, samples, progress, |after_batch, cancel| {
+                    trainer.fit_epoch(
+                        network,
+                        &data,
+                        batch_size,
+                        shuffle_seed,
+                        after_batch,
+                        cancel,
+                    )
+                })?
+            };
+            Ok((logs.loss, logs.metrics, logs.first_non_finite))
+        })
     }
 
     /// Why the GPU engine cannot train this compiled model (`None` when it can), after
     /// building its GPU copy. Raises `RuntimeError` when there is no usable GPU.
-    fn gpu_unsupported(&mut self) -> PyResult<Option<String>> {
-        let Some((loss, metrics, optimizer)) = &self.compiled else {
-            return Err(no_trainer());
-        };
-        let model = ModelSpec {
-            input_shape: &self.input_shape,
-            layers: &self.layers,
-            loss: *loss,
-            metrics,
-            optimizer,
-        };
-        self.gpu.prepare(&model)
+    fn gpu_unsupported(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        self.with(py, State::gpu_unsupported)
     }
 
     /// Loss and metrics over `len` samples with fixed weights; returns `(loss, [metrics...])`.
     #[pyo3(signature = (x, y, len, batch_size, progress=None, on_gpu=false))]
     #[allow(clippy::too_many_arguments)]
     fn evaluate(
-        &mut self,
+        &self,
         py: Python<'_>,
         x: PyReadonlyArray1<'_, f32>,
         y: PyReadonlyArray1<'_, f32>,
@@ -340,116 +448,128 @@ impl Engine {
         on_gpu: bool,
     ) -> PyResult<LogTuple> {
         let data = dataset(&x, &y, len)?;
-        if on_gpu {
-            self.require_gpu()?;
-        } else {
-            self.on_cpu()?;
-        }
-        let (network, trainer) = (&mut self.network, self.trainer.as_mut());
-        let trainer = trainer.ok_or_else(no_trainer)?;
-        let progress = ProgressReport {
-            report: progress,
-            values: 1 + trainer.metric_count(),
-        };
-        let batches = len.div_ceil(batch_size.max(1));
-        let logs = if on_gpu {
-            trainer.check(network, &data).map_err(to_py)?;
-            let gpu = &mut self.gpu;
-            run_released(py, batches, progress, |after_batch| {
-                Ok(gpu.evaluate(network, trainer, &data, batch_size, after_batch))
-            })??
-        } else {
-            run_released(py, batches, progress, |after_batch| {
-                trainer.evaluate(network, &data, batch_size, after_batch)
-            })?
-        };
-        Ok((logs.loss, logs.metrics))
+        self.with(py, |s| {
+            if on_gpu {
+                s.require_gpu()?;
+            } else {
+                s.on_cpu()?;
+            }
+            let (network, trainer) = (&mut s.network, s.trainer.as_mut());
+            let trainer = trainer.ok_or_else(no_trainer)?;
+            let progress = ProgressReport {
+                report: progress,
+                values: 1 + trainer.metric_count(),
+            };
+            let batches = len.div_ceil(batch_size.max(1));
+            let samples = batch_size.min(len);
+            let logs = if on_gpu {
+                trainer.check(network, &data).map_err(to_py)?;
+                let gpu = &mut s.gpu;
+                run_released(py, batches, samples, progress, |after_batch, _| {
+                    Ok(gpu.evaluate(network, trainer, &data, batch_size, after_batch))
+                })??
+            } else {
+                run_released(py, batches, samples, progress, |after_batch, cancel| {
+                    trainer.evaluate(network, &data, batch_size, after_batch, cancel)
+                })?
+            };
+            Ok((logs.loss, logs.metrics))
+        })
     }
 
     /// ∂loss/∂weights over all `len` samples as one batch, in the layout of `get_weights()`:
     /// what a training step on them would apply, without the step. Returns
     /// `(loss, [metrics...], gradients)`.
     fn compute_gradients<'py>(
-        &mut self,
+        &self,
         py: Python<'py>,
         x: PyReadonlyArray1<'_, f32>,
         y: PyReadonlyArray1<'_, f32>,
         len: usize,
     ) -> PyResult<(f64, Vec<f64>, Bound<'py, PyArray1<f32>>)> {
         let data = dataset(&x, &y, len)?;
-        self.on_cpu()?;
-        let (network, trainer) = self.parts()?;
-        let no_progress = ProgressReport {
-            report: None,
-            values: 0,
-        };
-        let logs = run_released(py, 1, no_progress, |_| trainer.gradients(network, &data))?;
-        let grads = PyArray1::from_slice(py, self.network.grads());
-        Ok((logs.loss, logs.metrics, grads))
+        self.with(py, |s| {
+            s.on_cpu()?;
+            let (network, trainer) = s.parts()?;
+            let no_progress = ProgressReport {
+                report: None,
+                values: 0,
+            };
+            let logs = run_released(py, 1, len, no_progress, |_, cancel| {
+                trainer.gradients(network, &data, cancel)
+            })?;
+            let grads = PyArray1::from_slice(py, s.network.grads());
+            Ok((logs.loss, logs.metrics, grads))
+        })
     }
 
     /// One optimizer step with `grads` (the layout of `get_weights()`, flat) in place of a
     /// batch's gradients.
-    fn apply_gradients(&mut self, grads: PyReadonlyArray1<'_, f32>) -> PyResult<()> {
+    fn apply_gradients(&self, py: Python<'_>, grads: PyReadonlyArray1<'_, f32>) -> PyResult<()> {
         let grads = grads
             .as_slice()
             .map_err(|e| errors::layout("gradients", e))?;
-        self.changing_cpu()?;
-        let (network, trainer) = self.parts()?;
-        errors::catch_panic(|| trainer.apply_gradients(network, grads).map_err(to_py))
+        self.with(py, |s| {
+            s.changing_cpu()?;
+            let (network, trainer) = s.parts()?;
+            errors::catch_panic(|| trainer.apply_gradients(network, grads).map_err(to_py))
+        })
     }
 
-    /// Predictions for `len` samples: an array `(len, ...output_shape)`.
-    #[pyo3(signature = (x, len, batch_size, progress=None, on_gpu=false))]
-    fn predict<'py>(
-        &mut self,
-        py: Python<'py>,
+    /// Predictions for `len` samples into `out`, an array `(len, ...output_shape)` that the
+    /// caller allocated (so that a size no memory holds is NumPy's `MemoryError` before any
+    /// work).
+    #[pyo3(signature = (x, len, batch_size, out, progress=None, on_gpu=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn predict(
+        &self,
+        py: Python<'_>,
         x: PyReadonlyArray1<'_, f32>,
         len: usize,
         batch_size: usize,
+        mut out: PyReadwriteArrayDyn<'_, f32>,
         progress: Option<Bound<'_, PyAny>>,
         on_gpu: bool,
-    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+    ) -> PyResult<()> {
         let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
-        let expected = len * self.network.input_size();
-        if x.len() != expected {
-            return Err(to_py(CoreError::shape("x", expected, x.len())));
-        }
-        if on_gpu {
-            self.require_gpu()?;
-        } else {
-            self.on_cpu()?;
-        }
-        let progress = ProgressReport {
-            report: progress,
-            values: 0,
-        };
-        let batches = len.div_ceil(batch_size.max(1));
-        let mut shape = vec![len];
-        shape.extend_from_slice(self.network.output_shape());
-        if on_gpu {
-            let (network, trainer) = (&self.network, self.trainer.as_ref());
-            let trainer = trainer.ok_or_else(no_trainer)?;
-            let gpu = &mut self.gpu;
-            let out = run_released(py, batches, progress, |after_batch| {
-                Ok(gpu.predict(network, trainer, x, len, batch_size, after_batch))
-            })??;
-            let data = out.ok_or_else(interrupted)?;
-            return to_numpy(py, Tensor::new(shape, data).map_err(to_py)?);
-        }
-        // SAFETY: the array starts uninitialised (zeroing W3's 8 MB output cost 4 % of a call);
-        // `train::predict` writes all of it before it is returned, and an interrupted
-        // prediction's array is dropped unread.
-        let array = unsafe { PyArrayDyn::<f32>::new(py, shape, false) };
-        // SAFETY: the array was just created, so nothing else holds a view of it.
-        let out = unsafe { array.as_slice_mut() }.map_err(|e| errors::layout("output", e))?;
-        let network = &mut self.network;
-        let next = run_released(py, batches, progress, |after_batch| {
-            train::predict(network, x, len, batch_size, out, after_batch)
-        })?;
-        match next {
-            Next::Continue => Ok(array),
-            Next::Stop => Err(interrupted()),
-        }
+        let out = out.as_slice_mut().map_err(|e| errors::layout("out", e))?;
+        self.with(py, |s| {
+            let expected = len * s.network.input_size();
+            if x.len() != expected {
+                return Err(to_py(CoreError::shape("x", expected, x.len())));
+            }
+            let output = len * s.network.output_size();
+            if out.len() != output {
+                return Err(to_py(CoreError::shape("out", output, out.len())));
+            }
+            if on_gpu {
+                s.require_gpu()?;
+            } else {
+                s.on_cpu()?;
+            }
+            let progress = ProgressReport {
+                report: progress,
+                values: 0,
+            };
+            let batches = len.div_ceil(batch_size.max(1));
+            let samples = batch_size.min(len);
+            let next = if on_gpu {
+                let (network, trainer) = (&s.network, s.trainer.as_ref());
+                let trainer = trainer.ok_or_else(no_trainer)?;
+                let gpu = &mut s.gpu;
+                run_released(py, batches, samples, progress, |after_batch, _| {
+                    Ok(gpu.predict(network, trainer, x, out, batch_size, after_batch))
+                })??
+            } else {
+                let network = &mut s.network;
+                run_released(py, batches, samples, progress, |after_batch, cancel| {
+                    train::predict(network, x, len, batch_size, out, after_batch, cancel)
+                })?
+            };
+            match next {
+                Next::Continue => Ok(()),
+                Next::Stop => Err(interrupted()),
+            }
+        })
     }
 }

@@ -2,13 +2,38 @@
 
 use numpy::AsSliceError;
 use pynn_core::CoreError;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::{PyErr, PyResult};
 
+/// The exception of an engine error: `MemoryError` for a buffer this machine could not
+/// allocate, `RuntimeError` for a call in the wrong state, `ValueError` otherwise.
 pub fn to_py(error: CoreError) -> PyErr {
+    to_py_with(error, None)
+}
+
+/// [`to_py`], naming the layer of an error inside one by its name in `names`.
+pub fn to_py_in_layers(error: CoreError, names: &[String]) -> PyErr {
+    to_py_with(error, Some(names))
+}
+
+fn to_py_with(error: CoreError, names: Option<&[String]>) -> PyErr {
+    let message = match (&error, names) {
+        (CoreError::InLayer { index, .. }, Some(names)) if *index < names.len() => {
+            format!("Layer '{}': {error}", names[*index])
+        }
+        _ => error.to_string(),
+    };
+    match innermost(&error) {
+        CoreError::OutOfMemory { .. } => PyMemoryError::new_err(message),
+        CoreError::State(_) | CoreError::Interrupted => PyRuntimeError::new_err(message),
+        _ => PyValueError::new_err(message),
+    }
+}
+
+fn innermost(error: &CoreError) -> &CoreError {
     match error {
-        CoreError::State(_) => PyRuntimeError::new_err(error.to_string()),
-        _ => PyValueError::new_err(error.to_string()),
+        CoreError::InLayer { source, .. } => innermost(source),
+        other => other,
     }
 }
 
@@ -27,12 +52,17 @@ pub fn catch_panic<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     })
 }
 
+/// A spec from Python that the engine could not read. Python checks every argument before it
+/// builds a spec, so this is a bug in pynn, not in the user's code.
 pub fn spec(what: &str, error: serde_json::Error) -> PyErr {
-    PyValueError::new_err(format!("Invalid {what} spec: {error}"))
+    PyValueError::new_err(format!(
+        "Invalid {what} spec (a bug in pynn's checks; please report it): {error}"
+    ))
 }
 
 pub fn layout(name: &str, _: AsSliceError) -> PyErr {
     PyValueError::new_err(format!(
-        "`{name}` must be a C-contiguous float32 array; convert it with np.ascontiguousarray."
+        "`{name}` must be an aligned, C-contiguous float32 array; pynn converts what it is \
+         given, so this is a bug in pynn; please report it."
     ))
 }

@@ -35,6 +35,7 @@ mod enabled {
             GpuError::Unsupported(_) => PyNotImplementedError::new_err(format!(
                 "{error}; train this model on the CPU with pynn.config.set_device('cpu')"
             )),
+            GpuError::OutOfMemory(_) => pyo3::exceptions::PyMemoryError::new_err(error.to_string()),
             _ => PyRuntimeError::new_err(error.to_string()),
         }
     }
@@ -127,12 +128,9 @@ mod enabled {
                 .ok_or_else(|| PyRuntimeError::new_err("the GPU copy was not prepared"))?;
             if self.cpu_newer {
                 let optimizer = trainer.optimizer();
-                gpu.upload(
-                    network.weights(),
-                    &optimizer.state(),
-                    optimizer.iterations(),
-                )
-                .map_err(to_py)?;
+                let state = optimizer.state().map_err(crate::errors::to_py)?;
+                gpu.upload(network.weights(), &state, optimizer.iterations())
+                    .map_err(to_py)?;
                 self.cpu_newer = false;
             }
             Ok(gpu)
@@ -151,19 +149,19 @@ mod enabled {
             gpu.evaluate(data, batch_size, after_batch).map_err(to_py)
         }
 
-        /// The outputs for `len` samples on the GPU; `None` when stopped.
+        /// The outputs for the samples of `x` on the GPU, into `out`.
         #[allow(clippy::too_many_arguments)]
         pub fn predict(
             &mut self,
             network: &Network,
             trainer: &Trainer,
             x: &[f32],
-            len: usize,
+            out: &mut [f32],
             batch_size: usize,
             after_batch: &mut dyn FnMut(&Progress) -> Next,
-        ) -> PyResult<Option<Vec<f32>>> {
+        ) -> PyResult<Next> {
             let gpu = self.current(network, trainer)?;
-            gpu.predict(x, len, batch_size, after_batch).map_err(to_py)
+            gpu.predict(x, out, batch_size, after_batch).map_err(to_py)
         }
 
         /// One epoch on the GPU (the copy must have been prepared).
@@ -182,12 +180,9 @@ mod enabled {
                 .ok_or_else(|| PyRuntimeError::new_err("the GPU copy was not prepared"))?;
             if self.cpu_newer {
                 let optimizer = trainer.optimizer();
-                gpu.upload(
-                    network.weights(),
-                    &optimizer.state(),
-                    optimizer.iterations(),
-                )
-                .map_err(to_py)?;
+                let state = optimizer.state().map_err(crate::errors::to_py)?;
+                gpu.upload(network.weights(), &state, optimizer.iterations())
+                    .map_err(to_py)?;
                 self.cpu_newer = false;
             }
             let learning_rate = trainer.optimizer().learning_rate();
@@ -251,10 +246,10 @@ mod enabled {
             _: &Network,
             _: &Trainer,
             _: &[f32],
-            _: usize,
+            _: &mut [f32],
             _: usize,
             _: &mut dyn FnMut(&Progress) -> Next,
-        ) -> PyResult<Option<Vec<f32>>> {
+        ) -> PyResult<Next> {
             Err(missing())
         }
 

@@ -101,18 +101,24 @@ fn loss<'py>(
     Ok((values.into_pyarray(py), grad.into_pyarray(py)))
 }
 
-/// The mean over rows of a metric spec (JSON).
+/// Each row's value of a metric spec (JSON).
 #[pyfunction]
-fn metric(
+fn metric<'py>(
+    py: Python<'py>,
     spec: &str,
     y_true: PyReadonlyArray1<'_, f32>,
     y_pred: PyReadonlyArray1<'_, f32>,
     width: usize,
-) -> PyResult<f64> {
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
     let metric: Metric = parse("metric", spec)?;
     let (t, p) = (slice("y_true", &y_true)?, slice("y_pred", &y_pred)?);
     let rows = check_targets(t, p, width, metric.target_width(width))?;
-    errors::catch_panic(|| Ok(metric.evaluate(t, p, width) / rows as f64))
+    let values = errors::catch_panic(|| {
+        let mut values = vec![0.0; rows];
+        metric.row_values(t, p, width, &mut values);
+        Ok(values)
+    })?;
+    Ok(values.into_pyarray(py))
 }
 
 /// Applies one optimizer step per row of `grads` (`steps × len(weights)`) to `weights`; returns

@@ -10,16 +10,30 @@ mod kernels;
 mod released;
 mod tensor_file;
 
-/// Sets how many threads the engine uses; `0` means all cores.
+/// Sets how many threads the engine uses; `0` means all cores. The threads start with the GIL
+/// released.
 #[pyfunction]
-fn set_num_threads(n: usize) -> PyResult<()> {
-    pynn_core::parallel::set_num_threads(n).map_err(errors::to_py)
+fn set_num_threads(py: Python<'_>, n: usize) -> PyResult<()> {
+    py.detach(|| pynn_core::parallel::set_num_threads(n))
+        .map_err(errors::to_py)
 }
 
 /// How many threads the engine uses.
 #[pyfunction]
-fn get_num_threads() -> usize {
-    pynn_core::parallel::num_threads()
+fn get_num_threads() -> PyResult<usize> {
+    pynn_core::parallel::num_threads().map_err(errors::to_py)
+}
+
+/// Called by `os.register_at_fork` before a `fork()` (see `pynn_core::parallel`).
+#[pyfunction]
+fn before_fork() {
+    pynn_core::parallel::before_fork();
+}
+
+/// Called by `os.register_at_fork` after a `fork()`, in the parent and in the child.
+#[pyfunction]
+fn after_fork(child: bool) {
+    pynn_core::parallel::after_fork(child);
 }
 
 /// Panics inside the engine's pool, for the test that a panic reaches Python as RuntimeError.
@@ -76,8 +90,8 @@ fn all_finite(py: Python<'_>, array: &Bound<'_, PyAny>) -> PyResult<Option<bool>
 
 /// The order in which an epoch shuffled with `seed` visits `len` samples.
 #[pyfunction]
-fn shuffled_order(seed: u64, len: usize) -> Vec<usize> {
-    pynn_core::train::visiting_order(len, Some(seed))
+fn shuffled_order(seed: u64, len: usize) -> PyResult<Vec<usize>> {
+    pynn_core::train::visiting_order(len, Some(seed)).map_err(errors::to_py)
 }
 
 #[pymodule]
@@ -85,6 +99,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(shuffled_order, m)?)?;
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_adapter, m)?)?;

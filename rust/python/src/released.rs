@@ -3,11 +3,14 @@
 //! Python runs signal handlers on the main thread only, never on the pool's threads. So the
 //! calling thread waits for the loop and, every [`TICK`], takes the GIL back to look for Ctrl-C
 //! and to hand the loop's progress to a Python callable (the progress bar). The loop itself only
-//! stores its progress in atomics after each batch: no Python, no lock, no allocation.
+//! stores its progress in atomics after each batch (no Python, no lock, no allocation) and
+//! checks a [`Cancel`] between layers, which the watch sets on Ctrl-C.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use pynn_core::cancel::Cancel;
+use pynn_core::network::PART_SAMPLES;
 use pynn_core::parallel;
 use pynn_core::train::{Next, Progress};
 use pyo3::prelude::*;
@@ -61,22 +64,25 @@ pub struct ProgressReport<'py> {
     pub values: usize,
 }
 
-/// Runs `work` (a loop of `batches` batches) in the engine's pool with the GIL released; a
-/// panic becomes `RuntimeError`, Ctrl-C stops the loop after its current batch and raises
-/// `KeyboardInterrupt`, and an exception from `report` stops it and is raised.
+/// Runs `work` (a loop of `batches` batches of up to `samples` samples) in the engine's pool
+/// with the GIL released; a panic becomes `RuntimeError`, Ctrl-C stops the loop within a layer
+/// (between batches, and inside a batch between its parts and layers) and raises
+/// `KeyboardInterrupt`, and an exception from `report` stops it and is raised. `work` gets the
+/// function to call after each batch and the request to stop that it checks inside batches.
 ///
-/// A loop of one batch (as when callbacks see every batch) runs without the watch, which costs a
-/// few tens of microseconds per call; Python sees Ctrl-C as soon as it returns.
+/// A single small batch (as when callbacks see every batch) runs without the watch, which costs
+/// a few tens of microseconds per call; Python sees Ctrl-C as soon as it returns.
 pub fn run_released<T: Send>(
     py: Python<'_>,
     batches: usize,
+    samples: usize,
     progress: ProgressReport<'_>,
-    work: impl FnOnce(&mut dyn FnMut(&Progress) -> Next) -> pynn_core::Result<T> + Send,
+    work: impl FnOnce(&mut dyn FnMut(&Progress) -> Next, &Cancel) -> pynn_core::Result<T> + Send,
 ) -> PyResult<T> {
-    if batches <= 1 {
+    if batches <= 1 && samples <= PART_SAMPLES {
         return py.detach(|| {
             errors::catch_panic(|| {
-                parallel::install(|| work(&mut |_| Next::Continue))
+                parallel::install(|| work(&mut |_| Next::Continue, Cancel::never()))
                     .and_then(|r| r)
                     .map_err(to_py)
             })
@@ -84,19 +90,19 @@ pub fn run_released<T: Send>(
     }
     let report = progress.report.map(Bound::unbind);
     let cell = ProgressCell::new(progress.values);
-    let stop = AtomicBool::new(false);
+    let cancel = Cancel::new();
     let mut failure = None;
     let mut reported = 0;
     let result = py.detach(|| {
         let loop_in_pool = || {
             let mut after_batch = |progress: &Progress| {
                 cell.store(progress);
-                match stop.load(Ordering::Relaxed) {
+                match cancel.requested() {
                     true => Next::Stop,
                     false => Next::Continue,
                 }
             };
-            errors::catch_panic(|| work(&mut after_batch).map_err(to_py))
+            errors::catch_panic(|| work(&mut after_batch, &cancel).map_err(to_py))
         };
         let watch = || {
             let outcome = Python::attach(|py| {
@@ -112,7 +118,7 @@ pub fn run_released<T: Send>(
             });
             if let Err(err) = outcome {
                 failure.get_or_insert(err);
-                stop.store(true, Ordering::Relaxed);
+                cancel.request();
             }
         };
         errors::catch_panic(|| {
@@ -121,6 +127,7 @@ pub fn run_released<T: Send>(
                 .and_then(|r| r)
         })
     });
+    // A stopped loop's own result (an interruption) gives way to what stopped it.
     match failure {
         Some(err) => Err(err),
         None => result,

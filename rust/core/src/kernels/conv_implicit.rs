@@ -133,6 +133,11 @@ fn gradient_groups(row_taps: usize, vectors: usize) -> Vec<(usize, usize, usize)
     split(size).collect()
 }
 
+/// The most filters a plan lists its groups for (one entry per 8 or 16 filters), so that
+/// making a plan takes little memory and time whatever the layer's size; larger convolutions,
+/// more than any network has, run im2col + GEMM, whose buffers a batch allocates fallibly.
+const MAX_FILTERS: usize = 1 << 16;
+
 /// A stride-1 convolution's padded layout and tiles.
 #[derive(Clone, Debug)]
 pub struct Implicit {
@@ -178,7 +183,7 @@ impl Implicit {
         let plain = [rows, cols]
             .iter()
             .all(|a| a.stride == 1 && a.dilation == 1);
-        if !plain || !has_avx2_fma() {
+        if !plain || !has_avx2_fma() || filters > MAX_FILTERS {
             return None;
         }
         let padded_filters = filters.next_multiple_of(LANES);

@@ -12,6 +12,9 @@
 
 use gemm::Parallelism;
 
+use crate::error::Result;
+use crate::memory::ensure_len;
+
 /// Whether an operand is used as stored (row-major) or transposed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -95,15 +98,14 @@ pub fn matmul_tn_chunked(
     c: &mut [f32],
     (rows, m, n): (usize, usize, usize),
     partials: &mut Vec<f32>,
-) {
+) -> Result<()> {
     use rayon::prelude::*;
     let chunks = rows.div_ceil(REDUCTION_CHUNK);
     if chunks <= 1 {
-        return matmul(a, Op::T, b, Op::N, c, m, n, rows, false);
+        matmul(a, Op::T, b, Op::N, c, m, n, rows, false);
+        return Ok(());
     }
-    if partials.len() < chunks * m * n {
-        partials.resize(chunks * m * n, 0.0);
-    }
+    ensure_len(partials, chunks * m * n)?;
     partials[..chunks * m * n]
         .par_chunks_mut(m * n)
         .enumerate()
@@ -118,6 +120,7 @@ pub fn matmul_tn_chunked(
     for partial in partials[m * n..chunks * m * n].chunks(m * n) {
         c.iter_mut().zip(partial).for_each(|(c, p)| *c += p);
     }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -227,7 +230,7 @@ mod tests {
             .collect();
         let expected = naive(&transpose(&a, rows, m), &b, m, n, rows);
         let mut c = vec![0.0; m * n];
-        matmul_tn_chunked(&a, &b, &mut c, (rows, m, n), &mut Vec::new());
+        matmul_tn_chunked(&a, &b, &mut c, (rows, m, n), &mut Vec::new()).unwrap();
         close(&c, &expected);
     }
 

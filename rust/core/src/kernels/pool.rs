@@ -7,6 +7,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::conv::Geometry;
+use crate::error::Result;
+use crate::memory::ensure_len;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -20,18 +22,25 @@ fn output_size(g: &Geometry) -> usize {
 }
 
 /// `y` = the pool of each window of `x`; for max pooling `argmax`, when given (training),
-/// records per output value the index in its image of the input it came from.
-pub fn forward(x: &[f32], g: &Geometry, kind: PoolKind, y: &mut [f32], argmax: Option<&mut [u32]>) {
+/// records per output value the index in its image of the input it came from. Fails only when
+/// average pooling's row buffer cannot be allocated.
+pub fn forward(
+    x: &[f32],
+    g: &Geometry,
+    kind: PoolKind,
+    y: &mut [f32],
+    argmax: Option<&mut [u32]>,
+) -> Result<()> {
     let (in_size, out_size) = (g.input_size(), output_size(g));
     let y = y.par_chunks_mut(out_size);
     match argmax {
         Some(argmax) => y
             .zip(argmax.par_chunks_mut(out_size))
             .zip(x.par_chunks(in_size))
-            .for_each(|((y, argmax), image)| forward_image::<true>(image, g, kind, y, argmax)),
+            .try_for_each(|((y, argmax), image)| forward_image::<true>(image, g, kind, y, argmax)),
         None => y
             .zip(x.par_chunks(in_size))
-            .for_each(|(y, image)| forward_image::<false>(image, g, kind, y, &mut [])),
+            .try_for_each(|(y, image)| forward_image::<false>(image, g, kind, y, &mut [])),
     }
 }
 
@@ -50,15 +59,17 @@ fn forward_image<const ARGMAX: bool>(
     kind: PoolKind,
     y: &mut [f32],
     argmax: &mut [u32],
-) {
+) -> Result<()> {
     match kind {
         PoolKind::Max => {
             #[cfg(target_arch = "x86_64")]
             if is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 is present; `forward` hands whole images and outputs.
-                return unsafe { avx2::max_image::<ARGMAX>(image, g, y, argmax) };
+                unsafe { avx2::max_image::<ARGMAX>(image, g, y, argmax) };
+                return Ok(());
             }
-            max_image::<ARGMAX>(image, g, y, argmax)
+            max_image::<ARGMAX>(image, g, y, argmax);
+            Ok(())
         }
         PoolKind::Average => average_image(image, g, y),
     }
@@ -91,11 +102,12 @@ fn max_image<const ARGMAX: bool>(image: &[f32], g: &Geometry, y: &mut [f32], arg
 }
 
 /// Average pooling of one image, a row across each window's columns at a time.
-fn average_image(image: &[f32], g: &Geometry, y: &mut [f32]) {
+fn average_image(image: &[f32], g: &Geometry, y: &mut [f32]) -> Result<()> {
     let (c, width) = (g.channels, g.cols.input * g.channels);
     let row_len = g.cols.output * c;
     ACROSS.with_borrow_mut(|values| {
-        values.resize(row_len, 0.0);
+        ensure_len(values, row_len)?;
+        let values = &mut values[..row_len];
         for (oy, y) in y.chunks_exact_mut(row_len).enumerate() {
             y.fill(0.0);
             let rows = g.rows.window(oy);
@@ -106,6 +118,7 @@ fn average_image(image: &[f32], g: &Geometry, y: &mut [f32]) {
             }
             divide_by_counts(g, count, y);
         }
+        Ok(())
     })
 }
 
@@ -184,7 +197,7 @@ mod tests {
     fn pool(kind: PoolKind, g: &Geometry, x: &[f32]) -> Vec<f32> {
         let mut y = vec![0.0; g.pixels()];
         let mut argmax = vec![0; g.pixels()];
-        forward(x, g, kind, &mut y, Some(&mut argmax));
+        forward(x, g, kind, &mut y, Some(&mut argmax)).unwrap();
         y
     }
 
@@ -207,7 +220,7 @@ mod tests {
         let x = [3.0, 3.0, 1.0, 2.0];
         let mut y = vec![0.0; 2];
         let mut argmax = vec![0; 2];
-        forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax));
+        forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax)).unwrap();
         let mut dx = vec![9.0; 4];
         backward(&[1.0, 1.0], &g, PoolKind::Max, &argmax, &mut dx);
         assert_eq!(dx, [1.0, 0.0, 0.0, 1.0]);
@@ -228,7 +241,7 @@ mod tests {
             5.0, 1.0,  0.0, 1.0,  3.0, 7.0,  1.0, 0.0,
         ];
         let (mut y, mut argmax) = (vec![0.0; 4], vec![0; 4]);
-        forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax));
+        forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax)).unwrap();
         assert_eq!(y, [5.0, 1.0, 3.0, 7.0]);
         let mut dx = vec![9.0; 16];
         backward(&[1.0, 2.0, 3.0, 4.0], &g, PoolKind::Max, &argmax, &mut dx);
@@ -281,9 +294,9 @@ mod tests {
                 .collect();
             let out = images * g.pixels() * c;
             let (mut y, mut argmax) = (vec![0.0; out], vec![0; out]);
-            forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax));
+            forward(&x, &g, PoolKind::Max, &mut y, Some(&mut argmax)).unwrap();
             let mut inference = vec![0.0; out];
-            forward(&x, &g, PoolKind::Max, &mut inference, None);
+            forward(&x, &g, PoolKind::Max, &mut inference, None).unwrap();
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(
                 bits(&inference),

@@ -3,6 +3,8 @@
 use multiversion::multiversion;
 use rayon::prelude::*;
 
+use crate::error::Result;
+use crate::memory::ensure_len;
 use crate::parallel;
 
 /// `out[r, j] = bias[j]` for every row of `out` (rows `bias.len()` wide).
@@ -58,27 +60,29 @@ fn sum_column_block(x: &[f32], width: usize, start: usize, out: &mut [f32]) {
 
 /// [`sum_rows`] over many rows: fixed chunks summed in parallel, then added in chunk order, so the
 /// result does not depend on the thread count. `partials` is scratch kept by the caller.
-pub fn sum_rows_chunked(x: &[f32], out: &mut [f32], partials: &mut Vec<f32>) {
+pub fn sum_rows_chunked(x: &[f32], out: &mut [f32], partials: &mut Vec<f32>) -> Result<()> {
     use rayon::prelude::*;
     const ROWS: usize = 4096;
     let width = out.len();
     let chunks = (x.len() / width).div_ceil(ROWS);
     if chunks <= 1 {
-        return sum_rows(x, out);
+        sum_rows(x, out);
+        return Ok(());
     }
-    if partials.len() < chunks * width {
-        partials.resize(chunks * width, 0.0);
-    }
+    ensure_len(partials, chunks * width)?;
     partials[..chunks * width]
         .par_chunks_mut(width)
         .zip(x.par_chunks(ROWS * width))
         .for_each(|(partial, rows)| sum_rows(rows, partial));
     sum_rows(&partials[..chunks * width], out);
+    Ok(())
 }
 
 /// A float type whose NaN and infinities can be told from its bits, in a way that vectorizes.
+/// Input values the engine reads as float32.
 pub trait Finite: Copy + Send + Sync {
-    /// Whether the value is NaN or infinite: all its exponent bits set.
+    /// Whether the value is NaN or infinite as a float32: NaN or infinite, or (a float64) so large
+    /// that converting it to float32 gives an infinity.
     fn not_finite(self) -> bool;
 }
 
@@ -89,10 +93,15 @@ impl Finite for f32 {
     }
 }
 
+/// The smallest float64 that rounds to float32's infinity: halfway between `f32::MAX` and
+/// 2^128, which rounds to even, away from `f32::MAX`'s odd mantissa.
+const F32_OVERFLOW: f64 = f32::MAX as f64 + (1u128 << 103) as f64;
+
 impl Finite for f64 {
     #[inline(always)]
     fn not_finite(self) -> bool {
-        self.to_bits() & 0x7fff_ffff_ffff_ffff >= 0x7ff0_0000_0000_0000
+        // Positive float64s are ordered as their bits, and NaN and infinity lie above them all.
+        self.to_bits() & 0x7fff_ffff_ffff_ffff >= F32_OVERFLOW.to_bits()
     }
 }
 
@@ -115,6 +124,29 @@ fn chunk_finite<T: Finite>(chunk: &[T]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_float64_is_finite_when_its_float32_is() {
+        let below = f64::from_bits(F32_OVERFLOW.to_bits() - 1);
+        let values = [
+            0.0,
+            -1.5,
+            1e300,
+            -1e300,
+            f32::MAX as f64,
+            below,
+            -below,
+            F32_OVERFLOW,
+            -F32_OVERFLOW,
+            f64::INFINITY,
+            f64::NAN,
+            f64::MIN_POSITIVE,
+        ];
+        for v in values {
+            assert_eq!(!v.not_finite(), (v as f32).is_finite(), "{v:e}");
+        }
+        assert!(all_finite(&[1.0f64, below]) && !all_finite(&[1.0, 1e39]));
+    }
 
     #[test]
     fn sums_columns() {
@@ -152,7 +184,9 @@ mod tests {
                 }
             }
         }
-        assert!(all_finite(&[f64::MAX, f64::MIN_POSITIVE, -0.0]));
+        assert!(all_finite(&[f32::MAX as f64, f64::MIN_POSITIVE, -0.0]));
+        // A float64 beyond float32's range would be infinite once converted.
+        assert!(!all_finite(&[f64::MAX]));
         assert!(!all_finite(&[1.0, f64::NAN]));
         assert!(all_finite::<f32>(&[]));
     }

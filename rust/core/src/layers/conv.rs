@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::kernel_bias::KernelBias;
-use super::{ensure_len, Layer};
+use super::Layer;
 use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
@@ -16,6 +16,7 @@ use crate::kernels::conv_implicit::{Implicit, Relu};
 use crate::kernels::conv_scatter::Scatter;
 use crate::kernels::gemm::{matmul_single_thread, matmul_tn_chunked, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows_chunked};
+use crate::memory::ensure_len;
 use crate::regularizers::Regularizer;
 
 /// The im2col rows one task produces and multiplies at once: few enough to stay in cache
@@ -35,10 +36,10 @@ thread_local! {
 }
 
 /// Runs `f` on this thread's scratch, at least `len` values long.
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> Result<R> {
     SCRATCH.with_borrow_mut(|scratch| {
-        ensure_len(scratch, len);
-        f(&mut scratch[..len])
+        ensure_len(scratch, len)?;
+        Ok(f(&mut scratch[..len]))
     })
 }
 
@@ -109,31 +110,31 @@ impl InputGradientState {
         kernel: &[f32],
         dz: &[f32],
         dx: &mut [f32],
-    ) {
+    ) -> Result<()> {
         let dz_images = dz.par_chunks(g.pixels() * filters);
         let dx_images = dx.par_chunks_mut(g.input_size());
         match &self.method {
             InputGradient::Flipped(d) => {
-                ensure_len(&mut self.flipped_kernel, kernel.len());
-                ensure_len(&mut self.packed, d.packed_kernel_len());
+                ensure_len(&mut self.flipped_kernel, kernel.len())?;
+                ensure_len(&mut self.packed, d.packed_kernel_len())?;
                 d.pack_flipped_kernel(kernel, &mut self.flipped_kernel, &mut self.packed);
                 let packed = &self.packed;
-                dz_images.zip(dx_images).for_each(|(dz, dx)| {
+                dz_images.zip(dx_images).try_for_each(|(dz, dx)| {
                     with_scratch(d.plane_len(), |plane| {
                         d.pad_image(dz, plane);
                         d.forward(plane, packed, dx, Relu::No);
                     })
-                });
+                })
             }
             InputGradient::Scatter(s) => {
-                ensure_len(&mut self.packed, s.packed_kernel_len());
+                ensure_len(&mut self.packed, s.packed_kernel_len())?;
                 s.pack_kernel(kernel, &mut self.packed);
                 let packed = &self.packed;
-                dz_images.zip(dx_images).for_each(|(dz, dx)| {
+                dz_images.zip(dx_images).try_for_each(|(dz, dx)| {
                     with_scratch(s.plane_len(), |plane| {
                         s.input_gradient(dz, packed, plane, dx)
                     })
-                });
+                })
             }
             InputGradient::Col2im => self.col2im(g, filters, kernel, dz, dx),
         }
@@ -141,12 +142,19 @@ impl InputGradientState {
 
     /// ∂x: ∂cols = dz · kernelᵀ, scattered by col2im, tile by tile. Tiles hold whole images, so
     /// no two tasks scatter into the same input.
-    fn col2im(&mut self, g: &Geometry, filters: usize, kernel: &[f32], dz: &[f32], dx: &mut [f32]) {
+    fn col2im(
+        &mut self,
+        g: &Geometry,
+        filters: usize,
+        kernel: &[f32],
+        dz: &[f32],
+        dx: &mut [f32],
+    ) -> Result<()> {
         let field = g.field();
         let rows = dz.len() / filters;
         // Tiles of whole images, about `TILE_ROWS` im2col rows.
         let images = (TILE_ROWS / g.pixels()).max(1);
-        ensure_len(&mut self.dcols, rows * field);
+        ensure_len(&mut self.dcols, rows * field)?;
         let dcols = self.dcols[..rows * field].par_chunks_mut(images * g.pixels() * field);
         let dz = dz.par_chunks(images * g.pixels() * filters);
         let dx = dx.par_chunks_mut(images * g.input_size());
@@ -155,6 +163,7 @@ impl InputGradientState {
             matmul_single_thread(dz, Op::N, kernel, Op::T, dcols, rows, field, filters, false);
             col2im(dcols, g, dx);
         });
+        Ok(())
     }
 }
 
@@ -276,7 +285,13 @@ impl Conv {
 
     /// `z = im2col(x) · kernel + bias`, [`TILE_ROWS`] rows at a time; in training every row
     /// is kept in `cols` for the kernel's gradient.
-    fn forward_im2col(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], training: bool) {
+    fn forward_im2col(
+        &mut self,
+        weights: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        training: bool,
+    ) -> Result<()> {
         let g = self.geometry;
         let (field, filters) = (g.field(), self.spec.filters);
         let rows = y.len() / filters;
@@ -307,19 +322,21 @@ impl Conv {
             );
         };
         if training {
-            ensure_len(&mut self.cols, rows * field);
+            ensure_len(&mut self.cols, rows * field)?;
             let cols = self.cols[..rows * field].par_chunks_mut(TILE_ROWS * field);
             z.zip(cols).for_each(|((index, (z, y)), cols)| {
                 product(index, cols, z);
                 activation.forward(z, y, filters);
             });
+            Ok(())
         } else {
-            z.for_each(|(index, (z, y))| {
-                with_scratch(z.len() / filters * field, |cols| product(index, cols, z));
+            z.try_for_each(|(index, (z, y))| {
+                with_scratch(z.len() / filters * field, |cols| product(index, cols, z))?;
                 // Outside the scratch's borrow: a wide activation may run in parallel, and
                 // this thread may then take another tile, which borrows the scratch again.
                 activation.forward(z, y, filters);
-            });
+                Ok(())
+            })
         }
     }
 
@@ -327,14 +344,20 @@ impl Conv {
     /// (in `cols`) for the kernel gradient, which would otherwise pad every image again; where
     /// a padded image would only copy the image, the image is read in place (LeNet's layers:
     /// the copies were 3 % of its training step).
-    fn forward_implicit(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], training: bool) {
+    fn forward_implicit(
+        &mut self,
+        weights: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        training: bool,
+    ) -> Result<()> {
         let Some(d) = &self.implicit else {
             unreachable!("called only with an implicit kernel")
         };
         let g = self.geometry;
         let (filters, activation) = (self.spec.filters, self.spec.activation);
         let (kernel, bias) = weights.split_at(self.kernel_len());
-        ensure_len(&mut self.packed, d.packed_kernel_len());
+        ensure_len(&mut self.packed, d.packed_kernel_len())?;
         d.pack_kernel(kernel, self.spec.use_bias.then_some(bias), &mut self.packed);
         let packed = &self.packed;
         let relu = activation == Activation::Relu;
@@ -361,24 +384,27 @@ impl Conv {
                 products(image, z, y);
                 finish(z, y);
             });
+            Ok(())
         } else if training {
             let planes_len = x.len() / g.input_size() * d.plane_len();
-            ensure_len(&mut self.cols, planes_len);
+            ensure_len(&mut self.cols, planes_len)?;
             let planes = self.cols[..planes_len].par_chunks_mut(d.plane_len());
             images.zip(planes).for_each(|(((z, y), image), plane)| {
                 d.pad_image(image, plane);
                 products(plane, z, y);
                 finish(z, y);
             });
+            Ok(())
         } else {
-            images.for_each(|((z, y), image)| {
+            images.try_for_each(|((z, y), image)| {
                 with_scratch(d.plane_len(), |plane| {
                     d.pad_image(image, plane);
                     products(plane, z, y);
-                });
+                })?;
                 // Outside the scratch's borrow, as in `forward_im2col`.
                 finish(z, y);
-            });
+                Ok(())
+            })
         }
     }
 
@@ -389,9 +415,9 @@ impl Conv {
         dz: &[f32],
         d_kernel: &mut [f32],
         d_bias: &mut [f32],
-    ) {
+    ) -> Result<()> {
         if self.spec.use_bias {
-            sum_rows_chunked(dz, d_bias, &mut self.partials);
+            sum_rows_chunked(dz, d_bias, &mut self.partials)?;
         }
         match self.implicit {
             Some(_) => self.kernel_gradient_implicit(x, dz, d_kernel),
@@ -400,17 +426,22 @@ impl Conv {
     }
 
     /// ∂kernel = colsᵀ · dz over the rows kept by the forward.
-    fn kernel_gradient_im2col(&mut self, dz: &[f32], d_kernel: &mut [f32]) {
+    fn kernel_gradient_im2col(&mut self, dz: &[f32], d_kernel: &mut [f32]) -> Result<()> {
         let g = self.geometry;
         let rows = dz.len() / self.spec.filters;
         let cols = &self.cols[..rows * g.field()];
         let dims = (rows, g.field(), self.spec.filters);
-        matmul_tn_chunked(cols, dz, d_kernel, dims, &mut self.partials);
+        matmul_tn_chunked(cols, dz, d_kernel, dims, &mut self.partials)
     }
 
     /// ∂kernel through the implicit GEMM (partials in the kernel's layout), from the padded
     /// images the training forward kept.
-    fn kernel_gradient_implicit(&mut self, x: &[f32], dz: &[f32], d_kernel: &mut [f32]) {
+    fn kernel_gradient_implicit(
+        &mut self,
+        x: &[f32],
+        dz: &[f32],
+        d_kernel: &mut [f32],
+    ) -> Result<()> {
         let d = self
             .implicit
             .as_ref()
@@ -423,7 +454,7 @@ impl Conv {
         };
         let chunks = (dz.len() / per_image).div_ceil(GRADIENT_IMAGES);
         let partial_len = d_kernel.len();
-        ensure_len(&mut self.partials, chunks * partial_len);
+        ensure_len(&mut self.partials, chunks * partial_len)?;
         let partials = &mut self.partials[..chunks * partial_len];
         partials
             .par_chunks_mut(partial_len)
@@ -441,6 +472,7 @@ impl Conv {
         for partial in partials.chunks(partial_len) {
             d_kernel.iter_mut().zip(partial).for_each(|(d, p)| *d += p);
         }
+        Ok(())
     }
 }
 
@@ -495,9 +527,16 @@ impl Layer for Conv {
         self.spec.activity_regularizer
     }
 
-    fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool) {
+    fn forward(
+        &mut self,
+        weights: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        batch: usize,
+        training: bool,
+    ) -> Result<()> {
         let len = batch * self.geometry.pixels() * self.spec.filters;
-        ensure_len(&mut self.z, len);
+        ensure_len(&mut self.z, len)?;
         let y = &mut y[..len];
         match self.implicit {
             Some(_) => self.forward_implicit(weights, x, y, training),
@@ -514,7 +553,7 @@ impl Layer for Conv {
         dy: &mut [f32],
         dx: Option<&mut [f32]>,
         batch: usize,
-    ) {
+    ) -> Result<()> {
         // The kernel gradient reads the im2col rows or padded images that the training forward
         // kept, or `x` itself where a padded image would be a copy of it.
         let filters = self.spec.filters;
@@ -530,14 +569,14 @@ impl Layer for Conv {
         // Taken out for the join (and put back): a panic inside leaves the default, col2im,
         // which is always correct.
         let mut input_gradient = std::mem::take(&mut self.input_gradient);
-        rayon::join(
+        let (weights_done, input_done) = rayon::join(
             || self.weight_gradients(x, dz, d_kernel, d_bias),
-            || {
-                if let Some(dx) = dx {
-                    input_gradient.compute(&g, filters, kernel, dz, dx);
-                }
+            || match dx {
+                Some(dx) => input_gradient.compute(&g, filters, kernel, dz, dx),
+                None => Ok(()),
             },
         );
         self.input_gradient = input_gradient;
+        weights_done.and(input_done)
     }
 }

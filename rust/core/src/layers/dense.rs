@@ -4,12 +4,13 @@
 use serde::{Deserialize, Serialize};
 
 use super::kernel_bias::KernelBias;
-use super::{ensure_len, Layer};
+use super::Layer;
 use crate::error::{CoreError, Result};
 use crate::initializers::{Distribution, FanMode, Initializer};
 use crate::kernels::activation::Activation;
 use crate::kernels::gemm::{matmul, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows};
+use crate::memory::ensure_len;
 use crate::regularizers::Regularizer;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -135,7 +136,14 @@ impl Layer for Dense {
         self.spec.activity_regularizer
     }
 
-    fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, _: bool) {
+    fn forward(
+        &mut self,
+        weights: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        batch: usize,
+        _: bool,
+    ) -> Result<()> {
         let (rows, units) = (batch * self.rows_per_sample, self.spec.units);
         let (kernel, bias) = weights.split_at(self.kernel_len());
         let y = &mut y[..rows * units];
@@ -143,11 +151,12 @@ impl Layer for Dense {
             // A linear Dense writes straight into `y`: there is no pre-activation to keep.
             affine(x, kernel, bias, y, rows, units, self.inputs);
         } else {
-            ensure_len(&mut self.z, rows * units);
+            ensure_len(&mut self.z, rows * units)?;
             let z = &mut self.z[..rows * units];
             affine(x, kernel, bias, z, rows, units, self.inputs);
             self.spec.activation.forward(z, y, units);
         }
+        Ok(())
     }
 
     fn backward(
@@ -159,7 +168,7 @@ impl Layer for Dense {
         dy: &mut [f32],
         dx: Option<&mut [f32]>,
         batch: usize,
-    ) {
+    ) -> Result<()> {
         let (rows, units, inputs) = (batch * self.rows_per_sample, self.spec.units, self.inputs);
         let dz = &mut dy[..rows * units];
         let z = if self.spec.activation == Activation::Linear {
@@ -190,6 +199,7 @@ impl Layer for Dense {
             }
             None => weight_gradients(),
         }
+        Ok(())
     }
 }
 
@@ -212,7 +222,7 @@ mod tests {
     /// Σ y·r for a fixed `r`: its gradient with respect to y is `r`.
     fn objective(layer: &mut Dense, w: &[f32], x: &[f32], r: &[f32], batch: usize) -> f64 {
         let mut y = vec![0.0; r.len()];
-        layer.forward(w, x, &mut y, batch, true);
+        layer.forward(w, x, &mut y, batch, true).unwrap();
         y.iter().zip(r).map(|(y, r)| (y * r) as f64).sum()
     }
 
@@ -221,7 +231,7 @@ mod tests {
         let mut layer = Dense::new(spec(Activation::Linear, true), &[2]).unwrap();
         let w = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.5, -0.5, 1.0];
         let mut y = [0.0; 3];
-        layer.forward(&w, &[1.0, -1.0], &mut y, 1, false);
+        layer.forward(&w, &[1.0, -1.0], &mut y, 1, false).unwrap();
         assert_eq!(y, [-2.5, -3.5, -2.0]);
     }
 
@@ -239,9 +249,11 @@ mod tests {
             let r: Vec<f32> = (0..batch * 3).map(|i| (i as f32 * 0.7).cos()).collect();
 
             let mut y = vec![0.0; batch * 3];
-            layer.forward(&w, &x, &mut y, batch, true);
+            layer.forward(&w, &x, &mut y, batch, true).unwrap();
             let (mut grads, mut dx, mut dy) = (vec![0.0; n_w], vec![0.0; x.len()], r.clone());
-            layer.backward(&w, &mut grads, &x, &y, &mut dy, Some(&mut dx), batch);
+            layer
+                .backward(&w, &mut grads, &x, &y, &mut dy, Some(&mut dx), batch)
+                .unwrap();
 
             let h = 1e-3;
             let numeric = |f: &mut dyn FnMut(f32) -> f64| (f(h) - f(-h)) / (2.0 * h as f64);

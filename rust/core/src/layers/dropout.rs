@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ensure_len, Layer};
+use super::Layer;
 use crate::error::{CoreError, Result};
+use crate::memory::ensure_len;
 use crate::rng::Rng;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +33,18 @@ pub struct Dropout {
     masked: bool,
 }
 
+/// A noise shape as Keras writes it: `(None, 2, 3)`, where the spec's 0 stands for `None`.
+fn keras_shape(noise: &[usize]) -> String {
+    let axes: Vec<String> = noise
+        .iter()
+        .map(|&n| match n {
+            0 => "None".to_string(),
+            n => n.to_string(),
+        })
+        .collect();
+    format!("({})", axes.join(", "))
+}
+
 impl Dropout {
     pub fn new(spec: DropoutSpec, input_shape: &[usize]) -> Result<Self> {
         if !(0.0..1.0).contains(&spec.rate) {
@@ -44,16 +57,21 @@ impl Dropout {
                     return Err(CoreError::shape(
                         "noise_shape",
                         format!("{} axes (batch first)", input_shape.len() + 1),
-                        format!("{noise:?}"),
+                        keras_shape(noise),
                     ));
                 }
                 let mut shared = vec![noise[0] == 1];
                 for (&n, &d) in noise[1..].iter().zip(input_shape) {
                     if n != 0 && n != 1 && n != d {
+                        let mut input = vec![0];
+                        input.extend_from_slice(input_shape);
                         return Err(CoreError::shape(
                             "noise_shape",
-                            format!("1 or the input's size along each axis, {input_shape:?}"),
-                            format!("{noise:?}"),
+                            format!(
+                                "1, None or the input's size along each axis of {}",
+                                keras_shape(&input)
+                            ),
+                            keras_shape(noise),
                         ));
                     }
                     shared.push(n == 1 && d != 1);
@@ -74,11 +92,11 @@ impl Dropout {
 
     /// The mask of optimizer step `step` for `batch` samples, scaled by `1/(1 − rate)`: what a
     /// training forward at that step multiplies by (for engines that apply it elsewhere).
-    pub fn training_mask(&mut self, step: u64, batch: usize) -> &[f32] {
+    pub fn training_mask(&mut self, step: u64, batch: usize) -> Result<&[f32]> {
         self.begin_step(step);
-        self.draw_mask(batch);
+        self.draw_mask(batch)?;
         let len = batch * self.shape.iter().product::<usize>();
-        &self.mask[..len]
+        Ok(&self.mask[..len])
     }
 
     /// Whether training changes anything (a rate above 0).
@@ -88,11 +106,11 @@ impl Dropout {
 
     /// Draws a mask for `batch` samples: one value per position of the noise shape, copied
     /// along the axes where the mask is shared.
-    fn draw_mask(&mut self, batch: usize) {
+    fn draw_mask(&mut self, batch: usize) -> Result<()> {
         let mut dims = vec![batch];
         dims.extend_from_slice(&self.shape);
         let len: usize = dims.iter().product();
-        ensure_len(&mut self.mask, len);
+        ensure_len(&mut self.mask, len)?;
         let scale = 1.0 / (1.0 - self.rate);
         let mut index = vec![0usize; dims.len()];
         for i in 0..len {
@@ -105,6 +123,7 @@ impl Dropout {
             };
             increment(&mut index, &dims);
         }
+        Ok(())
     }
 }
 
@@ -140,16 +159,24 @@ impl Layer for Dropout {
         self.rng = Rng::for_stream(self.seed, step);
     }
 
-    fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool) {
+    fn forward(
+        &mut self,
+        _: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        batch: usize,
+        training: bool,
+    ) -> Result<()> {
         self.masked = training && self.rate > 0.0;
         if !self.masked {
             y.copy_from_slice(x);
-            return;
+            return Ok(());
         }
-        self.draw_mask(batch);
+        self.draw_mask(batch)?;
         for ((y, &x), &m) in y.iter_mut().zip(x).zip(&self.mask) {
             *y = x * m;
         }
+        Ok(())
     }
 
     fn backward(
@@ -161,15 +188,16 @@ impl Layer for Dropout {
         dy: &mut [f32],
         dx: Option<&mut [f32]>,
         _: usize,
-    ) {
-        let Some(dx) = dx else { return };
+    ) -> Result<()> {
+        let Some(dx) = dx else { return Ok(()) };
         if !self.masked {
             dx.copy_from_slice(dy);
-            return;
+            return Ok(());
         }
         for ((dx, &dy), &m) in dx.iter_mut().zip(dy.iter()).zip(&self.mask) {
             *dx = dy * m;
         }
+        Ok(())
     }
 }
 
@@ -191,11 +219,11 @@ mod tests {
         let mut dropout = layer(0.5, None, &[1000]);
         let x = vec![1.0; 1000];
         let mut y = vec![0.0; 1000];
-        dropout.forward(&[], &x, &mut y, 1, true);
+        dropout.forward(&[], &x, &mut y, 1, true).unwrap();
         assert!(y.iter().all(|&v| v == 0.0 || v == 2.0));
         let zeros = y.iter().filter(|&&v| v == 0.0).count();
         assert!((400..600).contains(&zeros), "{zeros}");
-        dropout.forward(&[], &x, &mut y, 1, false);
+        dropout.forward(&[], &x, &mut y, 1, false).unwrap();
         assert_eq!(y, x);
     }
 
@@ -205,7 +233,7 @@ mod tests {
         let mask = |dropout: &mut Dropout, step| {
             let mut y = vec![0.0; 64];
             dropout.begin_step(step);
-            dropout.forward(&[], &x, &mut y, 1, true);
+            dropout.forward(&[], &x, &mut y, 1, true).unwrap();
             y
         };
         let (mut fresh, mut trained) = (layer(0.5, None, &[64]), layer(0.5, None, &[64]));
@@ -221,7 +249,7 @@ mod tests {
         let mut dropout = layer(0.5, Some(vec![2, 1, 4]), &[3, 4]);
         let x = vec![1.0; 24];
         let mut y = vec![0.0; 24];
-        dropout.forward(&[], &x, &mut y, 2, true);
+        dropout.forward(&[], &x, &mut y, 2, true).unwrap();
         for sample in y.chunks(12) {
             assert_eq!(sample[0..4], sample[4..8]);
             assert_eq!(sample[0..4], sample[8..12]);
@@ -233,10 +261,12 @@ mod tests {
         let mut dropout = layer(0.3, None, &[50]);
         let x = vec![1.0; 50];
         let mut y = vec![0.0; 50];
-        dropout.forward(&[], &x, &mut y, 1, true);
+        dropout.forward(&[], &x, &mut y, 1, true).unwrap();
         let mut dy = vec![1.0; 50];
         let mut dx = vec![0.0; 50];
-        dropout.backward(&[], &mut [], &x, &y, &mut dy, Some(&mut dx), 1);
+        dropout
+            .backward(&[], &mut [], &x, &y, &mut dy, Some(&mut dx), 1)
+            .unwrap();
         assert_eq!(dx, y);
     }
 

@@ -1,7 +1,7 @@
 //! The weights of Dense and convolution layers: a kernel and, optionally, a bias, each with its
 //! initializer and regularizer, stored kernel first as Keras orders them.
 
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::regularizers::Regularizer;
 
@@ -15,6 +15,18 @@ pub(crate) struct KernelBias {
     pub bias_regularizer: Option<Regularizer>,
 }
 
+fn finite(values: &[f32], initializer: &str) -> Result<()> {
+    match values.iter().all(|v| v.is_finite()) {
+        true => Ok(()),
+        false => Err(CoreError::invalid(
+            initializer,
+            "an initializer whose values are finite in float32 (a smaller mean, stddev, \
+             limits or scale)",
+            "values that overflow to infinity",
+        )),
+    }
+}
+
 impl KernelBias {
     pub fn kernel_len(&self) -> usize {
         self.kernel_shape.iter().product()
@@ -26,11 +38,15 @@ impl KernelBias {
         shapes
     }
 
+    /// Draws the kernel and the bias; an initializer whose values overflow float32 (a huge
+    /// `stddev` or `scale`) is an error naming it, never a model of infinities.
     pub fn init(&self, weights: &mut [f32]) -> Result<()> {
         let (kernel, bias) = weights.split_at_mut(self.kernel_len());
         self.kernel_initializer.fill(&self.kernel_shape, kernel)?;
+        finite(kernel, "kernel_initializer")?;
         if let Some(len) = self.bias {
             self.bias_initializer.fill(&[len], bias)?;
+            finite(bias, "bias_initializer")?;
         }
         Ok(())
     }

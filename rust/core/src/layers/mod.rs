@@ -87,8 +87,16 @@ pub trait Layer: Send + Sync {
     /// draw it from `(seed, step)`, so a run resumed at a step draws what it would have drawn.
     fn begin_step(&mut self, _step: u64) {}
 
-    /// `y = layer(x)`. With `training`, keeps what [`Layer::backward`] needs.
-    fn forward(&mut self, weights: &[f32], x: &[f32], y: &mut [f32], batch: usize, training: bool);
+    /// `y = layer(x)`. With `training`, keeps what [`Layer::backward`] needs. Fails only when
+    /// the scratch the layer grows for a larger batch cannot be allocated.
+    fn forward(
+        &mut self,
+        weights: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        batch: usize,
+        training: bool,
+    ) -> Result<()>;
 
     /// Given `dy` (∂loss/∂y, which the layer may overwrite), writes ∂loss/∂weights into `grads`
     /// and, when asked, ∂loss/∂x into `dx`. `x` and `y` are the last training forward's.
@@ -102,20 +110,5 @@ pub trait Layer: Send + Sync {
         dy: &mut [f32],
         dx: Option<&mut [f32]>,
         batch: usize,
-    );
-}
-
-/// Grows `buffer` to hold at least `len` values; never shrinks it, so a smaller last batch does
-/// not give memory back and the next epoch's first batch does not allocate.
-pub(crate) fn ensure_len(buffer: &mut Vec<f32>, len: usize) {
-    if buffer.len() < len {
-        buffer.resize(len, 0.0);
-    }
-}
-
-/// [`ensure_len`] for index buffers.
-pub(crate) fn ensure_len_u32(buffer: &mut Vec<u32>, len: usize) {
-    if buffer.len() < len {
-        buffer.resize(len, 0);
-    }
+    ) -> Result<()>;
 }

@@ -8,6 +8,7 @@ use super::Layer;
 use crate::error::{CoreError, Result};
 use crate::kernels::conv::{Axis, Geometry, Padding};
 use crate::kernels::pool::{self, PoolKind};
+use crate::memory::ensure_len;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,6 +78,15 @@ impl Pool {
             let cols = Axis::new(w, spec.pool_size[last], spec.strides[last], 1, spec.padding)?;
             (rows, cols)
         };
+        let values = h.checked_mul(w).and_then(|p| p.checked_mul(c));
+        if values.is_none_or(|v| v > u32::MAX as usize) {
+            // Max pooling records where each maximum came from as a 32-bit index in its image.
+            return Err(CoreError::invalid(
+                "input_shape",
+                "at most 2**32 values per sample for pooling",
+                format!("{input_shape:?}"),
+            ));
+        }
         let output_shape = if spec.global && spec.keepdims {
             let mut shape = vec![1; spatial];
             shape.push(c);
@@ -110,15 +120,22 @@ impl Layer for Pool {
         Some(self.geometry)
     }
 
-    fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], _: usize, training: bool) {
+    fn forward(
+        &mut self,
+        _: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        _: usize,
+        training: bool,
+    ) -> Result<()> {
         // Only the backward needs to know where each maximum came from.
         let argmax = if training {
-            super::ensure_len_u32(&mut self.argmax, y.len());
+            ensure_len(&mut self.argmax, y.len())?;
             Some(&mut self.argmax[..y.len()])
         } else {
             None
         };
-        pool::forward(x, &self.geometry, self.kind, y, argmax);
+        pool::forward(x, &self.geometry, self.kind, y, argmax)
     }
 
     fn backward(
@@ -130,10 +147,11 @@ impl Layer for Pool {
         dy: &mut [f32],
         dx: Option<&mut [f32]>,
         _: usize,
-    ) {
+    ) -> Result<()> {
         if let Some(dx) = dx {
             let argmax = &self.argmax[..dy.len()];
             pool::backward(dy, &self.geometry, self.kind, argmax, dx);
         }
+        Ok(())
     }
 }

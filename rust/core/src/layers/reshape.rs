@@ -54,8 +54,9 @@ impl Layer for Reshape {
         &self.output_shape
     }
 
-    fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], _: usize, _: bool) {
+    fn forward(&mut self, _: &[f32], x: &[f32], y: &mut [f32], _: usize, _: bool) -> Result<()> {
         y.copy_from_slice(x);
+        Ok(())
     }
 
     fn backward(
@@ -67,9 +68,10 @@ impl Layer for Reshape {
         dy: &mut [f32],
         dx: Option<&mut [f32]>,
         _: usize,
-    ) {
+    ) -> Result<()> {
         if let Some(dx) = dx {
             dx.copy_from_slice(dy);
         }
+        Ok(())
     }
 }

@@ -1,9 +1,11 @@
 //! Adagrad (`keras/src/optimizers/adagrad.py`): `acc += g²; w −= lr·g/√(acc + ε)`.
 
-use crate::error::Result;
-use crate::tensor::try_filled;
+use std::ops::Range;
 
-use super::{restore, update_each, Optimizer};
+use crate::error::Result;
+use crate::memory::try_filled;
+
+use super::{copy_slot, restore, update_each, Optimizer};
 
 pub struct Adagrad {
     learning_rate: f32,
@@ -29,13 +31,16 @@ impl Adagrad {
 }
 
 impl Optimizer for Adagrad {
-    fn step(&mut self, weights: &mut [f32], grads: &[f32]) {
+    fn step_ranges(&mut self, weights: &mut [f32], grads: &[f32], ranges: &[Range<usize>]) {
         let (lr, eps) = (self.learning_rate, self.epsilon);
-        update_each(weights, grads, &mut self.accumulators, |w, g, acc| {
-            *acc += g * g;
-            *w -= lr * g / (*acc + eps).sqrt();
-        });
-        self.iterations += 1;
+        for r in ranges {
+            let (w, g) = (&mut weights[r.clone()], &grads[r.clone()]);
+            update_each(w, g, &mut self.accumulators[r.clone()], |w, g, acc| {
+                *acc += g * g;
+                *w -= lr * g / (*acc + eps).sqrt();
+            });
+        }
+        self.iterations = self.iterations.saturating_add(1);
     }
 
     fn iterations(&self) -> u64 {
@@ -54,8 +59,8 @@ impl Optimizer for Adagrad {
         1
     }
 
-    fn state(&self) -> Vec<Vec<f32>> {
-        vec![self.accumulators.clone()]
+    fn slot(&self, index: usize) -> Result<Vec<f32>> {
+        copy_slot(&[&self.accumulators], index)
     }
 
     fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()> {

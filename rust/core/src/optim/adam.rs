@@ -6,14 +6,16 @@
 //! ```
 //! With `amsgrad`, `v̂ = max(v̂, v)` replaces `v` in the last step.
 
+use std::ops::Range;
+
 use multiversion::multiversion;
 use rayon::prelude::*;
 
 use crate::error::Result;
+use crate::memory::try_filled;
 use crate::parallel::CHUNK;
-use crate::tensor::try_filled;
 
-use super::{one_minus, restore, Optimizer};
+use super::{copy_slot, one_minus, restore, Optimizer};
 
 /// The moments live in separate vectors (not one struct per weight) so that the update
 /// vectorizes: square roots and divisions 8 at a time instead of one.
@@ -92,8 +94,8 @@ fn update_amsgrad(
 }
 
 impl Optimizer for Adam {
-    fn step(&mut self, weights: &mut [f32], grads: &[f32]) {
-        let t = (self.iterations + 1) as f32;
+    fn step_ranges(&mut self, weights: &mut [f32], grads: &[f32], ranges: &[Range<usize>]) {
+        let t = self.iterations.saturating_add(1) as f32;
         let alpha =
             self.learning_rate * (1.0 - self.beta_2.powf(t)).sqrt() / (1.0 - self.beta_1.powf(t));
         let s = Step {
@@ -102,27 +104,33 @@ impl Optimizer for Adam {
             c2: self.one_minus_beta_2,
             epsilon: self.epsilon,
         };
-        let (m, v, v_hat) = (&mut self.m, &mut self.v, &mut self.v_hat);
-        // Fixed chunks, in parallel only where waking the other threads pays.
-        let parallel = weights.len() >= 4 * CHUNK;
-        match (v_hat.is_empty(), parallel) {
-            (true, false) => update(weights, grads, m, v, s),
-            (false, false) => update_amsgrad(weights, grads, m, v, v_hat, s),
-            (true, true) => weights
-                .par_chunks_mut(CHUNK)
-                .zip(grads.par_chunks(CHUNK))
-                .zip(m.par_chunks_mut(CHUNK))
-                .zip(v.par_chunks_mut(CHUNK))
-                .for_each(|(((w, g), m), v)| update(w, g, m, v, s)),
-            (false, true) => weights
-                .par_chunks_mut(CHUNK)
-                .zip(grads.par_chunks(CHUNK))
-                .zip(m.par_chunks_mut(CHUNK))
-                .zip(v.par_chunks_mut(CHUNK))
-                .zip(v_hat.par_chunks_mut(CHUNK))
-                .for_each(|((((w, g), m), v), v_hat)| update_amsgrad(w, g, m, v, v_hat, s)),
+        let amsgrad = !self.v_hat.is_empty();
+        for r in ranges {
+            let (weights, grads) = (&mut weights[r.clone()], &grads[r.clone()]);
+            let (m, v) = (&mut self.m[r.clone()], &mut self.v[r.clone()]);
+            // Fixed chunks, in parallel only where waking the other threads pays.
+            let parallel = weights.len() >= 4 * CHUNK;
+            match (amsgrad, parallel) {
+                (false, false) => update(weights, grads, m, v, s),
+                (true, false) => {
+                    update_amsgrad(weights, grads, m, v, &mut self.v_hat[r.clone()], s)
+                }
+                (false, true) => weights
+                    .par_chunks_mut(CHUNK)
+                    .zip(grads.par_chunks(CHUNK))
+                    .zip(m.par_chunks_mut(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .for_each(|(((w, g), m), v)| update(w, g, m, v, s)),
+                (true, true) => weights
+                    .par_chunks_mut(CHUNK)
+                    .zip(grads.par_chunks(CHUNK))
+                    .zip(m.par_chunks_mut(CHUNK))
+                    .zip(v.par_chunks_mut(CHUNK))
+                    .zip(self.v_hat[r.clone()].par_chunks_mut(CHUNK))
+                    .for_each(|((((w, g), m), v), v_hat)| update_amsgrad(w, g, m, v, v_hat, s)),
+            }
         }
-        self.iterations += 1;
+        self.iterations = self.iterations.saturating_add(1);
     }
 
     fn iterations(&self) -> u64 {
@@ -141,12 +149,9 @@ impl Optimizer for Adam {
         2 + !self.v_hat.is_empty() as usize
     }
 
-    fn state(&self) -> Vec<Vec<f32>> {
-        let mut state = vec![self.m.clone(), self.v.clone()];
-        if !self.v_hat.is_empty() {
-            state.push(self.v_hat.clone());
-        }
-        state
+    fn slot(&self, index: usize) -> Result<Vec<f32>> {
+        let slots = [&self.m[..], &self.v, &self.v_hat];
+        copy_slot(&slots[..self.slots_per_weight()], index)
     }
 
     fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()> {

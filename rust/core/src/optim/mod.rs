@@ -12,15 +12,26 @@ mod sgd;
 pub use adagrad::Adagrad;
 pub use adam::Adam;
 pub use rmsprop::RMSprop;
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 pub use sgd::Sgd;
 
 use crate::error::{CoreError, Result};
+use crate::memory::try_copy;
 use crate::parallel::CHUNK;
 
 pub trait Optimizer: Send + Sync {
-    /// Applies one update to `weights` given `grads` (same length).
-    fn step(&mut self, weights: &mut [f32], grads: &[f32]);
+    /// Applies one update to the values of `weights` in `ranges` (the trainable weights) given
+    /// `grads` (as long as `weights`); the other weights and their slots stay as they are, as
+    /// Keras's optimizer never sees frozen variables.
+    fn step_ranges(&mut self, weights: &mut [f32], grads: &[f32], ranges: &[Range<usize>]);
+
+    /// Applies one update to all of `weights` given `grads` (same length).
+    fn step(&mut self, weights: &mut [f32], grads: &[f32]) {
+        let all = 0..weights.len();
+        self.step_ranges(weights, grads, &[all]);
+    }
 
     /// How many steps have been applied (Keras's `iterations`).
     fn iterations(&self) -> u64;
@@ -33,13 +44,27 @@ pub trait Optimizer: Send + Sync {
     /// The state values per weight (e.g. Adam's momentum and velocity), in Keras's slot order.
     fn slots_per_weight(&self) -> usize;
 
+    /// A copy of slot `index` (of [`Optimizer::slots_per_weight`]), as long as the weights, in
+    /// Keras's slot order.
+    fn slot(&self, index: usize) -> Result<Vec<f32>>;
+
     /// A copy of the state: one vector per slot, each as long as the weights, in Keras's slot
     /// order.
-    fn state(&self) -> Vec<Vec<f32>>;
+    fn state(&self) -> Result<Vec<Vec<f32>>> {
+        (0..self.slots_per_weight()).map(|k| self.slot(k)).collect()
+    }
 
     /// Restores what [`Optimizer::state`] and [`Optimizer::iterations`] returned, so that the
     /// next step is the one an uninterrupted run would take.
     fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()>;
+}
+
+/// A copy of `slots[index]`, or an error naming the slot that does not exist.
+fn copy_slot(slots: &[&[f32]], index: usize) -> Result<Vec<f32>> {
+    let slot = slots
+        .get(index)
+        .ok_or_else(|| CoreError::invalid("slot", format!("fewer than {}", slots.len()), index))?;
+    try_copy(slot)
 }
 
 /// Copies saved slot vectors into an optimizer's, after checking their count and lengths.
@@ -279,7 +304,7 @@ mod tests {
             for step in 0..3 {
                 original.step(&mut w, &grads(step, n));
             }
-            let state = original.state();
+            let state = original.state().unwrap();
             assert_eq!(state.len(), original.slots_per_weight(), "{spec:?}");
             let mut restored = spec.build(n).unwrap();
             let slices: Vec<&[f32]> = state.iter().map(|v| &v[..]).collect();

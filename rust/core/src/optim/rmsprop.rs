@@ -5,8 +5,10 @@
 //! inc = lr·g/√d;  [momentum μ > 0: mom = μ·mom + inc, w −= mom | w −= inc]
 //! ```
 
-use crate::error::Result;
-use crate::tensor::try_filled;
+use std::ops::Range;
+
+use crate::error::{CoreError, Result};
+use crate::memory::try_filled;
 
 use super::{one_minus, restore, update_each, Optimizer};
 
@@ -66,7 +68,7 @@ impl RMSprop {
 }
 
 impl Optimizer for RMSprop {
-    fn step(&mut self, weights: &mut [f32], grads: &[f32]) {
+    fn step_ranges(&mut self, weights: &mut [f32], grads: &[f32], ranges: &[Range<usize>]) {
         let (lr, rho, c, mu, eps) = (
             self.learning_rate,
             self.rho,
@@ -75,23 +77,26 @@ impl Optimizer for RMSprop {
             self.epsilon,
         );
         let centered = self.centered;
-        update_each(weights, grads, &mut self.slots, |w, g, s| {
-            s.velocity = rho * s.velocity + c * (g * g);
-            let denominator = if centered {
-                s.average_grad = rho * s.average_grad + c * g;
-                s.velocity - s.average_grad * s.average_grad + eps
-            } else {
-                s.velocity + eps
-            };
-            let increment = lr * g / denominator.sqrt();
-            if mu > 0.0 {
-                s.momentum = mu * s.momentum + increment;
-                *w -= s.momentum;
-            } else {
-                *w -= increment;
-            }
-        });
-        self.iterations += 1;
+        for r in ranges {
+            let (weights, grads) = (&mut weights[r.clone()], &grads[r.clone()]);
+            update_each(weights, grads, &mut self.slots[r.clone()], |w, g, s| {
+                s.velocity = rho * s.velocity + c * (g * g);
+                let denominator = if centered {
+                    s.average_grad = rho * s.average_grad + c * g;
+                    s.velocity - s.average_grad * s.average_grad + eps
+                } else {
+                    s.velocity + eps
+                };
+                let increment = lr * g / denominator.sqrt();
+                if mu > 0.0 {
+                    s.momentum = mu * s.momentum + increment;
+                    *w -= s.momentum;
+                } else {
+                    *w -= increment;
+                }
+            });
+        }
+        self.iterations = self.iterations.saturating_add(1);
     }
 
     fn iterations(&self) -> u64 {
@@ -112,17 +117,23 @@ impl Optimizer for RMSprop {
 
     /// Keras's order: velocities, then momentums (with momentum), then average gradients
     /// (centered).
-    fn state(&self) -> Vec<Vec<f32>> {
+    fn slot(&self, index: usize) -> Result<Vec<f32>> {
         let fields = self.slot_fields();
-        fields
-            .iter()
-            .map(|&field| self.slots.iter().map(field).collect())
-            .collect()
+        let field = *fields.get(index).ok_or_else(|| {
+            CoreError::invalid("slot", format!("fewer than {}", fields.len()), index)
+        })?;
+        let mut values = try_filled(self.slots.len(), 0.0)?;
+        values
+            .iter_mut()
+            .zip(&self.slots)
+            .for_each(|(v, s)| *v = field(s));
+        Ok(values)
     }
 
     fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()> {
-        let mut vectors: Vec<Vec<f32>> =
-            vec![vec![0.0; self.slots.len()]; self.slot_fields().len()];
+        let mut vectors = (0..self.slot_fields().len())
+            .map(|_| try_filled(self.slots.len(), 0.0))
+            .collect::<Result<Vec<_>>>()?;
         let mut views: Vec<&mut [f32]> = vectors.iter_mut().map(|v| &mut v[..]).collect();
         restore(&mut views, state)?;
         let (momentum, centered) = (self.momentum > 0.0, self.centered);

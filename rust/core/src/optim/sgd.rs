@@ -1,10 +1,12 @@
 //! SGD (`keras/src/optimizers/sgd.py`). The learning rate is folded into the velocity:
 //! `m ← μ·m − lr·g`, then `w ← w + m` (classic) or `w ← w + μ·m − lr·g` (Nesterov).
 
-use crate::error::Result;
-use crate::tensor::try_filled;
+use std::ops::Range;
 
-use super::{restore, update_each, Optimizer};
+use crate::error::Result;
+use crate::memory::try_filled;
+
+use super::{copy_slot, restore, update_each, Optimizer};
 
 pub struct Sgd {
     learning_rate: f32,
@@ -34,24 +36,27 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn step(&mut self, weights: &mut [f32], grads: &[f32]) {
+    fn step_ranges(&mut self, weights: &mut [f32], grads: &[f32], ranges: &[Range<usize>]) {
         let (lr, mu) = (self.learning_rate, self.momentum);
-        if self.velocity.is_empty() {
-            // A zero-sized slot per weight: `vec![(); n]` allocates nothing.
-            let mut none = vec![(); weights.len()];
-            update_each(weights, grads, &mut none, |w, g, _| *w -= g * lr);
-        } else if self.nesterov {
-            update_each(weights, grads, &mut self.velocity, |w, g, m| {
-                *m = *m * mu - g * lr;
-                *w += *m * mu - g * lr;
-            });
-        } else {
-            update_each(weights, grads, &mut self.velocity, |w, g, m| {
-                *m = *m * mu - g * lr;
-                *w += *m;
-            });
+        for r in ranges {
+            let (weights, grads) = (&mut weights[r.clone()], &grads[r.clone()]);
+            if self.velocity.is_empty() {
+                // A zero-sized slot per weight: `vec![(); n]` allocates nothing.
+                let mut none = vec![(); weights.len()];
+                update_each(weights, grads, &mut none, |w, g, _| *w -= g * lr);
+            } else if self.nesterov {
+                update_each(weights, grads, &mut self.velocity[r.clone()], |w, g, m| {
+                    *m = *m * mu - g * lr;
+                    *w += *m * mu - g * lr;
+                });
+            } else {
+                update_each(weights, grads, &mut self.velocity[r.clone()], |w, g, m| {
+                    *m = *m * mu - g * lr;
+                    *w += *m;
+                });
+            }
         }
-        self.iterations += 1;
+        self.iterations = self.iterations.saturating_add(1);
     }
 
     fn iterations(&self) -> u64 {
@@ -70,12 +75,9 @@ impl Optimizer for Sgd {
         (!self.velocity.is_empty()) as usize
     }
 
-    fn state(&self) -> Vec<Vec<f32>> {
-        if self.velocity.is_empty() {
-            Vec::new()
-        } else {
-            vec![self.velocity.clone()]
-        }
+    fn slot(&self, index: usize) -> Result<Vec<f32>> {
+        let slots = [&self.velocity[..]];
+        copy_slot(&slots[..self.slots_per_weight()], index)
     }
 
     fn set_state(&mut self, iterations: u64, state: &[&[f32]]) -> Result<()> {

@@ -198,6 +198,13 @@ fn metric_of_row(s: Spec, r: u32) -> f32 {
         }
         case 11u: { return select(0.0, 1.0, argmax_target(r) == argmax_pred(r)); }
         case 12u: { return select(0.0, 1.0, target_at(r, 0u) == f32(argmax_pred(r))); }
+        case 13u: {
+            var equal = 0.0;
+            for (var j = 0u; j < p.width; j++) {
+                equal += select(0.0, 1.0, target_at(r, j) == pred[r * p.width + j]);
+            }
+            return equal / f32(p.width);
+        }
         default: { return loss_of_row(s, r, false, 0.0); }
     }
 }
