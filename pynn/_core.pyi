@@ -78,11 +78,14 @@ class Engine:
 
 def set_num_threads(n: int) -> None:
     """1 to 1024 threads, or 0 for all cores; ValueError beyond."""
+
 def get_num_threads() -> int: ...
 def before_fork() -> None:
     """For `os.register_at_fork(before=...)`."""
+
 def after_fork(child: bool) -> None:
     """For `os.register_at_fork(after_in_parent=..., after_in_child=...)`."""
+
 def shuffled_order(seed: int, len: int) -> list[int]: ...
 def all_finite(array: np.ndarray) -> bool | None:
     """Whether a contiguous (C or Fortran order) float32/float64 array is free of NaN and
@@ -95,6 +98,7 @@ def activation(name: str, z: Floats, da: Floats, width: int) -> tuple[Floats, Fl
 def loss(spec: str, y_true: Floats, y_pred: Floats, width: int) -> tuple[Floats, Floats]: ...
 def metric(spec: str, y_true: Floats, y_pred: Floats, width: int) -> Floats:
     """The metric's value for each row of `y_pred`."""
+
 def optimizer_steps(spec: str, weights: Floats, grads: Floats) -> Floats: ...
 def matmul(a: Floats, b: Floats) -> Floats: ...
 def count_weights(input_shape: list[int], layers_json: str) -> int: ...
@@ -103,6 +107,7 @@ def tensor_file_header(
 ) -> bytes:
     """The start of a safetensors file of float32 `tensors` (name, shape); their values follow
     it, in that order, little-endian."""
+
 def decode_tensors(
     data: bytes,
 ) -> tuple[list[tuple[str, npt.NDArray[np.float32]]], dict[str, str]]: ...

@@ -85,9 +85,9 @@ class Sequential(Model):
                 "Only instances of `pynn.layers.Layer` can be added to a Sequential model. "
                 f"Received: {layer!r} (of type {type(layer).__name__})"
             )
+        refuse_custom(layer, "layer")
         if is_custom(layer):
             layer.spec()  # raises NotImplementedError, naming the layer
-        refuse_custom(layer, "layer")
         if isinstance(layer, InputLayer):
             if self._input_layer is not None or self._layers:
                 raise ValueError(

@@ -157,11 +157,7 @@ class Trainer:
             metrics = [metrics_module.get(m, y.shape, output_shape) for m in metric_ids]
             for metric in metrics:
                 if metric.sparse != loss.sparse:
-                    wanted = "class indices" if metric.sparse else "one-hot or real-valued targets"
-                    raise ValueError(
-                        f"Metric '{metric.name}' needs {wanted}, which loss '{loss.name}' does "
-                        "not take; choose a metric that matches the loss."
-                    )
+                    raise ValueError(_mismatch(metric, loss, y.shape, output_shape, name))
             self._engine.compile(
                 json.dumps(loss.spec()),
                 json.dumps(self.optimizer.spec()),
@@ -217,7 +213,12 @@ class Trainer:
             info = config.gpu_info()
             if info is None or not info["is_gpu"]:
                 return False
-        reason = self._engine.gpu_unsupported()
+        try:
+            reason = self._engine.gpu_unsupported()
+        except MemoryError as error:
+            if device == "gpu":
+                raise
+            reason = f"this model: {error}"
         if reason is None:
             return True
         if device == "gpu":
@@ -559,6 +560,23 @@ def _output_array(shape: tuple[int, ...]) -> np.ndarray:
             f"Not enough memory for the predictions of `x`: {values * 4 / 2**30:,.1f} GiB "
             f"(shape {shape}); predict fewer samples at a time."
         ) from None
+
+
+def _mismatch(metric, loss, y_shape, output_shape, name: str) -> str:
+    """Why `metric` and `loss` cannot both read targets of `y_shape`."""
+    wanted = "class indices" if metric.sparse else "one-hot or real-valued targets"
+    message = (
+        f"Metric '{metric.name}' needs {wanted}, which loss '{loss.name}' does not take; "
+        "choose a metric that matches the loss"
+    )
+    if metric.sparse and metric.name in ("accuracy", "acc"):
+        expected = (y_shape[0], *output_shape)
+        message = (
+            f"`{name}` has shape {tuple(y_shape)}: with its last axis of 1, metric "
+            f"'{metric.name}' reads it as class indices, which loss '{loss.name}' does not take. "
+            f"Give `{name}` the model's output shape, {expected}"
+        )
+    return message + "."
 
 
 def _split(flat: np.ndarray, shapes) -> list[np.ndarray]:

@@ -227,3 +227,36 @@ def test_the_textbooks_l2_network_trains_as_on_the_cpu():
         )
     for key, values in histories[0].items():
         np.testing.assert_allclose(histories[1][key], values, rtol=1e-4)
+
+
+def test_frozen_layers_are_refused_by_name_on_the_gpu():
+    pynn.config.set_device("gpu")
+    model = mlp()
+    model.layers[0].trainable = False
+    with pytest.raises(NotImplementedError, match=r"frozen layers \(trainable=False\)"):
+        model.fit(X, LABELS, verbose=0)
+
+
+def test_a_batch_too_large_for_the_gpu_is_a_memory_error():
+    pynn.config.set_device("gpu")
+    model = pynn.Sequential([pynn.Input((1,)), Dense(2**20), Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((2**16, 1), np.float32)  # 2**36 values in one activation: beyond any GPU
+    with pytest.raises(MemoryError, match=r"a batch of 65536 samples.*lower `batch_size`"):
+        model.fit(x, x, batch_size=2**16, verbose=0)
+    with pytest.raises(MemoryError, match="a batch of 65536 samples"):
+        model.predict(x, batch_size=2**16, verbose=0)
+    model.fit(x[:8], x[:8], batch_size=4, verbose=0)  # batches that fit still train
+
+
+@pytest.mark.skipif(
+    (pynn.config.gpu_info() or {}).get("is_gpu", True),
+    reason="sized for lavapipe's buffers of 2**25 values; a real GPU's hold more",
+)
+def test_a_model_too_large_for_the_gpus_buffers_is_a_memory_error():
+    model = pynn.Sequential([pynn.Input((2**13,)), Dense(2**13)])  # 2**26 weights
+    model.compile(optimizer="sgd", loss="mse")
+    x = np.zeros((2, 2**13), np.float32)
+    pynn.config.set_device("gpu")
+    with pytest.raises(MemoryError, match="weights need a GPU buffer larger than"):
+        model.fit(x, x, verbose=0)

@@ -68,7 +68,7 @@ def deserialize(config, module: str):
     class_name = config["class_name"]
     if class_name not in classes:
         raise ValueError(
-            f"Unknown {module} class '{_short(class_name)}'. Known: {', '.join(sorted(classes))}."
+            f"Unknown {module} class {_short(class_name)}. Known: {', '.join(sorted(classes))}."
         )
     arguments = config.get("config", {})
     if not isinstance(arguments, dict):

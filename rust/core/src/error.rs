@@ -91,6 +91,14 @@ impl CoreError {
         }
     }
 
+    /// Whether this is a buffer that could not be allocated.
+    pub fn is_memory(&self) -> bool {
+        matches!(
+            self,
+            CoreError::OutOfMemory { .. } | CoreError::TooLarge { .. }
+        )
+    }
+
     pub fn shape(name: &str, expected: impl ToString, got: impl ToString) -> Self {
         CoreError::ShapeMismatch {
             name: name.to_string(),

@@ -360,6 +360,25 @@ impl Network {
             })
     }
 
+    /// Checks that a batch of `batch` samples has activations whose sizes a machine can address
+    /// (lanes multiply the batch by each activation's size unchecked).
+    pub fn check_batch(&self, batch: usize) -> Result<()> {
+        let largest = self.sizes.iter().copied().max().unwrap_or(0);
+        crate::memory::checked_mul(batch, largest)
+            .and_then(|values| crate::memory::checked_mul(values, 4))
+            .map(drop)
+    }
+
+    /// Gives back every buffer a batch grew (activations, scratch, the parts' lanes and
+    /// gradients): after a batch that ran out of memory, so that its half-built buffers do not
+    /// keep the memory a smaller batch then needs.
+    pub fn release_buffers(&mut self) -> Result<()> {
+        self.parts = Vec::new();
+        self.part_grads = Vec::new();
+        self.lane = Lane::new(Layout::new(&self.input_shape, &self.specs)?.layers);
+        Ok(())
+    }
+
     /// Builds lanes for split batches until there are `n`.
     fn ensure_part_lanes(&mut self, n: usize) -> Result<()> {
         while self.parts.len() < n {
@@ -399,15 +418,20 @@ impl Network {
     /// batch runs whole where a layer needs it so: a Dropout mask, activity penalties divided
     /// by the batch size.
     pub fn training_parts(&self, batch: usize) -> usize {
-        let whole = self
-            .lane
-            .layers
-            .iter()
-            .any(|l| l.needs_whole_batch() || l.activity_regularizer().is_some());
-        match whole {
+        let whole = self.lane.layers.iter().any(|l| l.needs_whole_batch());
+        match whole || self.penalizes_activity() {
             true => 1,
             false => batch.div_ceil(PART_SAMPLES).max(1),
         }
+    }
+
+    /// Whether a layer penalizes its output, which [`Network::penalty`] reads from the whole
+    /// batch's activations: such a network runs its batches whole, also to evaluate them.
+    pub fn penalizes_activity(&self) -> bool {
+        self.lane
+            .layers
+            .iter()
+            .any(|l| l.activity_regularizer().is_some())
     }
 
     /// A training forward and backward of `batch` samples split into `sums.len()` parts (see

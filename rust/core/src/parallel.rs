@@ -276,6 +276,33 @@ mod tests {
     }
 
     #[test]
+    fn a_forked_child_gets_a_new_pool_of_the_same_size() {
+        set_num_threads(3).unwrap();
+        let parent = pool().unwrap();
+        before_fork();
+        after_fork(false);
+        assert!(
+            Arc::ptr_eq(&pool().unwrap(), &parent),
+            "the parent keeps its pool"
+        );
+        before_fork();
+        after_fork(true); // as the child would
+        let child = pool().unwrap();
+        assert!(!Arc::ptr_eq(&child, &parent));
+        assert_eq!(
+            (child.current_num_threads(), num_threads().unwrap()),
+            (3, 3)
+        );
+        assert_eq!(install(rayon::current_num_threads).unwrap(), 3);
+        set_num_threads(0).unwrap();
+    }
+
+    #[test]
+    fn thread_counts_are_bounded() {
+        assert!(set_num_threads(MAX_THREADS + 1).is_err());
+    }
+
+    #[test]
     fn a_panic_in_the_task_reaches_the_caller() {
         let outcome = std::panic::catch_unwind(|| {
             install_and_tick(|| panic!("in the pool"), Duration::from_millis(5), || {})

@@ -149,6 +149,9 @@ pub struct Trainer {
     order: Vec<usize>,
     /// The current batch's targets.
     targets: Vec<f32>,
+    /// The current batch's inputs and outputs, where an evaluation gathers and infers them.
+    inputs: Vec<f32>,
+    outputs: Vec<f32>,
     /// Each output row's loss, for batches whose loss is computed in parallel.
     row_losses: Vec<f32>,
     /// The sums of a batch's parts, where a training batch is split.
@@ -168,6 +171,8 @@ impl Trainer {
             optimizer: optimizer.build(network.weights().len())?,
             order: Vec::new(),
             targets: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
             row_losses: Vec::new(),
             part_sums: Vec::new(),
         })
@@ -248,12 +253,16 @@ impl Trainer {
     ) -> Result<Logs> {
         self.check(network, data)?;
         check_batch_size(batch_size)?;
+        let largest = batch_size.min(data.len);
+        network
+            .check_batch(largest)
+            .map_err(|e| out_of_memory(network, e, largest))?;
         let mut order = std::mem::take(&mut self.order);
         fill_order(&mut order, data.len, shuffle_seed)?;
         let mut totals = Totals::new(self.metrics.len());
         for batch in order.chunks(batch_size) {
             self.run_batch(network, data, batch, pass, &mut totals, cancel)
-                .map_err(|e| e.for_buffer(|| batch_buffers(batch.len()), LOWER_BATCH_SIZE))?;
+                .map_err(|e| out_of_memory(network, e, batch.len()))?;
             let progress = Progress {
                 batches: totals.batches,
                 totals: Some(&totals),
@@ -315,6 +324,8 @@ impl Trainer {
             metrics,
             optimizer,
             targets,
+            inputs,
+            outputs,
             row_losses,
             part_sums,
             ..
@@ -346,6 +357,10 @@ impl Trainer {
                 }
             }
             part_sums.iter().map(|part| part.loss).sum()
+        } else if !train && !network.penalizes_activity() {
+            let heads = (&*loss, metrics.as_slice());
+            let buffers = (inputs, outputs, row_losses);
+            test_in_parts(network, heads, &batch_data, buffers, totals, cancel)?
         } else {
             let heads = (&*loss, metrics.as_slice());
             run_whole(
@@ -418,6 +433,39 @@ fn run_whole(
     let sum = batch_loss(loss, (targets, output), width, grad, data.scale, row_losses)?;
     network.backward(batch, cancel)?;
     Ok(sum)
+}
+
+/// Loss and metrics of a batch with fixed weights, from outputs that inference computes in
+/// parts (each part's activations stay in a core's cache, and Ctrl-C stops it between parts):
+/// the whole batch's outputs exactly. Adds the metrics to `totals`; returns the loss's sum.
+fn test_in_parts(
+    network: &mut Network,
+    (loss, metrics): (&Loss, &[Metric]),
+    data: &BatchData,
+    (inputs, outputs, row_losses): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
+    totals: &mut Totals,
+    cancel: &Cancel,
+) -> Result<f64> {
+    let batch = data.indices.len();
+    let (in_size, out_len) = (network.input_size(), batch * network.output_size());
+    let input = match consecutive(data.indices) {
+        // `evaluate` and validation read the samples in place.
+        Some(first) => &data.x[first * in_size..(first + batch) * in_size],
+        None => {
+            ensure_len(inputs, batch * in_size)?;
+            gather(data.x, in_size, data.indices, inputs);
+            &inputs[..batch * in_size]
+        }
+    };
+    ensure_len(outputs, out_len)?;
+    let output = &mut outputs[..out_len];
+    network.infer(input, output, batch, cancel)?;
+    let (output, targets, width) = (&*output, data.targets, data.width);
+    let metric_sums = metrics.iter().map(|m| m.evaluate(targets, output, width));
+    for (total, sum) in totals.metrics.iter_mut().zip(metric_sums) {
+        *total += sum;
+    }
+    batch_loss(loss, (targets, output), width, None, 0.0, row_losses)
 }
 
 /// The training forward and backward of a batch in parts (see [`Network::train_in_parts`]),
@@ -508,12 +556,18 @@ pub fn visiting_order(len: usize, shuffle_seed: Option<u64>) -> Result<Vec<usize
     Ok(order)
 }
 
-/// What a batch that could not be allocated was: the message of `CoreError::OutOfMemory`.
-fn batch_buffers(samples: usize) -> String {
-    format!("the activations and scratch of a batch of {samples} samples")
+/// A batch of `samples` samples that failed with `error`: when it ran out of memory, the
+/// network gives back what the batch grew, and the error says what the batch was.
+fn out_of_memory(network: &mut Network, error: CoreError, samples: usize) -> CoreError {
+    if !error.is_memory() {
+        return error;
+    }
+    if let Err(other) = network.release_buffers() {
+        return other;
+    }
+    let what = || format!("the activations and scratch of a batch of {samples} samples");
+    error.for_buffer(what, "Lower `batch_size`.")
 }
-
-const LOWER_BATCH_SIZE: &str = "Lower `batch_size`.";
 
 fn check_batch_size(batch_size: usize) -> Result<()> {
     if batch_size == 0 {
@@ -570,13 +624,17 @@ pub fn predict(
     if out.len() != len * out_size {
         return Err(CoreError::shape("out", len * out_size, out.len()));
     }
+    let largest = batch_size.min(len);
+    network
+        .check_batch(largest)
+        .map_err(|e| out_of_memory(network, e, largest))?;
     for start in (0..len).step_by(batch_size) {
         let batch = batch_size.min(len - start);
         let input = &x[start * in_size..(start + batch) * in_size];
         let output = &mut out[start * out_size..(start + batch) * out_size];
         network
             .infer(input, output, batch, cancel)
-            .map_err(|e| e.for_buffer(|| batch_buffers(batch), LOWER_BATCH_SIZE))?;
+            .map_err(|e| out_of_memory(network, e, batch))?;
         if let Next::Stop = after_batch(&Progress::batches_only(start / batch_size + 1)) {
             return Ok(Next::Stop);
         }
@@ -648,6 +706,162 @@ mod tests {
             logs = Some(epoch);
         }
         (net, logs.unwrap().unwrap())
+    }
+
+    #[test]
+    fn a_stop_request_interrupts_a_batch_and_changes_nothing() {
+        let (mut net, _) = train(1);
+        let before = net.weights().to_vec();
+        let mut trainer = Trainer::new(
+            &net,
+            Loss::MeanSquaredError,
+            &OptimizerSpec::adam(0.1),
+            vec![],
+        )
+        .unwrap();
+        let (x, y) = blobs(150);
+        let data = Dataset {
+            x: &x,
+            y: &y,
+            len: 150,
+        };
+        let cancel = Cancel::new();
+        cancel.request();
+        for batch in [10, 150] {
+            // One batch run whole, and one in parts: stopped before any layer.
+            let outcome = trainer.fit_epoch(
+                &mut net,
+                &data,
+                batch,
+                None,
+                &mut |_| Next::Continue,
+                &cancel,
+            );
+            assert_eq!(outcome, Err(CoreError::Interrupted));
+        }
+        assert_eq!(net.weights(), before);
+        assert_eq!(trainer.optimizer().iterations(), 0);
+        let outcome = trainer.evaluate(&mut net, &data, 150, &mut |_| Next::Continue, &cancel);
+        assert_eq!(outcome, Err(CoreError::Interrupted));
+        let mut out = vec![0.0; 300];
+        let outcome = predict(
+            &mut net,
+            &x,
+            150,
+            150,
+            &mut out,
+            &mut |_| Next::Continue,
+            &cancel,
+        );
+        assert!(matches!(outcome, Err(CoreError::Interrupted)));
+    }
+
+    #[test]
+    fn frozen_layers_keep_their_weights_slots_and_penalties_out() {
+        let mut penalised = DenseSpec::new(8, Activation::Relu, 1);
+        penalised.kernel_regularizer = Some(crate::regularizers::Regularizer { l1: 0.0, l2: 0.5 });
+        let specs = [
+            LayerSpec::Dense(penalised),
+            dense(2, Activation::Softmax, 2),
+        ];
+        let mut net = Network::new(&[2], &specs).unwrap();
+        let frozen = net.weight_shapes()[..2]
+            .iter()
+            .map(|s| s.iter().product::<usize>())
+            .sum::<usize>();
+        let loss = Loss::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        };
+        let adam = OptimizerSpec::adam(0.01);
+        let mut trainer = Trainer::new(&net, loss, &adam, vec![]).unwrap();
+        let (x, y) = blobs(64);
+        let data = Dataset {
+            x: &x,
+            y: &y,
+            len: 64,
+        };
+        let penalised_loss = trainer
+            .evaluate(
+                &mut net,
+                &data,
+                64,
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            )
+            .unwrap()
+            .loss;
+        net.set_trainable(&[false, true]).unwrap();
+        let free_loss = trainer
+            .evaluate(
+                &mut net,
+                &data,
+                64,
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            )
+            .unwrap()
+            .loss;
+        let kernel: f64 = net.weights()[..16]
+            .iter()
+            .map(|&w| 0.5 * (w as f64).powi(2))
+            .sum();
+        assert!(
+            (penalised_loss - free_loss - kernel).abs() < 1e-5,
+            "{penalised_loss} {free_loss} {kernel}"
+        );
+        let before = net.weights().to_vec();
+        for epoch in 0..3 {
+            trainer
+                .fit_epoch(
+                    &mut net,
+                    &data,
+                    16,
+                    Some(epoch),
+                    &mut |_| Next::Continue,
+                    Cancel::never(),
+                )
+                .unwrap();
+        }
+        assert_eq!(net.weights()[..frozen], before[..frozen]);
+        assert_ne!(net.weights()[frozen..], before[frozen..]);
+        for slot in trainer.optimizer().state().unwrap() {
+            assert!(slot[..frozen].iter().all(|&v| v == 0.0));
+            assert!(slot[frozen..].iter().any(|&v| v != 0.0));
+        }
+        assert!(net.set_trainable(&[true]).is_err());
+    }
+
+    #[test]
+    fn evaluation_in_parts_is_the_whole_batchs() {
+        let (mut net, _) = train(2);
+        let (x, y) = blobs(300);
+        let data = Dataset {
+            x: &x,
+            y: &y,
+            len: 300,
+        };
+        let loss = Loss::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        };
+        let accuracy = Metric::CategoricalAccuracy;
+        let mut trainer =
+            Trainer::new(&net, loss, &OptimizerSpec::sgd(0.1), vec![accuracy]).unwrap();
+        let logs = trainer
+            .evaluate(
+                &mut net,
+                &data,
+                300,
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            )
+            .unwrap();
+        net.input_mut(300).unwrap().copy_from_slice(&x);
+        let output = net.forward(300, false, Cancel::never()).unwrap().to_vec();
+        let loss_sum = loss.evaluate(&y, &output, 2, None, 0.0);
+        assert_eq!(logs.loss, loss_sum / 300.0);
+        assert_eq!(logs.metrics, [accuracy.evaluate(&y, &output, 2) / 300.0]);
     }
 
     #[test]

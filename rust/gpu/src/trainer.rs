@@ -116,6 +116,15 @@ fn storage(gpu: &Gpu, values: usize, label: &str) -> wgpu::Buffer {
     })
 }
 
+/// How many values the largest buffer a shader can bind on this GPU holds.
+fn largest_buffer_values(gpu: &Gpu) -> usize {
+    let limits = &gpu.limits;
+    let bytes = limits
+        .max_buffer_size
+        .min(limits.max_storage_buffer_binding_size);
+    usize::try_from(bytes / 4).unwrap_or(usize::MAX)
+}
+
 /// Copies `len` values of `buffer` back to the host.
 fn read(gpu: &Gpu, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
     let mut values = try_filled(len, 0.0).map_err(host_memory)?;
@@ -277,6 +286,14 @@ impl GpuTrainer {
         let width = *output_shape.last().unwrap_or(&1);
         let gpu = gpu()?;
         let kernels = kernels(gpu)?;
+        let limit = largest_buffer_values(gpu);
+        if n_weights > limit {
+            return Err(GpuError::OutOfMemory(format!(
+                "the model's {n_weights} weights need a GPU buffer larger than this GPU's limit \
+                 of {limit} values per buffer; train it on the CPU"
+            )));
+        }
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let state = State {
             weights: storage(gpu, n_weights, "weights"),
             grads: storage(gpu, n_weights, "gradients"),
@@ -284,6 +301,12 @@ impl GpuTrainer {
             v: storage(gpu, n_weights, "second moments"),
             a: storage(gpu, n_weights, "average gradients"),
         };
+        if let Some(error) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::OutOfMemory(format!(
+                "the model's {n_weights} weights and optimizer state could not be allocated \
+                 ({error})"
+            )));
+        }
         Ok(GpuTrainer {
             gpu,
             kernels,
@@ -514,13 +537,8 @@ impl GpuTrainer {
         Ok(Next::Continue)
     }
 
-    /// How many values the largest buffer of this GPU holds.
     fn largest_buffer_values(&self) -> usize {
-        let limits = &self.gpu.limits;
-        let bytes = limits
-            .max_buffer_size
-            .min(limits.max_storage_buffer_binding_size);
-        usize::try_from(bytes / 4).unwrap_or(usize::MAX)
+        largest_buffer_values(self.gpu)
     }
 
     fn step_params(&self, batch: usize, rows: usize, learning_rate: f32) -> StepParams {
