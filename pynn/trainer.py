@@ -8,6 +8,7 @@ released. Python only sees epochs: it prints progress and runs callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -33,15 +34,22 @@ _RUNNING_LOCK = threading.Lock()
 
 
 def _running(method):
-    """Marks a model as running `method` while it runs (see `Trainer._refuse_while_running`)."""
+    """Marks a model as running `method` while it runs (see `Trainer._refuse_while_running`);
+    in a data-parallel job, `sys.exit` inside it aborts the job rather than leave the other
+    processes waiting."""
 
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         with _RUNNING_LOCK:
             self._calls_running = self._calls_running + 1
             self._running_call = self._running_call or method.__name__
+        parallel = distribution_module.distribution()
+        leaving = contextlib.nullcontext()
+        if parallel is not None:
+            leaving = parallel.leaving_aborts(method.__name__)
         try:
-            return method(self, *args, **kwargs)
+            with leaving:
+                return method(self, *args, **kwargs)
         finally:
             with _RUNNING_LOCK:
                 self._calls_running -= 1
@@ -392,6 +400,18 @@ class Trainer:
         steps = math.ceil(x.shape[0] / batch_size)
         parallel = distribution_module.distribution()
         if parallel is not None:
+            parallel.check_agreement(
+                "fit",
+                samples=x.shape[0],
+                sample_shape=x.shape[1:],
+                target_shape=y.shape[1:],
+                weights=self.count_params(),
+                batch_size=batch_size,
+                epochs=epochs,
+                validation_samples=None if validation is None else validation[0].shape[0],
+                validation_batch_size=validation_batch_size,
+                validation_freq=validation_freq,
+            )
             # Process 0 alone prints and writes files.
             callbacks = parallel.callbacks(callbacks)
             verbose = verbose if parallel.process_id == 0 else 0

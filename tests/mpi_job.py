@@ -71,6 +71,10 @@ SCENARIOS = {
 def run(scenario: str, out: str) -> None:
     if scenario in ("kill", "hang"):
         return stop_process_1(scenario)
+    if scenario in ("raise", "exit"):
+        return leave_from_process_1(scenario)
+    if scenario == "disagree":
+        return disagree()
     build, data, fit_args = SCENARIOS.get(scenario, SCENARIOS["dense"])
     x, y = data()
     callbacks = []
@@ -107,6 +111,33 @@ def stop_process_1(how: str) -> None:
                 time.sleep(1000)
 
     model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[StopAfterFirstEpoch()])
+
+
+def leave_from_process_1(how: str) -> None:
+    """Process 1 raises an exception that nothing catches, or calls sys.exit, in a callback
+    during the first epoch; process 0 goes on into the next all-reduce."""
+    x, y = dense_data()
+    model = dense_model()
+
+    class Leave(pynn.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 2 and pynn.distribution.distribution().process_id == 1:
+                if how == "raise":
+                    raise RuntimeError("a bug in process 1's callback")
+                sys.exit(3)
+
+    model.fit(x, y, epochs=5, batch_size=8, verbose=0, callbacks=[Leave()])
+
+
+def disagree() -> None:
+    """Process 1 has fewer samples, another batch size and a wider model."""
+    x, y = dense_data()
+    rank = pynn.distribution.distribution().process_id
+    pynn.utils.set_random_seed(0)
+    model = pynn.Sequential([pynn.Input((6,)), pynn.layers.Dense(16 + rank), pynn.layers.Dense(3)])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    n, batch = (100, 32) if rank == 0 else (90, 16)
+    model.fit(x[:n], y[:n], batch_size=batch, verbose=0)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,36 @@ def test_a_dead_process_ends_the_job_within_the_timeout(tmp_path, how):
         assert elapsed >= 5
 
 
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("raise", "an uncaught RuntimeError; the other processes would wait for this one"),
+        ("exit", "sys.exit(3) during fit; the other processes would wait for this one"),
+    ],
+)
+def test_a_process_that_leaves_during_fit_ends_the_job_at_once(tmp_path, how, message):
+    """No waiting for PYNN_MPI_TIMEOUT (300 s by default): the leaving process aborts the job."""
+    start = time.monotonic()
+    done = mpirun(how, tmp_path, timeout=120)
+    elapsed = time.monotonic() - start
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr[-2000:]
+    if how == "raise":
+        assert "a bug in process 1's callback" in done.stderr  # the traceback comes first
+    assert elapsed < 30, f"the job took {elapsed:.0f} s to end"
+
+
+def test_processes_that_disagree_fail_at_the_start_of_fit_naming_the_difference(tmp_path):
+    start = time.monotonic()
+    done = mpirun("disagree", tmp_path, timeout=120)
+    assert done.returncode != 0
+    assert time.monotonic() - start < 30
+    assert "disagree at the start of `fit`" in done.stderr, done.stderr[-2000:]
+    assert "`samples`: process 0 has 100, process 1 has 90" in done.stderr
+    assert "`batch_size`: process 0 has 32, process 1 has 16" in done.stderr
+    assert "`weights`: process 0 has 163, process 1 has 173" in done.stderr
+
+
 def test_shards_split_a_batch_evenly():
     assert [shard(32, 2, r) for r in range(2)] == [(0, 16), (16, 32)]
     assert [shard(31, 2, r) for r in range(2)] == [(0, 16), (16, 31)]

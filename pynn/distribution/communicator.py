@@ -3,15 +3,19 @@
 A process that dies inside a collective would leave the others waiting forever. Every
 operation here is started non-blocking and polled until it completes or `timeout` seconds pass;
 then the process prints what happened and aborts the MPI job (exit status 1), which ends every
-process, since a collective that lost a member cannot be recovered.
+process, since a collective that lost a member cannot be recovered. A process that is about to
+leave the job without its collectives (an uncaught exception, `sys.exit` during `fit`) aborts
+the job at once, so that the others do not wait out the timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -54,6 +58,30 @@ class Communicator:
         #: Seconds spent waiting in gradient all-reduces, for measuring the overhead.
         self.allreduce_seconds = 0.0
         self.allreduce_calls = 0
+        if self.size > 1:
+            self._abort_on_uncaught_exceptions()
+
+    def _abort_on_uncaught_exceptions(self) -> None:
+        """Makes an uncaught exception end the job: Python prints it, then the job aborts (as
+        `python -m mpi4py` does), instead of this process leaving while the others wait."""
+        previous = sys.excepthook
+
+        def hook(kind, value, trace):
+            previous(kind, value, trace)
+            self._abort(f"an uncaught {kind.__name__}", waited=False)
+
+        sys.excepthook = hook
+
+    @contextlib.contextmanager
+    def leaving_aborts(self, call: str):
+        """Aborts the job when `sys.exit` leaves `call` (the others would wait in its next
+        collective); other exceptions pass on, and end the job only if nothing catches them."""
+        try:
+            yield
+        except SystemExit as exit:
+            sys.stderr.write(traceback.format_exc())
+            code = exit.code if isinstance(exit.code, int) and exit.code else 1
+            self._abort(f"sys.exit({exit.code!r}) during {call}", waited=False, code=code)
 
     def _wait(self, request, what: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -64,14 +92,19 @@ class Communicator:
             time.sleep(pause)
             pause = min(pause * 2, 1e-3)
 
-    def _abort(self, what: str):
+    def _abort(self, what: str, waited: bool = True, code: int = 1):
+        if waited:
+            message = (
+                f"no answer from the other processes within {self.timeout:g} s during {what} "
+                "(PYNN_MPI_TIMEOUT); one of them has probably died"
+            )
+        else:
+            message = f"{what}; the other processes would wait for this one"
         sys.stderr.write(
-            f"pynn: process {self.rank} of {self.size}: no answer from the other processes "
-            f"within {self.timeout:g} s during {what} (PYNN_MPI_TIMEOUT); one of them has "
-            "probably died. Aborting the MPI job.\n"
+            f"pynn: process {self.rank} of {self.size}: {message}. Aborting the MPI job.\n"
         )
         sys.stderr.flush()
-        self.comm.Abort(1)
+        self.comm.Abort(code)
 
     def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
         """Sums `values` (a contiguous array) over every process, in place."""

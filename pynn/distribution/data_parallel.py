@@ -75,6 +75,31 @@ class DataParallel:
         """Rank 0's `value` (a seed, an initial epoch) on every process."""
         return self.communicator.broadcast(value)
 
+    def check_agreement(self, call: str, **settings) -> None:
+        """Raises `ValueError` on every process when the processes' `settings` (sample counts,
+        batch sizes, weight counts, ...) differ: they would run different numbers of collective
+        operations and wait for each other until the timeout."""
+        gathered = self.communicator.allgather(settings)
+        differences = [
+            f"`{key}`: "
+            + ", ".join(
+                f"process {rank} has {values[key]!r}" for rank, values in enumerate(gathered)
+            )
+            for key in settings
+            if len({repr(values[key]) for values in gathered}) > 1
+        ]
+        if differences:
+            raise ValueError(
+                f"The {self.num_processes} processes of the data-parallel job disagree at the "
+                f"start of `{call}`; each must get the same arguments and model. "
+                + "; ".join(differences)
+                + "."
+            )
+
+    def leaving_aborts(self, call: str):
+        """A context in which `sys.exit` aborts the job (see `Communicator.leaving_aborts`)."""
+        return self.communicator.leaving_aborts(call)
+
     def train_epoch(self, model, x, y, batch_size: int, seed, callbacks):
         """One epoch of synchronous data-parallel training, telling the callbacks' batch hooks;
         returns the epoch's loss, metrics and first batch whose loss was not finite, the same
