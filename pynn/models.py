@@ -64,6 +64,11 @@ class Sequential(Model):
         for layer in self._layers:
             layer.trainable = self._trainable
 
+    def _output_activation(self) -> str | None:
+        """The name of the activation the output layer ends in, if it has one."""
+        activation = getattr(self._layers[-1], "activation", None) if self._layers else None
+        return getattr(activation, "__name__", None)
+
     def _trainable_layers(self) -> list[bool]:
         """Whether each layer's weights train."""
         return [self._trainable and bool(layer.trainable) for layer in self._layers]

@@ -61,7 +61,7 @@ def _running(method):
 
 class Trainer:
     """Mixed into models that provide `name`, `_engine`, `_input_layer`, `_require_built(x)`,
-    `_per_sample_output_shape()` and `_trainable_layers()`."""
+    `_per_sample_output_shape()`, `_trainable_layers()` and `_output_activation()`."""
 
     _compile_args = None
     _loss = None
@@ -162,6 +162,7 @@ class Trainer:
         loss = self._loss or losses_module.get(loss_id, y.shape, output_shape)
         targets = loss.prepare_targets(y, output_shape, name)
         if self._loss is None:
+            _warn_logits_of_probabilities(loss, self._output_activation())
             metrics = [metrics_module.get(m, y.shape, output_shape) for m in metric_ids]
             for metric in metrics:
                 if metric.sparse != loss.sparse:
@@ -580,6 +581,20 @@ def _output_array(shape: tuple[int, ...]) -> np.ndarray:
             f"Not enough memory for the predictions of `x`: {values * 4 / 2**30:,.1f} GiB "
             f"(shape {shape}); predict fewer samples at a time."
         ) from None
+
+
+def _warn_logits_of_probabilities(loss, activation: str | None) -> None:
+    """Keras's warning for `from_logits=True` on an output that ends in a sigmoid or a softmax:
+    crossentropy then reads that layer's logits anyway (see `pynn.losses`)."""
+    if not getattr(loss, "from_logits", False) or activation not in ("sigmoid", "softmax"):
+        return
+    op = "Sigmoid" if loss.kind == "binary_crossentropy" else "Softmax"
+    warnings.warn(
+        f'"`{loss.kind}` received `from_logits=True`, but the `output` argument was produced by '
+        f"a {op} activation and thus does not represent logits. Was this intended?",
+        UserWarning,
+        stacklevel=5,
+    )
 
 
 def _mismatch(metric, loss, y_shape, output_shape, name: str) -> str:

@@ -1,5 +1,8 @@
 """Every activation and its gradient against NumPy formulas and finite differences."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from reference import ACTIVATIONS, activation_grad, numeric_gradient
@@ -41,6 +44,22 @@ def test_keras_reference_values():
     assert pynn.activations.gelu(np.array([1.0]))[0] == pytest.approx(0.8413447, abs=1e-7)
     assert pynn.activations.leaky_relu(np.array([-1.0]))[0] == pytest.approx(-0.2)
     np.testing.assert_allclose(pynn.activations.softmax(np.array([[1e3, 1e3]])), [[0.5, 0.5]])
+
+
+KERAS = json.loads((Path(__file__).parent / "golden" / "keras_activations.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(KERAS["cases"]))
+def test_values_and_slopes_match_keras_on_tensorflow_also_at_the_kinks(name):
+    # Written by tests/golden/make_keras_activation_golden.py: Keras 3 on TensorFlow, at points
+    # that include -0, 0 and tiny values, where a piecewise activation's slope is the branch
+    # TensorFlow's gradient picks (selu at 0: 1.0507, its positive branch).
+    x = np.array(KERAS["points"], np.float32)
+    expected = KERAS["cases"][name]
+    function = pynn.activations.get(name)
+    np.testing.assert_allclose(function(x), expected["value"], rtol=2e-6, atol=1e-7)
+    # 1 - tanh(3)**2 cancels in float32: a last-bit difference of 1.2e-7.
+    np.testing.assert_allclose(function.derivative(x), expected["derivative"], rtol=2e-6, atol=2e-7)
 
 
 def test_lookup_by_name_function_and_alias():

@@ -260,3 +260,37 @@ def test_a_model_too_large_for_the_gpus_buffers_is_a_memory_error():
     pynn.config.set_device("gpu")
     with pytest.raises(MemoryError, match="weights need a GPU buffer larger than"):
         model.fit(x, x, verbose=0)
+
+
+@pytest.mark.filterwarnings("ignore:.*received `from_logits=True`")
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sigmoid_saturated_bce",
+        "softmax_saturated_cce",
+        "softmax_head_bce",
+        "mse_loss_with_crossentropy_metrics",
+        "conv_softmax_head",
+        "scce_loss_on_unnormalised_outputs",
+    ],
+)
+def test_crossentropy_heads_on_the_gpu_match_keras(name):
+    """The GPU engine computes crossentropy from the output layer's logits too (see
+    test_logits.py): the same numbers as Keras, also where the outputs saturate."""
+    from test_logits import GOLDEN, build
+
+    case = GOLDEN["cases"][name]
+    keras = case["keras"]
+    x, y = np.array(case["x"], np.float32), np.array(case["y"], np.float32)
+    pynn.config.set_device("gpu")
+    model = build(case)
+    history = model.fit(x, y, batch_size=4, epochs=case["epochs"], shuffle=False, verbose=0)
+    for key, values in keras["history"].items():
+        np.testing.assert_allclose(history.history[key], values, rtol=2e-4, atol=1e-5)
+    for got, want in zip(model.get_weights(), keras["weights"]):
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+    evaluation = model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
+    pynn.config.set_device("cpu")
+    expected = model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
+    for key, value in expected.items():
+        assert evaluation[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key

@@ -5,6 +5,7 @@
 
 pub mod cancel;
 pub mod error;
+pub mod head;
 pub mod initializers;
 pub mod kernels;
 pub mod layers;

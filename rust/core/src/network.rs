@@ -18,6 +18,8 @@ use rayon::prelude::*;
 
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
+use crate::head::head_of;
+use crate::kernels::activation::Activation;
 use crate::layers::{Layer, LayerSpec};
 use crate::memory::{checked_volume, ensure_len, try_copy, try_filled};
 use crate::optim::Optimizer;
@@ -28,7 +30,10 @@ use crate::tensor::Tensor;
 pub const PART_SAMPLES: usize = 64;
 
 pub struct Network {
+    /// The layers' specs, the output layer's without the activation the head applies.
     specs: Vec<LayerSpec>,
+    /// The sigmoid or softmax that the output layer ends in (see [`crate::head`]).
+    head: Option<Activation>,
     input_shape: Vec<usize>,
     /// Each layer's range of `weights` (and `grads`).
     ranges: Vec<Range<usize>>,
@@ -124,12 +129,17 @@ impl Network {
 
     /// Builds the layers for per-sample inputs of `input_shape` and initialises their weights.
     pub fn new(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Self> {
+        let head = head_of(specs);
+        let mut specs = specs.to_vec();
+        if let (Some(_), Some(last)) = (head, specs.last_mut()) {
+            *last = last.without_activation();
+        }
         let Layout {
             layers,
             ranges,
             sizes,
             n_weights,
-        } = Layout::new(input_shape, specs)?;
+        } = Layout::new(input_shape, &specs)?;
         let what = || format!("the model's weights ({n_weights} values)");
         let hint = "Lower the layers' `units` or `filters`.";
         let mut weights = try_filled(n_weights, 0.0).map_err(|e| e.for_buffer(what, hint))?;
@@ -146,7 +156,8 @@ impl Network {
         Ok(Network {
             trainable: vec![true; layers.len()],
             trainable_ranges: std::iter::once(0..n_weights).collect(),
-            specs: specs.to_vec(),
+            specs,
+            head,
             lane: Lane::new(layers),
             input_shape: input_shape.to_vec(),
             ranges,
@@ -310,7 +321,14 @@ impl Network {
         }
     }
 
-    /// Runs every layer on the input buffer; returns the output of the batch.
+    /// The sigmoid or softmax the head applies after the output layer (see [`crate::head`]):
+    /// where there is one, [`Network::output`] holds logits.
+    pub fn head(&self) -> Option<Activation> {
+        self.head
+    }
+
+    /// Runs every layer on the input buffer; returns the output of the batch (logits, where
+    /// the network has a head).
     pub fn forward(&mut self, batch: usize, training: bool, cancel: &Cancel) -> Result<&[f32]> {
         let (lane, shape, weights, _) = self.whole_batch_lane();
         lane.forward(shape, weights, batch, training, cancel)?;
@@ -322,7 +340,8 @@ impl Network {
     /// prediction copies neither. A batch of several parts runs in one lane per thread, each
     /// taking a run of consecutive parts in turn: run whole, LeNet's batch of 1000 wrote each
     /// 19 MB activation out to memory and read it back (its first pooling waited on the loads
-    /// for a quarter of the inference time).
+    /// for a quarter of the inference time). The outputs are the model's: probabilities where
+    /// the network has a head.
     pub fn infer(
         &mut self,
         input: &[f32],
@@ -330,10 +349,42 @@ impl Network {
         batch: usize,
         cancel: &Cancel,
     ) -> Result<()> {
+        let head = self.head;
+        self.infer_with(input, output, batch, head, cancel)
+    }
+
+    /// [`Network::infer`] without the head: the output layer's own outputs (logits, where the
+    /// network has a head), for losses that read them.
+    pub fn infer_raw(
+        &mut self,
+        input: &[f32],
+        output: &mut [f32],
+        batch: usize,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        self.infer_with(input, output, batch, None, cancel)
+    }
+
+    fn infer_with(
+        &mut self,
+        input: &[f32],
+        output: &mut [f32],
+        batch: usize,
+        head: Option<Activation>,
+        cancel: &Cancel,
+    ) -> Result<()> {
         let parts = batch.div_ceil(PART_SAMPLES);
+        let width = self.output_width();
         if parts <= 1 {
             let (lane, shape, weights, _) = self.whole_batch_lane();
-            return lane.infer(shape, weights, input, output, batch, cancel);
+            lane.infer(shape, weights, input, output, batch, cancel)?;
+            if let Some(head) = head {
+                head.apply_in_place(
+                    &mut output[..batch * shape.sizes[shape.sizes.len() - 1]],
+                    width,
+                );
+            }
+            return Ok(());
         }
         let lanes = rayon::current_num_threads().min(parts);
         self.ensure_part_lanes(lanes)?;
@@ -355,6 +406,9 @@ impl Network {
                 for (input, output) in parts {
                     let samples = input.len() / in_size;
                     lane.infer(shape, weights, input, output, samples, cancel)?;
+                    if let Some(head) = head {
+                        head.apply_in_place(output, width);
+                    }
                 }
                 Ok(())
             })

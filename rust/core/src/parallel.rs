@@ -229,6 +229,20 @@ pub fn zip3_chunks_mut(
     }
 }
 
+/// Applies `f` to groups of whole rows of `values` (rows `width` wide), in place.
+pub fn chunks_of_rows_mut(values: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
+    let rows_per_chunk = (CHUNK / width.max(1)).max(1);
+    let chunk = rows_per_chunk * width;
+    if chunk == 0 {
+        return;
+    }
+    if !worth_splitting(values.len()) {
+        values.chunks_mut(chunk).for_each(f);
+    } else {
+        values.par_chunks_mut(chunk).for_each(f);
+    }
+}
+
 /// Applies `f` to groups of whole rows: `out` holds rows of `out_width` values and `input` the
 /// matching rows of `in_width` values. For row-wise kernels (softmax, losses) that must not split
 /// a row.

@@ -8,6 +8,8 @@ use std::ops::Range;
 
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
+use crate::head::Outputs;
+use crate::kernels::activation::Activation;
 use crate::kernels::loss::Loss;
 use crate::memory::{self, ensure_len};
 use crate::metrics::Metric;
@@ -154,6 +156,8 @@ pub struct Trainer {
     outputs: Vec<f32>,
     /// Each output row's loss, for batches whose loss is computed in parallel.
     row_losses: Vec<f32>,
+    /// The batch's probabilities, where the network has a head.
+    probabilities: Vec<f32>,
     /// The sums of a batch's parts, where a training batch is split.
     part_sums: Vec<PartSums>,
 }
@@ -174,6 +178,7 @@ impl Trainer {
             inputs: Vec::new(),
             outputs: Vec::new(),
             row_losses: Vec::new(),
+            probabilities: Vec::new(),
             part_sums: Vec::new(),
         })
     }
@@ -327,9 +332,15 @@ impl Trainer {
             inputs,
             outputs,
             row_losses,
+            probabilities,
             part_sums,
             ..
         } = self;
+        let heads = Heads {
+            loss,
+            metrics,
+            head: network.head(),
+        };
         let targets = match consecutive(indices) {
             // `train_on_batch`, `evaluate` and unshuffled epochs read the targets in place.
             Some(first) => &data.y[first * target_size..(first + batch) * target_size],
@@ -350,7 +361,7 @@ impl Trainer {
         let loss_sum = if parts > 1 {
             part_sums.resize_with(parts.max(part_sums.len()), Default::default);
             let part_sums = &mut part_sums[..parts];
-            train_in_parts(network, (loss, metrics), &batch_data, part_sums, cancel)?;
+            train_in_parts(network, heads, &batch_data, part_sums, cancel)?;
             for part in part_sums.iter() {
                 for (total, sum) in totals.metrics.iter_mut().zip(&part.metrics) {
                     *total += sum;
@@ -358,20 +369,11 @@ impl Trainer {
             }
             part_sums.iter().map(|part| part.loss).sum()
         } else if !train && !network.penalizes_activity() {
-            let heads = (&*loss, metrics.as_slice());
-            let buffers = (inputs, outputs, row_losses);
+            let buffers = (inputs, outputs, (probabilities, row_losses));
             test_in_parts(network, heads, &batch_data, buffers, totals, cancel)?
         } else {
-            let heads = (&*loss, metrics.as_slice());
-            run_whole(
-                network,
-                heads,
-                &batch_data,
-                train,
-                row_losses,
-                totals,
-                cancel,
-            )?
+            let buffers = (probabilities, row_losses);
+            run_whole(network, heads, &batch_data, train, buffers, totals, cancel)?
         };
         let penalty = network.penalty(batch, train);
         // An interrupted batch changes nothing.
@@ -402,17 +404,67 @@ struct BatchData<'a> {
 struct PartSums {
     loss: f64,
     metrics: Vec<f64>,
+    probabilities: Vec<f32>,
     row_losses: Vec<f32>,
+}
+
+/// What a batch's loss and metrics are computed with: the loss, the metrics, and the
+/// network's head (see [`crate::head`]).
+#[derive(Clone, Copy)]
+struct Heads<'a> {
+    loss: &'a Loss,
+    metrics: &'a [Metric],
+    head: Option<Activation>,
+}
+
+/// The scratch of [`score`]: the probabilities after the head and each row's loss.
+type ScoreBuffers<'a> = (&'a mut Vec<f32>, &'a mut Vec<f32>);
+
+/// The loss's sum over a batch whose output layer wrote `raw` (logits, where there is a head),
+/// after adding each metric's sum with `add_metric(index, sum)`. With `grad` (and its scale),
+/// also writes the loss's gradient with respect to `raw`: through the head, unless the loss
+/// reads the logits.
+fn score(
+    heads: Heads,
+    targets: &[f32],
+    raw: &[f32],
+    width: usize,
+    grad: Option<(&mut [f32], f32)>,
+    (probabilities, row_losses): ScoreBuffers,
+    mut add_metric: impl FnMut(usize, f64),
+) -> Result<f64> {
+    let outputs = Outputs::of(raw, heads.head, width, probabilities)?;
+    for (index, metric) in heads.metrics.iter().enumerate() {
+        add_metric(index, outputs.metric(metric, targets, width));
+    }
+    let (loss, predictions) = outputs.for_loss(*heads.loss);
+    let Some((grad, scale)) = grad else {
+        return batch_loss(&loss, (targets, predictions), width, None, 0.0, row_losses);
+    };
+    let sum = batch_loss(
+        &loss,
+        (targets, predictions),
+        width,
+        Some(grad),
+        scale,
+        row_losses,
+    )?;
+    if let (Some(head), Some(logits)) = (heads.head, outputs.logits) {
+        if !outputs.reads_logits(*heads.loss) {
+            head.backward(logits, outputs.values, grad, width);
+        }
+    }
+    Ok(sum)
 }
 
 /// Forward, metrics, loss and (in training) backward of a batch run whole; adds the metrics to
 /// `totals` and returns the loss's sum.
 fn run_whole(
     network: &mut Network,
-    (loss, metrics): (&Loss, &[Metric]),
+    heads: Heads,
     data: &BatchData,
     train: bool,
-    row_losses: &mut Vec<f32>,
+    buffers: ScoreBuffers,
     totals: &mut Totals,
     cancel: &Cancel,
 ) -> Result<f64> {
@@ -420,17 +472,15 @@ fn run_whole(
     let in_size = network.input_size();
     gather(data.x, in_size, data.indices, network.input_mut(batch)?);
     network.forward(batch, train, cancel)?;
-    let (output, targets, width) = (network.output(batch), data.targets, data.width);
-    let metric_sums = metrics.iter().map(|m| m.evaluate(targets, output, width));
-    for (total, sum) in totals.metrics.iter_mut().zip(metric_sums) {
-        *total += sum;
-    }
+    let (targets, width) = (data.targets, data.width);
+    let add_metric = |index: usize, sum: f64| totals.metrics[index] += sum;
     if !train {
-        return batch_loss(loss, (targets, output), width, None, 0.0, row_losses);
+        let raw = network.output(batch);
+        return score(heads, targets, raw, width, None, buffers, add_metric);
     }
-    let (output, output_grad) = network.output_and_grad_mut(batch)?;
-    let grad = Some(output_grad);
-    let sum = batch_loss(loss, (targets, output), width, grad, data.scale, row_losses)?;
+    let (raw, grad) = network.output_and_grad_mut(batch)?;
+    let grad = Some((grad, data.scale));
+    let sum = score(heads, targets, raw, width, grad, buffers, add_metric)?;
     network.backward(batch, cancel)?;
     Ok(sum)
 }
@@ -440,9 +490,9 @@ fn run_whole(
 /// the whole batch's outputs exactly. Adds the metrics to `totals`; returns the loss's sum.
 fn test_in_parts(
     network: &mut Network,
-    (loss, metrics): (&Loss, &[Metric]),
+    heads: Heads,
     data: &BatchData,
-    (inputs, outputs, row_losses): (&mut Vec<f32>, &mut Vec<f32>, &mut Vec<f32>),
+    (inputs, outputs, buffers): (&mut Vec<f32>, &mut Vec<f32>, ScoreBuffers),
     totals: &mut Totals,
     cancel: &Cancel,
 ) -> Result<f64> {
@@ -458,21 +508,25 @@ fn test_in_parts(
         }
     };
     ensure_len(outputs, out_len)?;
-    let output = &mut outputs[..out_len];
-    network.infer(input, output, batch, cancel)?;
-    let (output, targets, width) = (&*output, data.targets, data.width);
-    let metric_sums = metrics.iter().map(|m| m.evaluate(targets, output, width));
-    for (total, sum) in totals.metrics.iter_mut().zip(metric_sums) {
-        *total += sum;
-    }
-    batch_loss(loss, (targets, output), width, None, 0.0, row_losses)
+    let raw = &mut outputs[..out_len];
+    network.infer_raw(input, raw, batch, cancel)?;
+    let add_metric = |index: usize, sum: f64| totals.metrics[index] += sum;
+    score(
+        heads,
+        data.targets,
+        raw,
+        data.width,
+        None,
+        buffers,
+        add_metric,
+    )
 }
 
 /// The training forward and backward of a batch in parts (see [`Network::train_in_parts`]),
 /// each part's loss and metrics summed into its `part_sums`.
 fn train_in_parts(
     network: &mut Network,
-    (loss, metrics): (&Loss, &[Metric]),
+    heads: Heads,
     data: &BatchData,
     part_sums: &mut [PartSums],
     cancel: &Cancel,
@@ -482,23 +536,23 @@ fn train_in_parts(
     let fill_input = |samples: Range<usize>, input: &mut [f32]| {
         gather(data.x, in_size, &data.indices[samples], input)
     };
-    let part_loss =
-        |samples: Range<usize>, output: &[f32], grad: &mut [f32], sums: &mut PartSums| {
-            let targets = &data.targets[samples.start * target_size..samples.end * target_size];
-            sums.metrics.clear();
-            sums.metrics
-                .extend(metrics.iter().map(|m| m.evaluate(targets, output, width)));
-            let pair = (targets, output);
-            sums.loss = batch_loss(
-                loss,
-                pair,
-                width,
-                Some(grad),
-                data.scale,
-                &mut sums.row_losses,
-            )?;
-            Ok(())
-        };
+    let part_loss = |samples: Range<usize>, raw: &[f32], grad: &mut [f32], sums: &mut PartSums| {
+        let targets = &data.targets[samples.start * target_size..samples.end * target_size];
+        let PartSums {
+            loss,
+            metrics,
+            probabilities,
+            row_losses,
+        } = sums;
+        metrics.clear();
+        metrics.resize(heads.metrics.len(), 0.0);
+        let grad = Some((grad, data.scale));
+        let buffers = (probabilities, row_losses);
+        *loss = score(heads, targets, raw, width, grad, buffers, |i, sum| {
+            metrics[i] = sum
+        })?;
+        Ok(())
+    };
     let batch = data.indices.len();
     network.train_in_parts(batch, part_sums, fill_input, part_loss, cancel)
 }
@@ -650,6 +704,22 @@ mod tests {
 
     fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
         LayerSpec::Dense(DenseSpec::new(units, activation, seed))
+    }
+
+    /// The output layer's outputs for the samples `x`, run whole: logits, where there is a head.
+    fn forward(net: &mut Network, x: &[f32], training: bool) -> Vec<f32> {
+        let n = x.len() / net.input_size();
+        net.input_mut(n).unwrap().copy_from_slice(x);
+        net.forward(n, training, Cancel::never()).unwrap().to_vec()
+    }
+
+    /// The network's outputs from its output layer's: after its head, if it has one.
+    fn probabilities(net: &Network, logits: &[f32]) -> Vec<f32> {
+        let mut values = logits.to_vec();
+        if let Some(head) = net.head() {
+            head.apply_in_place(&mut values, net.output_width());
+        }
+        values
     }
 
     /// Two Gaussian blobs, labels one-hot.
@@ -857,10 +927,11 @@ mod tests {
                 Cancel::never(),
             )
             .unwrap();
-        net.input_mut(300).unwrap().copy_from_slice(&x);
-        let output = net.forward(300, false, Cancel::never()).unwrap().to_vec();
-        let loss_sum = loss.evaluate(&y, &output, 2, None, 0.0);
+        let logits = forward(&mut net, &x, false);
+        let from_logits = loss.from_logits_form().unwrap();
+        let loss_sum = from_logits.evaluate(&y, &logits, 2, None, 0.0);
         assert_eq!(logs.loss, loss_sum / 300.0);
+        let output = probabilities(&net, &logits);
         assert_eq!(logs.metrics, [accuracy.evaluate(&y, &output, 2) / 300.0]);
     }
 
@@ -964,8 +1035,8 @@ mod tests {
     fn inference_reads_and_writes_the_callers_buffers() {
         let (mut net, _) = train(1);
         let (x, _) = blobs(10);
-        net.input_mut(10).unwrap().copy_from_slice(&x);
-        let expected = net.forward(10, false, Cancel::never()).unwrap().to_vec();
+        let logits = forward(&mut net, &x, false);
+        let expected = probabilities(&net, &logits);
         let mut out = vec![f32::NAN; 20];
         net.infer(&x, &mut out, 10, Cancel::never()).unwrap();
         assert_eq!(out, expected);
@@ -1081,8 +1152,8 @@ mod tests {
             Cancel::never(),
         )
         .unwrap();
-        net.input_mut(10).unwrap().copy_from_slice(&x);
-        assert_eq!(out, net.forward(10, false, Cancel::never()).unwrap());
+        let logits = forward(&mut net, &x, false);
+        assert_eq!(out, probabilities(&net, &logits));
     }
 
     #[test]
@@ -1108,11 +1179,11 @@ mod tests {
             .unwrap();
 
         let mut whole = network();
-        whole.input_mut(n).unwrap().copy_from_slice(&x);
-        whole.forward(n, true, Cancel::never()).unwrap();
-        let right = accuracy.evaluate(&y, whole.output(n), 2) / n as f64;
-        let (output, grad) = whole.output_and_grad_mut(n).unwrap();
-        let loss_sum = loss.evaluate(&y, output, 2, Some(grad), 1.0 / n as f32);
+        let logits = forward(&mut whole, &x, true);
+        let right = accuracy.evaluate(&y, &probabilities(&whole, &logits), 2) / n as f64;
+        let (logits, grad) = whole.output_and_grad_mut(n).unwrap();
+        let from_logits = loss.from_logits_form().unwrap();
+        let loss_sum = from_logits.evaluate(&y, logits, 2, Some(grad), 1.0 / n as f32);
         whole.backward(n, Cancel::never()).unwrap();
         for (s, w) in split.grads().iter().zip(whole.grads()) {
             assert!((s - w).abs() <= 1e-6 * (1.0 + w.abs()), "{s} vs {w}");
@@ -1138,8 +1209,8 @@ mod tests {
         let n = 300; // 5 parts: 64 x 4 + 44
         let (x, _) = blobs(n);
         let mut whole = network();
-        whole.input_mut(n).unwrap().copy_from_slice(&x);
-        let expected = whole.forward(n, false, Cancel::never()).unwrap().to_vec();
+        let logits = forward(&mut whole, &x, false);
+        let expected = probabilities(&whole, &logits);
         for threads in [1, 2, 3] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

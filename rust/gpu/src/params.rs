@@ -41,6 +41,9 @@ pub struct LossParams {
     pub stats_stride: u32,
     pub loss: Spec,
     pub metrics: [Spec; MAX_METRICS],
+    /// The activation code of the network's head (0: none): `pred` then holds logits.
+    pub head: u32,
+    pub _pad: [u32; 3],
 }
 
 #[repr(C)]

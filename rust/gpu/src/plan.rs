@@ -57,6 +57,8 @@ pub struct Penalty {
 
 pub struct Plan {
     pub stages: Vec<Stage>,
+    /// pynn-core's head: the output layer's sigmoid or softmax, applied after its stage.
+    pub head: Option<Activation>,
     pub penalties: Vec<Penalty>,
     /// Values per sample of the input, then of each layer's output.
     pub sizes: Vec<usize>,
@@ -87,10 +89,15 @@ fn weight_penalties(
 
 /// The stages of `specs` for samples of `input_shape`.
 pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError> {
+    let head = pynn_core::head::head_of(specs);
+    let mut specs = specs.to_vec();
+    if let (Some(_), Some(last)) = (head, specs.last_mut()) {
+        *last = last.without_activation();
+    }
     let mut shape = input_shape.to_vec();
     let mut sizes = vec![shape.iter().product()];
     let (mut stages, mut offset, mut penalties) = (Vec::new(), 0, Vec::new());
-    for spec in specs {
+    for spec in &specs {
         let layer = spec
             .build(&shape)
             .map_err(|e| GpuError::Unsupported(e.to_string()))?;
@@ -161,6 +168,7 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
     }
     Ok(Plan {
         stages,
+        head,
         penalties,
         sizes,
         output_shape: shape,

@@ -210,6 +210,26 @@ impl Recorder<'_> {
         self.three(kernel, buffers, &params, self.capacity * per_sample);
     }
 
+    /// `probabilities = head(logits)` over `per_sample` values of each sample, in rows of
+    /// `width`: the network's head (see pynn-core's `head`), for predictions.
+    pub fn head(
+        &mut self,
+        activation: Activation,
+        (per_sample, width): (usize, usize),
+        logits: &wgpu::Buffer,
+        probabilities: &wgpu::Buffer,
+    ) {
+        let head = Epilogue {
+            activation,
+            use_bias: false,
+            kernel_offset: 0,
+            kernel_len: 0,
+            period: width,
+            activity: None,
+        };
+        self.epilogue(&head, per_sample, logits, probabilities);
+    }
+
     /// z += bias, y = f(z).
     fn epilogue(&mut self, e: &Epilogue, per_sample: usize, z: &wgpu::Buffer, y: &wgpu::Buffer) {
         let params = uniform(self.gpu, &epilogue_params(e, per_sample));
@@ -514,8 +534,14 @@ pub fn statistics_stride(n_metrics: usize) -> usize {
     2 + n_metrics
 }
 
-/// The loss kernel's parameters.
-pub fn loss_params(width: usize, target_width: usize, loss: Spec, metrics: &[Spec]) -> LossParams {
+/// The loss kernel's parameters; with a `head`, the loss kernel reads logits.
+pub fn loss_params(
+    width: usize,
+    target_width: usize,
+    loss: Spec,
+    metrics: &[Spec],
+    head: Option<Activation>,
+) -> LossParams {
     let mut all = [Spec::default(); MAX_METRICS];
     all[..metrics.len()].copy_from_slice(metrics);
     LossParams {
@@ -525,5 +551,7 @@ pub fn loss_params(width: usize, target_width: usize, loss: Spec, metrics: &[Spe
         stats_stride: statistics_stride(metrics.len()) as u32,
         loss,
         metrics: all,
+        head: head.map_or(0, activation_code),
+        _pad: [0; 3],
     }
 }

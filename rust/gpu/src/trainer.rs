@@ -4,6 +4,7 @@
 //! command buffer, and submits it; the batches' loss and metric sums stay on the device until
 //! the epoch's end, when they come back in one read.
 
+use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
 use pynn_core::memory::{ensure_len, try_filled};
@@ -87,6 +88,8 @@ pub struct GpuTrainer {
     gpu: &'static Gpu,
     kernels: &'static Kernels,
     stages: Vec<Stage>,
+    /// The output layer's sigmoid or softmax, applied after its stage (pynn-core's `head`).
+    head: Option<Activation>,
     penalties: Vec<Penalty>,
     /// Values per sample of the input, then of each layer's output.
     sizes: Vec<usize>,
@@ -272,6 +275,7 @@ impl GpuTrainer {
     ) -> Result<Self, GpuError> {
         let Plan {
             stages,
+            head,
             penalties,
             sizes,
             output_shape,
@@ -314,6 +318,7 @@ impl GpuTrainer {
             width,
             target_width: loss.target_width(width),
             stages,
+            head,
             penalties,
             sizes,
             n_weights,
@@ -716,7 +721,8 @@ impl GpuTrainer {
             capacity,
             dispatches: Vec::new(),
         };
-        let loss = loss_params(self.width, self.target_width, self.loss, &self.metrics);
+        let (width, target_width) = (self.width, self.target_width);
+        let loss = loss_params(width, target_width, self.loss, &self.metrics, self.head);
         let mut training = recorder();
         training.forward(&self.stages, &self.sizes, None);
         training.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
@@ -739,11 +745,17 @@ impl GpuTrainer {
         training.optimizer(params, [&s.m, &s.v, &s.a]);
         let mut inference = recorder();
         inference.forward(&self.stages, &self.sizes, Some(&ones));
+        let mut output = acts.last().expect("input").clone();
+        if let Some(head) = self.head {
+            let per_sample = *self.sizes.last().expect("input");
+            let probabilities = storage(gpu, capacity * per_sample, "probabilities");
+            inference.head(head, (per_sample, width), &output, &probabilities);
+            output = probabilities;
+        }
         let mut evaluation = recorder();
         evaluation.forward(&self.stages, &self.sizes, Some(&ones));
         evaluation.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);
         evaluation.penalties(&self.penalties, &self.stages, &self.sizes, n_metrics, false);
-        let output = acts.last().expect("input").clone();
         let (training, inference, evaluation) = (
             training.dispatches,
             inference.dispatches,

@@ -58,18 +58,20 @@ impl Activation {
             Activation::Relu => z.max(0.0),
             Activation::Sigmoid => sigmoid(z),
             Activation::Tanh => z.tanh(),
+            // `exp(z) - 1` as TensorFlow computes it (not `exp_m1`): a tiny negative input gives
+            // exactly 0, and then, as in TensorFlow, the slope of the positive branch.
             Activation::Elu => {
                 if z > 0.0 {
                     z
                 } else {
-                    z.exp_m1()
+                    z.exp() - 1.0
                 }
             }
             Activation::Selu => {
                 if z > 0.0 {
                     SELU_SCALE * z
                 } else {
-                    SELU_SCALE * SELU_ALPHA * z.exp_m1()
+                    SELU_SCALE * SELU_ALPHA * (z.exp() - 1.0)
                 }
             }
             Activation::Gelu => gelu(z),
@@ -85,7 +87,9 @@ impl Activation {
         }
     }
 
-    /// `f'(z)`, given the input `z` and the output `a = f(z)`.
+    /// `f'(z)`, given the input `z` and the output `a = f(z)`. At the kink of a piecewise
+    /// activation it is the branch TensorFlow's gradient picks (checked against Keras): relu 0,
+    /// leaky_relu its slope, elu and selu (chosen by the output's sign) their positive branch.
     fn derivative(self, z: f32, a: f32) -> f32 {
         match self {
             Activation::Linear | Activation::Softmax => 1.0,
@@ -93,17 +97,17 @@ impl Activation {
             Activation::Sigmoid => a * (1.0 - a),
             Activation::Tanh => 1.0 - a * a,
             Activation::Elu => {
-                if z > 0.0 {
-                    1.0
-                } else {
+                if a < 0.0 {
                     a + 1.0
+                } else {
+                    1.0
                 }
             }
             Activation::Selu => {
-                if z > 0.0 {
-                    SELU_SCALE
-                } else {
+                if a < 0.0 {
                     a + SELU_SCALE * SELU_ALPHA
+                } else {
+                    SELU_SCALE
                 }
             }
             Activation::Gelu => gelu_derivative(z),
@@ -175,13 +179,15 @@ impl Activation {
         }
     }
 
-    /// `values = f(values)`, for inference where the pre-activations are not kept; `None` for
-    /// softmax, whose rows need their own output.
-    pub fn apply_in_place(self, values: &mut [f32]) -> Option<()> {
+    /// `values = f(values)`, for inference where the pre-activations are not kept; rows are
+    /// `width` wide. The same arithmetic as [`Activation::forward`], so the same values.
+    pub fn apply_in_place(self, values: &mut [f32], width: usize) {
         macro_rules! specialised {
             ($($variant:ident),*) => {
                 match self {
-                    Activation::Softmax => return None,
+                    Activation::Softmax => parallel::chunks_of_rows_mut(values, width, |rows| {
+                        rows.chunks_mut(width).for_each(softmax_row_in_place)
+                    }),
                     $(Activation::$variant => parallel::chunks_mut(values, |chunk| {
                         chunk.iter_mut().for_each(|v| *v = Activation::$variant.value(*v))
                     }),)*
@@ -189,7 +195,6 @@ impl Activation {
             };
         }
         specialised!(Linear, Relu, Sigmoid, Tanh, Elu, Selu, Gelu, Softplus, LeakyRelu, Silu);
-        Some(())
     }
 
     /// `dz = da · f'(z)`, in place on `grad` (which holds `da` on entry and `dz` on return).
@@ -213,6 +218,17 @@ fn softmax_row(z: &[f32], a: &mut [f32]) {
         sum += *a;
     }
     a.iter_mut().for_each(|a| *a /= sum);
+}
+
+/// [`softmax_row`] in place: the same operations in the same order.
+fn softmax_row_in_place(row: &mut [f32]) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
 }
 
 /// `dz = a ⊙ (da − Σ da·a)` per row.

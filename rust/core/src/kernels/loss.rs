@@ -37,6 +37,29 @@ pub enum Loss {
 }
 
 impl Loss {
+    /// This crossentropy computed from logits (`from_logits=True`); `None` for the other
+    /// losses, which read probabilities or values.
+    pub fn from_logits_form(self) -> Option<Loss> {
+        match self {
+            Loss::BinaryCrossentropy {
+                label_smoothing, ..
+            } => Some(Loss::BinaryCrossentropy {
+                from_logits: true,
+                label_smoothing,
+            }),
+            Loss::CategoricalCrossentropy {
+                label_smoothing, ..
+            } => Some(Loss::CategoricalCrossentropy {
+                from_logits: true,
+                label_smoothing,
+            }),
+            Loss::SparseCategoricalCrossentropy { .. } => {
+                Some(Loss::SparseCategoricalCrossentropy { from_logits: true })
+            }
+            Loss::MeanSquaredError | Loss::MeanAbsoluteError => None,
+        }
+    }
+
     /// How many target values one row of predictions `width` wide needs.
     pub fn target_width(&self, width: usize) -> usize {
         match self {
@@ -131,6 +154,9 @@ impl Loss {
             }
             Loss::SparseCategoricalCrossentropy { from_logits } => {
                 let class = t[0] as usize;
+                if !from_logits {
+                    return sparse_crossentropy_of_probabilities(class, p, g, scale);
+                }
                 let one_hot = |j: usize| (j == class) as u8 as f32;
                 categorical_crossentropy(one_hot, p, from_logits, g, scale)
             }
@@ -222,6 +248,33 @@ fn binary_crossentropy(
         }
     }
     total / n
+}
+
+/// Sparse categorical crossentropy of a row that is not logits, as TensorFlow computes it:
+/// each value clipped to `[ε, 1−ε]`, then the log-softmax of their logarithms, so
+/// `−log q_c + log Σ q_j` for `q = clip(p)` (not renormalised first, unlike categorical
+/// crossentropy: a row of zeros gives `log(width)`).
+fn sparse_crossentropy_of_probabilities(
+    class: usize,
+    p: &[f32],
+    g: Option<&mut [f32]>,
+    scale: f32,
+) -> f32 {
+    let clipped = |v: f32| v.clamp(EPSILON, 1.0 - EPSILON);
+    let sum: f32 = p.iter().map(|&v| clipped(v)).sum();
+    if let Some(g) = g {
+        // ∂L/∂q_j = 1/Σq − [j = c]/q_c, through the clip where the value lies inside it.
+        for (j, (g, &v)) in g.iter_mut().zip(p).enumerate() {
+            let inside = (EPSILON..=1.0 - EPSILON).contains(&v);
+            let own = if j == class { 1.0 / clipped(v) } else { 0.0 };
+            *g = if inside {
+                scale * (1.0 / sum - own)
+            } else {
+                0.0
+            };
+        }
+    }
+    sum.ln() - clipped(p[class]).ln()
 }
 
 /// `−Σ y·log p` for one row, where `y(j)` gives the (possibly smoothed) target of class `j`.
@@ -348,6 +401,18 @@ mod tests {
         };
         let value = bce.evaluate(&[1.0], &[0.0], 1, None, 0.0);
         assert!((value - -(EPSILON as f64).ln()).abs() < 1e-3);
+    }
+
+    #[test]
+    fn sparse_crossentropy_of_values_that_are_not_probabilities_clips_each_then_normalises() {
+        // TensorFlow: log(3) for a row of zeros (Keras 3 evaluated 1.0986123).
+        let scce = Loss::SparseCategoricalCrossentropy { from_logits: false };
+        let value = scce.evaluate(&[1.0], &[0.0, 0.0, 0.0], 3, None, 0.0);
+        assert!((value - 3f64.ln()).abs() < 1e-6, "{value}");
+        // Unnormalised: −log q_1 + log Σq, with 2.5 clipped to 1 − ε.
+        let value = scce.evaluate(&[1.0], &[2.5, 0.2, 0.3], 3, None, 0.0);
+        let expected = (1.0 - 1e-7f64 + 0.2 + 0.3).ln() - 0.2f64.ln();
+        assert!((value - expected).abs() < 1e-5, "{value} vs {expected}");
     }
 
     #[test]

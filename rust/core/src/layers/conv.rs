@@ -478,14 +478,12 @@ impl Conv {
 
 /// `y = activation(z)` for one image whose pre-activations the kernel wrote into `z` in
 /// training (the backward needs them) and straight into `y` at inference, where the activation
-/// then runs in place (softmax excepted, which needs its own output). Relu never comes here:
-/// the kernel applies it as it stores.
-fn activate(activation: Activation, training: bool, z: &mut [f32], y: &mut [f32], filters: usize) {
+/// then runs in place. Relu never comes here: the kernel applies it as it stores.
+fn activate(activation: Activation, training: bool, z: &[f32], y: &mut [f32], filters: usize) {
     if training {
         activation.forward(z, y, filters);
-    } else if activation.apply_in_place(y).is_none() {
-        z.copy_from_slice(y);
-        activation.forward(z, y, filters);
+    } else {
+        activation.apply_in_place(y, filters);
     }
 }
 

@@ -19,6 +19,7 @@ pub use reshape::{Reshape, ReshapeSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::kernels::activation::Activation;
 use crate::kernels::conv::Geometry;
 use crate::regularizers::Regularizer;
 
@@ -33,6 +34,35 @@ pub enum LayerSpec {
 }
 
 impl LayerSpec {
+    /// The activation a layer with weights ends in (Dense, convolutions), if any.
+    pub fn activation(&self) -> Option<Activation> {
+        match self {
+            LayerSpec::Dense(spec) => Some(spec.activation),
+            LayerSpec::Conv(spec) => Some(spec.activation),
+            _ => None,
+        }
+    }
+
+    /// The same layer with a linear activation (the network's head applies its activation).
+    pub fn without_activation(&self) -> LayerSpec {
+        let mut spec = self.clone();
+        match &mut spec {
+            LayerSpec::Dense(dense) => dense.activation = Activation::Linear,
+            LayerSpec::Conv(conv) => conv.activation = Activation::Linear,
+            _ => {}
+        }
+        spec
+    }
+
+    /// Whether the layer penalizes its output.
+    pub fn has_activity_regularizer(&self) -> bool {
+        match self {
+            LayerSpec::Dense(spec) => spec.activity_regularizer.is_some(),
+            LayerSpec::Conv(spec) => spec.activity_regularizer.is_some(),
+            _ => false,
+        }
+    }
+
     /// Builds the layer for inputs whose per-sample shape is `input_shape`.
     pub fn build(&self, input_shape: &[usize]) -> Result<Box<dyn Layer>> {
         match self {

@@ -25,14 +25,6 @@ fn sigmoid(z: f32) -> f32 {
     return e / (1.0 + e);
 }
 
-// exp(z) - 1 without the cancellation near 0.
-fn expm1(z: f32) -> f32 {
-    if (abs(z) < 1e-3) {
-        return z + z * z * 0.5 + z * z * z / 6.0;
-    }
-    return exp(z) - 1.0;
-}
-
 // log(1 + x) without the cancellation near 0.
 fn log1p(x: f32) -> f32 {
     if (abs(x) < 1e-3) {
@@ -58,8 +50,8 @@ fn activate(code: u32, z: f32) -> f32 {
         case 1u: { return max(z, 0.0); }
         case 2u: { return sigmoid(z); }
         case 3u: { return tanh(clamp(z, -15.0, 15.0)); }
-        case 5u: { return select(expm1(z), z, z > 0.0); }
-        case 6u: { return select(SELU_SCALE * SELU_ALPHA * expm1(z), SELU_SCALE * z, z > 0.0); }
+        case 5u: { return select(exp(z) - 1.0, z, z > 0.0); }
+        case 6u: { return select(SELU_SCALE * SELU_ALPHA * (exp(z) - 1.0), SELU_SCALE * z, z > 0.0); }
         case 7u: { return 0.5 * z * (1.0 + erf(z * 0.70710678118654752)); }
         case 8u: { return softplus(z); }
         case 9u: { return select(LEAKY_RELU_SLOPE * z, z, z >= 0.0); }
@@ -74,8 +66,8 @@ fn slope(code: u32, z: f32, a: f32) -> f32 {
         case 1u: { return select(0.0, 1.0, z > 0.0); }
         case 2u: { return a * (1.0 - a); }
         case 3u: { return 1.0 - a * a; }
-        case 5u: { return select(a + 1.0, 1.0, z > 0.0); }
-        case 6u: { return select(a + SELU_SCALE * SELU_ALPHA, SELU_SCALE, z > 0.0); }
+        case 5u: { return select(1.0, a + 1.0, a < 0.0); }
+        case 6u: { return select(SELU_SCALE, a + SELU_SCALE * SELU_ALPHA, a < 0.0); }
         case 7u: {
             let cdf = 0.5 * (1.0 + erf(z * 0.70710678118654752));
             let pdf = exp(-0.5 * z * z) / sqrt(2.0 * 3.14159265358979);

@@ -2,6 +2,10 @@
 // 1/rows: the batch mean), and each metric's row value, with pynn-core's `kernels::loss` and
 // `metrics` formulas. `rows` runs one invocation per row; `statistics` sums the rows' values
 // into the batch's slot of the epoch's statistics.
+//
+// With a head (pynn-core's `head`: the output layer's sigmoid or softmax, moved here), `pred`
+// holds the output layer's logits: crossentropies read them as logits, everything else reads
+// the probabilities `out(r, j)`, and the gradient is always with respect to the logits.
 
 const MSE: u32 = 0u;
 const MAE: u32 = 1u;
@@ -30,7 +34,19 @@ struct Params {
 
     loss: Spec,
     metrics: array<Spec, 4>,
+
+    head: u32,        // 0: none; the activation code of a sigmoid or a softmax head
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
+
+const SIGMOID_HEAD: u32 = 2u;
+const SOFTMAX_HEAD: u32 = 4u;
+
+// The current row's largest logit and its softmax's denominator, with a softmax head.
+var<private> row_top: f32;
+var<private> row_sum: f32;
 
 @group(0) @binding(0) var<storage, read> pred: array<f32>;
 @group(0) @binding(1) var<storage, read> targets: array<f32>;
@@ -42,6 +58,50 @@ struct Params {
 
 fn target_at(r: u32, j: u32) -> f32 {
     return targets[r * p.target_width + j];
+}
+
+// The row's softmax statistics, before anything reads `out` of row r.
+fn begin_row(r: u32) {
+    if (p.head != SOFTMAX_HEAD) {
+        return;
+    }
+    row_top = -3.4e38;
+    for (var j = 0u; j < p.width; j++) {
+        row_top = max(row_top, pred[r * p.width + j]);
+    }
+    row_sum = 0.0;
+    for (var j = 0u; j < p.width; j++) {
+        row_sum += exp(pred[r * p.width + j] - row_top);
+    }
+}
+
+// The model's output (a probability, after the head, if any).
+fn out(r: u32, j: u32) -> f32 {
+    let x = pred[r * p.width + j];
+    switch p.head {
+        case SIGMOID_HEAD: { return sigmoid(x); }
+        case SOFTMAX_HEAD: { return exp(x - row_top) / row_sum; }
+        default: { return x; }
+    }
+}
+
+// Turns the gradient with respect to the outputs into one with respect to the logits.
+fn through_head(r: u32) {
+    let first = r * p.width;
+    if (p.head == SIGMOID_HEAD) {
+        for (var j = 0u; j < p.width; j++) {
+            let a = out(r, j);
+            grad[first + j] *= a * (1.0 - a);
+        }
+    } else if (p.head == SOFTMAX_HEAD) {
+        var dot = 0.0;
+        for (var j = 0u; j < p.width; j++) {
+            dot += grad[first + j] * out(r, j);
+        }
+        for (var j = 0u; j < p.width; j++) {
+            grad[first + j] = out(r, j) * (grad[first + j] - dot);
+        }
+    }
 }
 
 // The (possibly smoothed) one-hot target of class j.
@@ -56,7 +116,7 @@ fn mean_squared_error(r: u32, write: bool, scale: f32) -> f32 {
     let n = p.width;
     var total = 0.0;
     for (var j = 0u; j < n; j++) {
-        let d = pred[r * n + j] - target_at(r, j);
+        let d = out(r, j) - target_at(r, j);
         total += d * d;
         if (write) {
             grad[r * n + j] = scale * 2.0 * d / f32(n);
@@ -69,7 +129,7 @@ fn mean_absolute_error(r: u32, write: bool, scale: f32) -> f32 {
     let n = p.width;
     var total = 0.0;
     for (var j = 0u; j < n; j++) {
-        let d = pred[r * n + j] - target_at(r, j);
+        let d = out(r, j) - target_at(r, j);
         total += abs(d);
         if (write) {
             grad[r * n + j] = scale * sign(d) / f32(n);
@@ -156,20 +216,70 @@ fn categorical_crossentropy(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
     return total;
 }
 
+// Sparse categorical crossentropy of a row that is not logits: each value clipped, then the
+// log-softmax of their logarithms, `-log q_c + log sum(q)` (not renormalised first).
+fn sparse_crossentropy_of_probabilities(r: u32, write: bool, scale: f32) -> f32 {
+    let n = p.width;
+    let first = r * n;
+    let label = u32(target_at(r, 0u));
+    var sum = 0.0;
+    for (var j = 0u; j < n; j++) {
+        sum += clamp(pred[first + j], EPSILON, 1.0 - EPSILON);
+    }
+    if (write) {
+        for (var j = 0u; j < n; j++) {
+            let v = pred[first + j];
+            let inside = v >= EPSILON && v <= 1.0 - EPSILON;
+            let own = select(0.0, 1.0 / clamp(v, EPSILON, 1.0 - EPSILON), j == label);
+            grad[first + j] = select(0.0, scale * (1.0 / sum - own), inside);
+        }
+    }
+    return log(sum) - log(clamp(pred[first + label], EPSILON, 1.0 - EPSILON));
+}
+
 fn loss_of_row(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
     switch s.kind {
-        case 0u: { return mean_squared_error(r, write, scale); }
-        case 1u: { return mean_absolute_error(r, write, scale); }
-        case 2u: { return binary_crossentropy(s, r, write, scale); }
-        default: { return categorical_crossentropy(s, r, write, scale); }
+        case MSE: {
+            let value = mean_squared_error(r, write, scale);
+            if (write) {
+                through_head(r);
+            }
+            return value;
+        }
+        case MAE: {
+            let value = mean_absolute_error(r, write, scale);
+            if (write) {
+                through_head(r);
+            }
+            return value;
+        }
+        default: { return crossentropy(s, r, write, scale); }
     }
 }
 
-// The index of the first maximum of a row of `pred` (or of the targets).
+// A crossentropy: from the logits where there is a head (as Keras on TensorFlow computes it).
+fn crossentropy(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
+    var spec = s;
+    if (p.head != 0u) {
+        spec.from_logits = 1u;
+    }
+    switch spec.kind {
+        case BINARY_CROSSENTROPY: { return binary_crossentropy(spec, r, write, scale); }
+        case SPARSE_CATEGORICAL_CROSSENTROPY: {
+            if (spec.from_logits == 0u) {
+                return sparse_crossentropy_of_probabilities(r, write, scale);
+            }
+            return categorical_crossentropy(spec, r, write, scale);
+        }
+        default: { return categorical_crossentropy(spec, r, write, scale); }
+    }
+}
+
+// The index of the first maximum of a row of the outputs (or of the targets).
 fn argmax_pred(r: u32) -> u32 {
     var best = 0u;
     for (var j = 1u; j < p.width; j++) {
-        if (pred[r * p.width + j] > pred[r * p.width + best]) {
+        if (out(r, j) > out(r, best)) {
             best = j;
         }
     }
@@ -191,7 +301,7 @@ fn metric_of_row(s: Spec, r: u32) -> f32 {
         case 10u: {
             var hits = 0.0;
             for (var j = 0u; j < p.width; j++) {
-                let predicted = select(0.0, 1.0, pred[r * p.width + j] > s.value);
+                let predicted = select(0.0, 1.0, out(r, j) > s.value);
                 hits += select(0.0, 1.0, target_at(r, j) == predicted);
             }
             return hits / f32(p.width);
@@ -201,7 +311,7 @@ fn metric_of_row(s: Spec, r: u32) -> f32 {
         case 13u: {
             var equal = 0.0;
             for (var j = 0u; j < p.width; j++) {
-                equal += select(0.0, 1.0, target_at(r, j) == pred[r * p.width + j]);
+                equal += select(0.0, 1.0, target_at(r, j) == out(r, j));
             }
             return equal / f32(p.width);
         }
@@ -216,6 +326,7 @@ fn rows(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
         return;
     }
     let stride = 1u + p.n_metrics;
+    begin_row(r);
     row_values[r * stride] = loss_of_row(p.loss, r, true, 1.0 / f32(step.out_rows));
     for (var m = 0u; m < p.n_metrics; m++) {
         row_values[r * stride + 1u + m] = metric_of_row(p.metrics[m], r);
