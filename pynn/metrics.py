@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pynn import _core
+from pynn import _checks, _core
 from pynn import losses as losses_module
 from pynn._custom import refuse_custom, refuse_function
 from pynn._data import as_float32
@@ -122,7 +122,7 @@ class BinaryAccuracy(Metric):
 
     def __init__(self, name: str = "binary_accuracy", threshold: float = 0.5):
         super().__init__(name)
-        self.threshold = float(threshold)
+        self.threshold = _checks.real(threshold, "threshold")
 
     def get_config(self):
         return {"name": self.name, "threshold": self.threshold}

@@ -288,6 +288,12 @@ def test_an_impossible_optimizer_step_count_is_refused_at_load(tmp_path, iterati
         (lambda: pynn.initializers.RandomUniform(maxval=float("inf")), "`maxval`"),
         (lambda: pynn.initializers.VarianceScaling(scale=float("nan")), "`scale`"),
         (lambda: pynn.regularizers.L2(1e39), "non-negative float"),
+        (lambda: pynn.metrics.BinaryAccuracy(threshold=float("nan")), "`threshold`"),
+        (lambda: pynn.callbacks.EarlyStopping(min_delta=float("nan")), "`min_delta`"),
+        (lambda: pynn.callbacks.EarlyStopping(baseline=float("nan")), "`baseline`"),
+        (lambda: pynn.callbacks.ReduceLROnPlateau(factor=float("nan")), "`factor`"),
+        (lambda: pynn.callbacks.ReduceLROnPlateau(factor=-0.5), r"`factor` must be in \[0, 1\)"),
+        (lambda: pynn.callbacks.ReduceLROnPlateau(min_lr=-1.0), "`min_lr`"),
     ],
 )
 def test_hyperparameters_keras_math_cannot_take_are_refused(make, message):
@@ -676,3 +682,67 @@ def test_exact_accuracy_trains_as_a_compiled_metric():
     model.compile(optimizer="sgd", loss="mse", metrics=[pynn.metrics.Accuracy()])
     logs = model.evaluate(np.ones((4, 2)), np.array([0.0, 0.0, 1.0, 0.0]), return_dict=True)
     assert logs["accuracy"] == pytest.approx(0.75)
+
+
+# Any size a user can write: a model builds, or says why in a ValueError or a MemoryError.
+
+LAYER_STACKS_CHILD = """
+import functools, sys
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+import pynn
+from pynn import layers
+
+cap_memory(1024)
+SIZES = st.one_of(st.integers(1, 6), st.integers(1, 2**40))
+PADDING = st.sampled_from(["valid", "same"])
+
+
+def make(cls, *args, **kwargs):
+    # Layers draw seeds from Python's `random`: built in the test, not in the strategy.
+    return st.builds(functools.partial, st.just(cls), *args, **kwargs)
+
+
+LAYERS = {
+    "dense": make(layers.Dense, SIZES),
+    "conv1d": make(layers.Conv1D, SIZES, SIZES, padding=PADDING),
+    "conv2d": make(layers.Conv2D, SIZES, SIZES),
+    "pool1d": make(layers.MaxPooling1D, SIZES, padding=PADDING),
+    "pool2d": make(layers.AveragePooling2D, SIZES, strides=SIZES),
+    "reshape": make(layers.Reshape, st.tuples(SIZES, st.just(-1))),
+    "flatten": make(layers.Flatten),
+    "dropout": make(layers.Dropout, st.floats(0, 0.9)),
+}
+
+
+@settings(max_examples=int(sys.argv[1]), deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck))
+@given(
+    input_shape=st.lists(SIZES, min_size=1, max_size=3),
+    stack=st.lists(st.sampled_from(sorted(LAYERS)), min_size=1, max_size=3).flatmap(
+        lambda names: st.tuples(*[LAYERS[name] for name in names])
+    ),
+)
+def builds_or_says_why(input_shape, stack):
+    try:
+        model = pynn.Sequential([pynn.Input(tuple(input_shape))] + [build() for build in stack])
+        model.compile(optimizer="adam", loss="mse")
+        if model.count_params() <= 2**16 and int(np.prod(input_shape)) <= 2**12:
+            out = model.predict(np.ones((2, *input_shape), np.float32), verbose=0)
+            model.fit(np.ones((2, *input_shape)), np.zeros_like(out), verbose=0)
+    except (ValueError, MemoryError):
+        pass
+
+
+builds_or_says_why()
+print("ok")
+"""
+
+
+def test_any_layer_stack_with_sizes_up_to_2_to_the_40_builds_or_says_why():
+    # A child capped at 1 GiB above what it maps after its imports: any allocation a size
+    # asks for beyond that must be an error, never an abort (which kills the child).
+    done = run_capped(LAYER_STACKS_CHILD, "400", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok")

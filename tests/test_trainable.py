@@ -99,3 +99,12 @@ def test_the_trainable_flag_survives_saving(tmp_path):
     loaded = pynn.models.load_model(tmp_path / "m.pynn")
     assert [layer.trainable for layer in loaded.layers] == [False, True]
     assert loaded.evaluate(X, Y, verbose=0) == pytest.approx(36.6, abs=1e-5)
+
+
+def test_a_layer_built_frozen_stays_frozen():
+    layer = Dense(2, trainable=False, kernel_initializer="ones")
+    model = pynn.Sequential([pynn.Input((3,)), layer, Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(X, Y, epochs=2, verbose=0)
+    np.testing.assert_array_equal(layer.get_weights()[0], np.ones((3, 2)))
+    assert layer.get_config()["trainable"] is False

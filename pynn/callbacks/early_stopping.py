@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import warnings
 
-from pynn import _progress
+from pynn import _checks, _progress
 from pynn.callbacks.monitor_callback import MonitorCallback
 
 
@@ -45,7 +45,7 @@ class EarlyStopping(MonitorCallback):
         super().__init__(monitor, mode, min_delta=min_delta)
         self.patience = patience
         self.verbose = verbose
-        self.baseline = baseline
+        self.baseline = None if baseline is None else _checks.real(baseline, "baseline")
         self.restore_best_weights = restore_best_weights
         self.start_from_epoch = start_from_epoch
         self.wait = 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import operator
 import warnings
 
+from pynn import _checks
 from pynn.callbacks.callback import Callback
 
 
@@ -24,8 +25,11 @@ class MonitorCallback(Callback):
             mode = "auto"
         self.monitor = monitor
         self.mode = mode
+        # NaN would compare as "no improvement" for ever: training stops, silently.
+        if baseline is not None:
+            baseline = _checks.real(baseline, "baseline")
         self.best = baseline
-        self.min_delta = abs(min_delta)
+        self.min_delta = abs(_checks.real(min_delta, "min_delta"))
         self.monitor_op = None
 
     def _set_monitor_op(self) -> None:

@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from pynn import _progress
+from pynn import _checks, _progress
 from pynn.callbacks.monitor_callback import MonitorCallback
 
 
@@ -28,12 +28,12 @@ class ReduceLROnPlateau(MonitorCallback):
         min_lr=0.0,
     ):
         super().__init__(monitor, mode, min_delta=min_delta)
-        if factor >= 1.0:
+        if _checks.is_real(factor) and factor >= 1.0:
             raise ValueError(
                 f"ReduceLROnPlateau does not support a factor >= 1.0. Received factor={factor}"
             )
-        self.factor = factor
-        self.min_lr = min_lr
+        self.factor = _checks.real(factor, "factor", low=0.0, high=1.0, high_open=True)
+        self.min_lr = _checks.real(min_lr, "min_lr", low=0.0)
         self.patience = patience
         self.verbose = verbose
         self.cooldown = cooldown
