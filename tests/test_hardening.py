@@ -6,7 +6,6 @@ import io
 import json
 import multiprocessing
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -194,20 +193,9 @@ except KeyboardInterrupt:
 
 @pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
 def test_ctrl_c_lands_inside_one_large_batch(method):
-    child = subprocess.Popen(
-        [sys.executable, "-c", ONE_BATCH_CHILD, method],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout.readline().strip() == "started"
-        time.sleep(1.0)
-        sent = time.monotonic()
-        child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=60)
-    finally:
-        child.kill()
+    from test_robustness import interrupt
+
+    out, err, sent = interrupt(ONE_BATCH_CHILD, method, after=1.0)
     assert "interrupted" in out, err
     _, when, shape, _ = out.split(" ", 3)
     # Checked between the layers of each part of 64 samples (measured: 0.01-0.05 s).

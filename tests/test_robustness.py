@@ -40,22 +40,29 @@ except KeyboardInterrupt:
 """
 
 
-@pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
-def test_ctrl_c_interrupts_promptly_and_leaves_the_model_usable(method):
+def interrupt(code: str, argument: str, after: float) -> tuple[str, str, float]:
+    """Runs `code` with `argument` in a child, sends it Ctrl-C `after` seconds after it prints
+    "started", and returns its stdout, its stderr and when the signal was sent."""
     child = subprocess.Popen(
-        [sys.executable, "-c", CTRL_C_CHILD, method],
+        [sys.executable, "-c", code, argument],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
         assert child.stdout.readline().strip() == "started"
-        time.sleep(0.5)
+        time.sleep(after)
         sent = time.monotonic()
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=30)
+        out, err = child.communicate(timeout=60)
     finally:
         child.kill()
+    return out, err, sent
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "predict"])
+def test_ctrl_c_interrupts_promptly_and_leaves_the_model_usable(method):
+    out, err, sent = interrupt(CTRL_C_CHILD, method, after=0.5)
     assert "interrupted" in out, err
     _, when, shape = out.split(" ", 2)
     assert shape.strip() == "(1, 10)"

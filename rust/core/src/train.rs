@@ -706,6 +706,29 @@ mod tests {
         LayerSpec::Dense(DenseSpec::new(units, activation, seed))
     }
 
+    const CROSSENTROPY: Loss = Loss::CategoricalCrossentropy {
+        from_logits: false,
+        label_smoothing: 0.0,
+    };
+
+    /// `trainer.evaluate` in batches of `batch`, never stopped.
+    fn evaluated(trainer: &mut Trainer, net: &mut Network, data: &Dataset, batch: usize) -> Logs {
+        let mut each_batch = |_: &Progress| Next::Continue;
+        let cancel = Cancel::never();
+        trainer
+            .evaluate(net, data, batch, &mut each_batch, cancel)
+            .unwrap()
+    }
+
+    /// One epoch of `trainer.fit_epoch` in batches of `batch`, never stopped.
+    fn fitted(trainer: &mut Trainer, net: &mut Network, data: &Dataset, batch: usize) -> Logs {
+        let mut each_batch = |_: &Progress| Next::Continue;
+        let cancel = Cancel::never();
+        trainer
+            .fit_epoch(net, data, batch, Some(1), &mut each_batch, cancel)
+            .unwrap()
+    }
+
     /// The output layer's outputs for the samples `x`, run whole: logits, where there is a head.
     fn forward(net: &mut Network, x: &[f32], training: bool) -> Vec<f32> {
         let n = x.len() / net.input_size();
@@ -839,39 +862,17 @@ mod tests {
             .iter()
             .map(|s| s.iter().product::<usize>())
             .sum::<usize>();
-        let loss = Loss::CategoricalCrossentropy {
-            from_logits: false,
-            label_smoothing: 0.0,
-        };
         let adam = OptimizerSpec::adam(0.01);
-        let mut trainer = Trainer::new(&net, loss, &adam, vec![]).unwrap();
+        let mut trainer = Trainer::new(&net, CROSSENTROPY, &adam, vec![]).unwrap();
         let (x, y) = blobs(64);
         let data = Dataset {
             x: &x,
             y: &y,
             len: 64,
         };
-        let penalised_loss = trainer
-            .evaluate(
-                &mut net,
-                &data,
-                64,
-                &mut |_| Next::Continue,
-                Cancel::never(),
-            )
-            .unwrap()
-            .loss;
+        let penalised_loss = evaluated(&mut trainer, &mut net, &data, 64).loss;
         net.set_trainable(&[false, true]).unwrap();
-        let free_loss = trainer
-            .evaluate(
-                &mut net,
-                &data,
-                64,
-                &mut |_| Next::Continue,
-                Cancel::never(),
-            )
-            .unwrap()
-            .loss;
+        let free_loss = evaluated(&mut trainer, &mut net, &data, 64).loss;
         let kernel: f64 = net.weights()[..16]
             .iter()
             .map(|&w| 0.5 * (w as f64).powi(2))
@@ -881,17 +882,8 @@ mod tests {
             "{penalised_loss} {free_loss} {kernel}"
         );
         let before = net.weights().to_vec();
-        for epoch in 0..3 {
-            trainer
-                .fit_epoch(
-                    &mut net,
-                    &data,
-                    16,
-                    Some(epoch),
-                    &mut |_| Next::Continue,
-                    Cancel::never(),
-                )
-                .unwrap();
+        for _ in 0..3 {
+            fitted(&mut trainer, &mut net, &data, 16);
         }
         assert_eq!(net.weights()[..frozen], before[..frozen]);
         assert_ne!(net.weights()[frozen..], before[frozen..]);
@@ -911,24 +903,12 @@ mod tests {
             y: &y,
             len: 300,
         };
-        let loss = Loss::CategoricalCrossentropy {
-            from_logits: false,
-            label_smoothing: 0.0,
-        };
         let accuracy = Metric::CategoricalAccuracy;
-        let mut trainer =
-            Trainer::new(&net, loss, &OptimizerSpec::sgd(0.1), vec![accuracy]).unwrap();
-        let logs = trainer
-            .evaluate(
-                &mut net,
-                &data,
-                300,
-                &mut |_| Next::Continue,
-                Cancel::never(),
-            )
-            .unwrap();
+        let sgd = OptimizerSpec::sgd(0.1);
+        let mut trainer = Trainer::new(&net, CROSSENTROPY, &sgd, vec![accuracy]).unwrap();
+        let logs = evaluated(&mut trainer, &mut net, &data, 300);
         let logits = forward(&mut net, &x, false);
-        let from_logits = loss.from_logits_form().unwrap();
+        let from_logits = CROSSENTROPY.from_logits_form().unwrap();
         let loss_sum = from_logits.evaluate(&y, &logits, 2, None, 0.0);
         assert_eq!(logs.loss, loss_sum / 300.0);
         let output = probabilities(&net, &logits);
