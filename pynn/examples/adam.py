@@ -23,7 +23,7 @@ OPTIMIZERS = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = _cli.parser(__doc__).parse_args(argv)
+    args = _cli.parser(__doc__, __spec__.name).parse_args(argv)
     epochs = 10 if args.quick else 100
     x, y = standardized_iris(args.seed)
 
@@ -48,4 +48,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)

@@ -75,7 +75,7 @@ def plot(x, smoothed, shifted, out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = _cli.parser(__doc__).parse_args(argv)
+    args = _cli.parser(__doc__, __spec__.name).parse_args(argv)
     epochs = 4 if args.quick else 10
     rng = np.random.default_rng(args.seed)
     length = 100
@@ -108,4 +108,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)

@@ -94,7 +94,7 @@ def plot_pooling(grid: np.ndarray, pooled: np.ndarray, out: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = _cli.parser(__doc__).parse_args(argv)
+    args = _cli.parser(__doc__, __spec__.name).parse_args(argv)
     image = load_image()
     kernel = gaussian_filter()
     blurred = blur(image, kernel)
@@ -127,4 +127,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)

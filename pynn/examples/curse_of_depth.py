@@ -43,7 +43,7 @@ def gradient_norms(activation: str, x, y, epochs: int, seed: int) -> list[float]
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = _cli.parser(__doc__).parse_args(argv)
+    args = _cli.parser(__doc__, __spec__.name).parse_args(argv)
     plt = _cli.pyplot()
 
     z = np.linspace(-6, 6, 241, dtype=np.float32)
@@ -77,4 +77,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)

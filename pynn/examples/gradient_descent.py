@@ -77,7 +77,7 @@ def tiny_network_losses(rng, steps: int):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = _cli.parser(__doc__).parse_args(argv)
+    args = _cli.parser(__doc__, __spec__.name).parse_args(argv)
     rng = np.random.default_rng(args.seed)
     set_random_seed(args.seed)
     epochs = 5 if args.quick else 20
@@ -116,4 +116,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)

@@ -1,12 +1,12 @@
-"""Section 6.2.2 of the textbook: LeNet-5 trained on Fashion-MNIST. The 28x28 images are
+"""Section 6.2.2 of the textbook, "LeNet-5": trained on Fashion-MNIST. The 28x28 images are
 zero-padded to 32x32 and scaled to [0, 1]; Adam, batch 128, 3 epochs. Prints the model's summary,
 the test accuracy and the seconds each epoch took.
 
     python -m pynn.examples.lenet [--quick] [--out DIR] [--epochs N] [--train-size N]
                                   [--path FOLDER]
 
-`--quick` trains one epoch on 2,048 images. Writes `lenet.png`: loss and accuracy per epoch on the
-training and test images.
+`--quick` trains its 3 epochs on 2,048 images. Writes `lenet.png`: loss and accuracy per epoch
+on the training and test images.
 
 The data comes from `pynn.datasets.fashion_mnist` (Debian's `dataset-fashion-mnist` package, or
 the four IDX files in `--path` or `$PYNN_DATA/fashion-mnist`).
@@ -57,12 +57,19 @@ class EpochTimer(Callback):
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = _cli.parser(__doc__)
-    parser.add_argument("--epochs", type=int, default=None, help="3 (1 with --quick)")
-    parser.add_argument("--train-size", type=int, default=None, help="60000 (2048 with --quick)")
-    parser.add_argument("--path", default=None)
+    parser = _cli.parser(__doc__, __spec__.name)
+    parser.add_argument("--epochs", type=int, default=None, help="default: 3")
+    parser.add_argument(
+        "--train-size", type=int, default=None, help="default: 60000 (2048 with --quick)"
+    )
+    parser.add_argument(
+        "--path",
+        default=None,
+        help="the folder of Fashion-MNIST's four IDX files (default: $PYNN_DATA/fashion-mnist, "
+        "then /usr/share/datasets/fashion-mnist)",
+    )
     args = parser.parse_args(argv)
-    epochs = args.epochs or (1 if args.quick else 3)
+    epochs = args.epochs or 3
     train_size = args.train_size or (2048 if args.quick else 60000)
 
     (x_train, y_train), (x_test, y_test) = fashion_mnist.load_data(args.path)
@@ -97,8 +104,13 @@ def main(argv: list[str] | None = None) -> dict:
     left.set_title("loss (val: the 10,000 test images)")
     right.set_title("accuracy")
     _cli.save(figure, args.out, "lenet.png")
-    return {"accuracy": test_accuracy, "loss": test_loss, "seconds": timer.seconds}
+    return {
+        "accuracy": test_accuracy,
+        "loss": test_loss,
+        "seconds": timer.seconds,
+        "history": history.history,
+    }
 
 
 if __name__ == "__main__":
-    main()
+    _cli.run(main)

@@ -19,6 +19,12 @@ def _pyplot():
     return plt
 
 
+def _ticker():
+    import matplotlib.ticker
+
+    return matplotlib.ticker
+
+
 def plot_history(history, metrics: Iterable[str] = ("loss",), ax=None, label: str | None = None):
     """Draws the learning curves of a fit and returns the matplotlib figure.
 
@@ -54,7 +60,10 @@ def plot_history(history, metrics: Iterable[str] = ("loss",), ax=None, label: st
         values = curves[name]
         x = [e + 1 for e in epochs] if epochs and len(epochs) == len(values) else None
         x = x or list(range(1, len(values) + 1))
-        ax.plot(x, values, label=f"{label} {name}" if label else name)
+        # Markers where there are few epochs: a single epoch still shows as a point.
+        marker = "o" if len(values) <= 10 else None
+        ax.plot(x, values, marker=marker, label=f"{label} {name}" if label else name)
+    ax.xaxis.set_major_locator(_ticker().MaxNLocator(integer=True))
     ax.set_xlabel("Epoch")
     ax.set_ylabel(metrics[0] if len(metrics) == 1 else "value")
     ax.legend()
