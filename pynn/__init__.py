@@ -5,6 +5,7 @@ model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(3, activat
 """
 
 from pynn import (
+    _core,
     activations,
     backend,
     callbacks,
@@ -23,7 +24,7 @@ from pynn import (
 from pynn.layers import Input, InputLayer
 from pynn.models import Model, Sequential
 
-__version__ = "0.1.0"
+__version__: str = _core.__version__
 
 __all__ = [
     "Input",

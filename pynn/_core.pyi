@@ -8,6 +8,8 @@ import numpy.typing as npt
 Floats = npt.NDArray[np.float32]
 Progress = Callable[[int, list[float]], object]
 
+__version__: str
+
 class Engine:
     def __init__(
         self, input_shape: list[int], layers_json: str, names: list[str] | None = None

@@ -162,3 +162,35 @@ def validation_split_index(n: int, validation_split) -> int:
             "Either provide more data, or a different value for the `validation_split` argument."
         )
     return split_at
+
+
+def split_class_mismatch(loss_kind: str, y_train: np.ndarray, y_val: np.ndarray) -> str | None:
+    """For a classification loss, what `validation_split` left lopsided: the classes that only
+    one side of the split holds, in words, or None when both hold the same classes."""
+    train, val = _classes(loss_kind, y_train), _classes(loss_kind, y_val)
+    if train is None or val is None:
+        return None
+    only_val, only_train = sorted(val - train), sorted(train - val)
+    parts = []
+    if only_val:
+        parts.append(
+            f"the validation part holds classes {only_val} that the training part lacks "
+            "(the model never learns them)"
+        )
+    if only_train:
+        parts.append(f"the training part holds classes {only_train} that the validation part lacks")
+    return "; ".join(parts) or None
+
+
+def _classes(loss_kind: str, y: np.ndarray) -> set[int] | None:
+    if loss_kind == "sparse_categorical_crossentropy":
+        labels = y
+    elif loss_kind == "categorical_crossentropy":
+        labels = np.argmax(y, axis=-1)
+    elif loss_kind == "binary_crossentropy" and y.size == y.shape[0]:
+        labels = y
+        if not np.isin(labels, (0, 1)).all():  # soft targets: no classes to compare
+            return None
+    else:
+        return None
+    return {int(c) for c in np.unique(labels)}

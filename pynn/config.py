@@ -76,7 +76,7 @@ def set_device(device: str) -> None:
     if device not in _DEVICES:
         raise ValueError(f"`device` must be one of {_DEVICES}. Received: device={device!r}")
     if device == "gpu":
-        _core.gpu_adapter()  # raises RuntimeError saying why there is no GPU
+        _gpu_adapter()  # raises RuntimeError saying why there is no GPU
     _device = device
 
 
@@ -93,11 +93,22 @@ def get_device() -> str:
     return _device
 
 
+def _gpu_adapter() -> tuple:
+    # Mesa's device-selection layer asks Wayland for the default GPU, and libwayland prints
+    # "error: XDG_RUNTIME_DIR is invalid or not set" on every probe where the variable is
+    # missing (containers, ssh, CI). wgpu ranks the adapters itself, so the layer is switched
+    # off there, unless the user steers it with MESA_VK_DEVICE_SELECT.
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR", "")
+    if not os.path.isdir(runtime_dir) and "MESA_VK_DEVICE_SELECT" not in os.environ:
+        os.environ.setdefault("NODEVICE_SELECT", "1")
+    return _core.gpu_adapter()
+
+
 def gpu_info() -> dict | None:
     """The GPU the engine would use: `{"name", "driver", "backend", "is_gpu"}` (`is_gpu` is
     False for a Vulkan implementation running on the CPU), or None when there is none."""
     try:
-        name, driver, backend, is_gpu = _core.gpu_adapter()
+        name, driver, backend, is_gpu = _gpu_adapter()
     except RuntimeError:
         return None
     return {"name": name, "driver": driver, "backend": backend, "is_gpu": is_gpu}
@@ -106,7 +117,7 @@ def gpu_info() -> dict | None:
 def gpu_error() -> str | None:
     """Why no GPU is usable, or None when one is."""
     try:
-        _core.gpu_adapter()
+        _gpu_adapter()
     except RuntimeError as error:
         return str(error)
     return None

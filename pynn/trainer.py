@@ -355,6 +355,20 @@ class Trainer:
             return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
         return x, y, None
 
+    def _warn_about_a_lopsided_split(self, y, y_val, validation_split) -> None:
+        """pynn's own help (Keras is silent): data sorted by class, split before shuffling,
+        validates on classes the model never trains on."""
+        mismatch = _data.split_class_mismatch(self._loss.kind, y, y_val)
+        if mismatch is not None:
+            warnings.warn(
+                f"`validation_split={validation_split}` takes the last samples, before any "
+                f"shuffling: {mismatch}. Data sorted by class does this; shuffle `x` and `y` "
+                "together before `fit` (`order = np.random.permutation(len(x))`, then "
+                "`x[order], y[order]`) or pass `validation_data`.",
+                UserWarning,
+                stacklevel=4,
+            )
+
     # Training and inference
 
     @_running
@@ -377,8 +391,11 @@ class Trainer:
         `History` whose `.history` maps `loss`, each metric and their `val_` counterparts to one
         value per epoch.
 
+        `batch_size` samples make one gradient update (`None`: 32, as in Keras).
         `validation_split` holds out the last fraction of the samples, taken before any
-        shuffling (as Keras does); `validation_data=(x_val, y_val)` takes precedence. Validation
+        shuffling (as Keras does; pynn warns when, for a classification loss, one side of the
+        split holds classes the other lacks); `validation_data=(x_val, y_val)` takes
+        precedence. Validation
         runs after every `validation_freq`-th epoch, in batches of `validation_batch_size`
         (default `batch_size`).
         """
@@ -397,6 +414,8 @@ class Trainer:
         x, y = self._model_pair(x, y, "fit")
         if validation is not None:
             validation = self._model_pair(*validation, "fit", ("x_val", "y_val"))
+            if validation_data is None:
+                self._warn_about_a_lopsided_split(y, validation[1], validation_split)
 
         steps = math.ceil(x.shape[0] / batch_size)
         parallel = distribution_module.distribution()

@@ -1,6 +1,9 @@
 """The Keras import paths and helpers, and the seed's code cells run as written with `pynn`."""
 
+import importlib.metadata
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,3 +233,12 @@ def test_seed_section_4_5_cells():
     # What the chapter shows: standardized inputs train to a lower loss.
     assert h_standardized.history["loss"][-1] < h.history["loss"][-1]
     assert h_standardized.history["accuracy"][-1] >= 0.95
+
+
+def test_the_version_is_the_installed_distributions_and_the_changelogs_latest():
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pynn.__version__)
+    assert importlib.metadata.version("pynn") == pynn.__version__
+    changelog = Path(__file__).parent.parent / "CHANGELOG.md"
+    if changelog.exists():  # a source tree; an installed wheel's tests may run without it
+        latest = re.search(r"^## \[(.+?)\]", changelog.read_text(), re.MULTILINE).group(1)
+        assert latest == pynn.__version__

@@ -139,6 +139,37 @@ def test_processes_that_disagree_fail_at_the_start_of_fit_naming_the_difference(
     assert "`weights`: process 0 has 163, process 1 has 173" in done.stderr
 
 
+BAR = "from pynn.utils import Progbar; bar = Progbar(3)\nfor i in range(3): bar.update(i + 1)"
+
+
+def test_a_bar_under_mpirun_is_drawn_as_for_a_log_when_mpiruns_output_is_piped():
+    """mpirun gives each process a terminal: the launcher's own output decides."""
+    command = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "1"]
+    command += [sys.executable, "-c", BAR]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    assert "3/3" in done.stdout
+    assert "\x1b" not in done.stdout and "\r" not in done.stdout
+
+
+def test_a_bar_under_mpirun_on_a_terminal_keeps_its_colours():
+    primary, secondary = os.openpty()
+    command = [MPIRUN, "--allow-run-as-root", "--oversubscribe", "-np", "1"]
+    job = subprocess.Popen(command + [sys.executable, "-c", BAR], stdout=secondary)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: the terminal's other side closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(primary)
+    assert job.wait(timeout=120) == 0
+    assert b"3/3" in shown and b"\x1b[32m" in shown
+
+
 def test_shards_split_a_batch_evenly():
     assert [shard(32, 2, r) for r in range(2)] == [(0, 16), (16, 32)]
     assert [shard(31, 2, r) for r in range(2)] == [(0, 16), (16, 31)]

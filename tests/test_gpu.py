@@ -196,6 +196,16 @@ def test_device_names_and_environment():
     assert out.strip() == "gpu"
 
 
+def test_probing_without_a_runtime_dir_prints_nothing():
+    code = "import pynn; pynn.config.set_device('gpu'); print(pynn.config.gpu_info()['name'])"
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "NODEVICE_SELECT")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == pynn.config.gpu_info()["name"]
+    assert done.stderr == ""
+
+
 def test_asking_for_a_gpu_that_is_not_there_says_what_was_found():
     code = "import pynn; pynn.config.set_device('gpu')"
     done = subprocess.run(

@@ -90,3 +90,54 @@ def test_bad_validation_data():
         model.fit(X, Y, validation_data=(X[:5],), verbose=0)
     with pytest.raises(ValueError, match="validation_freq"):
         model.fit(X, Y, validation_data=(X, Y), validation_freq=0, verbose=0)
+
+
+def classifier(loss, units, activation):
+    pynn.utils.set_random_seed(0)
+    model = pynn.Sequential([pynn.Input((4,)), Dense(units, activation=activation)])
+    model.compile(loss=loss, optimizer="sgd")
+    return model
+
+
+SORTED = np.repeat([0, 1, 2], 50)  # iris as usually shipped
+FEATURES = np.random.default_rng(5).normal(size=(150, 4))
+
+
+@pytest.mark.parametrize(
+    "loss, units, activation, targets",
+    [
+        ("sparse_categorical_crossentropy", 3, "softmax", SORTED),
+        ("categorical_crossentropy", 3, "softmax", np.eye(3)[SORTED]),
+    ],
+)
+def test_a_split_of_data_sorted_by_class_warns_naming_the_classes(loss, units, activation, targets):
+    model = classifier(loss, units, activation)
+    with pytest.warns(UserWarning, match=r"validation_split=0.3.*before any shuffling") as caught:
+        model.fit(FEATURES, targets, validation_split=0.3, epochs=2, verbose=0)
+    assert len(caught) == 1
+    assert "the training part holds classes [0, 1] that the validation part lacks" in str(
+        caught[0].message
+    )
+    assert "np.random.permutation" in str(caught[0].message)
+
+
+def test_a_split_whose_validation_holds_a_class_the_training_lacks_says_it_is_never_learned():
+    labels = (np.arange(150) >= 140).astype(float)  # ones only in the last rows
+    model = classifier("binary_crossentropy", 1, "sigmoid")
+    with pytest.warns(UserWarning) as caught:
+        model.fit(FEATURES, labels, validation_split=0.2, verbose=0)
+    message = str(caught[0].message)
+    assert "the validation part holds classes [1] that the training part lacks" in message
+    assert "never learns them" in message
+
+
+def test_shuffled_data_regression_and_validation_data_do_not_warn(recwarn):
+    order = np.random.default_rng(0).permutation(150)
+    classifier("sparse_categorical_crossentropy", 3, "softmax").fit(
+        FEATURES[order], SORTED[order], validation_split=0.3, verbose=0
+    )
+    classifier("mse", 1, None).fit(FEATURES, SORTED / 2.0, validation_split=0.3, verbose=0)
+    classifier("sparse_categorical_crossentropy", 3, "softmax").fit(
+        FEATURES[:100], SORTED[:100], validation_data=(FEATURES[100:], SORTED[100:]), verbose=0
+    )
+    assert not [w for w in recwarn if "validation_split" in str(w.message)]

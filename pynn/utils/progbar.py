@@ -4,8 +4,9 @@ logs.
 In a terminal the line is redrawn in place with a carriage return, the count in bold and the bar
 in green and white as Keras draws it (no colours when `NO_COLOR` is set). In a Jupyter notebook
 the line is redrawn the same way without colour codes. Anywhere else (output piped to a file, a
-CI log, a captured stream) only the final line of each bar is written, so a log holds no control
-characters and no partial lines.
+CI log, a captured stream, `mpirun ... > log` although mpirun hands each process a terminal)
+only the final line of each bar is written, so a log holds no control characters and no partial
+lines.
 """
 
 from __future__ import annotations
@@ -35,9 +36,29 @@ def _in_notebook() -> bool:
 def _is_terminal(stream) -> bool:
     isatty = getattr(stream, "isatty", None)
     try:
-        return bool(isatty and isatty())
+        if not (isatty and isatty()):
+            return False
     except ValueError:  # a closed stream
         return False
+    return not _launched_by_mpi() or _launcher_writes_to_a_terminal()
+
+
+_MPI_VARIABLES = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK")
+
+
+def _launched_by_mpi() -> bool:
+    return any(name in os.environ for name in _MPI_VARIABLES)
+
+
+def _launcher_writes_to_a_terminal() -> bool:
+    """mpirun gives every process a terminal of its own even when its own output goes to a
+    file or a pipe: the launcher's (the parent's) standard output tells. Where that cannot be
+    read (not Linux, another node), the bar is drawn as for a log."""
+    try:
+        target = os.readlink(f"/proc/{os.getppid()}/fd/1")
+    except OSError:
+        return False
+    return target.startswith(("/dev/pts/", "/dev/tty"))
 
 
 def format_time(seconds: float, unit_name: str = "step") -> str:

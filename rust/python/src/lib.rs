@@ -96,6 +96,8 @@ fn shuffled_order(seed: u64, len: usize) -> PyResult<Vec<usize>> {
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // The one place the version is written: Cargo.toml, which maturin also gives the wheel.
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<engine::Engine>()?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
