@@ -21,8 +21,10 @@ def examples() -> dict[str, str]:
 
 
 def main() -> None:
-    print("The textbook's examples; run one with `python -m pynn.examples.<name> [--quick]`")
-    print("(`--help` for its options). Figures go to ./pynn-figures unless `--out` says otherwise.")
+    print("The textbook's figures: chapters 4-6 (optimization, regularization, convolutional")
+    print("networks) of a deep-learning course's lecture notes written for Keras 3, one example")
+    print("each. Run one with `python -m pynn.examples.<name> [--quick]` (`--help` for its")
+    print("options). Figures go to ./pynn-figures unless `--out` says otherwise.")
     print()
     listed = examples()
     width = max(map(len, listed))

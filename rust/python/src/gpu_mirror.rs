@@ -201,8 +201,8 @@ mod enabled {
 
     fn missing() -> PyErr {
         PyRuntimeError::new_err(
-            "this build of pynn has no GPU engine: build it with the `gpu` feature \
-             (maturin's default for pynn's wheel)",
+            "this build of pynn has no GPU engine (it was built with `--no-default-features`): \
+             install the published wheel, or build from source without that flag",
         )
     }
 
