@@ -2,11 +2,11 @@
 # Installs the wheel found in the folder given ($1) into a fresh virtual environment and trains
 # a small model with it, from a folder where the source tree cannot shadow the installed package.
 set -euo pipefail
-wheels="$(cd "$1" && pwd)"
+wheel="$(ls "$1"/pynn-*.whl | head -n 1)"
 work="$(mktemp -d)"
 python -m venv "$work/venv"
 if [ -x "$work/venv/bin/python" ]; then py="$work/venv/bin/python"; else py="$work/venv/Scripts/python"; fi
-"$py" -m pip install -q --find-links "$wheels" --only-binary pynn pynn
+"$py" -m pip install -q "$wheel"
 cd "$work"
 "$py" - <<'PY'
 import numpy as np

@@ -218,6 +218,8 @@ class Trainer:
         device = config.get_device()
         if device == "cpu" or self._loss is None:
             return False
+        if distribution_module.distribution() is not None:  # data-parallel: the CPU engine
+            return False
         if device == "auto":
             info = config.gpu_info()
             if info is None or not info["is_gpu"]:

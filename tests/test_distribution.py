@@ -183,3 +183,21 @@ def test_set_distribution_takes_a_data_parallel_or_none():
     pynn.distribution.set_distribution(None)
     assert pynn.distribution.distribution() is None
     assert pynn.distribution.list_devices() == ["cpu:0"]
+
+
+@pytest.mark.skipif(pynn.config.gpu_info() is None, reason="no Vulkan adapter")
+def test_a_data_parallel_job_runs_the_cpu_engine_whatever_the_device():
+    """A model the GPU engine cannot run (five metrics) trains under "gpu" in a job of one."""
+    x, y = np.ones((8, 3), np.float32), np.zeros(8, int)
+    model = pynn.Sequential([pynn.Input((3,)), pynn.layers.Dense(2, activation="softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd", metrics=["acc"] * 5)
+    pynn.config.set_device("gpu")
+    pynn.distribution.set_distribution(pynn.distribution.DataParallel())
+    try:
+        model.fit(x, y, verbose=0)
+        in_the_job = model.evaluate(x, y, verbose=0), model.predict(x, verbose=0)
+    finally:
+        pynn.distribution.set_distribution(None)
+        pynn.config.set_device("cpu")
+    assert in_the_job[0] == model.evaluate(x, y, verbose=0)
+    np.testing.assert_array_equal(in_the_job[1], model.predict(x, verbose=0))

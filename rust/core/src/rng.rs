@@ -1,4 +1,4 @@
-//! The one seeded generator behind initial weights, shuffling and (later) dropout masks.
+//! The one seeded generator behind initial weights, shuffling and dropout masks.
 //!
 //! ChaCha8 gives the same stream on every platform, so a seed reproduces a run anywhere.
 

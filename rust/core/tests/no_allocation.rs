@@ -1,4 +1,4 @@
-//! DESIGN.md: after the first batch, the batch loop allocates nothing. A counting allocator
+//! After the first batch, the batch loop allocates nothing. A counting allocator
 //! checks it over whole epochs.
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -2,8 +2,8 @@
 //!
 //! Training epochs run on the GPU while the CPU engine keeps the model's reference copy: the
 //! weights and optimizer state come down only when something on the CPU side reads them
-//! (`get_weights`, validation, `predict`, saving), and go back up only when the CPU side changed
-//! them since.
+//! (`get_weights`, saving, validation or `predict` on the CPU), and go back up only when the
+//! CPU side changed them since.
 
 use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;

@@ -1,4 +1,5 @@
-//! Single kernels exposed for the test suite, which checks each against a NumPy reference.
+//! Single kernels: what `pynn.activations`, losses and metrics compute when called on their own,
+//! and what the test suite checks against NumPy references.
 
 use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
