@@ -1,10 +1,11 @@
 //! pynn-core: the engine behind pynn. Pure Rust, no Python.
 //!
-//! Data flows through [`network::Network`] (layers over one contiguous parameter buffer) and
+//! Data flows through [`network::Network`] (a [`graph`] of layers over one contiguous weight buffer) and
 //! [`train::Trainer`] (the batch loop: shuffle, forward, loss, backward, optimizer step, metrics).
 
 pub mod cancel;
 pub mod error;
+pub mod graph;
 pub mod head;
 pub mod initializers;
 pub mod kernels;
@@ -12,6 +13,7 @@ pub mod layers;
 pub mod memory;
 pub mod metrics;
 pub mod network;
+pub mod ops;
 pub mod optim;
 pub mod parallel;
 pub mod regularizers;

@@ -98,6 +98,14 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
     let mut sizes = vec![shape.iter().product()];
     let (mut stages, mut offset, mut penalties) = (Vec::new(), 0, Vec::new());
     for spec in &specs {
+        let unsupported = match spec {
+            LayerSpec::Activation(_) => Some("`Activation` layers"),
+            LayerSpec::Merge(_) | LayerSpec::Concatenate(_) => Some("merge layers"),
+            _ => None,
+        };
+        if let Some(what) = unsupported {
+            return Err(GpuError::Unsupported(what.to_string()));
+        }
         let layer = spec
             .build(&shape)
             .map_err(|e| GpuError::Unsupported(e.to_string()))?;
@@ -160,6 +168,9 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
                 }
             }
             LayerSpec::Reshape(_) => Stage::Identity,
+            LayerSpec::Activation(_) | LayerSpec::Merge(_) | LayerSpec::Concatenate(_) => {
+                unreachable!("refused above")
+            }
         };
         offset += weights;
         shape = layer.output_shape().to_vec();

@@ -159,6 +159,10 @@ impl Layer for Dropout {
         self.rng = Rng::for_stream(self.seed, step);
     }
 
+    fn distinguish_call(&mut self, call: usize) {
+        self.seed ^= (call as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
     fn forward(
         &mut self,
         _: &[f32],

@@ -4,6 +4,7 @@
 //! gradient in another) and hands each layer its own range. A layer does own the scratch it needs
 //! between forward and backward (pre-activations, masks), sized on the first batch and reused.
 
+mod activation;
 mod conv;
 mod dense;
 mod dropout;
@@ -11,6 +12,7 @@ mod kernel_bias;
 mod pooling;
 mod reshape;
 
+pub use activation::{Activation as ActivationLayer, ActivationSpec};
 pub use conv::{Conv, ConvSpec};
 pub use dense::{Dense, DenseSpec};
 pub use dropout::{Dropout, DropoutSpec};
@@ -18,9 +20,10 @@ pub use pooling::{Pool, PoolSpec};
 pub use reshape::{Reshape, ReshapeSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::Geometry;
+use crate::ops::{ConcatenateSpec, MergeSpec};
 use crate::regularizers::Regularizer;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -31,14 +34,20 @@ pub enum LayerSpec {
     Conv(ConvSpec),
     Pool(PoolSpec),
     Reshape(ReshapeSpec),
+    Activation(ActivationSpec),
+    /// `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum`: several inputs.
+    Merge(MergeSpec),
+    /// Several inputs side by side.
+    Concatenate(ConcatenateSpec),
 }
 
 impl LayerSpec {
-    /// The activation a layer with weights ends in (Dense, convolutions), if any.
+    /// The activation a layer ends in (Dense, convolutions, `Activation`), if any.
     pub fn activation(&self) -> Option<Activation> {
         match self {
             LayerSpec::Dense(spec) => Some(spec.activation),
             LayerSpec::Conv(spec) => Some(spec.activation),
+            LayerSpec::Activation(spec) => Some(spec.activation),
             _ => None,
         }
     }
@@ -49,6 +58,7 @@ impl LayerSpec {
         match &mut spec {
             LayerSpec::Dense(dense) => dense.activation = Activation::Linear,
             LayerSpec::Conv(conv) => conv.activation = Activation::Linear,
+            LayerSpec::Activation(layer) => layer.activation = Activation::Linear,
             _ => {}
         }
         spec
@@ -63,9 +73,18 @@ impl LayerSpec {
         }
     }
 
-    /// Builds the layer for inputs whose per-sample shape is `input_shape`.
+    /// Builds the layer for inputs whose per-sample shape is `input_shape`; a layer of several
+    /// inputs is built by the graph (see [`crate::ops`]).
     pub fn build(&self, input_shape: &[usize]) -> Result<Box<dyn Layer>> {
         match self {
+            LayerSpec::Activation(spec) => {
+                Ok(Box::new(ActivationLayer::new(spec.clone(), input_shape)?))
+            }
+            LayerSpec::Merge(_) | LayerSpec::Concatenate(_) => Err(CoreError::invalid(
+                "inputs",
+                "several inputs (a merge layer)",
+                "1",
+            )),
             LayerSpec::Dense(spec) => Ok(Box::new(Dense::new(spec.clone(), input_shape)?)),
             LayerSpec::Dropout(spec) => Ok(Box::new(Dropout::new(spec.clone(), input_shape)?)),
             LayerSpec::Conv(spec) => Ok(Box::new(Conv::new(spec.clone(), input_shape)?)),
@@ -116,6 +135,10 @@ pub trait Layer: Send + Sync {
     /// Called before the training forward of optimizer step `step`: layers with randomness
     /// draw it from `(seed, step)`, so a run resumed at a step draws what it would have drawn.
     fn begin_step(&mut self, _step: u64) {}
+
+    /// Called once on the instance of a layer's `call`-th call (from 1): layers with
+    /// randomness draw a stream of their own for it (a Dropout called twice drops differently).
+    fn distinguish_call(&mut self, _call: usize) {}
 
     /// `y = layer(x)`. With `training`, keeps what [`Layer::backward`] needs. Fails only when
     /// the scratch the layer grows for a larger batch cannot be allocated.

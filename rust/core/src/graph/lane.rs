@@ -1,0 +1,396 @@
+//! A lane: one instance of every node, with the buffers of one batch's forward and backward.
+//! A whole batch runs in one lane; a split batch runs each part in a lane of its own.
+
+use smallvec::SmallVec;
+
+use super::plan::{Flow, Plan};
+use crate::cancel::Cancel;
+use crate::error::{CoreError, Result};
+use crate::layers::{Layer, LayerSpec};
+use crate::memory::ensure_len;
+use crate::ops::{Combine, Concatenate, Merge};
+use crate::regularizers::Regularizer;
+
+/// Inputs of a node, inline up to this many (no allocation per node call).
+type Few<T> = SmallVec<[T; 4]>;
+
+/// One call of a layer: a layer of one input (with the scratch it keeps for its backward) or a
+/// weightless op of several.
+pub(crate) enum NodeOp {
+    Layer(Box<dyn Layer>),
+    Combine(Box<dyn Combine>),
+}
+
+impl NodeOp {
+    /// The node of `spec` called on inputs of `shapes`; `call` numbers it among its layer's
+    /// calls.
+    pub fn build(spec: &LayerSpec, shapes: &[Vec<usize>], call: usize) -> Result<Self> {
+        match spec {
+            LayerSpec::Merge(merge) => Ok(NodeOp::Combine(Box::new(Merge::new(merge, shapes)?))),
+            LayerSpec::Concatenate(concatenate) => Ok(NodeOp::Combine(Box::new(Concatenate::new(
+                concatenate,
+                shapes,
+            )?))),
+            single => {
+                let [shape] = shapes else {
+                    return Err(CoreError::invalid("inputs", "1 input", shapes.len()));
+                };
+                let mut layer = single.build(shape)?;
+                if call > 0 {
+                    layer.distinguish_call(call);
+                }
+                Ok(NodeOp::Layer(layer))
+            }
+        }
+    }
+
+    pub fn output_shape(&self) -> &[usize] {
+        match self {
+            NodeOp::Layer(layer) => layer.output_shape(),
+            NodeOp::Combine(op) => op.output_shape(),
+        }
+    }
+
+    pub fn weight_shapes(&self) -> Vec<Vec<usize>> {
+        match self {
+            NodeOp::Layer(layer) => layer.weight_shapes(),
+            NodeOp::Combine(_) => Vec::new(),
+        }
+    }
+
+    pub fn layer(&self) -> Option<&dyn Layer> {
+        match self {
+            NodeOp::Layer(layer) => Some(layer.as_ref()),
+            NodeOp::Combine(_) => None,
+        }
+    }
+
+    pub fn activity_regularizer(&self) -> Option<Regularizer> {
+        self.layer().and_then(|l| l.activity_regularizer())
+    }
+
+    pub fn needs_whole_batch(&self) -> bool {
+        self.layer().is_some_and(|l| l.needs_whole_batch())
+    }
+
+    pub fn begin_step(&mut self, step: u64) {
+        if let NodeOp::Layer(layer) = self {
+            layer.begin_step(step);
+        }
+    }
+}
+
+/// Where a node's backward writes the gradient of one of its inputs.
+#[derive(Clone, Copy)]
+enum Target {
+    /// No gradient: a model input, or a tensor nothing trainable lies behind.
+    None,
+    /// The first gradient to arrive: straight into the tensor's slot.
+    Slot(usize),
+    /// A later one: into scratch, then added to the slot.
+    Add(usize),
+}
+
+pub(crate) struct Lane {
+    pub ops: Vec<NodeOp>,
+    /// Each tensor's values for the batch (a model input's as filled by the caller).
+    values: Vec<Vec<f32>>,
+    /// The gradient slots (see [`Plan`]).
+    deltas: Vec<Vec<f32>>,
+    /// Per input position of a node: where a gradient to be added is computed.
+    scratch: Vec<Vec<f32>>,
+    /// Weight gradients of a layer's later calls and of frozen layers.
+    weight_scratch: Vec<f32>,
+    /// During a backward: which tensors' slots hold a gradient, which layers' ranges of the
+    /// gradient buffer are written.
+    written: Vec<bool>,
+    grads_written: Vec<bool>,
+}
+
+impl Lane {
+    pub fn new(plan: &Plan, ops: Vec<NodeOp>) -> Self {
+        Lane {
+            ops,
+            values: vec![Vec::new(); plan.shapes.len()],
+            deltas: vec![Vec::new(); plan.n_slots],
+            scratch: vec![Vec::new(); plan.max_inputs()],
+            weight_scratch: Vec::new(),
+            written: vec![false; plan.shapes.len()],
+            grads_written: vec![false; plan.specs.len()],
+        }
+    }
+
+    /// The buffer of model input `input` for `len` values, to be filled before a forward.
+    pub fn input_mut(&mut self, input: usize, len: usize) -> Result<&mut [f32]> {
+        ensure_len(&mut self.values[input], len)?;
+        Ok(&mut self.values[input][..len])
+    }
+
+    /// Tensor `value` of the last forward, `len` values.
+    pub fn value(&self, value: usize, len: usize) -> &[f32] {
+        &self.values[value][..len]
+    }
+
+    /// The output tensor `value` of the last forward and its gradient slot, to be filled
+    /// before [`Lane::backward`].
+    pub fn value_and_grad_mut(
+        &mut self,
+        plan: &Plan,
+        value: usize,
+        len: usize,
+    ) -> Result<(&[f32], &mut [f32])> {
+        let slot = plan.slots[value].expect("a node's output has a gradient slot");
+        ensure_len(&mut self.deltas[slot], len)?;
+        Ok((&self.values[value][..len], &mut self.deltas[slot][..len]))
+    }
+
+    /// Runs every node on the model inputs already in place (see [`Lane::input_mut`]).
+    pub fn forward(
+        &mut self,
+        plan: &Plan,
+        weights: &[f32],
+        batch: usize,
+        training: bool,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        self.run_forward(plan, weights, batch, training, None, cancel)
+    }
+
+    /// Inference of a single-input, single-output graph from `input` into `output`: the
+    /// first nodes read the caller's data and the output node writes the caller's buffer.
+    pub fn infer(
+        &mut self,
+        plan: &Plan,
+        weights: &[f32],
+        (input, output): (&[f32], &mut [f32]),
+        batch: usize,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let out = plan.outputs[0];
+        if out < plan.n_inputs {
+            output.copy_from_slice(input);
+            return Ok(());
+        }
+        let direct = plan.consumers[out] == 0;
+        let external = (input, direct.then_some(&mut *output));
+        self.run_forward(plan, weights, batch, false, Some(external), cancel)?;
+        if !direct {
+            output.copy_from_slice(&self.values[out][..output.len()]);
+        }
+        Ok(())
+    }
+
+    fn run_forward(
+        &mut self,
+        plan: &Plan,
+        weights: &[f32],
+        batch: usize,
+        training: bool,
+        mut external: Option<(&[f32], Option<&mut [f32]>)>,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        for (n, node) in plan.nodes.iter().enumerate() {
+            cancel.check()?;
+            let out_len = batch * plan.sizes[node.output];
+            let (before, after) = self.values.split_at_mut(node.output);
+            let input = |v: usize| -> &[f32] {
+                match &external {
+                    Some((x, _)) if v == 0 => x,
+                    _ => &before[v][..batch * plan.sizes[v]],
+                }
+            };
+            let inputs: Few<&[f32]> = node.inputs.iter().map(|&v| input(v)).collect();
+            let writes_caller = external
+                .as_ref()
+                .is_some_and(|(_, y)| y.is_some() && node.output == plan.outputs[0]);
+            let y = if writes_caller {
+                let (_, y) = external.as_mut().expect("checked above");
+                &mut y.as_deref_mut().expect("checked above")[..out_len]
+            } else {
+                ensure_len(&mut after[0], out_len)?;
+                &mut after[0][..out_len]
+            };
+            match &mut self.ops[n] {
+                NodeOp::Layer(layer) => {
+                    let weights = &weights[plan.ranges[node.layer].clone()];
+                    layer.forward(weights, inputs[0], y, batch, training)?;
+                }
+                NodeOp::Combine(op) => op.forward(&inputs, y, batch),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `grads` from the gradients of the outputs (see [`Lane::value_and_grad_mut`]):
+    /// every node that `flow` runs backward, in reverse order, adding where a tensor or a
+    /// layer receives several gradients. Layers that do not train (or that no gradient
+    /// reached) get zeros.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        &mut self,
+        plan: &Plan,
+        flow: &Flow,
+        trainable: &[bool],
+        weights: &[f32],
+        grads: &mut [f32],
+        batch: usize,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        self.written.fill(false);
+        self.grads_written.fill(false);
+        for &out in &plan.outputs {
+            self.written[out] = true;
+        }
+        for (n, node) in plan.nodes.iter().enumerate().rev() {
+            if !flow.runs_backward[n] || !self.written[node.output] {
+                continue;
+            }
+            cancel.check()?;
+            self.backward_node(plan, flow, trainable, n, weights, grads, batch)?;
+        }
+        for (layer, range) in plan.ranges.iter().enumerate() {
+            if !self.grads_written[layer] {
+                grads[range.clone()].fill(0.0);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn backward_node(
+        &mut self,
+        plan: &Plan,
+        flow: &Flow,
+        trainable: &[bool],
+        n: usize,
+        weights: &[f32],
+        grads: &mut [f32],
+        batch: usize,
+    ) -> Result<()> {
+        let node = &plan.nodes[n];
+        let out_len = batch * plan.sizes[node.output];
+        let out_slot = plan.slots[node.output].expect("a node's output has a slot");
+        let mut dy = std::mem::take(&mut self.deltas[out_slot]);
+        if let Some(regularizer) = self.ops[n].activity_regularizer() {
+            let output = &self.values[node.output][..out_len];
+            regularizer.apply(output, 1.0 / batch as f32, Some(&mut dy[..out_len]));
+        }
+        let targets = self.targets(plan, flow, n);
+        let mut buffers: Few<Vec<f32>> = Few::new();
+        for (p, (&target, &v)) in targets.iter().zip(&node.inputs).enumerate() {
+            let mut buffer = match target {
+                Target::None => Vec::new(),
+                Target::Slot(slot) => std::mem::take(&mut self.deltas[slot]),
+                Target::Add(_) => std::mem::take(&mut self.scratch[p]),
+            };
+            if !matches!(target, Target::None) {
+                ensure_len(&mut buffer, batch * plan.sizes[v])?;
+            }
+            buffers.push(buffer);
+        }
+        let range = plan.ranges[node.layer].clone();
+        let layer_trains = trainable[node.layer];
+        let direct_grads = layer_trains && !self.grads_written[node.layer];
+        if !direct_grads {
+            ensure_len(&mut self.weight_scratch, range.len())?;
+        }
+        let result = {
+            let values = &self.values;
+            let inputs: Few<&[f32]> = node
+                .inputs
+                .iter()
+                .map(|&v| &values[v][..batch * plan.sizes[v]])
+                .collect();
+            let mut dxs: Few<Option<&mut [f32]>> = buffers
+                .iter_mut()
+                .zip(&targets)
+                .zip(&node.inputs)
+                .map(|((buffer, target), &v)| match target {
+                    Target::None => None,
+                    _ => Some(&mut buffer[..batch * plan.sizes[v]]),
+                })
+                .collect();
+            let y = &values[node.output][..out_len];
+            match &mut self.ops[n] {
+                NodeOp::Layer(layer) => {
+                    let grads = match direct_grads {
+                        true => &mut grads[range.clone()],
+                        false => &mut self.weight_scratch[..range.len()],
+                    };
+                    let dx = dxs[0].take();
+                    let x = inputs[0];
+                    layer.backward(
+                        &weights[range.clone()],
+                        grads,
+                        x,
+                        y,
+                        &mut dy[..out_len],
+                        dx,
+                        batch,
+                    )
+                }
+                NodeOp::Combine(op) => {
+                    op.backward(&inputs, y, &dy[..out_len], &mut dxs, batch);
+                    Ok(())
+                }
+            }
+        };
+        self.deltas[out_slot] = dy;
+        // Slots first, so that a gradient added to a tensor this node also wrote lands there.
+        for (p, &target) in targets.iter().enumerate() {
+            if let Target::Slot(slot) = target {
+                self.deltas[slot] = std::mem::take(&mut buffers[p]);
+                self.written[node.inputs[p]] = true;
+            }
+        }
+        for (p, &target) in targets.iter().enumerate() {
+            if let Target::Add(slot) = target {
+                let len = batch * plan.sizes[node.inputs[p]];
+                let (sum, part) = (&mut self.deltas[slot][..len], &buffers[p][..len]);
+                sum.iter_mut().zip(part).for_each(|(s, g)| *s += g);
+                self.scratch[p] = std::mem::take(&mut buffers[p]);
+            }
+        }
+        if layer_trains && !direct_grads {
+            let sum = &mut grads[range.clone()];
+            sum.iter_mut()
+                .zip(&self.weight_scratch[..range.len()])
+                .for_each(|(s, g)| *s += g);
+        }
+        self.grads_written[node.layer] |= layer_trains;
+        result
+    }
+
+    /// Where node `n`'s backward writes each input's gradient.
+    fn targets(&self, plan: &Plan, flow: &Flow, n: usize) -> Few<Target> {
+        let inputs = &plan.nodes[n].inputs;
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(p, &v)| {
+                let Some(slot) = plan.slots[v].filter(|_| flow.needs_grad[v]) else {
+                    return Target::None;
+                };
+                let earlier = inputs[..p].contains(&v);
+                match self.written[v] || earlier {
+                    true => Target::Add(slot),
+                    false => Target::Slot(slot),
+                }
+            })
+            .collect()
+    }
+
+    /// The activity penalties of the last forward's nodes (each call's own), divided by the
+    /// batch size as Keras divides them.
+    pub fn activity_penalty(&self, plan: &Plan, batch: usize) -> f64 {
+        plan.nodes
+            .iter()
+            .zip(&self.ops)
+            .filter_map(|(node, op)| {
+                let regularizer = op.activity_regularizer()?;
+                let output = &self.values[node.output][..batch * plan.sizes[node.output]];
+                Some(regularizer.apply(output, 1.0 / batch as f32, None))
+            })
+            .sum()
+    }
+}

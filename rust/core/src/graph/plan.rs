@@ -1,0 +1,311 @@
+//! The plan of a graph: each tensor's shape, each layer's weight range, each node's inputs and
+//! output, and where the backward keeps each tensor's gradient.
+//!
+//! Tensors are numbered inputs first, then one per node in node order. A gradient lives in a
+//! slot from the backward of the tensor's last consumer to that of its producer; slots are
+//! reused once a producer has run, so a chain needs two (as a stack of layers passing
+//! ∂loss/∂activation between two buffers does).
+
+use std::ops::Range;
+
+use super::lane::NodeOp;
+use super::spec::{GraphSpec, TensorRef};
+use crate::error::{CoreError, Result};
+use crate::kernels::activation::Activation;
+use crate::layers::LayerSpec;
+use crate::memory::checked_volume;
+
+pub(crate) struct NodePlan {
+    pub layer: usize,
+    /// The tensors it reads, in call order.
+    pub inputs: Vec<usize>,
+    /// The tensor it writes.
+    pub output: usize,
+}
+
+pub(crate) struct Plan {
+    pub n_inputs: usize,
+    /// Each layer's spec; the output layer's without the activation the head applies.
+    pub specs: Vec<LayerSpec>,
+    pub nodes: Vec<NodePlan>,
+    /// Each layer's range of the weight buffer.
+    pub ranges: Vec<Range<usize>>,
+    /// Each layer's first node: the call whose shapes describe it.
+    pub first_call: Vec<Option<usize>>,
+    pub n_weights: usize,
+    /// Per-sample shape and values per sample of each tensor.
+    pub shapes: Vec<Vec<usize>>,
+    pub sizes: Vec<usize>,
+    /// How many node inputs read each tensor.
+    pub consumers: Vec<usize>,
+    pub outputs: Vec<usize>,
+    /// Each tensor's gradient slot (`None`: a model input, which gets no gradient).
+    pub slots: Vec<Option<usize>>,
+    pub n_slots: usize,
+    /// The sigmoid or softmax the head applies after the output layer (see [`crate::head`]).
+    pub head: Option<Activation>,
+}
+
+/// Which tensors carry a gradient and which nodes run backward, for one set of trainable
+/// layers: nothing runs backward below the first trainable layer (a frozen base runs forward
+/// only).
+pub(crate) struct Flow {
+    pub needs_grad: Vec<bool>,
+    pub runs_backward: Vec<bool>,
+}
+
+impl Plan {
+    /// Checks `spec`, builds one instance of every node (returned beside the plan: the first
+    /// lane's) and works out the shapes, weight ranges and gradient slots.
+    pub fn new(spec: &GraphSpec) -> Result<(Self, Vec<NodeOp>)> {
+        check_references(spec)?;
+        let n_inputs = spec.inputs.len();
+        let value = |r: &TensorRef| match *r {
+            TensorRef::Input(i) => i,
+            TensorRef::Node(n) => n_inputs + n,
+        };
+        let nodes: Vec<NodePlan> = spec
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(n, node)| NodePlan {
+                layer: node.layer,
+                inputs: node.inputs.iter().map(value).collect(),
+                output: n_inputs + n,
+            })
+            .collect();
+        let outputs: Vec<usize> = spec.outputs.iter().map(value).collect();
+        let mut consumers = vec![0usize; n_inputs + nodes.len()];
+        nodes
+            .iter()
+            .flat_map(|n| &n.inputs)
+            .for_each(|&v| consumers[v] += 1);
+        let mut calls = vec![0usize; spec.layers.len()];
+        nodes.iter().for_each(|n| calls[n.layer] += 1);
+        let head = head(spec, &nodes, &outputs, &consumers, &calls);
+        let mut specs = spec.layers.clone();
+        if head.is_some() {
+            let layer = nodes[outputs[0] - n_inputs].layer;
+            specs[layer] = specs[layer].without_activation();
+        }
+        for shape in &spec.inputs {
+            if shape.contains(&0) {
+                return Err(CoreError::invalid(
+                    "input_shape",
+                    "positive dimensions",
+                    format!("{shape:?}"),
+                ));
+            }
+        }
+        let mut plan = Plan {
+            n_inputs,
+            specs,
+            first_call: vec![None; spec.layers.len()],
+            ranges: vec![0..0; spec.layers.len()],
+            n_weights: 0,
+            shapes: spec.inputs.clone(),
+            sizes: Vec::new(),
+            consumers,
+            slots: Vec::new(),
+            n_slots: 0,
+            outputs,
+            head,
+            nodes,
+        };
+        let ops = plan.build_first_ops()?;
+        plan.sizes = plan
+            .shapes
+            .iter()
+            .map(|s| checked_volume(s))
+            .collect::<Result<_>>()?;
+        plan.assign_slots();
+        Ok((plan, ops))
+    }
+
+    /// Builds every node for its inputs' shapes, in node order, recording the output shapes
+    /// and each layer's weights (from its first call; later calls must agree), laid out in
+    /// layer order.
+    fn build_first_ops(&mut self) -> Result<Vec<NodeOp>> {
+        let mut ops = Vec::with_capacity(self.nodes.len());
+        let mut weight_shapes: Vec<Vec<Vec<usize>>> = vec![Vec::new(); self.specs.len()];
+        let mut calls = vec![0usize; self.specs.len()];
+        for n in 0..self.nodes.len() {
+            let layer = self.nodes[n].layer;
+            let op = self.build_node(n, calls[layer])?;
+            calls[layer] += 1;
+            let of_call = op.weight_shapes();
+            if self.first_call[layer].is_none() {
+                self.first_call[layer] = Some(n);
+                weight_shapes[layer] = of_call;
+            } else if of_call != weight_shapes[layer] {
+                let got = format!("weights of shapes {of_call:?}");
+                let expected = format!("{:?}, as its first call", weight_shapes[layer]);
+                let error = CoreError::shape("inputs", expected, got);
+                return Err(in_layer(layer, &self.input_shapes(n), error));
+            }
+            self.shapes.push(op.output_shape().to_vec());
+            ops.push(op);
+        }
+        for (layer, shapes) in weight_shapes.iter().enumerate() {
+            let start = self.n_weights;
+            for shape in shapes {
+                self.n_weights = self
+                    .n_weights
+                    .checked_add(checked_volume(shape)?)
+                    .ok_or_else(|| {
+                        CoreError::invalid("layers", "weights that fit in memory", start)
+                    })?;
+            }
+            self.ranges[layer] = start..self.n_weights;
+        }
+        Ok(ops)
+    }
+
+    /// One instance of every node, for another lane: each call numbered within its layer, so
+    /// that a layer's second call draws randomness of its own.
+    pub fn build_ops(&self) -> Result<Vec<NodeOp>> {
+        let mut calls = vec![0usize; self.specs.len()];
+        (0..self.nodes.len())
+            .map(|n| {
+                let layer = self.nodes[n].layer;
+                calls[layer] += 1;
+                self.build_node(n, calls[layer] - 1)
+            })
+            .collect()
+    }
+
+    /// Node `n`, the `call`-th of its layer, for its inputs' shapes (known once the nodes
+    /// before it are built).
+    fn build_node(&self, n: usize, call: usize) -> Result<NodeOp> {
+        let layer = self.nodes[n].layer;
+        let shapes = self.input_shapes(n);
+        NodeOp::build(&self.specs[layer], &shapes, call).map_err(|e| in_layer(layer, &shapes, e))
+    }
+
+    fn input_shapes(&self, n: usize) -> Vec<Vec<usize>> {
+        self.nodes[n]
+            .inputs
+            .iter()
+            .map(|&v| self.shapes[v].clone())
+            .collect()
+    }
+
+    /// Gradient slots: walking the nodes backward, an input's slot is taken when its first
+    /// gradient arrives and a node's output slot is given back once the node has run.
+    fn assign_slots(&mut self) {
+        let mut slots = vec![None; self.shapes.len()];
+        let mut free: Vec<usize> = Vec::new();
+        let mut n_slots = 0;
+        let mut take = |free: &mut Vec<usize>| {
+            free.pop().unwrap_or_else(|| {
+                n_slots += 1;
+                n_slots - 1
+            })
+        };
+        for &v in &self.outputs {
+            if slots[v].is_none() {
+                slots[v] = Some(take(&mut free));
+            }
+        }
+        for node in self.nodes.iter().rev() {
+            for &v in &node.inputs {
+                if v >= self.n_inputs && slots[v].is_none() {
+                    slots[v] = Some(take(&mut free));
+                }
+            }
+            if let Some(slot) = slots[node.output] {
+                free.push(slot);
+            }
+        }
+        self.slots = slots;
+        self.n_slots = n_slots;
+    }
+
+    /// Which tensors need a gradient and which nodes run backward when the layers whose
+    /// `trainable` is true train.
+    pub fn flow(&self, trainable: &[bool]) -> Flow {
+        let mut needs_grad = vec![false; self.shapes.len()];
+        let mut runs_backward = vec![false; self.nodes.len()];
+        for (n, node) in self.nodes.iter().enumerate() {
+            let trains = trainable[node.layer] && !self.ranges[node.layer].is_empty();
+            let upstream = node.inputs.iter().any(|&v| needs_grad[v]);
+            needs_grad[node.output] = trains || upstream;
+            runs_backward[n] = needs_grad[node.output];
+        }
+        Flow {
+            needs_grad,
+            runs_backward,
+        }
+    }
+
+    /// The largest number of inputs a node reads.
+    pub fn max_inputs(&self) -> usize {
+        self.nodes.iter().map(|n| n.inputs.len()).max().unwrap_or(0)
+    }
+}
+
+fn in_layer(layer: usize, shapes: &[Vec<usize>], error: CoreError) -> CoreError {
+    CoreError::InLayer {
+        index: layer,
+        input_shape: shapes.first().cloned().unwrap_or_default(),
+        source: Box::new(error),
+    }
+}
+
+/// Every reference points at an input, a layer or an earlier node.
+fn check_references(spec: &GraphSpec) -> Result<()> {
+    if spec.inputs.is_empty() {
+        return Err(CoreError::invalid("inputs", "at least one input", 0));
+    }
+    if spec.outputs.is_empty() {
+        return Err(CoreError::invalid("outputs", "at least one output", 0));
+    }
+    let valid = |r: &TensorRef, before: usize| match *r {
+        TensorRef::Input(i) => i < spec.inputs.len(),
+        TensorRef::Node(n) => n < before,
+    };
+    for (n, node) in spec.nodes.iter().enumerate() {
+        if node.layer >= spec.layers.len() {
+            return Err(CoreError::invalid(
+                "nodes",
+                format!("layer indices below {}", spec.layers.len()),
+                node.layer,
+            ));
+        }
+        if node.inputs.is_empty() || !node.inputs.iter().all(|r| valid(r, n)) {
+            return Err(CoreError::invalid(
+                "nodes",
+                "inputs that are model inputs or earlier nodes",
+                format!("node {n} reading {:?}", node.inputs),
+            ));
+        }
+    }
+    if let Some(bad) = spec.outputs.iter().find(|r| !valid(r, spec.nodes.len())) {
+        return Err(CoreError::invalid(
+            "outputs",
+            "model inputs or nodes",
+            format!("{bad:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The head of a single-output graph: the sigmoid or softmax its output layer ends in, where
+/// that layer runs once and nothing else reads its output (it then runs linear). An output
+/// layer that penalizes its output keeps its activation.
+fn head(
+    spec: &GraphSpec,
+    nodes: &[NodePlan],
+    outputs: &[usize],
+    consumers: &[usize],
+    calls: &[usize],
+) -> Option<Activation> {
+    let [output] = outputs else {
+        return None;
+    };
+    let node = nodes.get(output.checked_sub(spec.inputs.len())?)?;
+    if calls[node.layer] != 1 || consumers[*output] != 0 {
+        return None;
+    }
+    crate::head::head_of(std::slice::from_ref(&spec.layers[node.layer]))
+}

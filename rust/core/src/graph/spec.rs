@@ -1,0 +1,57 @@
+//! What a model's graph is, as the Python face describes it (JSON through serde).
+
+use serde::{Deserialize, Serialize};
+
+use crate::layers::LayerSpec;
+
+/// A model: its inputs' per-sample shapes, its layers, the calls of those layers (in an order
+/// where every node comes after the nodes it reads) and which tensors it outputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    pub inputs: Vec<Vec<usize>>,
+    pub layers: Vec<LayerSpec>,
+    pub nodes: Vec<NodeSpec>,
+    pub outputs: Vec<TensorRef>,
+}
+
+/// One call of layer `layer` on `inputs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    pub layer: usize,
+    pub inputs: Vec<TensorRef>,
+}
+
+/// A tensor of the graph: one of the model's inputs, or a node's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TensorRef {
+    Input(usize),
+    Node(usize),
+}
+
+impl GraphSpec {
+    /// A `Sequential` model: each layer called once, on the previous layer's output.
+    pub fn chain(input_shape: &[usize], layers: &[LayerSpec]) -> Self {
+        let nodes = (0..layers.len())
+            .map(|i| NodeSpec {
+                layer: i,
+                inputs: vec![match i {
+                    0 => TensorRef::Input(0),
+                    _ => TensorRef::Node(i - 1),
+                }],
+            })
+            .collect();
+        let output = match layers.len() {
+            0 => TensorRef::Input(0),
+            n => TensorRef::Node(n - 1),
+        };
+        GraphSpec {
+            inputs: vec![input_shape.to_vec()],
+            layers: layers.to_vec(),
+            nodes,
+            outputs: vec![output],
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum`: element by element over
+//! inputs whose per-sample shapes broadcast as Keras broadcasts them (a lower-rank input gains
+//! leading axes of 1, then an axis of 1 stretches to the other inputs': `(8, 8, 16)` with
+//! `(16,)` or `(1, 1, 16)`). The inputs combine left to right, as Keras's `_merge_function`
+//! folds them, so the rounding is Keras's; `Maximum` and `Minimum` send a tie's gradient to the
+//! first input that holds the extreme, as TensorFlow's gradients of a fold do.
+
+use serde::{Deserialize, Serialize};
+
+use super::Combine;
+use crate::error::{CoreError, Result};
+use crate::memory::{checked_volume, try_filled};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeOp {
+    Add,
+    Subtract,
+    Multiply,
+    Average,
+    Maximum,
+    Minimum,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeSpec {
+    pub op: MergeOp,
+}
+
+/// How one input's values line up with the output's, within a sample.
+struct Operand {
+    /// Values per sample.
+    size: usize,
+    /// For each output value of a sample, the input value it reads; `None` where the shapes are
+    /// the same (the identity).
+    map: Option<Vec<u32>>,
+}
+
+impl Operand {
+    fn index(&self, e: usize) -> usize {
+        self.map.as_ref().map_or(e, |map| map[e] as usize)
+    }
+}
+
+pub struct Merge {
+    op: MergeOp,
+    output_shape: Vec<usize>,
+    output_size: usize,
+    operands: Vec<Operand>,
+}
+
+impl Merge {
+    pub fn new(spec: &MergeSpec, input_shapes: &[Vec<usize>]) -> Result<Self> {
+        let op = spec.op;
+        if input_shapes.len() < 2 || (op == MergeOp::Subtract && input_shapes.len() != 2) {
+            let expected = match op {
+                MergeOp::Subtract => "exactly 2 inputs",
+                _ => "at least 2 inputs",
+            };
+            return Err(CoreError::invalid("inputs", expected, input_shapes.len()));
+        }
+        let output_shape = broadcast_shape(input_shapes)?;
+        let output_size = checked_volume(&output_shape)?;
+        if output_size > u32::MAX as usize {
+            return Err(CoreError::invalid(
+                "inputs",
+                "fewer than 2**32 values per sample",
+                output_size,
+            ));
+        }
+        let operands = input_shapes
+            .iter()
+            .map(|shape| operand(shape, &output_shape, output_size))
+            .collect::<Result<_>>()?;
+        Ok(Merge {
+            op,
+            output_shape,
+            output_size,
+            operands,
+        })
+    }
+
+    /// What input `i` holds at output value `e` of sample `b`.
+    fn value(&self, inputs: &[&[f32]], i: usize, b: usize, e: usize) -> f32 {
+        let operand = &self.operands[i];
+        inputs[i][b * operand.size + operand.index(e)]
+    }
+
+    /// The first input that holds the sample's extreme at `e` (ties go to the earlier input).
+    fn winner(&self, inputs: &[&[f32]], b: usize, e: usize) -> usize {
+        let mut best = (0, self.value(inputs, 0, b, e));
+        for i in 1..inputs.len() {
+            let v = self.value(inputs, i, b, e);
+            let better = match self.op {
+                MergeOp::Maximum => v > best.1,
+                _ => v < best.1,
+            };
+            if better {
+                best = (i, v);
+            }
+        }
+        best.0
+    }
+
+    /// ∂y/∂input `i` at output value `e` of sample `b`, times `g`.
+    fn local_gradient(&self, inputs: &[&[f32]], i: usize, b: usize, e: usize, g: f32) -> f32 {
+        let n = inputs.len();
+        match self.op {
+            MergeOp::Add => g,
+            MergeOp::Subtract => {
+                if i == 0 {
+                    g
+                } else {
+                    -g
+                }
+            }
+            MergeOp::Average => g / n as f32,
+            MergeOp::Multiply => (0..n)
+                .filter(|&j| j != i)
+                .fold(g, |acc, j| acc * self.value(inputs, j, b, e)),
+            MergeOp::Maximum | MergeOp::Minimum => {
+                if self.winner(inputs, b, e) == i {
+                    g
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+impl Combine for Merge {
+    fn output_shape(&self) -> &[usize] {
+        &self.output_shape
+    }
+
+    fn forward(&self, inputs: &[&[f32]], y: &mut [f32], batch: usize) {
+        let size = self.output_size;
+        let y = &mut y[..batch * size];
+        for (i, input) in inputs.iter().enumerate() {
+            let operand = &self.operands[i];
+            for (b, out) in y.chunks_mut(size).enumerate() {
+                let x = &input[b * operand.size..(b + 1) * operand.size];
+                match (i, &operand.map) {
+                    (0, None) => out.copy_from_slice(x),
+                    (0, Some(map)) => out
+                        .iter_mut()
+                        .zip(map)
+                        .for_each(|(o, &m)| *o = x[m as usize]),
+                    (_, None) => fold(self.op, out, x.iter().copied()),
+                    (_, Some(map)) => fold(self.op, out, map.iter().map(|&m| x[m as usize])),
+                }
+            }
+        }
+        if self.op == MergeOp::Average {
+            let n = inputs.len() as f32;
+            y.iter_mut().for_each(|v| *v /= n);
+        }
+    }
+
+    fn backward(
+        &self,
+        inputs: &[&[f32]],
+        _: &[f32],
+        dy: &[f32],
+        dxs: &mut [Option<&mut [f32]>],
+        batch: usize,
+    ) {
+        let size = self.output_size;
+        for (i, dx) in dxs.iter_mut().enumerate() {
+            let Some(dx) = dx.as_deref_mut() else {
+                continue;
+            };
+            let operand = &self.operands[i];
+            let dx = &mut dx[..batch * operand.size];
+            let dy = &dy[..batch * size];
+            let n = inputs.len() as f32;
+            match (self.op, &operand.map) {
+                (MergeOp::Add, None) => {
+                    dx.copy_from_slice(dy);
+                    continue;
+                }
+                (MergeOp::Subtract, None) => {
+                    let sign = if i == 0 { 1.0 } else { -1.0 };
+                    dx.iter_mut().zip(dy).for_each(|(d, &g)| *d = sign * g);
+                    continue;
+                }
+                (MergeOp::Average, None) => {
+                    dx.iter_mut().zip(dy).for_each(|(d, &g)| *d = g / n);
+                    continue;
+                }
+                (_, Some(_)) => dx.fill(0.0),
+                _ => {}
+            }
+            for b in 0..batch {
+                let dy = &dy[b * size..(b + 1) * size];
+                let dx = &mut dx[b * operand.size..(b + 1) * operand.size];
+                for (e, &g) in dy.iter().enumerate() {
+                    let value = self.local_gradient(inputs, i, b, e, g);
+                    match &operand.map {
+                        None => dx[e] = value,
+                        Some(map) => dx[map[e] as usize] += value,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out = out ∘ values`, element by element: one step of the left-to-right fold.
+fn fold(op: MergeOp, out: &mut [f32], values: impl Iterator<Item = f32>) {
+    let pairs = out.iter_mut().zip(values);
+    match op {
+        MergeOp::Add | MergeOp::Average => pairs.for_each(|(o, v)| *o += v),
+        MergeOp::Subtract => pairs.for_each(|(o, v)| *o -= v),
+        MergeOp::Multiply => pairs.for_each(|(o, v)| *o *= v),
+        MergeOp::Maximum => pairs.for_each(|(o, v)| *o = o.max(v)),
+        MergeOp::Minimum => pairs.for_each(|(o, v)| *o = o.min(v)),
+    }
+}
+
+/// The shape the inputs broadcast to: aligned at their last axes, each axis the inputs' common
+/// size, where an input's 1 (or a missing leading axis) stretches.
+pub fn broadcast_shape(shapes: &[Vec<usize>]) -> Result<Vec<usize>> {
+    let rank = shapes.iter().map(Vec::len).max().unwrap_or(0);
+    let mut out = vec![1usize; rank];
+    for shape in shapes {
+        for (axis, &d) in shape.iter().enumerate() {
+            let o = &mut out[rank - shape.len() + axis];
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                return Err(CoreError::shape(
+                    "inputs",
+                    "shapes that broadcast together",
+                    format!("{shapes:?}"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn operand(shape: &[usize], output_shape: &[usize], output_size: usize) -> Result<Operand> {
+    let size = checked_volume(shape)?;
+    if shape == output_shape {
+        return Ok(Operand { size, map: None });
+    }
+    // The input's stride along each output axis: 0 where it broadcasts.
+    let lead = output_shape.len() - shape.len();
+    let mut strides = vec![0usize; output_shape.len()];
+    let mut stride = 1;
+    for (axis, &d) in shape.iter().enumerate().rev() {
+        if d != 1 {
+            strides[lead + axis] = stride;
+        }
+        stride *= d;
+    }
+    let mut map = try_filled(output_size, 0u32)?;
+    let mut coordinate = vec![0usize; output_shape.len()];
+    for entry in map.iter_mut() {
+        *entry = coordinate
+            .iter()
+            .zip(&strides)
+            .map(|(c, s)| c * s)
+            .sum::<usize>() as u32;
+        for axis in (0..output_shape.len()).rev() {
+            coordinate[axis] += 1;
+            if coordinate[axis] < output_shape[axis] {
+                break;
+            }
+            coordinate[axis] = 0;
+        }
+    }
+    Ok(Operand {
+        size,
+        map: Some(map),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merge(op: MergeOp, shapes: &[&[usize]]) -> Merge {
+        let shapes: Vec<Vec<usize>> = shapes.iter().map(|s| s.to_vec()).collect();
+        Merge::new(&MergeSpec { op }, &shapes).unwrap()
+    }
+
+    fn values(n: usize, seed: f32) -> Vec<f32> {
+        (0..n).map(|i| ((i as f32 + seed) * 0.37).sin()).collect()
+    }
+
+    /// Σ y·r: its gradient with respect to y is r.
+    fn objective(m: &Merge, inputs: &[Vec<f32>], r: &[f32], batch: usize) -> f64 {
+        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let mut y = vec![0.0; r.len()];
+        m.forward(&refs, &mut y, batch);
+        y.iter().zip(r).map(|(&y, &r)| y as f64 * r as f64).sum()
+    }
+
+    #[test]
+    fn shapes_broadcast_as_keras_expands_them() {
+        assert_eq!(
+            broadcast_shape(&[vec![8, 8, 16], vec![16]]).unwrap(),
+            [8, 8, 16]
+        );
+        assert_eq!(
+            broadcast_shape(&[vec![8, 8, 16], vec![1, 1, 16]]).unwrap(),
+            [8, 8, 16]
+        );
+        assert_eq!(broadcast_shape(&[vec![3, 1], vec![1, 4]]).unwrap(), [3, 4]);
+        assert!(broadcast_shape(&[vec![8, 16], vec![8, 15]]).is_err());
+        assert!(Merge::new(
+            &MergeSpec {
+                op: MergeOp::Subtract
+            },
+            &vec![vec![2]; 3]
+        )
+        .is_err());
+        assert!(Merge::new(&MergeSpec { op: MergeOp::Add }, &[vec![2]]).is_err());
+    }
+
+    #[test]
+    fn forward_folds_the_inputs_left_to_right() {
+        let inputs = [vec![1.0, 5.0, -2.0, 4.0], vec![3.0, 5.0, -1.0, 0.5]];
+        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let cases = [
+            (MergeOp::Add, [4.0, 10.0, -3.0, 4.5]),
+            (MergeOp::Subtract, [-2.0, 0.0, -1.0, 3.5]),
+            (MergeOp::Multiply, [3.0, 25.0, 2.0, 2.0]),
+            (MergeOp::Average, [2.0, 5.0, -1.5, 2.25]),
+            (MergeOp::Maximum, [3.0, 5.0, -1.0, 4.0]),
+            (MergeOp::Minimum, [1.0, 5.0, -2.0, 0.5]),
+        ];
+        for (op, expected) in cases {
+            let mut y = [0.0; 4];
+            merge(op, &[&[2], &[2]]).forward(&refs, &mut y, 2);
+            assert_eq!(y, expected, "{op:?}");
+        }
+        // (2, 3) + (3,): the row repeats down each sample.
+        let m = merge(MergeOp::Add, &[&[2, 3], &[3]]);
+        let (a, b) = (
+            (0..6).map(|v| v as f32).collect::<Vec<_>>(),
+            vec![10.0, 20.0, 30.0],
+        );
+        let mut y = [0.0; 6];
+        m.forward(&[&a, &b], &mut y, 1);
+        assert_eq!(y, [10.0, 21.0, 32.0, 13.0, 24.0, 35.0]);
+    }
+
+    #[test]
+    fn backward_matches_finite_differences_with_broadcasting() {
+        let shapes: [&[usize]; 3] = [&[2, 3, 4], &[4], &[2, 1, 4]];
+        for op in [
+            MergeOp::Add,
+            MergeOp::Multiply,
+            MergeOp::Average,
+            MergeOp::Maximum,
+            MergeOp::Minimum,
+        ] {
+            let m = merge(op, &shapes);
+            let batch = 3;
+            let inputs: Vec<Vec<f32>> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| values(batch * s.iter().product::<usize>(), i as f32 * 7.0))
+                .collect();
+            let r = values(batch * 24, 100.0);
+            let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+            let mut dxs: Vec<Vec<f32>> = inputs.iter().map(|x| vec![f32::NAN; x.len()]).collect();
+            {
+                let mut targets: Vec<Option<&mut [f32]>> =
+                    dxs.iter_mut().map(|d| Some(d.as_mut_slice())).collect();
+                m.backward(&refs, &[], &r, &mut targets, batch);
+            }
+            for (i, dx) in dxs.iter().enumerate() {
+                for j in 0..dx.len() {
+                    let h = 1e-4;
+                    let mut plus = inputs.clone();
+                    plus[i][j] += h;
+                    let mut minus = inputs.clone();
+                    minus[i][j] -= h;
+                    let numeric = (objective(&m, &plus, &r, batch)
+                        - objective(&m, &minus, &r, batch))
+                        / (2.0 * h as f64);
+                    assert!(
+                        (numeric - dx[j] as f64).abs() < 5e-3,
+                        "{op:?} input {i} value {j}: {numeric} vs {}",
+                        dx[j]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_tie_sends_the_gradient_to_the_first_input() {
+        let m = merge(MergeOp::Maximum, &[&[1], &[1], &[1]]);
+        let inputs = [vec![2.0], vec![3.0], vec![3.0]];
+        let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+        let mut d = [[9.0f32]; 3];
+        let [a, b, c] = &mut d;
+        m.backward(&refs, &[], &[1.0], &mut [Some(a), Some(b), Some(c)], 1);
+        assert_eq!(d, [[0.0], [1.0], [0.0]]);
+    }
+}

@@ -1,0 +1,31 @@
+//! Weightless ops of several inputs: the merge layers (`keras/src/layers/merging/`). Each is a
+//! shape rule, a forward and a backward; the graph runs them beside the layers.
+//!
+//! Buffers hold `batch` samples, row-major; shapes are per sample (the batch axis is never
+//! broadcast).
+
+mod concatenate;
+mod merge;
+
+pub use concatenate::{Concatenate, ConcatenateSpec};
+pub use merge::{Merge, MergeOp, MergeSpec};
+
+/// An op that combines several inputs into one output.
+pub trait Combine: Send + Sync {
+    /// The per-sample shape of the output.
+    fn output_shape(&self) -> &[usize];
+
+    /// `y = op(inputs)` over `batch` samples.
+    fn forward(&self, inputs: &[&[f32]], y: &mut [f32], batch: usize);
+
+    /// Writes ∂loss/∂input into each `dxs[i]` that is asked for, from `dy` (∂loss/∂y); `inputs`
+    /// and `y` are the forward's.
+    fn backward(
+        &self,
+        inputs: &[&[f32]],
+        y: &[f32],
+        dy: &[f32],
+        dxs: &mut [Option<&mut [f32]>],
+        batch: usize,
+    );
+}
