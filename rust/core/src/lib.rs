@@ -1,7 +1,8 @@
 //! pynn-core: the engine behind pynn. Pure Rust, no Python.
 //!
-//! Data flows through [`network::Network`] (a [`graph`] of layers over one contiguous weight buffer) and
-//! [`train::Trainer`] (the batch loop: shuffle, forward, loss, backward, optimizer step, metrics).
+//! Data flows through [`network::Network`] (a [`graph`] of layers over one contiguous weight
+//! buffer) and [`train::Trainer`] (the batch loop: shuffle, forward, loss, backward, optimizer
+//! step, metrics).
 
 pub mod cancel;
 pub mod error;

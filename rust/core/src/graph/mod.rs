@@ -1,7 +1,7 @@
 //! One graph for every model. A model is a list of layers (each owning a range of the weight
 //! buffer) and a list of nodes, each one call of a layer on earlier nodes' outputs or on the
-//! model's inputs; a `Sequential` model is a chain. [`Plan`] works out the shapes, where each
-//! node's gradient goes and which nodes run backward; a [`Lane`] holds one set of node
+//! model's inputs; a `Sequential` model is a chain. `Plan` works out the shapes, where each
+//! node's gradient goes and which nodes run backward; a `Lane` holds one set of node
 //! instances with their buffers and runs them.
 //!
 //! Variables belong to layers, scratch to nodes: a layer called twice (a shared layer) has one
