@@ -1,5 +1,10 @@
-"""`Sequential`: a stack of layers whose weights live in the Rust engine
-(`keras.models.Sequential`). Training and inference come from `pynn.trainer.Trainer`."""
+"""Models (`keras.Model`, `keras.Sequential`): layers joined into a graph whose weights live in
+the Rust engine. Training and inference come from `pynn.trainer.Trainer`; the functional model
+(`Model(inputs, outputs)`) is in `pynn.functional`.
+
+A model builds one engine for its whole graph (nested models inlined) and takes over its
+layers' weights before it computes (see `pynn.layers.layer`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ import json
 
 import numpy as np
 
-from pynn import _core, _summary
+from pynn import _core, _graph, _summary
 from pynn._custom import refuse_custom
 from pynn._naming import auto_name
-from pynn.layers.core import InputLayer, KerasTensor
-from pynn.layers.layer import Layer, is_custom
+from pynn._symbolic import KerasTensor, Node, flatten, is_keras_tensor
+from pynn.layers.core import InputLayer
+from pynn.layers.layer import Layer, checked_weights, is_custom
 from pynn.trainer import Trainer
 
 _BYTES_PER_VALUE = 4
@@ -19,18 +25,318 @@ _BYTES_PER_VALUE = 4
 _ITERATIONS_EXTRA_BYTES = 4
 
 
-class Model(Trainer):
-    """Keras's `Model`. pynn builds `Sequential` models; the functional API
-    (`Model(inputs, outputs)`) and subclassing `Model` with a `call` method are not supported
-    yet, and raise `NotImplementedError` saying so."""
+class Model(Layer, Trainer):
+    """A model: `Model(inputs, outputs)` builds a functional model from symbolic tensors (see
+    `pynn.Input`); `Sequential` stacks layers. Subclassing `Model` with a `call` method of
+    your own is not supported yet and raises `NotImplementedError` saying so."""
+
+    _engine = None
+    #: The layers whose weights the engine holds, in its order, and where each one's start.
+    _engine_layers: list = []
+    _weight_slots: dict = {}
 
     def __new__(cls, *args, **kwargs):
-        if not issubclass(cls, Sequential):
+        if cls is Model:
+            from pynn.functional import Functional
+
+            return Functional.__new__(Functional)
+        if not issubclass(cls, _BUILT_IN_MODELS()):
             raise NotImplementedError(
-                "pynn does not support `Model(inputs, outputs)` (the functional API) or "
-                "subclassing `Model` yet: build a `pynn.Sequential([pynn.Input(shape), ...])`."
+                f"pynn does not support subclassing `Model` ({cls.__name__}) yet: build a "
+                "functional model, `pynn.Model(inputs, outputs)`, or a `pynn.Sequential`."
             )
         return super().__new__(cls)
+
+    # What subclasses provide
+
+    def _graph_io(self) -> tuple[list[KerasTensor], list[KerasTensor]]:
+        """The symbolic inputs and outputs of the model's graph (once built)."""
+        raise NotImplementedError
+
+    @property
+    def layers(self) -> list:
+        raise NotImplementedError
+
+    # Engine and weights
+
+    def _build_engine(self) -> None:
+        """Builds one engine for the whole graph and takes over the layers' weights."""
+        layers = _graph.flat_layers(self)
+        spec = _graph.engine_graph(self, layers)
+        engine = _core.Engine.from_graph(json.dumps(spec), [layer.name for layer in layers])
+        self._release_engine()
+        self._engine = engine
+        self._engine_layers = layers
+        slots, start = {}, 0
+        for layer, shapes in zip(layers, engine.layer_weight_shapes()):
+            slots[id(layer)] = (start, len(shapes))
+            start += len(shapes)
+        self._weight_slots = slots
+        self._claim_weights()
+        self._loss = None
+        self._optimizer_built = False
+        self._engine_trainable = None
+
+    def _release_engine(self) -> None:
+        """Gives up the engine; the layers whose weights it held keep them."""
+        if self._engine is not None:
+            for layer in self._engine_layers:
+                layer._leave(self)
+        self._engine, self._engine_layers, self._weight_slots = None, [], {}
+
+    def _claim_weights(self) -> None:
+        """Copies into the engine the weights of layers whose latest values are elsewhere (in
+        another model that shares them, or held by the layer), and becomes their home."""
+        weights = None
+        for layer in self._engine_layers:
+            if layer._home is self:
+                continue
+            if layer._home is not None or layer._values is not None:
+                if weights is None:
+                    weights = self._engine.get_weights()
+                start, count = self._weight_slots[id(layer)]
+                weights[start : start + count] = layer.get_weights()
+            layer._home, layer._values = self, None
+        if weights is not None:
+            self._set_flat_weights(weights)
+
+    def _weights_of(self, layer) -> list[np.ndarray]:
+        start, count = self._weight_slots[id(layer)]
+        return [self._engine.weight(i) for i in range(start, start + count)]
+
+    def _set_weights_of(self, layer, arrays: list[np.ndarray]) -> None:
+        weights = self._engine.get_weights()
+        start, count = self._weight_slots[id(layer)]
+        weights[start : start + count] = arrays
+        self._set_flat_weights(weights)
+
+    def _set_flat_weights(self, arrays) -> None:
+        flat = [np.asarray(a, np.float32).reshape(-1) for a in arrays]
+        values = np.concatenate(flat) if flat else np.zeros(0, np.float32)
+        self._engine.set_weights(np.ascontiguousarray(values, dtype=np.float32))
+
+    def _require_built(self, x: np.ndarray | None = None) -> None:
+        if self._engine is None:
+            raise ValueError(f"Model '{self.name}' has not been built.")
+        self._claim_weights()
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Every weight as a NumPy array, layer by layer (Dense: kernel `(in, units)`, bias); a
+        layer shared by several calls, once."""
+        if self._engine is None:
+            return []
+        self._claim_weights()
+        return self._engine.get_weights()
+
+    def set_weights(self, weights) -> None:
+        """Sets every weight from a list shaped as `get_weights()` returns it."""
+        self._require_built()
+        shapes = [tuple(s) for s in self._engine.weight_shapes()]
+        weights = list(weights)
+        if len(weights) != len(shapes):
+            raise ValueError(
+                f"You called `set_weights(weights)` on model '{self.name}' with a weight list of "
+                f"length {len(weights)}, but the model was expecting {len(shapes)} weights."
+            )
+        self._set_flat_weights(checked_weights(weights, shapes, "the model"))
+
+    def count_params(self) -> int:
+        """How many weight values the model holds."""
+        if self._engine is None:
+            raise ValueError(
+                f"You tried to call `count_params` on model '{self.name}', but the model isn't "
+                "built. You can build it manually via: `model.build(input_shape)`."
+            )
+        return sum(int(np.prod(s)) for s in self._engine.weight_shapes())
+
+    @property
+    def _weight_shapes(self) -> list[tuple[int, ...]]:
+        if self._engine is None:
+            return []
+        return [tuple(s) for s in self._engine.weight_shapes()]
+
+    @_weight_shapes.setter
+    def _weight_shapes(self, _) -> None:
+        pass  # a model's weights are its layers'
+
+    def _leave(self, model) -> None:
+        pass  # a model's weights are its layers'
+
+    # Structure
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the model's weights train. Setting it sets every layer's `trainable` too,
+        as in Keras; a layer's weights train only where the flags of the layer and of every
+        model around it are true."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = bool(value)
+        for layer in self.layers:
+            if not isinstance(layer, InputLayer):
+                layer.trainable = self._trainable
+
+    def _trainable_layers(self) -> list[bool]:
+        """Whether each of the engine's layers trains."""
+        flags: dict[int, bool] = {}
+
+        def walk(model, trains: bool) -> None:
+            for layer in model.layers:
+                if isinstance(layer, Model):
+                    walk(layer, trains and layer.trainable)
+                elif id(layer) not in flags:
+                    flags[id(layer)] = trains and bool(layer.trainable)
+
+        walk(self, self.trainable)
+        return [flags[id(layer)] for layer in self._engine_layers]
+
+    def get_layer(self, name=None, index=None):
+        """The layer named `name`, or at position `index` of `layers`."""
+        if index is not None and name is not None:
+            raise ValueError(
+                f"Provide only a layer name or a layer index. Received: index={index}, name={name}."
+            )
+        if index is not None:
+            if len(self.layers) <= index:
+                raise ValueError(
+                    f"Was asked to retrieve layer at index {index} but model only has "
+                    f"{len(self.layers)} layers."
+                )
+            return self.layers[index]
+        if name is not None:
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            raise ValueError(
+                f"No such layer: {name}. Existing layers are: "
+                f"{list(layer.name for layer in self.layers)}."
+            )
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
+
+    @property
+    def inputs(self) -> list[KerasTensor]:
+        return self._graph_io()[0]
+
+    @property
+    def input(self):
+        inputs = self._graph_io()[0]
+        return inputs[0] if len(inputs) == 1 else inputs
+
+    @property
+    def output(self):
+        outputs = self._graph_io()[1]
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    @property
+    def outputs(self) -> list[KerasTensor]:
+        return self._graph_io()[1]
+
+    def _per_sample_output_shape(self) -> tuple[int, ...]:
+        return tuple(self._engine.output_shape())
+
+    def _input_sample_shape(self) -> tuple[int, ...]:
+        return self._graph_io()[0][0].sample_shape
+
+    def _output_activation(self) -> str | None:
+        """The name of the activation the output layer ends in, if it has one."""
+        node = _graph.node_of(self._graph_io()[1][0])
+        activation = getattr(node.operation, "activation", None) if node else None
+        return getattr(activation, "__name__", None)
+
+    # Calls
+
+    def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
+        """On symbolic tensors, records the model as one call (a nested model); on arrays,
+        returns its outputs as a NumPy array (inference)."""
+        if args or kwargs or mask is not None:
+            raise TypeError(f"Model '{self.name}' takes its inputs and `training` only.")
+        tensors = flatten(inputs)
+        if tensors and all(is_keras_tensor(t) for t in tensors):
+            return self._call_symbolic(inputs, tensors)
+        if training:
+            raise NotImplementedError(
+                "pynn does not support calling a model with `training=True` outside `fit` yet."
+            )
+        return self.predict_on_batch(inputs)
+
+    def _call_symbolic(self, inputs, tensors):
+        self._build_for_call(tensors)
+        model_inputs, model_outputs = self._graph_io()
+        if len(tensors) != len(model_inputs):
+            raise ValueError(
+                f"Model '{self.name}' expects {len(model_inputs)} input(s), but it received "
+                f"{len(tensors)} input tensors."
+            )
+        for tensor, expected in zip(tensors, model_inputs):
+            if tensor.sample_shape != expected.sample_shape:
+                raise ValueError(
+                    f'Input of model "{self.name}" is incompatible: expected shape '
+                    f"{expected.shape}, received {tensor.shape}."
+                )
+        outputs = [KerasTensor(t.shape) for t in model_outputs]
+        node = Node(self, tensors, outputs, structure=inputs)
+        self.built = True
+        return node.output_structure
+
+    def _build_for_call(self, tensors) -> None:
+        """Builds the model for the inputs of a first symbolic call, where it can."""
+
+    def spec(self):
+        raise TypeError(f"Model '{self.name}' is not one layer: its graph is inlined.")
+
+    # Display
+
+    def summary(self, line_length=None, print_fn=None) -> None:
+        """Prints Keras 3's summary table: each layer's output shape and parameter count."""
+        rows = []
+        for layer in self._summary_layers():
+            name = f"{layer.name} ({type(layer).__name__})"
+            if not layer.built:
+                rows.append((name, "?", "0 (unbuilt)"))
+            else:
+                rows.append((name, str(layer.output_shape), f"{layer.count_params():,}"))
+        trainable = non_trainable = 0
+        if self._engine is not None:
+            for layer, trains in zip(self._engine_layers, self._trainable_layers()):
+                if trains:
+                    trainable += layer.count_params()
+                else:
+                    non_trainable += layer.count_params()
+        optimizer = 0
+        if self._optimizer_built:
+            # Slots for the trainable weights, then `iterations` (an int64) and the learning
+            # rate, as Keras counts them.
+            optimizer = self._engine.optimizer_slots() * trainable + 2
+        weights = trainable + non_trainable
+
+        def count(n: int, extra_bytes: int = 0) -> str:
+            size = n * _BYTES_PER_VALUE + extra_bytes
+            return f"{n:,} ({_summary.readable_size(size)})"
+
+        optimizer_bytes = _ITERATIONS_EXTRA_BYTES if self._optimizer_built else 0
+        totals = [
+            f"Total params: {count(weights + optimizer, optimizer_bytes)}",
+            f"Trainable params: {count(trainable)}",
+            f"Non-trainable params: {count(non_trainable)}",
+        ]
+        if self._optimizer_built:
+            totals.append(f"Optimizer params: {count(optimizer, optimizer_bytes)}")
+        text = _summary.render(self.name, rows, totals, line_length)
+        (print_fn or print)(text)
+
+    def _summary_layers(self) -> list:
+        return self.layers
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _BUILT_IN_MODELS() -> tuple:  # noqa: N802
+    from pynn.functional import Functional
+
+    return (Sequential, Functional)
 
 
 class Sequential(Model):
@@ -42,36 +348,13 @@ class Sequential(Model):
     """
 
     def __init__(self, layers=None, trainable: bool = True, name: str | None = None):
-        self.name = name or auto_name("sequential")
         self._input_layer: InputLayer | None = None
         self._layers: list[Layer] = []
-        self._engine = None
-        self._trainable = bool(trainable)
+        self._output_tensor: KerasTensor | None = None
+        Layer.__init__(self, name=name or auto_name("sequential"), trainable=trainable)
         for layer in layers or []:
-            self.add(layer)
-
-    @property
-    def trainable(self) -> bool:
-        """Whether the model's weights train. Setting it sets every layer's `trainable` too,
-        as in Keras; a layer's weights train only where the model's and the layer's flags are
-        both true. `fit` reads the flags at every call: a frozen layer's weights stay as they
-        are, and its weight penalties leave the loss."""
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, value) -> None:
-        self._trainable = bool(value)
-        for layer in self._layers:
-            layer.trainable = self._trainable
-
-    def _output_activation(self) -> str | None:
-        """The name of the activation the output layer ends in, if it has one."""
-        activation = getattr(self._layers[-1], "activation", None) if self._layers else None
-        return getattr(activation, "__name__", None)
-
-    def _trainable_layers(self) -> list[bool]:
-        """Whether each layer's weights train."""
-        return [self._trainable and bool(layer.trainable) for layer in self._layers]
+            self._add(layer, rebuild=False)
+        self._rebuild()
 
     # Structure
 
@@ -83,16 +366,20 @@ class Sequential(Model):
     def add(self, layer) -> None:
         """Appends a layer; the model is built as soon as it knows its input shape."""
         self._refuse_while_running("add a layer to")
+        self._add(layer, rebuild=True)
+
+    def _add(self, layer, rebuild: bool) -> None:
         if isinstance(layer, KerasTensor):
-            layer = layer._input_layer
+            layer = layer._keras_history.operation
         if not isinstance(layer, Layer):
             raise ValueError(
                 "Only instances of `pynn.layers.Layer` can be added to a Sequential model. "
                 f"Received: {layer!r} (of type {type(layer).__name__})"
             )
-        refuse_custom(layer, "layer")
-        if is_custom(layer):
-            layer.spec()  # raises NotImplementedError, naming the layer
+        if not isinstance(layer, Model):
+            refuse_custom(layer, "layer")
+            if is_custom(layer):
+                layer.spec()  # raises NotImplementedError, naming the layer
         if isinstance(layer, InputLayer):
             if self._input_layer is not None or self._layers:
                 raise ValueError(
@@ -103,8 +390,9 @@ class Sequential(Model):
                 )
             self._input_layer = layer
             return
-        if not self._layers and self._input_layer is None and layer._input_shape_arg:
-            self._input_layer = InputLayer(shape=layer._input_shape_arg)
+        if not self._layers and self._input_layer is None:
+            if getattr(layer, "_input_shape_arg", None):
+                self._input_layer = InputLayer(shape=layer._input_shape_arg)
         if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(
                 f"All layers added to a Sequential model should have unique names. Name "
@@ -112,21 +400,23 @@ class Sequential(Model):
                 "argument to pass a unique name."
             )
         self._layers.append(layer)
-        self._rebuild()
+        if rebuild:
+            try:
+                self._rebuild()
+            except Exception:
+                self._layers.pop()
+                self._rebuild()
+                raise
 
     def pop(self) -> Layer:
         """Removes and returns the last layer."""
         self._refuse_while_running("pop a layer from")
         if not self._layers:
             raise IndexError("There are no layers in the model.")
+        self._release_engine()
         layer = self._layers.pop()
-        layer._detach()
         self._rebuild()
         return layer
-
-    @property
-    def built(self) -> bool:
-        return self._engine is not None
 
     def build(self, input_shape=None) -> None:
         """Builds the model for batches of `input_shape` (e.g. `(None, 4)`)."""
@@ -139,26 +429,28 @@ class Sequential(Model):
         self._rebuild()
 
     def _rebuild(self) -> None:
-        """(Re)creates the engine; layers that were built keep their weights."""
-        kept = {id(layer): layer.get_weights() for layer in self._layers if layer.built}
-        self._engine = None
+        """Calls the layers on the input's symbolic tensor and builds the engine; layers that
+        held weights keep them."""
+        self._release_engine()
+        self._output_tensor = None
+        self.built = False
         if self._input_layer is None or not self._layers:
             return
-        specs = json.dumps([layer.spec() for layer in self._layers])
-        names = [layer.name for layer in self._layers]
-        self._engine = _core.Engine(list(self._input_layer.shape), specs, names)
-        shape, index = self._input_layer.shape, 0
-        for layer, output_shape, weight_shapes in zip(
-            self._layers, self._engine.layer_output_shapes(), self._engine.layer_weight_shapes()
-        ):
-            layer._attach(self, shape, output_shape, weight_shapes, index)
-            shape, index = tuple(output_shape), index + len(weight_shapes)
+        x = self._input_layer.output
         for layer in self._layers:
-            if kept.get(id(layer)):
-                layer.set_weights(kept[id(layer)])
-        self._loss = None
-        self._optimizer_built = False
-        self._engine_trainable = None
+            x = layer(x)
+        self._output_tensor = x
+        self._build_engine()
+        self.built = True
+
+    def _graph_io(self):
+        if self._output_tensor is None:
+            raise ValueError(f"Sequential model '{self.name}' has not been built yet.")
+        return [self._input_layer.output], [self._output_tensor]
+
+    def _build_for_call(self, tensors) -> None:
+        if self._engine is None and self._input_layer is None and len(tensors) == 1:
+            self.build(tensors[0].shape)
 
     def _require_built(self, x: np.ndarray | None = None) -> None:
         if self._engine is None and x is not None and self._layers:
@@ -170,6 +462,7 @@ class Sequential(Model):
                 "with `pynn.Input(shape)` or `InputLayer(shape=...)` as first layer, or call "
                 "`build(input_shape)`."
             )
+        self._claim_weights()
 
     @property
     def input_shape(self) -> tuple:
@@ -181,46 +474,12 @@ class Sequential(Model):
         self._require_built()
         return (None,) + self._per_sample_output_shape()
 
-    def _per_sample_output_shape(self) -> tuple[int, ...]:
-        return tuple(self._engine.output_shape())
+    def _input_sample_shape(self) -> tuple[int, ...]:
+        return self._input_layer.shape
 
-    # Weights
-
-    def get_weights(self) -> list[np.ndarray]:
-        """Every weight as a NumPy array, layer by layer (Dense: kernel `(in, units)`, bias)."""
-        return [] if self._engine is None else self._engine.get_weights()
-
-    def set_weights(self, weights) -> None:
-        """Sets every weight from a list shaped as `get_weights()` returns it."""
-        self._require_built()
-        shapes = [tuple(s) for s in self._engine.weight_shapes()]
-        weights = list(weights)
-        if len(weights) != len(shapes):
-            raise ValueError(
-                f"You called `set_weights(weights)` on model '{self.name}' with a weight list of "
-                f"length {len(weights)}, but the model was expecting {len(shapes)} weights."
-            )
-        arrays = []
-        for i, (value, shape) in enumerate(zip(weights, shapes)):
-            array = np.asarray(value, dtype=np.float32)
-            if array.shape != shape:
-                raise ValueError(
-                    f"Weight {i} has shape {array.shape}, but the model expects {shape}."
-                )
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"Weight {i} contains NaN or infinite values.")
-            arrays.append(array.reshape(-1))
-        flat = np.concatenate(arrays) if arrays else np.zeros(0, np.float32)
-        self._engine.set_weights(np.ascontiguousarray(flat, dtype=np.float32))
-
-    def count_params(self) -> int:
-        """How many weight values the model holds."""
-        if self._engine is None:
-            raise ValueError(
-                f"You tried to call `count_params` on model '{self.name}', but the model isn't "
-                "built. You can build it manually via: `model.build(input_shape)`."
-            )
-        return sum(int(np.prod(s)) for s in self._engine.weight_shapes())
+    def _output_activation(self) -> str | None:
+        activation = getattr(self._layers[-1], "activation", None) if self._layers else None
+        return getattr(activation, "__name__", None)
 
     # Configuration and saving
 
@@ -274,50 +533,6 @@ class Sequential(Model):
         from pynn.saving import load_weights
 
         load_weights(self, filepath)
-
-    # Display
-
-    def summary(self, line_length=None, print_fn=None) -> None:
-        """Prints Keras 3's summary table: each layer's output shape and parameter count."""
-        rows = []
-        for layer in self._layers:
-            name = f"{layer.name} ({type(layer).__name__})"
-            if self._engine is None:
-                rows.append((name, "?", "0 (unbuilt)"))
-            else:
-                rows.append((name, str(layer.output_shape), f"{layer.count_params():,}"))
-        trainable = non_trainable = 0
-        if self._engine is not None:
-            for layer, trains in zip(self._layers, self._trainable_layers()):
-                if trains:
-                    trainable += layer.count_params()
-                else:
-                    non_trainable += layer.count_params()
-        optimizer = 0
-        if self._optimizer_built:
-            # Slots for the trainable weights, then `iterations` (an int64) and the learning
-            # rate, as Keras counts them.
-            optimizer = self._engine.optimizer_slots() * trainable + 2
-        weights = trainable + non_trainable
-
-        def count(n: int, extra_bytes: int = 0) -> str:
-            size = n * _BYTES_PER_VALUE + extra_bytes
-            return f"{n:,} ({_summary.readable_size(size)})"
-
-        # Keras's `iterations` is an int64: 4 bytes more than a float32.
-        optimizer_bytes = _ITERATIONS_EXTRA_BYTES if self._optimizer_built else 0
-        totals = [
-            f"Total params: {count(weights + optimizer, optimizer_bytes)}",
-            f"Trainable params: {count(trainable)}",
-            f"Non-trainable params: {count(non_trainable)}",
-        ]
-        if self._optimizer_built:
-            totals.append(f"Optimizer params: {count(optimizer, optimizer_bytes)}")
-        text = _summary.render(self.name, rows, totals, line_length)
-        (print_fn or print)(text)
-
-    def __repr__(self) -> str:
-        return f"<Sequential name={self.name}, built={self.built}>"
 
 
 def load_model(filepath, compile: bool = True) -> Sequential:

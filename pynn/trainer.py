@@ -60,8 +60,9 @@ def _running(method):
 
 
 class Trainer:
-    """Mixed into models that provide `name`, `_engine`, `_input_layer`, `_require_built(x)`,
-    `_per_sample_output_shape()`, `_trainable_layers()` and `_output_activation()`."""
+    """Mixed into models that provide `name`, `_engine`, `_input_sample_shape()`,
+    `_require_built(x)`, `_per_sample_output_shape()`, `_trainable_layers()` and
+    `_output_activation()`."""
 
     _compile_args = None
     _loss = None
@@ -195,7 +196,8 @@ class Trainer:
     def _model_inputs(self, x: np.ndarray, name: str) -> np.ndarray:
         """Inputs already read by `_data.to_array`, checked against the model, as float32."""
         self._require_built(x)
-        return _data.as_float32(_data.match_input(x, self._input_layer.shape, self.name, name))
+        shape = self._input_sample_shape()
+        return _data.as_float32(_data.match_input(x, shape, self.name, name))
 
     def _inputs_and_targets(self, x, y, method: str) -> tuple[np.ndarray, np.ndarray]:
         return self._model_pair(_data.to_array(x, "x"), _data.to_array(y, "y"), method)

@@ -1,10 +1,28 @@
 """Layers (`keras.layers`): one module per family."""
 
+from pynn._symbolic import KerasTensor
+from pynn.layers.activation import Activation
 from pynn.layers.conv import Conv1D, Conv2D, Convolution1D, Convolution2D
-from pynn.layers.core import Input, InputLayer, KerasTensor
+from pynn.layers.core import Input, InputLayer
 from pynn.layers.dense import Dense
 from pynn.layers.dropout import Dropout
 from pynn.layers.layer import Layer
+from pynn.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
 from pynn.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -26,6 +44,21 @@ from pynn.layers.pooling import (
 from pynn.layers.reshaping import Flatten, Reshape
 
 __all__ = [
+    "Activation",
+    "Add",
+    "Average",
+    "Concatenate",
+    "Maximum",
+    "Minimum",
+    "Multiply",
+    "Subtract",
+    "add",
+    "average",
+    "concatenate",
+    "maximum",
+    "minimum",
+    "multiply",
+    "subtract",
     "AveragePooling1D",
     "AveragePooling2D",
     "AvgPool1D",

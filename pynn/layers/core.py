@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+from pynn._symbolic import KerasTensor, Node
 from pynn.layers.layer import Layer, _as_shape
 
 
@@ -47,6 +48,8 @@ class InputLayer(Layer):
         self.shape = _as_shape(shape, "shape")
         self.batch_size = batch_size
         self.built = True
+        self._output_shape = self.shape
+        Node(self, [], [KerasTensor(self.batch_shape, name=name)])
 
     @property
     def batch_shape(self) -> tuple:
@@ -58,24 +61,13 @@ class InputLayer(Layer):
     def get_config(self):
         return {"batch_shape": self.batch_shape, "dtype": "float32", "name": self.name}
 
-
-class KerasTensor:
-    """The symbolic input that `Input(...)` returns; `Sequential` accepts it as a first layer."""
-
-    def __init__(self, layer: InputLayer):
-        self._input_layer = layer
-        self.shape = layer.batch_shape
-        self.name = layer.name
-        self.dtype = "float32"
-
-    def __repr__(self) -> str:
-        return f"<KerasTensor shape={self.shape}, dtype=float32, name={self.name}>"
+    _is_input_layer = True
 
 
 def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):  # noqa: N802
-    """A symbolic input of per-sample `shape`, to start a `Sequential` model."""
-    return KerasTensor(
-        InputLayer(
-            shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name
-        )
+    """A symbolic input of per-sample `shape`: the start of a functional model
+    (`pynn.Model(inputs, outputs)`) or of a `Sequential` one."""
+    layer = InputLayer(
+        shape=shape, batch_size=batch_size, dtype=dtype, batch_shape=batch_shape, name=name
     )
+    return layer.output

@@ -1,18 +1,24 @@
 """The base of every layer: a named configuration that the model turns into engine specs.
 
-A pynn layer holds no tensors of its own. Once its model is built, the engine owns the weights
-and the layer reads and writes its share of them through the model.
+A pynn layer computes nothing in Python. Called on symbolic tensors it records the call (a
+`Node`) and learns its shapes from the engine; in a model, the model's engine computes it. Its
+weights belong to it: they live in the engine of the model that last used the layer (its
+"home"), or with the layer itself while no engine holds them, and a model that uses the layer
+takes them over before it computes (so a layer shared by several models, such as an encoder
+inside an autoencoder, trains as one).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
 import numpy as np
 
-from pynn import _checks
+from pynn import _checks, _core
 from pynn._naming import auto_name, to_snake_case
+from pynn._symbolic import KerasTensor, Node, flatten, is_keras_tensor
 
 _INPUT_SHAPE_WARNING = (
     "Do not pass an `input_shape`/`input_dim` argument to a layer. When using Sequential "
@@ -54,13 +60,27 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise ValueError(f"`name` must be a string. Received: name={name!r}")
         self.name = name or auto_name(to_snake_case(type(self).__name__))
-        self.trainable = bool(trainable)
+        self._trainable = bool(trainable)
         self.built = False
-        self._model = None
-        self._weight_index = 0
-        self._input_shape: tuple[int, ...] = ()
+        self._inbound_nodes: list[Node] = []
+        self._outbound_nodes: list[Node] = []
+        #: The model whose engine holds this layer's latest weights, or the weights themselves
+        #: while no engine holds them.
+        self._home = None
+        self._values: list[np.ndarray] | None = None
+        #: The per-sample shapes of the inputs of the first call, which built the layer.
+        self._build_shapes: list[tuple[int, ...]] = []
         self._output_shape: tuple[int, ...] = ()
         self._weight_shapes: list[tuple[int, ...]] = []
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the layer's weights train (read by `fit`)."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        self._trainable = bool(value)
 
     # Configuration: what subclasses define.
 
@@ -73,12 +93,79 @@ class Layer:
             "built-in layers (see pynn.layers)."
         )
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
+        """On symbolic tensors (`pynn.Input(...)` and what layers return from them), records the
+        call and returns the output's symbolic tensor: how functional models are built."""
+        if args or kwargs:
+            unexpected = [repr(a) for a in args] + list(kwargs)
+            raise TypeError(
+                f"Layer '{self.name}' ({type(self).__name__}) takes its inputs and `training`; "
+                f"received other arguments: {', '.join(unexpected)}"
+            )
+        if mask is not None:
+            raise NotImplementedError("pynn does not support masks yet (`mask=`).")
+        tensors = flatten(inputs)
+        if tensors and all(is_keras_tensor(t) for t in tensors):
+            return self._call_symbolic(inputs, tensors)
         raise NotImplementedError(
-            f"Calling layer '{self.name}' on a tensor or an array (`layer(x)`, the functional "
-            "API) is not supported by pynn yet. Put the layer in a model, "
-            "`pynn.Sequential([pynn.Input(shape), ...])`, and call `model.predict(x)`."
+            f"Calling layer '{self.name}' on arrays (`layer(x)` outside a model) is not "
+            "supported by pynn yet; call it on `pynn.Input(...)` tensors to build a model, and "
+            "`model.predict(x)`."
         )
+
+    def _call_symbolic(self, inputs, tensors: list[KerasTensor]) -> KerasTensor:
+        shapes = [tensor.sample_shape for tensor in tensors]
+        for shape in shapes:
+            if any(d is None for d in shape):
+                raise NotImplementedError(
+                    f"Layer '{self.name}' received an input of shape {(None,) + shape}: pynn "
+                    "does not support variable dimensions yet."
+                )
+        output_shape, weight_shapes = self._shapes_for(shapes)
+        self._build_for(shapes, output_shape, weight_shapes)
+        output = KerasTensor((None,) + output_shape)
+        Node(self, tensors, [output], structure=inputs)
+        return output
+
+    def _shapes_for(self, shapes) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+        """The per-sample output shape and the weights' shapes of a call on inputs of
+        `shapes`, as the engine works them out (it raises where the layer cannot take them)."""
+        graph = _single_call_graph(self.spec(), shapes)
+        outputs, weights = _core.graph_shapes(json.dumps(graph), [self.name])
+        return tuple(outputs[0]), [tuple(w) for w in weights[0]]
+
+    def _build_for(self, shapes, output_shape, weight_shapes) -> None:
+        """Records the first call's shapes; later calls must fit the weights it built."""
+        if not self.built:
+            self._build_shapes = [tuple(s) for s in shapes]
+            self._output_shape = tuple(output_shape)
+            self._weight_shapes = list(weight_shapes)
+            self.built = True
+        elif list(weight_shapes) != self._weight_shapes:
+            received = ", ".join(str((None,) + tuple(s)) for s in shapes)
+            raise ValueError(
+                f'Input of layer "{self.name}" is incompatible with the layer: it was built for '
+                f"inputs of shape {', '.join(str((None,) + s) for s in self._build_shapes)} "
+                f"(weights {self._weight_shapes}), and received inputs of shape {received}, "
+                f"which would need weights {list(weight_shapes)}."
+            )
+
+    @property
+    def input(self):
+        """The input tensor(s) of the layer's first call."""
+        return self._first_node("input").input_structure
+
+    @property
+    def output(self):
+        """The output tensor of the layer's first call."""
+        return self._first_node("output").output_structure
+
+    def _first_node(self, what: str) -> Node:
+        if not self._inbound_nodes:
+            raise AttributeError(
+                f"The layer {self.name} has never been called and thus has no defined {what}."
+            )
+        return self._inbound_nodes[0]
 
     def get_config(self) -> dict[str, Any]:
         """The constructor's arguments (Keras's names and defaults), from which `from_config`
@@ -92,23 +179,13 @@ class Layer:
 
         return from_config(cls, config)
 
-    # State: read through the model that built this layer.
-
-    def _attach(self, model, input_shape, output_shape, weight_shapes, weight_index) -> None:
-        self._model = model
-        self._input_shape = tuple(input_shape)
-        self._output_shape = tuple(output_shape)
-        self._weight_shapes = [tuple(s) for s in weight_shapes]
-        self._weight_index = weight_index
-        self.built = True
-
-    def _detach(self) -> None:
-        self._model, self.built = None, False
+    # Shapes, from the first call.
 
     @property
-    def input_shape(self) -> tuple:
+    def input_shape(self):
         self._require_built("input shape")
-        return (None,) + self._input_shape
+        shapes = [(None,) + s for s in self._build_shapes]
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
     def output_shape(self) -> tuple:
@@ -130,26 +207,41 @@ class Layer:
             )
         return sum(int(np.prod(s)) for s in self._weight_shapes)
 
+    # Weights: in the home model's engine, or held here.
+
     def get_weights(self) -> list[np.ndarray]:
         """The layer's weights as NumPy arrays (e.g. kernel, then bias); none before it is
         built."""
-        if not self.built:
+        if self._home is not None:
+            return self._home._weights_of(self)
+        if not self.built or not self._weight_shapes:
             return []
-        end = self._weight_index + len(self._weight_shapes)
-        return self._model.get_weights()[self._weight_index : end]
+        if self._values is None:
+            self._values = self._initial_values()
+        return [value.copy() for value in self._values]
 
     def set_weights(self, weights) -> None:
         """Sets the layer's weights from arrays shaped as `get_weights()` returns them."""
         if not self.built:
             raise ValueError(f"Layer '{self.name}' is not built yet; it has no weights to set.")
-        all_weights = self._model.get_weights()
-        n = len(self._weight_shapes)
-        if len(weights) != n:
-            raise ValueError(
-                f"Layer {self.name} weight shape mismatch: expected {n} arrays, got {len(weights)}."
-            )
-        all_weights[self._weight_index : self._weight_index + n] = list(weights)
-        self._model.set_weights(all_weights)
+        arrays = checked_weights(weights, self._weight_shapes, f"layer '{self.name}'")
+        if self._home is not None:
+            self._home._set_weights_of(self, arrays)
+        else:
+            self._values = arrays
+
+    def _initial_values(self) -> list[np.ndarray]:
+        """The weights the layer's initializers draw (from their seeds: every engine that
+        builds the layer draws the same)."""
+        graph = _single_call_graph(self.spec(), self._build_shapes)
+        return _core.Engine.from_graph(json.dumps(graph), [self.name]).get_weights()
+
+    def _leave(self, model) -> None:
+        """`model` gives up its engine: where it held this layer's weights, the layer keeps
+        them."""
+        if self._home is model:
+            self._values = model._weights_of(self)
+            self._home = None
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -157,6 +249,36 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def checked_weights(weights, shapes, owner: str) -> list[np.ndarray]:
+    """`weights` as float32 arrays of `shapes` (what `owner`, "the model" or "layer 'dense'",
+    expects), or a `ValueError` naming what differs."""
+    weights = list(weights)
+    if len(weights) != len(shapes):
+        raise ValueError(
+            f"{owner[0].upper()}{owner[1:]} expects {len(shapes)} weight arrays, "
+            f"got {len(weights)}."
+        )
+    arrays = []
+    for i, (value, shape) in enumerate(zip(weights, shapes)):
+        array = np.array(value, dtype=np.float32)
+        if array.shape != tuple(shape):
+            raise ValueError(f"Weight {i} has shape {array.shape}, but {owner} expects {shape}.")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"Weight {i} contains NaN or infinite values.")
+        arrays.append(array)
+    return arrays
+
+
+def _single_call_graph(spec: dict, shapes) -> dict:
+    """The graph of one call of a layer of `spec` on inputs of `shapes`."""
+    return {
+        "inputs": [list(s) for s in shapes],
+        "layers": [spec],
+        "nodes": [{"layer": 0, "inputs": [{"input": i} for i in range(len(shapes))]}],
+        "outputs": [{"node": 0}],
+    }
 
 
 def is_custom(layer: Layer) -> bool:

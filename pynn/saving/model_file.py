@@ -113,12 +113,24 @@ def _write_tensors(stream, tensors, metadata=None) -> None:
         stream.write(memoryview(np.ascontiguousarray(values)).cast("B"))
 
 
+def _refuse_graph_models(model) -> None:
+    """Model files hold stacks of layers for now."""
+    from pynn.models import Model, Sequential
+
+    if not isinstance(model, Sequential) or any(isinstance(layer, Model) for layer in model.layers):
+        raise NotImplementedError(
+            "pynn does not save functional models or models inside models yet (only "
+            "`Sequential` stacks of layers); `get_weights()` returns their weights."
+        )
+
+
 def save_model(model, filepath, overwrite: bool = True, training_state=None) -> None:
     """Writes `model` (architecture, weights, compile settings, optimizer state) to a `.pynn`
     file, atomically. `training_state` (a JSON dict, e.g. the epoch a backup was taken at) is
     stored in the same file, so that it can never disagree with the weights. The weights go
     straight from the engine to the file, one at a time."""
     path = _check_suffix(filepath, MODEL_SUFFIX, "a saved model")
+    _refuse_graph_models(model)
     model._require_built()
     config = serialize(model)
     config["compile_config"] = model.get_compile_config()
@@ -149,6 +161,7 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     """Writes `model`'s weights to a `.weights.safetensors` file, atomically, one weight at a
     time."""
     path = _check_suffix(filepath, WEIGHTS_SUFFIX, "a weights file")
+    _refuse_graph_models(model)
     model._require_built()
     with atomic_file(path, overwrite) as file:
         _write_tensors(file, _weight_tensors(model))

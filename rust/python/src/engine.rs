@@ -11,6 +11,7 @@ use numpy::{
     IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadwriteArrayDyn,
 };
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
+use pynn_core::graph::{self, GraphSpec};
 use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
 use pynn_core::metrics::Metric;
@@ -38,8 +39,7 @@ struct State {
     network: Network,
     trainer: Option<Trainer>,
     /// What built the network and the trainer, for the GPU's copy of them.
-    input_shape: Vec<usize>,
-    layers: Vec<LayerSpec>,
+    graph: GraphSpec,
     compiled: Option<(Loss, Vec<Metric>, OptimizerSpec)>,
     gpu: Mirror,
 }
@@ -141,9 +141,12 @@ impl State {
         if self.network.trainable().contains(&false) {
             return Ok(Some("frozen layers (trainable=False)".into()));
         }
+        let Some((input_shape, layers)) = self.graph.as_chain() else {
+            return Ok(Some("models other than a stack of layers".into()));
+        };
         let model = ModelSpec {
-            input_shape: &self.input_shape,
-            layers: &self.layers,
+            input_shape,
+            layers,
             loss: *loss,
             metrics,
             optimizer,
@@ -170,6 +173,44 @@ pub fn count_weights(input_shape: Vec<usize>, layers_json: &str) -> PyResult<usi
     errors::catch_panic(|| Network::count_weights(&input_shape, &specs).map_err(to_py))
 }
 
+/// Each node's per-sample output shape and each layer's weight shapes of the graph described
+/// by `graph_json`, without building any weight: what a layer called on symbolic tensors
+/// produces.
+#[pyfunction]
+#[pyo3(signature = (graph_json, names=None))]
+pub fn graph_shapes(graph_json: &str, names: Option<Vec<String>>) -> PyResult<GraphShapes> {
+    let graph: GraphSpec = parse("graph", graph_json)?;
+    let names = names.unwrap_or_default();
+    errors::catch_panic(|| {
+        let shapes = graph::shapes(&graph).map_err(|e| errors::to_py_in_layers(e, &names))?;
+        Ok((shapes.nodes, shapes.layer_weights))
+    })
+}
+
+/// `(node output shapes, layer weight shapes)`.
+type GraphShapes = (Vec<Vec<usize>>, Vec<Vec<Vec<usize>>>);
+
+impl Engine {
+    fn build(py: Python<'_>, graph: GraphSpec, names: Option<Vec<String>>) -> PyResult<Self> {
+        let names = names.unwrap_or_default();
+        let network = py.detach(|| {
+            errors::catch_panic(|| {
+                Network::from_graph(&graph).map_err(|e| errors::to_py_in_layers(e, &names))
+            })
+        })?;
+        let state = State {
+            network,
+            trainer: None,
+            graph,
+            compiled: None,
+            gpu: Mirror::default(),
+        };
+        Ok(Engine {
+            state: ReentrantMutex::new(RefCell::new(state)),
+        })
+    }
+}
+
 #[pymethods]
 impl Engine {
     /// Builds the layers described by `layers_json` (a JSON list of layer specs) for samples
@@ -183,23 +224,15 @@ impl Engine {
         names: Option<Vec<String>>,
     ) -> PyResult<Self> {
         let specs: Vec<LayerSpec> = parse("layer", layers_json)?;
-        let names = names.unwrap_or_default();
-        let network = py.detach(|| {
-            errors::catch_panic(|| {
-                Network::new(&input_shape, &specs).map_err(|e| errors::to_py_in_layers(e, &names))
-            })
-        })?;
-        let state = State {
-            network,
-            trainer: None,
-            input_shape,
-            layers: specs,
-            compiled: None,
-            gpu: Mirror::default(),
-        };
-        Ok(Engine {
-            state: ReentrantMutex::new(RefCell::new(state)),
-        })
+        Engine::build(py, GraphSpec::chain(&input_shape, &specs), names)
+    }
+
+    /// Builds the graph described by `graph_json` (inputs, layers, nodes, outputs; see
+    /// `pynn_core::graph::GraphSpec`) and initialises its layers' weights.
+    #[staticmethod]
+    #[pyo3(signature = (graph_json, names=None))]
+    fn from_graph(py: Python<'_>, graph_json: &str, names: Option<Vec<String>>) -> PyResult<Self> {
+        Engine::build(py, parse("graph", graph_json)?, names)
     }
 
     /// Each layer's per-sample output shape.

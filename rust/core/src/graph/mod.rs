@@ -17,3 +17,31 @@ mod spec;
 pub(crate) use lane::Lane;
 pub(crate) use plan::{Flow, Plan};
 pub use spec::{GraphSpec, NodeSpec, TensorRef};
+
+use crate::error::Result;
+
+/// What a graph computes, without any weight: each node's per-sample output shape and each
+/// layer's weight shapes (from its first call). Errors name the layer that cannot take its
+/// inputs.
+pub struct Shapes {
+    pub nodes: Vec<Vec<usize>>,
+    pub layer_weights: Vec<Vec<Vec<usize>>>,
+}
+
+pub fn shapes(spec: &GraphSpec) -> Result<Shapes> {
+    let (plan, ops) = Plan::new(spec)?;
+    let nodes = plan
+        .nodes
+        .iter()
+        .map(|n| plan.shapes[n.output].clone())
+        .collect();
+    let layer_weights = plan
+        .first_call
+        .iter()
+        .map(|first| first.map_or_else(Vec::new, |n| ops[n].weight_shapes()))
+        .collect();
+    Ok(Shapes {
+        nodes,
+        layer_weights,
+    })
+}

@@ -54,4 +54,15 @@ impl GraphSpec {
             outputs: vec![output],
         }
     }
+
+    /// The input shape and the layers of a graph that is a chain (each layer called once, on
+    /// the previous node's output, the last node the output): what engines that run a stack
+    /// of layers (the GPU's) can take; `None` for any other graph.
+    pub fn as_chain(&self) -> Option<(&[usize], &[LayerSpec])> {
+        let [input_shape] = self.inputs.as_slice() else {
+            return None;
+        };
+        (*self == GraphSpec::chain(input_shape, &self.layers))
+            .then_some((input_shape.as_slice(), self.layers.as_slice()))
+    }
 }

@@ -53,10 +53,10 @@ pub struct Merge {
 impl Merge {
     pub fn new(spec: &MergeSpec, input_shapes: &[Vec<usize>]) -> Result<Self> {
         let op = spec.op;
-        if input_shapes.len() < 2 || (op == MergeOp::Subtract && input_shapes.len() != 2) {
+        if input_shapes.is_empty() || (op == MergeOp::Subtract && input_shapes.len() != 2) {
             let expected = match op {
                 MergeOp::Subtract => "exactly 2 inputs",
-                _ => "at least 2 inputs",
+                _ => "at least 1 input",
             };
             return Err(CoreError::invalid("inputs", expected, input_shapes.len()));
         }
@@ -319,7 +319,7 @@ mod tests {
             &vec![vec![2]; 3]
         )
         .is_err());
-        assert!(Merge::new(&MergeSpec { op: MergeOp::Add }, &[vec![2]]).is_err());
+        assert!(Merge::new(&MergeSpec { op: MergeOp::Add }, &[]).is_err());
     }
 
     #[test]

@@ -1,0 +1,157 @@
+"""A model's graph, collected from its symbolic tensors: the calls between its inputs and
+outputs in Keras's order (`model.layers`), and the spec the engine builds (nodes of layers,
+nested models inlined, each layer's weights once).
+"""
+
+from __future__ import annotations
+
+import collections
+
+from pynn._symbolic import KerasTensor, Node
+
+
+def node_of(tensor: KerasTensor) -> Node | None:
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    return history.operation._inbound_nodes[history.node_index]
+
+
+def ordered_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor]) -> list[Node]:
+    """The nodes between `inputs` and `outputs`, each after the nodes it reads (Keras's depth-
+    first walk from the outputs); a declared input stops the walk."""
+    return _build_map(inputs, outputs)[0]
+
+
+def _build_map(inputs, outputs) -> tuple[list[Node], dict[int, int]]:
+    """Keras's walk: the nodes from the inputs to the outputs, and each operation's index in
+    the order the walk first entered one of its nodes (what orders layers of equal depth)."""
+    input_ids = {id(t) for t in inputs}
+    finished: set[int] = set()
+    in_progress: set[int] = set()
+    order: list[Node] = []
+    first_seen: dict[int, int] = {}
+
+    def visit(tensor: KerasTensor) -> None:
+        node = node_of(tensor)
+        if node is None or id(node) in finished:
+            return
+        if not node.is_input and id(tensor) in input_ids:
+            finished.add(id(node))
+            return
+        if id(node) in in_progress:
+            raise ValueError(
+                f"Tensor {tensor} from operation '{node.operation.name}' is part of a cycle."
+            )
+        first_seen.setdefault(id(node.operation), len(first_seen))
+        in_progress.add(id(node))
+        for parent in node.input_tensors:
+            visit(parent)
+        in_progress.discard(id(node))
+        finished.add(id(node))
+        order.append(node)
+
+    for output in outputs:
+        visit(output)
+    return order, first_seen
+
+
+def ordered_operations(inputs: list[KerasTensor], outputs: list[KerasTensor]) -> list:
+    """The layers (and nested models) of the graph, as Keras lists them in `model.layers`: by
+    depth from the outputs, deepest first, then in the order the walk first met them;
+    `InputLayer`s included, an unused input too."""
+    nodes, first_seen = _build_map(inputs, outputs)
+    in_graph = {id(n) for n in nodes}
+    node_depth: dict[int, int] = {}
+    op_depth: dict[int, int] = {}
+    operations: dict[int, object] = {}
+    for node in reversed(nodes):
+        depth = max(node_depth.setdefault(id(node), 0), op_depth.get(id(node.operation), 0))
+        op_depth[id(node.operation)] = depth
+        operations[id(node.operation)] = node.operation
+        node_depth[id(node)] = depth
+        for parent in node.parent_nodes:
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    for tensor in inputs:
+        node = node_of(tensor)
+        if node is not None and node.is_input and id(node.operation) not in op_depth:
+            op_depth[id(node.operation)] = 0
+            operations[id(node.operation)] = node.operation
+            first_seen[id(node.operation)] = -1
+    by_depth = collections.defaultdict(list)
+    for key, depth in op_depth.items():
+        by_depth[depth].append(operations[key])
+    ordered = []
+    for depth in sorted(by_depth, reverse=True):
+        ordered.extend(sorted(by_depth[depth], key=lambda op: first_seen[id(op)]))
+    return ordered
+
+
+def check_connected(inputs, outputs, output_paths) -> None:
+    """Raises Keras's `ValueError` for an output that the inputs do not compute."""
+    computable = {id(t) for t in inputs}
+    for node in ordered_nodes(inputs, outputs):
+        if not node.is_input and all(id(t) in computable for t in node.input_tensors):
+            computable.update(id(t) for t in node.outputs)
+    for tensor, path in zip(outputs, output_paths):
+        if id(tensor) not in computable:
+            raise ValueError(f"Output with path `{path}` is not connected to `inputs`")
+
+
+def flat_layers(model) -> list:
+    """The layers that hold the model's weights, each once, in the order of `model.weights`:
+    `model.layers` in order, a nested model's own layers in its place."""
+    found: list = []
+    seen: set[int] = set()
+
+    def collect(owner) -> None:
+        for layer in owner.layers:
+            if id(layer) in seen:
+                continue
+            seen.add(id(layer))
+            if hasattr(layer, "_graph_io"):
+                collect(layer)
+            elif not getattr(layer, "_is_input_layer", False):
+                found.append(layer)
+
+    collect(model)
+    return found
+
+
+def engine_graph(model, layers: list) -> dict:
+    """The spec of the model's graph for the engine: its inputs' per-sample shapes, the specs of
+    `layers` (see `flat_layers`), one node per call of a layer (a nested model's calls inlined)
+    and its outputs."""
+    index = {id(layer): i for i, layer in enumerate(layers)}
+    nodes: list[dict] = []
+    inputs, outputs = model._graph_io()
+    refs = {id(t): {"input": i} for i, t in enumerate(inputs)}
+    _emit(model, refs, index, nodes)
+    return {
+        "inputs": [list(t.sample_shape) for t in inputs],
+        "layers": [layer.spec() for layer in layers],
+        "nodes": nodes,
+        "outputs": [refs[id(t)] for t in outputs],
+    }
+
+
+def _emit(model, refs: dict, index: dict, nodes: list) -> None:
+    """Appends the engine nodes of `model`'s calls, `refs` mapping each of its tensors already
+    computed to where the engine finds it."""
+    inputs, outputs = model._graph_io()
+    for node in ordered_nodes(inputs, outputs):
+        if node.is_input or id(node.outputs[0]) in refs:
+            continue
+        operation = node.operation
+        if hasattr(operation, "_graph_io"):
+            inner_inputs, inner_outputs = operation._graph_io()
+            inner = {id(i): refs[id(t)] for i, t in zip(inner_inputs, node.input_tensors)}
+            _emit(operation, inner, index, nodes)
+            for inner_output, output in zip(inner_outputs, node.outputs):
+                refs[id(output)] = inner[id(inner_output)]
+            continue
+        nodes.append(
+            {"layer": index[id(operation)], "inputs": [refs[id(t)] for t in node.input_tensors]}
+        )
+        refs[id(node.outputs[0])] = {"node": len(nodes) - 1}

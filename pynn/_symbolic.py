@@ -1,0 +1,124 @@
+"""Symbolic tensors and the records of calls that made them (Keras's `KerasTensor`, `Node` and
+`KerasHistory`): what a functional model is collected from.
+
+Calling a layer on `KerasTensor`s computes nothing: the engine works out the output's shape (and
+the layer's weights' shapes), and a `Node` records the call on the layer's `_inbound_nodes`.
+Every output tensor carries `_keras_history = (layer, node_index, tensor_index)`, so that a
+model walks back from its outputs to its inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from pynn._naming import auto_name
+
+
+class KerasHistory(NamedTuple):
+    operation: Any
+    node_index: int
+    tensor_index: int
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (the batch axis first, `None` when unknown) and a dtype.
+
+    Calling a layer or a model on `KerasTensor`s returns `KerasTensor`s; `pynn.Model(inputs,
+    outputs)` collects the layers between them.
+    """
+
+    def __init__(self, shape, dtype="float32", sparse=False, ragged=False, name=None):
+        self.shape = tuple(None if d is None else int(d) for d in shape)
+        self.dtype = "float32" if dtype is None else str(dtype)
+        self.sparse = bool(sparse)
+        self.ragged = bool(ragged)
+        self.name = name or auto_name("keras_tensor")
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one sample: the shape without its batch axis."""
+        return self.shape[1:]
+
+    def __repr__(self) -> str:
+        return (
+            f"<KerasTensor shape={self.shape}, dtype={self.dtype}, sparse={self.sparse}, "
+            f"ragged={self.ragged}, name={self.name}>"
+        )
+
+    def __iter__(self):
+        raise NotImplementedError("Iterating over a symbolic KerasTensor is not supported.")
+
+    def __array__(self, *args, **kwargs):
+        raise ValueError(
+            "A KerasTensor is symbolic: it holds no values and cannot become a NumPy array. Call "
+            "a model on arrays (`model.predict(x)`) to compute values."
+        )
+
+
+def is_keras_tensor(x) -> bool:
+    """Whether `x` is a symbolic `KerasTensor`."""
+    return isinstance(x, KerasTensor)
+
+
+class Node:
+    """One call of an operation (a layer or a model): its input tensors and its outputs. An
+    `InputLayer`'s node has no inputs (`is_input`)."""
+
+    def __init__(self, operation, input_tensors, outputs, structure=None):
+        self.operation = operation
+        self.input_tensors = list(input_tensors)
+        self.outputs = list(outputs)
+        #: How the inputs were passed (one tensor, or a list): what `layer.input` returns.
+        self.input_structure = structure
+        operation._inbound_nodes.append(self)
+        for tensor in self.input_tensors:
+            history = getattr(tensor, "_keras_history", None)
+            if history is not None:
+                history.operation._outbound_nodes.append(self)
+        node_index = len(operation._inbound_nodes) - 1
+        for i, tensor in enumerate(self.outputs):
+            tensor._keras_history = KerasHistory(operation, node_index, i)
+
+    @property
+    def is_input(self) -> bool:
+        return not self.input_tensors
+
+    @property
+    def parent_nodes(self) -> list[Node]:
+        """The nodes that produced this node's inputs."""
+        parents = []
+        for tensor in self.input_tensors:
+            history = getattr(tensor, "_keras_history", None)
+            if history is not None:
+                parents.append(history.operation._inbound_nodes[history.node_index])
+        return parents
+
+    @property
+    def output_structure(self):
+        return self.outputs[0] if len(self.outputs) == 1 else list(self.outputs)
+
+
+def flatten(structure) -> list:
+    """The tensors of one tensor, a list or tuple, or a dict (in sorted key order, as Keras
+    flattens dicts)."""
+    return [item for _, item in flatten_with_paths(structure)]
+
+
+def flatten_with_paths(structure, path: str = "") -> list[tuple[str, object]]:
+    """`flatten`, each item with its path as Keras writes it in messages (`""` for a single
+    tensor, `"1"`, `"q"`, `"0.b"`)."""
+    if isinstance(structure, dict):
+        items = [(str(key), structure[key]) for key in sorted(structure)]
+    elif isinstance(structure, (list, tuple)):
+        items = [(str(i), item) for i, item in enumerate(structure)]
+    else:
+        return [(path, structure)]
+    return [
+        pair
+        for key, item in items
+        for pair in flatten_with_paths(item, f"{path}.{key}" if path else key)
+    ]

@@ -1,0 +1,89 @@
+"""`Functional`: the model that `Model(inputs, outputs)` builds from symbolic tensors
+(`keras/src/models/functional.py`). Its layers are the calls between the inputs and the outputs;
+the engine runs them as one graph.
+"""
+
+from __future__ import annotations
+
+from pynn import _graph
+from pynn._naming import auto_name
+from pynn._symbolic import flatten_with_paths, is_keras_tensor
+from pynn.layers.layer import Layer
+from pynn.models import Model
+
+
+class Functional(Model):
+    """A model of the layers between `inputs` and `outputs`.
+
+    Args:
+        inputs: the model's input tensor(s) (from `pynn.Input`): one, a list, or a dict.
+        outputs: the tensor(s) the model computes from them: one, a list, or a dict.
+        name: the model's name; defaults to `functional`, `functional_1`, ...
+    """
+
+    def __init__(self, inputs, outputs, name=None, trainable=True):
+        inputs_with_paths = flatten_with_paths(inputs)
+        outputs_with_paths = flatten_with_paths(outputs)
+        for argument, structure, items in (
+            ("inputs", inputs, inputs_with_paths),
+            ("outputs", outputs, outputs_with_paths),
+        ):
+            for _, item in items:
+                if not is_keras_tensor(item):
+                    raise ValueError(
+                        f"All `{argument}` values must be KerasTensors. Received: "
+                        f"{argument}={structure} including invalid value {item} of type "
+                        f"{type(item)}"
+                    )
+        self._inputs_struct, self._outputs_struct = inputs, outputs
+        self._input_tensors = [t for _, t in inputs_with_paths]
+        self._output_tensors = [t for _, t in outputs_with_paths]
+        paths = [path for path, _ in outputs_with_paths]
+        _graph.check_connected(self._input_tensors, self._output_tensors, paths)
+        self._operations = _graph.ordered_operations(self._input_tensors, self._output_tensors)
+        Layer.__init__(self, name=name or auto_name("functional"), trainable=trainable)
+        if len(self._input_tensors) != 1 or len(self._output_tensors) != 1:
+            raise NotImplementedError(
+                "pynn does not support models with several inputs or outputs yet; build one "
+                "model per input and output."
+            )
+        self._build_engine()
+        self.built = True
+
+    @property
+    def layers(self) -> list:
+        """The model's layers in Keras's order (by depth from the inputs), input layers
+        included; a nested model is one entry."""
+        return [op for op in self._operations if isinstance(op, Layer)]
+
+    def _graph_io(self):
+        return self._input_tensors, self._output_tensors
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self._input_tensors]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self._output_tensors]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def _summary_layers(self) -> list:
+        return self.layers
+
+    def save(self, filepath, overwrite: bool = True) -> None:
+        from pynn.saving import save_model
+
+        save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        from pynn.saving import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def get_config(self) -> dict:
+        raise NotImplementedError("pynn does not serialize functional models yet.")
+
+    def to_json(self, **kwargs) -> str:
+        return self.get_config()

@@ -1,0 +1,276 @@
+"""The functional API: `pynn.Input`, layers called on symbolic tensors, `pynn.Model(inputs,
+outputs)`, merge layers, shared and nested layers, frozen weights. Whole models are checked
+against Keras 3 (the same builders, tests/functional_models.py, run in Keras:
+`tests/golden/keras_functional.json`) and against NumPy references."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import pynn
+from pynn import layers
+
+sys.path.insert(0, str(Path(__file__).parent))
+from functional_models import BUILDERS  # noqa: E402
+from threads import weights_after_fit  # noqa: E402
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "keras_functional.json").read_text())
+SETTINGS = {
+    "residual_cnn": ("sparse_categorical_crossentropy", ["stem"]),
+    "merges": ("mse", ["a"]),
+    "shared_layer": ("mse", []),
+    "nested": ("sparse_categorical_crossentropy", ["encoder"]),
+}
+
+
+def keras_case(name):
+    case = GOLDEN["models"][name]
+    model = BUILDERS[name](pynn)
+    initial = [np.array(w, np.float32) for w in case["initial_weights"]]
+    model.set_weights(initial)
+    x = np.array(case["x"], np.float32)
+    y = np.array(case["y"])
+    return model, initial, x, y, case
+
+
+def fit(model, x, y, loss):
+    settings = GOLDEN["settings"]
+    model.compile(loss=loss, optimizer=pynn.optimizers.Adam(settings["learning_rate"]))
+    history = model.fit(
+        x,
+        y,
+        batch_size=settings["batch_size"],
+        epochs=settings["epochs"],
+        shuffle=False,
+        verbose=0,
+    )
+    return history.history["loss"]
+
+
+def assert_weights(model, expected, atol=2e-5):
+    for got, want in zip(model.get_weights(), expected):
+        np.testing.assert_allclose(got, np.array(want, np.float32), rtol=1e-4, atol=atol)
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_layers_weights_predictions_and_fits_match_keras(name):
+    model, _, x, y, case = keras_case(name)
+    assert [layer.name for layer in model.layers] == case["layers"]
+    assert [list(w.shape) for w in model.get_weights()] == case["weight_shapes"]
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), np.array(case["predictions"]), rtol=1e-5, atol=1e-6
+    )
+    loss = SETTINGS[name][0]
+    np.testing.assert_allclose(fit(model, x, y, loss), case["history"], rtol=1e-5)
+    assert_weights(model, case["weights"])
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(BUILDERS) if SETTINGS[n][1]])
+def test_a_frozen_part_stays_bit_identical_then_trains_once_unfrozen_as_in_keras(name):
+    model, initial, x, y, case = keras_case(name)
+    loss, frozen = SETTINGS[name]
+    for layer_name in frozen:
+        model.get_layer(layer_name).trainable = False
+    frozen_before = [w.copy() for w in _weights_of(model, frozen)]
+    np.testing.assert_allclose(fit(model, x, y, loss), case["frozen_history"], rtol=1e-5)
+    for before, after in zip(frozen_before, _weights_of(model, frozen)):
+        np.testing.assert_array_equal(before, after)
+    assert_weights(model, case["frozen_weights"])
+    for layer_name in frozen:
+        model.get_layer(layer_name).trainable = True
+    np.testing.assert_allclose(fit(model, x, y, loss), case["unfrozen_history"], rtol=1e-5)
+    assert_weights(model, case["unfrozen_weights"])
+
+
+def _weights_of(model, names):
+    return [w for name in names for w in model.get_layer(name).get_weights()]
+
+
+def dense(x, kernel, bias):
+    return x @ kernel + bias
+
+
+def test_a_residual_mlp_computes_what_numpy_computes():
+    inputs = pynn.Input((4,))
+    a = layers.Dense(6, activation="tanh")(inputs)
+    b = layers.Dense(6, activation="tanh")(a)
+    joined = layers.Concatenate()([layers.add([a, b]), a])
+    outputs = layers.Dense(3, activation="softmax")(layers.Activation("relu")(joined))
+    model = pynn.Model(inputs, outputs)
+    w = model.get_weights()
+    x = np.random.default_rng(0).normal(size=(70, 4)).astype(np.float32)
+    first = np.tanh(dense(x, w[0], w[1]))
+    second = np.tanh(dense(first, w[2], w[3]))
+    z = dense(np.maximum(np.concatenate([first + second, first], -1), 0), w[4], w[5])
+    expected = np.exp(z - z.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_of_a_graph_match_finite_differences_of_its_loss():
+    inputs = pynn.Input((3,))
+    shared = layers.Dense(3, activation="tanh")
+    h = shared(inputs)
+    merged = layers.multiply([h, shared(h)])
+    model = pynn.Model(inputs, layers.Dense(2)(layers.maximum([merged, h])))
+    model.compile(loss="mse", optimizer="sgd")
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(5, 3)).astype(np.float32), rng.normal(size=(5, 2)).astype(np.float32)
+    gradients = model.compute_gradients(x, y)
+    weights = model.get_weights()
+    h = 1e-2
+    for i, w in enumerate(weights):
+        for j in range(w.size):
+            shifted = [v.copy() for v in weights]
+            shifted[i].flat[j] += h
+            model.set_weights(shifted)
+            plus = model.evaluate(x, y, verbose=0)
+            shifted[i].flat[j] -= 2 * h
+            model.set_weights(shifted)
+            minus = model.evaluate(x, y, verbose=0)
+            numeric = (plus - minus) / (2 * h)
+            assert gradients[i].flat[j] == pytest.approx(numeric, rel=2e-2, abs=2e-3)
+        model.set_weights(weights)
+
+
+def test_layers_shared_between_models_train_as_one():
+    encoder = pynn.Sequential([pynn.Input((4,)), layers.Dense(3, activation="tanh")])
+    inputs = pynn.Input((4,))
+    autoencoder = pynn.Model(inputs, layers.Dense(4)(encoder(inputs)))
+    x = np.random.default_rng(2).normal(size=(64, 4)).astype(np.float32)
+    before = encoder.predict(x, verbose=0)
+    autoencoder.compile(loss="mse", optimizer="adam")
+    autoencoder.fit(x, x, epochs=3, verbose=0)
+    kernel, bias = encoder.layers[0].get_weights()
+    after = encoder.predict(x, verbose=0)
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, np.tanh(dense(x, kernel, bias)), rtol=1e-5, atol=1e-6)
+    # The encoder's own training carries back into the autoencoder.
+    encoder.compile(loss="mse", optimizer="sgd")
+    encoder.fit(x, after + 1.0, epochs=1, verbose=0)
+    assert autoencoder.get_weights()[0].tolist() == encoder.get_weights()[0].tolist()
+
+
+def test_a_shared_layers_weights_count_once_and_its_calls_add_their_gradients():
+    shared = layers.Dense(4, activation="tanh")
+    inputs = pynn.Input((4,))
+    model = pynn.Model(inputs, shared(shared(inputs)))
+    assert len(model.get_weights()) == 2 and model.count_params() == 20
+    kernel, bias = shared.get_weights()
+    x = np.random.default_rng(3).normal(size=(8, 4)).astype(np.float32)
+    expected = np.tanh(dense(np.tanh(dense(x, kernel, bias)), kernel, bias))
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_extraction_and_a_built_sequential_as_a_graph():
+    sequential = pynn.Sequential(
+        [pynn.Input((4,)), layers.Dense(5, activation="relu"), layers.Dense(2)]
+    )
+    features = pynn.Model(sequential.inputs, sequential.layers[-2].output)
+    assert features.output_shape == (None, 5)
+    x = np.random.default_rng(4).normal(size=(6, 4)).astype(np.float32)
+    kernel, bias = sequential.layers[0].get_weights()
+    np.testing.assert_allclose(
+        features.predict(x, verbose=0), np.maximum(dense(x, kernel, bias), 0), rtol=1e-6
+    )
+    every = pynn.Model(sequential.inputs, [layer.output for layer in sequential.layers][-1])
+    np.testing.assert_array_equal(every.predict(x, verbose=0), sequential.predict(x, verbose=0))
+
+
+def test_a_sequential_inside_a_sequential():
+    inner = pynn.Sequential([layers.Dense(3, activation="relu")], name="inner")
+    outer = pynn.Sequential([pynn.Input((4,)), inner, layers.Dense(2)])
+    assert [layer.name for layer in outer.layers] == ["inner", outer.layers[1].name]
+    assert outer.count_params() == 4 * 3 + 3 + 3 * 2 + 2
+    x = np.random.default_rng(5).normal(size=(3, 4)).astype(np.float32)
+    k1, b1, k2, b2 = outer.get_weights()
+    np.testing.assert_allclose(
+        outer.predict(x, verbose=0), dense(np.maximum(dense(x, k1, b1), 0), k2, b2), rtol=1e-6
+    )
+
+
+def test_graph_models_are_bit_identical_for_one_and_two_threads():
+    def make_model():
+        model = BUILDERS["residual_cnn"](pynn)
+        model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+        return model
+
+    x = np.random.default_rng(6).normal(size=(150, 8, 8, 2)).astype(np.float32)
+    y = np.arange(150) % 3
+    one, two = (
+        weights_after_fit(make_model, x, y, threads, batch_size=130, epochs=2) for threads in (1, 2)
+    )
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_attributes_as_keras_names_them():
+    inputs = pynn.Input((4,), name="x")
+    hidden = layers.Dense(3, name="hidden")
+    outputs = hidden(inputs)
+    model = pynn.Model(inputs=inputs, outputs=outputs, name="tiny")
+    assert model.name == "tiny" and model.inputs == [inputs] and model.outputs == [outputs]
+    assert model.input is inputs and model.output is outputs
+    assert model.get_layer("hidden") is hidden and model.get_layer(index=0).name == "x"
+    assert hidden.input is inputs and hidden.output is outputs
+    assert model.input_shape == (None, 4) and model.output_shape == (None, 3)
+    assert isinstance(pynn.models.Model(inputs, outputs), pynn.Model)
+    assert pynn.Model(inputs, outputs).name.startswith("functional")
+    with pytest.raises(ValueError, match="No such layer: nope"):
+        model.get_layer("nope")
+
+
+def test_graph_errors_are_keras_errors():
+    a, b = pynn.Input((3,)), pynn.Input((3,))
+    with pytest.raises(ValueError, match=r"Output with path `` is not connected to `inputs`"):
+        pynn.Model(a, layers.Dense(2)(b))
+    with pytest.raises(ValueError, match="All `inputs` values must be KerasTensors"):
+        pynn.Model([a, 5], a)
+    x = layers.Dense(2)(a)
+    with pytest.raises(
+        ValueError,
+        match=r"Inputs have incompatible shapes. Received shapes "
+        r"\(2,\) and \(3,\)",
+    ):
+        layers.Add()([x, b])
+    with pytest.raises(ValueError, match="exactly 2 inputs"):
+        layers.Subtract()([a, b, a])
+    with pytest.raises(ValueError, match="should be called on a list of inputs"):
+        layers.Add()(a)
+    with pytest.raises(ValueError, match="matching shapes except for the concatenation axis"):
+        layers.Concatenate(axis=1)([a, pynn.Input((3, 1))])
+    dense = layers.Dense(2)
+    dense(a)
+    with pytest.raises(ValueError, match=r'Input of layer "dense_\d+" is incompatible'):
+        dense(pynn.Input((5,)))
+
+
+def test_several_inputs_or_outputs_say_they_are_not_supported_yet():
+    a, b = pynn.Input((3,)), pynn.Input((3,))
+    with pytest.raises(NotImplementedError, match="several inputs or outputs"):
+        pynn.Model([a, b], layers.add([a, b]))
+
+
+def test_graph_models_refuse_the_gpu_and_saving_saying_so(tmp_path):
+    inputs = pynn.Input((3,))
+    model = pynn.Model(inputs, layers.add([inputs, layers.Dense(3)(inputs)]))
+    for save in (model.save, model.save_weights):
+        suffix = ".pynn" if save == model.save else ".weights.safetensors"
+        with pytest.raises(NotImplementedError, match="does not save functional models"):
+            save(tmp_path / f"m{suffix}")
+    nested = pynn.Sequential([pynn.Input((3,)), pynn.Sequential([layers.Dense(2)])])
+    with pytest.raises(NotImplementedError, match="models inside models"):
+        nested.save(tmp_path / "n.pynn")
+    model.compile(loss="mse", optimizer="sgd")
+    if pynn.config.gpu_info() is None:
+        return
+    pynn.config.set_device("gpu")
+    try:
+        with pytest.raises(NotImplementedError, match="models other than a stack of layers"):
+            model.fit(np.ones((4, 3)), np.ones((4, 3)), verbose=0)
+    finally:
+        pynn.config.set_device("cpu")
