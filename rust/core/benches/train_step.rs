@@ -72,11 +72,7 @@ fn bench_iris_epoch() {
     let y: Vec<f32> = (0..450)
         .map(|i| ((i % 3) == (i / 3) % 3) as u8 as f32)
         .collect();
-    let data = Dataset {
-        x: &x,
-        y: &y,
-        len: 150,
-    };
+    let data = Dataset::new(&x, &y, 150);
     let seconds = median_seconds(50, || {
         parallel::install(|| {
             trainer
@@ -226,11 +222,7 @@ fn bench_lenet_step() {
     let n = 1280;
     let x: Vec<f32> = (0..n * 1024).map(|i| ((i % 251) as f32) / 251.0).collect();
     let y: Vec<f32> = (0..n).map(|i| (i % 10) as f32).collect();
-    let data = Dataset {
-        x: &x,
-        y: &y,
-        len: n,
-    };
+    let data = Dataset::new(&x, &y, n);
     let seconds = median_seconds(5, || {
         parallel::install(|| {
             trainer

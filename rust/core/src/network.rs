@@ -26,6 +26,11 @@ use crate::optim::Optimizer;
 use crate::parallel;
 use crate::tensor::Tensor;
 
+/// A few values (one per model input or output), inline.
+type Few<T> = smallvec::SmallVec<[T; 4]>;
+/// One lane's samples of every input and output.
+type LaneRun<'a> = (Few<&'a [f32]>, Few<&'a mut [f32]>);
+
 /// Samples per part of a split batch.
 pub const PART_SAMPLES: usize = 64;
 
@@ -62,19 +67,8 @@ impl Network {
         Network::from_graph(&GraphSpec::chain(input_shape, specs))
     }
 
-    /// The network of a graph (one input and one output for now), its weights initialised.
+    /// The network of a graph, its weights initialised.
     pub fn from_graph(spec: &GraphSpec) -> Result<Self> {
-        if spec.inputs.len() != 1 || spec.outputs.len() != 1 {
-            return Err(CoreError::invalid(
-                "graph",
-                "one input and one output (several are not supported yet)",
-                format!(
-                    "{} inputs and {} outputs",
-                    spec.inputs.len(),
-                    spec.outputs.len()
-                ),
-            ));
-        }
         let (plan, ops) = Plan::new(spec)?;
         let n_weights = plan.n_weights;
         let what = || format!("the model's weights ({n_weights} values)");
@@ -107,29 +101,59 @@ impl Network {
         })
     }
 
-    fn output_value(&self) -> usize {
-        self.plan.outputs[0]
+    pub fn input_count(&self) -> usize {
+        self.plan.n_inputs
     }
 
+    pub fn output_count(&self) -> usize {
+        self.plan.outputs.len()
+    }
+
+    /// The per-sample shape of input `i`.
+    pub fn input_shape_of(&self, i: usize) -> &[usize] {
+        &self.plan.shapes[i]
+    }
+
+    /// The per-sample shape of output `o`.
+    pub fn output_shape_of(&self, o: usize) -> &[usize] {
+        &self.plan.shapes[self.plan.outputs[o]]
+    }
+
+    /// Values per sample of input `i`.
+    pub fn input_size_of(&self, i: usize) -> usize {
+        self.plan.sizes[i]
+    }
+
+    /// Values per sample of output `o`.
+    pub fn output_size_of(&self, o: usize) -> usize {
+        self.plan.sizes[self.plan.outputs[o]]
+    }
+
+    /// The width of output `o`'s last axis: what losses and metrics call a row.
+    pub fn output_width_of(&self, o: usize) -> usize {
+        self.output_shape_of(o).last().copied().unwrap_or(1)
+    }
+
+    /// The first input's shape (the only one, for a stack of layers).
     pub fn input_shape(&self) -> &[usize] {
-        &self.plan.shapes[0]
+        self.input_shape_of(0)
     }
 
+    /// The first output's shape (the only one, for a stack of layers).
     pub fn output_shape(&self) -> &[usize] {
-        &self.plan.shapes[self.output_value()]
+        self.output_shape_of(0)
     }
 
     pub fn input_size(&self) -> usize {
-        self.plan.sizes[0]
+        self.input_size_of(0)
     }
 
     pub fn output_size(&self) -> usize {
-        self.plan.sizes[self.output_value()]
+        self.output_size_of(0)
     }
 
-    /// The width of the output's last axis: what losses and metrics call a row.
     pub fn output_width(&self) -> usize {
-        self.output_shape().last().copied().unwrap_or(1)
+        self.output_width_of(0)
     }
 
     /// Each layer's per-sample output shape (at its first call).
@@ -252,9 +276,15 @@ impl Network {
         Ok(())
     }
 
-    /// The input buffer for a batch of `batch` samples, to be filled before [`Network::forward`].
+    /// The buffer of input `i` for a batch of `batch` samples, to be filled before
+    /// [`Network::forward`].
+    pub fn input_mut_of(&mut self, i: usize, batch: usize) -> Result<&mut [f32]> {
+        self.lane.input_mut(i, batch * self.plan.sizes[i])
+    }
+
+    /// [`Network::input_mut_of`] the first input.
     pub fn input_mut(&mut self, batch: usize) -> Result<&mut [f32]> {
-        self.lane.input_mut(0, batch * self.plan.sizes[0])
+        self.input_mut_of(0, batch)
     }
 
     /// Tells every node that training step `step` (the optimizer's iterations so far) begins.
@@ -264,27 +294,112 @@ impl Network {
         }
     }
 
-    /// The sigmoid or softmax the head applies after the output layer (see [`crate::head`]):
-    /// where there is one, [`Network::output`] holds logits.
-    pub fn head(&self) -> Option<Activation> {
-        self.plan.head
+    /// The sigmoid or softmax the head applies after output `o`'s layer (see [`crate::head`]):
+    /// where there is one, [`Network::output_of`] holds logits.
+    pub fn head_of(&self, o: usize) -> Option<Activation> {
+        self.plan.heads[o]
     }
 
-    /// Runs every node on the input buffer; returns the output of the batch (logits, where the
-    /// network has a head).
+    /// [`Network::head_of`] the first output.
+    pub fn head(&self) -> Option<Activation> {
+        self.head_of(0)
+    }
+
+    /// Runs every node on the input buffers; returns the first output of the batch (logits,
+    /// where it has a head).
     pub fn forward(&mut self, batch: usize, training: bool, cancel: &Cancel) -> Result<&[f32]> {
         self.lane
             .forward(&self.plan, &self.weights, batch, training, cancel)?;
         Ok(self.output(batch))
     }
 
-    /// Inference on a batch read straight from `input` into `output` (`batch` samples each): the
-    /// first layer reads the caller's data and the last writes the caller's buffer, so
-    /// prediction copies neither. A batch of several parts runs in one lane per thread, each
-    /// taking a run of consecutive parts in turn: run whole, LeNet's batch of 1000 wrote each
-    /// 19 MB activation out to memory and read it back (its first pooling waited on the loads
-    /// for a quarter of the inference time). The outputs are the model's: probabilities where
-    /// the network has a head.
+    /// Inference on a batch read straight from `inputs` into `outputs` (one buffer per model
+    /// input and output, `batch` samples each): the first layers read the caller's data and
+    /// the output layers write the caller's buffers, so prediction copies neither. A batch of
+    /// several parts runs in one lane per thread, each taking a run of consecutive parts in
+    /// turn: run whole, LeNet's batch of 1000 wrote each 19 MB activation out to memory and
+    /// read it back (its first pooling waited on the loads for a quarter of the inference
+    /// time). With `heads`, the outputs are the model's: probabilities where an output has a
+    /// head; without, the output layers' own values (logits), for losses that read them.
+    pub fn infer_all(
+        &mut self,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        batch: usize,
+        heads: bool,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let parts = batch.div_ceil(PART_SAMPLES);
+        let lanes = rayon::current_num_threads().min(parts);
+        if parts > 1 {
+            self.ensure_part_lanes(lanes)?;
+        }
+        let (plan, weights) = (&self.plan, &self.weights);
+        let in_sizes: Few<usize> = (0..plan.n_inputs).map(|i| plan.sizes[i]).collect();
+        let out_sizes: Few<usize> = plan.outputs.iter().map(|&v| plan.sizes[v]).collect();
+        let apply_heads = |outputs: &mut [&mut [f32]]| {
+            if heads {
+                apply_output_heads(plan, outputs);
+            }
+        };
+        if parts <= 1 {
+            let inputs: Few<&[f32]> = inputs
+                .iter()
+                .zip(&in_sizes)
+                .map(|(x, s)| &x[..batch * s])
+                .collect();
+            let mut outputs: Few<&mut [f32]> = outputs
+                .iter_mut()
+                .zip(&out_sizes)
+                .map(|(y, s)| &mut y[..batch * s])
+                .collect();
+            self.lane
+                .infer(plan, weights, (&inputs, &mut outputs), batch, cancel)?;
+            apply_heads(&mut outputs);
+            return Ok(());
+        }
+        let lane_samples = parts.div_ceil(lanes) * PART_SAMPLES;
+        // Each lane's run of samples, as slices of every input and output.
+        let mut runs: Vec<LaneRun> = (0..lanes).map(|_| (Few::new(), Few::new())).collect();
+        for (x, &size) in inputs.iter().zip(&in_sizes) {
+            for (run, chunk) in runs
+                .iter_mut()
+                .zip(x[..batch * size].chunks(lane_samples * size))
+            {
+                run.0.push(chunk);
+            }
+        }
+        for (y, &size) in outputs.iter_mut().zip(&out_sizes) {
+            let chunks = y[..batch * size].chunks_mut(lane_samples * size);
+            for (run, chunk) in runs.iter_mut().zip(chunks) {
+                run.1.push(chunk);
+            }
+        }
+        self.parts[..lanes]
+            .par_iter_mut()
+            .zip(runs.par_iter_mut())
+            .try_for_each(|(lane, (xs, ys))| {
+                let samples = xs.first().map_or(0, |x| x.len() / in_sizes[0].max(1));
+                for start in (0..samples).step_by(PART_SAMPLES) {
+                    let n = PART_SAMPLES.min(samples - start);
+                    let part_x: Few<&[f32]> = xs
+                        .iter()
+                        .zip(&in_sizes)
+                        .map(|(x, s)| &x[start * s..(start + n) * s])
+                        .collect();
+                    let mut part_y: Few<&mut [f32]> = ys
+                        .iter_mut()
+                        .zip(&out_sizes)
+                        .map(|(y, s)| &mut y[start * s..(start + n) * s])
+                        .collect();
+                    lane.infer(plan, weights, (&part_x, &mut part_y), n, cancel)?;
+                    apply_heads(&mut part_y);
+                }
+                Ok(())
+            })
+    }
+
+    /// [`Network::infer_all`] with heads, for a network of one input and one output.
     pub fn infer(
         &mut self,
         input: &[f32],
@@ -292,12 +407,10 @@ impl Network {
         batch: usize,
         cancel: &Cancel,
     ) -> Result<()> {
-        let head = self.plan.head;
-        self.infer_with(input, output, batch, head, cancel)
+        self.infer_all(&[input], &mut [output], batch, true, cancel)
     }
 
-    /// [`Network::infer`] without the head: the output layer's own outputs (logits, where the
-    /// network has a head), for losses that read them.
+    /// [`Network::infer_all`] without heads, for a network of one input and one output.
     pub fn infer_raw(
         &mut self,
         input: &[f32],
@@ -305,50 +418,7 @@ impl Network {
         batch: usize,
         cancel: &Cancel,
     ) -> Result<()> {
-        self.infer_with(input, output, batch, None, cancel)
-    }
-
-    fn infer_with(
-        &mut self,
-        input: &[f32],
-        output: &mut [f32],
-        batch: usize,
-        head: Option<Activation>,
-        cancel: &Cancel,
-    ) -> Result<()> {
-        let parts = batch.div_ceil(PART_SAMPLES);
-        let width = self.output_width();
-        let (in_size, out_size) = (self.input_size(), self.output_size());
-        let (input, output) = (&input[..batch * in_size], &mut output[..batch * out_size]);
-        if parts <= 1 {
-            self.lane
-                .infer(&self.plan, &self.weights, (input, output), batch, cancel)?;
-            if let Some(head) = head {
-                head.apply_in_place(output, width);
-            }
-            return Ok(());
-        }
-        let lanes = rayon::current_num_threads().min(parts);
-        self.ensure_part_lanes(lanes)?;
-        let lane_samples = parts.div_ceil(lanes) * PART_SAMPLES;
-        let (plan, weights) = (&self.plan, &self.weights);
-        self.parts[..lanes]
-            .par_iter_mut()
-            .zip(input.par_chunks(lane_samples * in_size))
-            .zip(output.par_chunks_mut(lane_samples * out_size))
-            .try_for_each(|((lane, input), output)| {
-                let parts = input
-                    .chunks(PART_SAMPLES * in_size)
-                    .zip(output.chunks_mut(PART_SAMPLES * out_size));
-                for (input, output) in parts {
-                    let samples = input.len() / in_size;
-                    lane.infer(plan, weights, (input, output), samples, cancel)?;
-                    if let Some(head) = head {
-                        head.apply_in_place(output, width);
-                    }
-                }
-                Ok(())
-            })
+        self.infer_all(&[input], &mut [output], batch, false, cancel)
     }
 
     /// Checks that a batch of `batch` samples has activations whose sizes a machine can address
@@ -379,32 +449,59 @@ impl Network {
         Ok(())
     }
 
-    /// The output of the last forward pass and the buffer for ∂loss/∂output, to be filled before
-    /// [`Network::backward`].
+    /// Output `o` of the last forward pass and the buffer for ∂loss/∂output, to be filled
+    /// before [`Network::backward_seeded`].
+    pub fn output_and_grad_mut_of(
+        &mut self,
+        o: usize,
+        batch: usize,
+    ) -> Result<(&[f32], &mut [f32])> {
+        let len = batch * self.output_size_of(o);
+        self.lane
+            .value_and_grad_mut(&self.plan, self.plan.outputs[o], len)
+    }
+
+    /// [`Network::output_and_grad_mut_of`] the first output.
     pub fn output_and_grad_mut(&mut self, batch: usize) -> Result<(&[f32], &mut [f32])> {
-        let len = batch * self.output_size();
-        self.lane
-            .value_and_grad_mut(&self.plan, self.output_value(), len)
+        self.output_and_grad_mut_of(0, batch)
     }
 
-    /// The output of the last forward pass.
+    /// Output `o` of the last forward pass.
+    pub fn output_of(&self, o: usize, batch: usize) -> &[f32] {
+        self.lane
+            .value(self.plan.outputs[o], batch * self.output_size_of(o))
+    }
+
+    /// The first output of the last forward pass.
     pub fn output(&self, batch: usize) -> &[f32] {
-        self.lane
-            .value(self.output_value(), batch * self.output_size())
+        self.output_of(0, batch)
     }
 
-    /// Fills the gradient buffer from ∂loss/∂output (see [`Network::output_and_grad_mut`]).
-    pub fn backward(&mut self, batch: usize, cancel: &Cancel) -> Result<()> {
+    /// Fills the gradient buffer from ∂loss/∂output of the outputs `seeded` marks (see
+    /// [`Network::output_and_grad_mut_of`]); the others get no gradient.
+    pub fn backward_seeded(
+        &mut self,
+        batch: usize,
+        seeded: &[bool],
+        cancel: &Cancel,
+    ) -> Result<()> {
         let (plan, flow, trainable) = (&self.plan, &self.flow, &self.trainable);
+        let weights = &self.weights;
         self.lane.backward(
             plan,
-            flow,
-            trainable,
-            &self.weights,
+            (flow, trainable),
+            seeded,
+            weights,
             &mut self.grads,
             batch,
             cancel,
         )
+    }
+
+    /// [`Network::backward_seeded`] from every output's gradient.
+    pub fn backward(&mut self, batch: usize, cancel: &Cancel) -> Result<()> {
+        let seeded = vec![true; self.output_count()];
+        self.backward_seeded(batch, &seeded, cancel)
     }
 
     /// Into how many parts a training batch of `batch` samples is split (1: it runs whole). A
@@ -429,16 +526,17 @@ impl Network {
 
     /// A training forward and backward of `batch` samples split into `sums.len()` parts (see
     /// [`Network::training_parts`]) that run side by side; the gradient buffer receives their
-    /// gradients added in part order. For each part, `fill_input(samples, input)` fills its
-    /// input buffer and, after its forward, `loss(samples, output, output_grad, sums)` writes
-    /// ∂loss/∂output (and whatever the caller sums per part). `cancel` is checked before each
-    /// node of each part.
+    /// gradients added in part order. For each part, `fill_input(samples, i, input)` fills
+    /// input `i`'s buffer and, after its forward, `loss(samples, o, output, output_grad, sums)`
+    /// writes ∂loss/∂output of output `o` (and whatever the caller sums per part), returning
+    /// whether it did (an output without a loss gets no gradient). `cancel` is checked before
+    /// each node of each part.
     pub fn train_in_parts<S: Send>(
         &mut self,
         batch: usize,
         sums: &mut [S],
-        fill_input: impl Fn(Range<usize>, &mut [f32]) + Sync,
-        loss: impl Fn(Range<usize>, &[f32], &mut [f32], &mut S) -> Result<()> + Sync,
+        fill_input: impl Fn(Range<usize>, usize, &mut [f32]) + Sync,
+        loss: impl Fn(Range<usize>, usize, &[f32], &mut [f32], &mut S) -> Result<bool> + Sync,
         cancel: &Cancel,
     ) -> Result<()> {
         self.ensure_part_lanes(sums.len())?;
@@ -446,8 +544,7 @@ impl Network {
             self.part_grads.push(try_filled(self.weights.len(), 0.0)?);
         }
         let (plan, flow, trainable) = (&self.plan, &self.flow, &self.trainable);
-        let (weights, out) = (&self.weights, plan.outputs[0]);
-        let (in_size, out_size) = (plan.sizes[0], plan.sizes[out]);
+        let weights = &self.weights;
         self.parts[..sums.len()]
             .par_iter_mut()
             .zip(&mut self.part_grads[..sums.len()])
@@ -456,11 +553,21 @@ impl Network {
             .try_for_each(|(i, ((lane, grads), sums))| {
                 let samples = i * PART_SAMPLES..((i + 1) * PART_SAMPLES).min(batch);
                 let n = samples.len();
-                fill_input(samples.clone(), lane.input_mut(0, n * in_size)?);
+                for input in 0..plan.n_inputs {
+                    fill_input(
+                        samples.clone(),
+                        input,
+                        lane.input_mut(input, n * plan.sizes[input])?,
+                    );
+                }
                 lane.forward(plan, weights, n, true, cancel)?;
-                let (output, output_grad) = lane.value_and_grad_mut(plan, out, n * out_size)?;
-                loss(samples, output, output_grad, sums)?;
-                lane.backward(plan, flow, trainable, weights, grads, n, cancel)
+                let mut seeded: Few<bool> = Few::new();
+                for (o, &value) in plan.outputs.iter().enumerate() {
+                    let (output, grad) =
+                        lane.value_and_grad_mut(plan, value, n * plan.sizes[value])?;
+                    seeded.push(loss(samples.clone(), o, output, grad, sums)?);
+                }
+                lane.backward(plan, (flow, trainable), &seeded, weights, grads, n, cancel)
             })?;
         let (first, rest) = self.part_grads[..sums.len()]
             .split_first()
@@ -492,5 +599,15 @@ impl Network {
             }
         }
         total + self.lane.activity_penalty(&self.plan, batch)
+    }
+}
+
+/// Applies each output's head (its sigmoid or softmax) to the output layer's values.
+fn apply_output_heads(plan: &Plan, outputs: &mut [&mut [f32]]) {
+    for (o, output) in outputs.iter_mut().enumerate() {
+        if let Some(head) = plan.heads[o] {
+            let width = plan.shapes[plan.outputs[o]].last().copied().unwrap_or(1);
+            head.apply_in_place(output, width);
+        }
     }
 }

@@ -1,8 +1,12 @@
-//! The batch loop of `fit` and `evaluate`: gather a batch, forward, loss and its gradient,
-//! backward, optimizer step, running loss and metrics. One call runs a whole epoch.
+//! The batch loop of `fit` and `evaluate`: gather a batch, forward, losses and their gradients,
+//! backward, optimizer step, running losses and metrics. One call runs a whole epoch.
 //!
-//! The epoch loss is Keras's: the mean of each batch's mean loss, weighted by the batch's sample
-//! count, taken as training proceeds (weights change between batches).
+//! A model has one or more inputs and outputs. Each output may have a loss (with a weight) and
+//! metrics; as in Keras, the loss of a batch is the sum over outputs of each output's mean loss
+//! times its weight, plus the penalties. The epoch loss is Keras's: the mean of each batch's
+//! loss, weighted by the batch's sample count, taken as training proceeds (weights change
+//! between batches); with several outputs, each output's unweighted loss is tracked the same
+//! way.
 
 use std::ops::Range;
 
@@ -19,18 +23,54 @@ use crate::parallel;
 use crate::rng::Rng;
 use rayon::prelude::*;
 
-/// Inputs and targets of `len` samples, row-major, checked against a network by [`Trainer`].
-#[derive(Clone, Copy)]
+/// A few values (one per model input or output), inline.
+type Few<T> = smallvec::SmallVec<[T; 4]>;
+
+/// Inputs and targets of `len` samples, row-major, one array per model input and per output,
+/// checked against a network by [`Trainer`].
+#[derive(Clone)]
 pub struct Dataset<'a> {
-    pub x: &'a [f32],
-    pub y: &'a [f32],
+    pub xs: Vec<&'a [f32]>,
+    pub ys: Vec<&'a [f32]>,
     pub len: usize,
 }
 
-/// An epoch's (or an evaluation's) averages: the loss, then each metric in compile order.
+impl<'a> Dataset<'a> {
+    /// The data of a model with one input and one output.
+    pub fn new(x: &'a [f32], y: &'a [f32], len: usize) -> Self {
+        Dataset {
+            xs: vec![x],
+            ys: vec![y],
+            len,
+        }
+    }
+
+    /// The first input's values.
+    pub fn x(&self) -> &'a [f32] {
+        self.xs[0]
+    }
+
+    /// The first output's targets.
+    pub fn y(&self) -> &'a [f32] {
+        self.ys[0]
+    }
+}
+
+/// What one output of a model is trained and judged by: its loss (none: it gets no gradient),
+/// the loss's weight in the total, and its metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutputSpec {
+    pub loss: Option<Loss>,
+    pub weight: f32,
+    pub metrics: Vec<Metric>,
+}
+
+/// An epoch's (or an evaluation's) averages: the loss, each output's own loss (with several
+/// outputs), then each metric in compile order, output by output.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Logs {
     pub loss: f64,
+    pub output_losses: Vec<f64>,
     pub metrics: Vec<f64>,
     /// Batches run; fewer than the epoch has when the caller asked to stop.
     pub batches: usize,
@@ -61,7 +101,8 @@ impl Progress<'_> {
         }
     }
 
-    /// The running loss, then each running metric in compile order; none for predictions.
+    /// The running loss, each output's running loss, then each running metric; none for
+    /// predictions.
     pub fn means(&self) -> impl Iterator<Item = f64> + '_ {
         self.totals.into_iter().flat_map(Totals::means)
     }
@@ -70,7 +111,7 @@ impl Progress<'_> {
 /// What a loop over batches does with each batch.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
-    /// Loss and metrics with fixed weights, no training behaviour.
+    /// Losses and metrics with fixed weights, no training behaviour.
     Test,
     /// A training step's forward and backward, without the optimizer step.
     Gradients,
@@ -78,39 +119,58 @@ enum Pass {
     Train,
 }
 
-/// Running sums behind [`Logs`]: each batch's loss and metric sums, weighted as Keras weights
+/// Running sums behind [`Logs`]: each batch's losses and metric sums, weighted as Keras weights
 /// them. Public for engines that compute the batches elsewhere (the GPU's).
 pub struct Totals {
     loss: f64,
     samples: usize,
+    output_losses: Vec<f64>,
     metrics: Vec<f64>,
-    rows: usize,
+    /// The rows each metric was summed over.
+    metric_rows: Vec<usize>,
     batches: usize,
     first_non_finite: Option<usize>,
 }
 
 impl Totals {
+    /// Sums for `n_metrics` metrics of a model with one output.
     pub fn new(n_metrics: usize) -> Self {
+        Totals::with_outputs(0, n_metrics)
+    }
+
+    /// Sums that also track `tracked_outputs` outputs' own losses.
+    fn with_outputs(tracked_outputs: usize, n_metrics: usize) -> Self {
         Totals {
             loss: 0.0,
             samples: 0,
+            output_losses: vec![0.0; tracked_outputs],
             metrics: vec![0.0; n_metrics],
-            rows: 0,
+            metric_rows: vec![0; n_metrics],
             batches: 0,
             first_non_finite: None,
         }
     }
 
-    /// The running loss, then each running metric.
+    /// The running loss, each output's, then each running metric.
     fn means(&self) -> impl Iterator<Item = f64> + '_ {
         let mean = |sum: f64, count: usize| if count > 0 { sum / count as f64 } else { 0.0 };
-        let metrics = self.metrics.iter().map(move |&m| mean(m, self.rows));
-        std::iter::once(mean(self.loss, self.samples)).chain(metrics)
+        let losses = self
+            .output_losses
+            .iter()
+            .map(move |&l| mean(l, self.samples));
+        let metrics = self
+            .metrics
+            .iter()
+            .zip(&self.metric_rows)
+            .map(move |(&m, &rows)| mean(m, rows));
+        std::iter::once(mean(self.loss, self.samples))
+            .chain(losses)
+            .chain(metrics)
     }
 
-    /// Adds one batch of `samples` samples (`rows` loss rows): the sum of its rows' losses,
-    /// the weights' penalty (added in full to the batch's mean loss, as Keras does) and the sum
-    /// of each metric's row values.
+    /// Adds one batch of `samples` samples of a one-output model (`rows` loss rows): the sum
+    /// of its rows' losses, the weights' penalty (added in full to the batch's mean loss, as
+    /// Keras does) and the sum of each metric's row values.
     pub fn add_batch(
         &mut self,
         loss_sum: f64,
@@ -119,16 +179,23 @@ impl Totals {
         rows: usize,
         metric_sums: impl IntoIterator<Item = f64>,
     ) {
-        let batch_loss = loss_sum / rows as f64 + penalty;
+        for (i, sum) in metric_sums.into_iter().enumerate() {
+            self.metrics[i] += sum;
+            self.metric_rows[i] += rows;
+        }
+        self.add_losses(loss_sum / rows as f64 + penalty, samples, &[]);
+    }
+
+    /// Adds one batch's total loss (penalties included) and each tracked output's mean loss.
+    fn add_losses(&mut self, batch_loss: f64, samples: usize, output_means: &[f64]) {
         if !batch_loss.is_finite() && self.first_non_finite.is_none() {
             self.first_non_finite = Some(self.batches);
         }
-        for (total, sum) in self.metrics.iter_mut().zip(metric_sums) {
-            *total += sum;
-        }
         self.loss += batch_loss * samples as f64;
+        for (total, mean) in self.output_losses.iter_mut().zip(output_means) {
+            *total += mean * samples as f64;
+        }
         self.samples += samples;
-        self.rows += rows;
         self.batches += 1;
     }
 
@@ -136,6 +203,7 @@ impl Totals {
         let mut means = self.means();
         Logs {
             loss: means.next().unwrap_or(0.0),
+            output_losses: means.by_ref().take(self.output_losses.len()).collect(),
             metrics: means.collect(),
             batches: self.batches,
             first_non_finite: self.first_non_finite,
@@ -143,49 +211,103 @@ impl Totals {
     }
 }
 
+/// Per output, the batch loop's scratch.
+#[derive(Default)]
+struct OutputScratch {
+    /// The batch's outputs, where an evaluation infers them.
+    values: Vec<f32>,
+    /// The batch's probabilities, where the output has a head.
+    probabilities: Vec<f32>,
+}
+
 pub struct Trainer {
-    loss: Loss,
-    metrics: Vec<Metric>,
+    outputs: Vec<OutputSpec>,
     optimizer: Box<dyn Optimizer>,
     /// The order in which an epoch visits samples; kept to reuse its memory.
     order: Vec<usize>,
-    /// The current batch's targets.
-    targets: Vec<f32>,
-    /// The current batch's inputs and outputs, where an evaluation gathers and infers them.
-    inputs: Vec<f32>,
-    outputs: Vec<f32>,
+    /// Each output's targets for the batch, where they are gathered.
+    targets: Vec<Vec<f32>>,
+    scratch: Vec<OutputScratch>,
+    /// The current batch's inputs, where an evaluation gathers them.
+    inputs: Vec<Vec<f32>>,
     /// Each output row's loss, for batches whose loss is computed in parallel.
     row_losses: Vec<f32>,
-    /// The batch's probabilities, where the network has a head.
-    probabilities: Vec<f32>,
     /// The sums of a batch's parts, where a training batch is split.
     part_sums: Vec<PartSums>,
 }
 
 impl Trainer {
+    /// A trainer for a model of one output, trained by `loss` and judged by `metrics`.
     pub fn new(
         network: &Network,
         loss: Loss,
         optimizer: &OptimizerSpec,
         metrics: Vec<Metric>,
     ) -> Result<Self> {
-        Ok(Trainer {
-            loss,
+        let output = OutputSpec {
+            loss: Some(loss),
+            weight: 1.0,
             metrics,
+        };
+        Trainer::with_outputs(network, vec![output], optimizer)
+    }
+
+    /// A trainer for a model whose outputs are trained and judged by `outputs` (one each).
+    pub fn with_outputs(
+        network: &Network,
+        outputs: Vec<OutputSpec>,
+        optimizer: &OptimizerSpec,
+    ) -> Result<Self> {
+        if outputs.len() != network.output_count() {
+            return Err(CoreError::invalid(
+                "outputs",
+                format!(
+                    "a loss and metrics for each of the {} outputs",
+                    network.output_count()
+                ),
+                outputs.len(),
+            ));
+        }
+        if outputs.iter().all(|o| o.loss.is_none()) {
+            return Err(CoreError::invalid(
+                "losses",
+                "a loss for at least one output",
+                "none",
+            ));
+        }
+        if let Some(bad) = outputs
+            .iter()
+            .find(|o| !o.weight.is_finite() || o.weight < 0.0)
+        {
+            return Err(CoreError::invalid(
+                "loss_weights",
+                "finite weights >= 0",
+                bad.weight,
+            ));
+        }
+        Ok(Trainer {
+            scratch: outputs.iter().map(|_| OutputScratch::default()).collect(),
+            targets: vec![Vec::new(); outputs.len()],
+            inputs: vec![Vec::new(); network.input_count()],
+            outputs,
             optimizer: optimizer.build(network.weights().len())?,
             order: Vec::new(),
-            targets: Vec::new(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
             row_losses: Vec::new(),
-            probabilities: Vec::new(),
             part_sums: Vec::new(),
         })
     }
 
-    /// How many metrics this trainer computes besides the loss.
+    /// How many metrics this trainer computes besides the losses, over all outputs.
     pub fn metric_count(&self) -> usize {
-        self.metrics.len()
+        self.outputs.iter().map(|o| o.metrics.len()).sum()
+    }
+
+    /// Whether the logs track each output's own loss (a model of several outputs).
+    fn tracks_outputs(&self) -> usize {
+        match self.outputs.len() {
+            1 => 0,
+            _ => self.outputs.iter().filter(|o| o.loss.is_some()).count(),
+        }
     }
 
     pub fn optimizer(&self) -> &dyn Optimizer {
@@ -196,25 +318,52 @@ impl Trainer {
         self.optimizer.as_mut()
     }
 
-    /// Target values per sample that this trainer's loss needs from `network`.
-    pub fn target_size(&self, network: &Network) -> usize {
-        let width = network.output_width();
-        network.output_size() / width * self.loss.target_width(width)
+    /// Target values per sample of output `o`: what its loss (or its first metric) reads.
+    fn target_size_of(&self, network: &Network, o: usize) -> usize {
+        let width = network.output_width_of(o);
+        let spec = &self.outputs[o];
+        let target_width = match (&spec.loss, spec.metrics.first()) {
+            (Some(loss), _) => loss.target_width(width),
+            (None, Some(metric)) => metric.target_width(width),
+            (None, None) => return 0,
+        };
+        network.output_size_of(o) / width * target_width
     }
 
-    /// Checks that `data` fits `network` and this trainer's loss.
+    /// Target values per sample of a one-output model.
+    pub fn target_size(&self, network: &Network) -> usize {
+        self.target_size_of(network, 0)
+    }
+
+    /// Checks that `data` fits `network` and this trainer's losses.
     pub fn check(&self, network: &Network, data: &Dataset) -> Result<()> {
-        let (x_len, y_len) = (
-            data.len * network.input_size(),
-            data.len * self.target_size(network),
-        );
-        if data.x.len() != x_len {
-            return Err(CoreError::shape("x", x_len, data.x.len()));
+        if data.xs.len() != network.input_count() || data.ys.len() != self.outputs.len() {
+            return Err(CoreError::invalid(
+                "data",
+                format!(
+                    "{} inputs and {} targets",
+                    network.input_count(),
+                    self.outputs.len()
+                ),
+                format!("{} and {}", data.xs.len(), data.ys.len()),
+            ));
         }
-        if data.y.len() != y_len {
-            return Err(CoreError::shape("y", y_len, data.y.len()));
+        for (i, x) in data.xs.iter().enumerate() {
+            let len = data.len * network.input_size_of(i);
+            if x.len() != len {
+                return Err(CoreError::shape("x", len, x.len()));
+            }
         }
-        self.loss.check_targets(data.y, network.output_width())
+        for (o, y) in data.ys.iter().enumerate() {
+            let len = data.len * self.target_size_of(network, o);
+            if y.len() != len {
+                return Err(CoreError::shape("y", len, y.len()));
+            }
+            if let Some(loss) = self.outputs[o].loss {
+                loss.check_targets(y, network.output_width_of(o))?;
+            }
+        }
+        Ok(())
     }
 
     /// One pass over `data` in batches of `batch_size`, updating the weights after each batch.
@@ -234,7 +383,7 @@ impl Trainer {
         self.run(network, data, batch_size, shuffle_seed, pass, watch)
     }
 
-    /// The loss and metrics over `data` with fixed weights (no training behaviour).
+    /// The losses and metrics over `data` with fixed weights (no training behaviour).
     pub fn evaluate(
         &mut self,
         network: &mut Network,
@@ -264,7 +413,7 @@ impl Trainer {
             .map_err(|e| out_of_memory(network, e, largest))?;
         let mut order = std::mem::take(&mut self.order);
         fill_order(&mut order, data.len, shuffle_seed)?;
-        let mut totals = Totals::new(self.metrics.len());
+        let mut totals = Totals::with_outputs(self.tracks_outputs(), self.metric_count());
         for batch in order.chunks(batch_size) {
             self.run_batch(network, data, batch, pass, &mut totals, cancel)
                 .map_err(|e| out_of_memory(network, e, batch.len()))?;
@@ -282,7 +431,7 @@ impl Trainer {
 
     /// ∂loss/∂weights over all of `data` as one batch, left in [`Network::grads`]: what a
     /// training step on it would apply (training behaviour, penalties included), without the
-    /// step. Returns the batch's loss and metrics.
+    /// step. Returns the batch's losses and metrics.
     pub fn gradients(
         &mut self,
         network: &mut Network,
@@ -301,7 +450,7 @@ impl Trainer {
         network.step_with(self.optimizer.as_mut(), grads)
     }
 
-    /// One batch of samples `indices`: forward, loss, metrics, and for training passes the
+    /// One batch of samples `indices`: forward, losses, metrics, and for training passes the
     /// backward (and the optimizer step).
     fn run_batch(
         &mut self,
@@ -314,9 +463,6 @@ impl Trainer {
     ) -> Result<()> {
         let train = pass != Pass::Test;
         let batch = indices.len();
-        let target_size = self.target_size(network);
-        let width = network.output_width();
-        let rows = batch * network.output_size() / width;
         if train {
             network.begin_step(self.optimizer.iterations());
         }
@@ -324,236 +470,370 @@ impl Trainer {
             true => network.training_parts(batch),
             false => 1,
         };
+        let target_sizes: Few<usize> = (0..self.outputs.len())
+            .map(|o| self.target_size_of(network, o))
+            .collect();
         let Trainer {
-            loss,
-            metrics,
-            optimizer,
-            targets,
-            inputs,
             outputs,
+            optimizer,
+            targets: target_buffers,
+            scratch,
+            inputs,
             row_losses,
-            probabilities,
             part_sums,
             ..
         } = self;
-        let heads = Heads {
-            loss,
-            metrics,
-            head: network.head(),
-        };
-        let targets = match consecutive(indices) {
-            // `train_on_batch`, `evaluate` and unshuffled epochs read the targets in place.
-            Some(first) => &data.y[first * target_size..(first + batch) * target_size],
-            None => {
-                ensure_len(targets, batch * target_size)?;
-                let targets = &mut targets[..batch * target_size];
-                gather(data.y, target_size, indices, targets);
-                targets
-            }
-        };
+        let mut targets: Few<&[f32]> = Few::new();
+        let buffers = target_buffers.iter_mut();
+        for ((y, buffer), &size) in data.ys.iter().zip(buffers).zip(&target_sizes) {
+            targets.push(match consecutive(indices) {
+                // `train_on_batch`, `evaluate` and unshuffled epochs read the targets in place.
+                Some(first) => &y[first * size..(first + batch) * size],
+                None => {
+                    ensure_len(buffer, batch * size)?;
+                    gather(y, size, indices, &mut buffer[..batch * size]);
+                    &buffer[..batch * size]
+                }
+            });
+        }
+        let heads = heads_of(network, outputs, batch);
         let batch_data = BatchData {
-            x: data.x,
+            xs: &data.xs,
             indices,
-            targets,
-            width,
-            scale: 1.0 / rows as f32,
+            targets: &targets,
         };
-        let loss_sum = if parts > 1 {
+        let mut loss_sums: Few<f64> = Few::from_elem(0.0, outputs.len());
+        if parts > 1 {
             part_sums.resize_with(parts.max(part_sums.len()), Default::default);
             let part_sums = &mut part_sums[..parts];
-            train_in_parts(network, heads, &batch_data, part_sums, cancel)?;
+            train_in_parts(network, &heads, &batch_data, part_sums, cancel)?;
             for part in part_sums.iter() {
                 for (total, sum) in totals.metrics.iter_mut().zip(&part.metrics) {
                     *total += sum;
                 }
+                for (total, sum) in loss_sums.iter_mut().zip(&part.losses) {
+                    *total += sum;
+                }
             }
-            part_sums.iter().map(|part| part.loss).sum()
         } else if !train && !network.penalizes_activity() {
-            let buffers = (inputs, outputs, (probabilities, row_losses));
-            test_in_parts(network, heads, &batch_data, buffers, totals, cancel)?
+            let buffers = (inputs.as_mut_slice(), scratch.as_mut_slice(), row_losses);
+            test_in_parts(
+                network,
+                &heads,
+                &batch_data,
+                buffers,
+                totals,
+                &mut loss_sums,
+                cancel,
+            )?;
         } else {
-            let buffers = (probabilities, row_losses);
-            run_whole(network, heads, &batch_data, train, buffers, totals, cancel)?
-        };
+            let buffers = (scratch.as_mut_slice(), row_losses);
+            run_whole(
+                network,
+                &heads,
+                &batch_data,
+                train,
+                buffers,
+                totals,
+                &mut loss_sums,
+                cancel,
+            )?;
+        }
         let penalty = network.penalty(batch, train);
         // An interrupted batch changes nothing.
         cancel.check()?;
         if pass == Pass::Train {
             network.step(optimizer.as_mut());
         }
-        // The metrics are in already: computed before the backward overwrites the output.
-        totals.add_batch(loss_sum, penalty, batch, rows, std::iter::empty());
+        // The metrics are in already: computed before the backward overwrites the outputs.
+        let mut offset = 0;
+        for head in heads.iter() {
+            for rows in &mut totals.metric_rows[offset..offset + head.metrics.len()] {
+                *rows += head.rows;
+            }
+            offset += head.metrics.len();
+        }
+        let means: Few<f64> = heads
+            .iter()
+            .zip(&loss_sums)
+            .filter(|(head, _)| head.loss.is_some())
+            .map(|(head, &sum)| sum / head.rows as f64)
+            .collect();
+        let weighted: f64 = heads
+            .iter()
+            .filter(|head| head.loss.is_some())
+            .zip(&means)
+            .map(|(head, &mean)| head.weight as f64 * mean)
+            .sum();
+        let tracked = if totals.output_losses.is_empty() {
+            &[][..]
+        } else {
+            &means[..]
+        };
+        totals.add_losses(weighted + penalty, batch, tracked);
         Ok(())
     }
 }
 
-/// One batch's samples, as its forward and loss read them.
+/// One batch's samples, as its forward and losses read them.
 struct BatchData<'a> {
-    x: &'a [f32],
+    xs: &'a [&'a [f32]],
     indices: &'a [usize],
-    targets: &'a [f32],
-    /// Values per output row (what losses and metrics call a row), and the loss gradient's
-    /// scale: one over the batch's rows.
-    width: usize,
-    scale: f32,
+    targets: &'a [&'a [f32]],
 }
 
-/// A part's sums of a batch split into parts: the loss and each metric over its rows, added
-/// in part order afterwards.
+/// A part's sums of a batch split into parts: each output's loss and each metric over its
+/// rows, added in part order afterwards.
 #[derive(Default)]
 struct PartSums {
-    loss: f64,
+    losses: Vec<f64>,
     metrics: Vec<f64>,
     probabilities: Vec<f32>,
     row_losses: Vec<f32>,
 }
 
-/// What a batch's loss and metrics are computed with: the loss, the metrics, and the
-/// network's head (see [`crate::head`]).
+/// What one output's loss and metrics are computed with: its loss and weight, its metrics, its
+/// head (see [`crate::head`]), its rows in the batch and the loss gradient's scale.
 #[derive(Clone, Copy)]
-struct Heads<'a> {
-    loss: &'a Loss,
+struct Head<'a> {
+    loss: Option<Loss>,
+    weight: f32,
     metrics: &'a [Metric],
     head: Option<Activation>,
+    width: usize,
+    /// The batch's rows: what losses and metrics average over.
+    rows: usize,
+    /// Where this output's metrics start in the flat list.
+    metric_offset: usize,
+}
+
+impl Head<'_> {
+    /// The loss gradient's scale for `rows` rows: the weight over the batch's rows.
+    fn scale(&self) -> f32 {
+        self.weight / self.rows as f32
+    }
+}
+
+fn heads_of<'a>(network: &Network, outputs: &'a [OutputSpec], batch: usize) -> Few<Head<'a>> {
+    let mut offset = 0;
+    outputs
+        .iter()
+        .enumerate()
+        .map(|(o, spec)| {
+            let width = network.output_width_of(o);
+            let head = Head {
+                loss: spec.loss,
+                weight: spec.weight,
+                metrics: &spec.metrics,
+                head: network.head_of(o),
+                width,
+                rows: batch * (network.output_size_of(o) / width),
+                metric_offset: offset,
+            };
+            offset += spec.metrics.len();
+            head
+        })
+        .collect()
 }
 
 /// The scratch of [`score`]: the probabilities after the head and each row's loss.
 type ScoreBuffers<'a> = (&'a mut Vec<f32>, &'a mut Vec<f32>);
 
 /// The loss's sum over a batch whose output layer wrote `raw` (logits, where there is a head),
-/// after adding each metric's sum with `add_metric(index, sum)`. With `grad` (and its scale),
-/// also writes the loss's gradient with respect to `raw`: through the head, unless the loss
-/// reads the logits.
+/// after adding each metric's sum with `add_metric(index, sum)` (indices in the flat list).
+/// With `grad` (and its scale), also writes the loss's gradient with respect to `raw`: through
+/// the head, unless the loss reads the logits. An output without a loss sums 0.
 fn score(
-    heads: Heads,
+    head: &Head,
     targets: &[f32],
     raw: &[f32],
-    width: usize,
-    grad: Option<(&mut [f32], f32)>,
+    grad: Option<&mut [f32]>,
     (probabilities, row_losses): ScoreBuffers,
     mut add_metric: impl FnMut(usize, f64),
 ) -> Result<f64> {
-    let outputs = Outputs::of(raw, heads.head, width, probabilities)?;
-    for (index, metric) in heads.metrics.iter().enumerate() {
-        add_metric(index, outputs.metric(metric, targets, width));
+    let width = head.width;
+    let outputs = Outputs::of(raw, head.head, width, probabilities)?;
+    for (index, metric) in head.metrics.iter().enumerate() {
+        add_metric(
+            head.metric_offset + index,
+            outputs.metric(metric, targets, width),
+        );
     }
-    let (loss, predictions) = outputs.for_loss(*heads.loss);
-    let Some((grad, scale)) = grad else {
-        return batch_loss(&loss, (targets, predictions), width, None, 0.0, row_losses);
+    let Some(loss) = head.loss else {
+        return Ok(0.0);
+    };
+    let (loss_form, predictions) = outputs.for_loss(loss);
+    let Some(grad) = grad else {
+        return batch_loss(
+            &loss_form,
+            (targets, predictions),
+            width,
+            None,
+            0.0,
+            row_losses,
+        );
     };
     let sum = batch_loss(
-        &loss,
+        &loss_form,
         (targets, predictions),
         width,
         Some(grad),
-        scale,
+        head.scale(),
         row_losses,
     )?;
-    if let (Some(head), Some(logits)) = (heads.head, outputs.logits) {
-        if !outputs.reads_logits(*heads.loss) {
-            head.backward(logits, outputs.values, grad, width);
+    if let (Some(activation), Some(logits)) = (head.head, outputs.logits) {
+        if !outputs.reads_logits(loss) {
+            activation.backward(logits, outputs.values, grad, width);
         }
     }
     Ok(sum)
 }
 
-/// Forward, metrics, loss and (in training) backward of a batch run whole; adds the metrics to
-/// `totals` and returns the loss's sum.
+/// Forward, metrics, losses and (in training) backward of a batch run whole; adds the metrics
+/// to `totals` and each output's loss sum to `loss_sums`.
+#[allow(clippy::too_many_arguments)]
 fn run_whole(
     network: &mut Network,
-    heads: Heads,
+    heads: &[Head],
     data: &BatchData,
     train: bool,
-    buffers: ScoreBuffers,
+    (scratch, row_losses): (&mut [OutputScratch], &mut Vec<f32>),
     totals: &mut Totals,
+    loss_sums: &mut [f64],
     cancel: &Cancel,
-) -> Result<f64> {
+) -> Result<()> {
     let batch = data.indices.len();
-    let in_size = network.input_size();
-    gather(data.x, in_size, data.indices, network.input_mut(batch)?);
-    network.forward(batch, train, cancel)?;
-    let (targets, width) = (data.targets, data.width);
-    let add_metric = |index: usize, sum: f64| totals.metrics[index] += sum;
-    if !train {
-        let raw = network.output(batch);
-        return score(heads, targets, raw, width, None, buffers, add_metric);
+    for (i, x) in data.xs.iter().enumerate() {
+        let size = network.input_size_of(i);
+        gather(x, size, data.indices, network.input_mut_of(i, batch)?);
     }
-    let (raw, grad) = network.output_and_grad_mut(batch)?;
-    let grad = Some((grad, data.scale));
-    let sum = score(heads, targets, raw, width, grad, buffers, add_metric)?;
-    network.backward(batch, cancel)?;
-    Ok(sum)
+    network.forward(batch, train, cancel)?;
+    let mut seeded: Few<bool> = Few::new();
+    for (o, head) in heads.iter().enumerate() {
+        let buffers = (&mut scratch[o].probabilities, &mut *row_losses);
+        let add_metric = |index: usize, sum: f64| totals.metrics[index] += sum;
+        let targets = data.targets[o];
+        loss_sums[o] = if train && head.loss.is_some() {
+            let (raw, grad) = network.output_and_grad_mut_of(o, batch)?;
+            score(head, targets, raw, Some(grad), buffers, add_metric)?
+        } else {
+            score(
+                head,
+                targets,
+                network.output_of(o, batch),
+                None,
+                buffers,
+                add_metric,
+            )?
+        };
+        seeded.push(head.loss.is_some());
+    }
+    if train {
+        network.backward_seeded(batch, &seeded, cancel)?;
+    }
+    Ok(())
 }
 
-/// Loss and metrics of a batch with fixed weights, from outputs that inference computes in
+/// Losses and metrics of a batch with fixed weights, from outputs that inference computes in
 /// parts (each part's activations stay in a core's cache, and Ctrl-C stops it between parts):
-/// the whole batch's outputs exactly. Adds the metrics to `totals`; returns the loss's sum.
+/// the whole batch's outputs exactly. Adds the metrics to `totals` and each output's loss sum
+/// to `loss_sums`.
 fn test_in_parts(
     network: &mut Network,
-    heads: Heads,
+    heads: &[Head],
     data: &BatchData,
-    (inputs, outputs, buffers): (&mut Vec<f32>, &mut Vec<f32>, ScoreBuffers),
+    (inputs, scratch, row_losses): (&mut [Vec<f32>], &mut [OutputScratch], &mut Vec<f32>),
     totals: &mut Totals,
+    loss_sums: &mut [f64],
     cancel: &Cancel,
-) -> Result<f64> {
+) -> Result<()> {
     let batch = data.indices.len();
-    let (in_size, out_len) = (network.input_size(), batch * network.output_size());
-    let input = match consecutive(data.indices) {
-        // `evaluate` and validation read the samples in place.
-        Some(first) => &data.x[first * in_size..(first + batch) * in_size],
-        None => {
-            ensure_len(inputs, batch * in_size)?;
-            gather(data.x, in_size, data.indices, inputs);
-            &inputs[..batch * in_size]
+    let first = consecutive(data.indices);
+    for (i, (x, buffer)) in data.xs.iter().zip(inputs.iter_mut()).enumerate() {
+        if first.is_none() {
+            let size = network.input_size_of(i);
+            ensure_len(buffer, batch * size)?;
+            gather(x, size, data.indices, &mut buffer[..batch * size]);
         }
-    };
-    ensure_len(outputs, out_len)?;
-    let raw = &mut outputs[..out_len];
-    network.infer_raw(input, raw, batch, cancel)?;
-    let add_metric = |index: usize, sum: f64| totals.metrics[index] += sum;
-    score(
-        heads,
-        data.targets,
-        raw,
-        data.width,
-        None,
-        buffers,
-        add_metric,
-    )
+    }
+    let xs: Few<&[f32]> = data
+        .xs
+        .iter()
+        .zip(inputs.iter())
+        .enumerate()
+        .map(|(i, (x, buffer))| {
+            let size = network.input_size_of(i);
+            match first {
+                // `evaluate` and validation read the samples in place.
+                Some(first) => &x[first * size..(first + batch) * size],
+                None => &buffer[..batch * size],
+            }
+        })
+        .collect();
+    for (o, output) in scratch.iter_mut().enumerate() {
+        ensure_len(&mut output.values, batch * network.output_size_of(o))?;
+    }
+    {
+        let mut ys: Few<&mut [f32]> = scratch
+            .iter_mut()
+            .enumerate()
+            .map(|(o, output)| &mut output.values[..batch * network.output_size_of(o)])
+            .collect();
+        network.infer_all(&xs, &mut ys, batch, false, cancel)?;
+    }
+    for (o, head) in heads.iter().enumerate() {
+        let OutputScratch {
+            values,
+            probabilities,
+            ..
+        } = &mut scratch[o];
+        let raw = &values[..batch * network.output_size_of(o)];
+        let add_metric = |index: usize, sum: f64| totals.metrics[index] += sum;
+        let buffers = (probabilities, &mut *row_losses);
+        loss_sums[o] = score(head, data.targets[o], raw, None, buffers, add_metric)?;
+    }
+    Ok(())
 }
 
 /// The training forward and backward of a batch in parts (see [`Network::train_in_parts`]),
-/// each part's loss and metrics summed into its `part_sums`.
+/// each part's losses and metrics summed into its `part_sums`.
 fn train_in_parts(
     network: &mut Network,
-    heads: Heads,
+    heads: &[Head],
     data: &BatchData,
     part_sums: &mut [PartSums],
     cancel: &Cancel,
 ) -> Result<()> {
-    let (in_size, width) = (network.input_size(), data.width);
-    let target_size = data.targets.len() / data.indices.len();
-    let fill_input = |samples: Range<usize>, input: &mut [f32]| {
-        gather(data.x, in_size, &data.indices[samples], input)
-    };
-    let part_loss = |samples: Range<usize>, raw: &[f32], grad: &mut [f32], sums: &mut PartSums| {
-        let targets = &data.targets[samples.start * target_size..samples.end * target_size];
-        let PartSums {
-            loss,
-            metrics,
-            probabilities,
-            row_losses,
-        } = sums;
-        metrics.clear();
-        metrics.resize(heads.metrics.len(), 0.0);
-        let grad = Some((grad, data.scale));
-        let buffers = (probabilities, row_losses);
-        *loss = score(heads, targets, raw, width, grad, buffers, |i, sum| {
-            metrics[i] = sum
-        })?;
-        Ok(())
-    };
     let batch = data.indices.len();
+    let input_sizes: Few<usize> = (0..data.xs.len())
+        .map(|i| network.input_size_of(i))
+        .collect();
+    let n_metrics: usize = heads.iter().map(|h| h.metrics.len()).sum();
+    for sums in part_sums.iter_mut() {
+        sums.metrics.clear();
+        sums.metrics.resize(n_metrics, 0.0);
+        sums.losses.clear();
+        sums.losses.resize(heads.len(), 0.0);
+    }
+    let fill_input = |samples: Range<usize>, i: usize, input: &mut [f32]| {
+        gather(data.xs[i], input_sizes[i], &data.indices[samples], input)
+    };
+    let part_loss =
+        |samples: Range<usize>, o: usize, raw: &[f32], grad: &mut [f32], sums: &mut PartSums| {
+            let head = &heads[o];
+            let target_size = data.targets[o].len() / batch.max(1);
+            let targets = &data.targets[o][samples.start * target_size..samples.end * target_size];
+            let PartSums {
+                losses,
+                metrics,
+                probabilities,
+                row_losses,
+            } = sums;
+            let grad = head.loss.is_some().then_some(grad);
+            let buffers = (probabilities, row_losses);
+            losses[o] = score(head, targets, raw, grad, buffers, |i, sum| metrics[i] = sum)?;
+            Ok(head.loss.is_some())
+        };
     network.train_in_parts(batch, part_sums, fill_input, part_loss, cancel)
 }
 
@@ -658,9 +938,69 @@ pub fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut [f32]) {
         .for_each(|(out, indices)| copy_rows(out, indices));
 }
 
-/// Predictions for `x` (`len` samples), computed in batches into `out` (`len` times the
-/// output's size: the caller's memory, so a large prediction is written once and never zeroed
-/// first). Returns [`Next::Stop`] when `after_batch` stopped it.
+/// Predictions for `xs` (one array per model input, `len` samples each), computed in batches
+/// into `outs` (one per output, `len` times its size: the caller's memory, so a large
+/// prediction is written once and never zeroed first). Returns [`Next::Stop`] when
+/// `after_batch` stopped it.
+pub fn predict_all(
+    network: &mut Network,
+    (xs, len): (&[&[f32]], usize),
+    batch_size: usize,
+    outs: &mut [&mut [f32]],
+    after_batch: &mut dyn FnMut(&Progress) -> Next,
+    cancel: &Cancel,
+) -> Result<Next> {
+    check_batch_size(batch_size)?;
+    if xs.len() != network.input_count() || outs.len() != network.output_count() {
+        return Err(CoreError::invalid(
+            "data",
+            format!(
+                "{} inputs and {} outputs",
+                network.input_count(),
+                network.output_count()
+            ),
+            format!("{} and {}", xs.len(), outs.len()),
+        ));
+    }
+    let in_sizes: Few<usize> = (0..xs.len()).map(|i| network.input_size_of(i)).collect();
+    let out_sizes: Few<usize> = (0..outs.len()).map(|o| network.output_size_of(o)).collect();
+    for (x, &size) in xs.iter().zip(&in_sizes) {
+        if x.len() != len * size {
+            return Err(CoreError::shape("x", len * size, x.len()));
+        }
+    }
+    for (out, &size) in outs.iter().zip(&out_sizes) {
+        if out.len() != len * size {
+            return Err(CoreError::shape("out", len * size, out.len()));
+        }
+    }
+    let largest = batch_size.min(len);
+    network
+        .check_batch(largest)
+        .map_err(|e| out_of_memory(network, e, largest))?;
+    for start in (0..len).step_by(batch_size) {
+        let batch = batch_size.min(len - start);
+        let inputs: Few<&[f32]> = xs
+            .iter()
+            .zip(&in_sizes)
+            .map(|(x, s)| &x[start * s..(start + batch) * s])
+            .collect();
+        let mut outputs: Few<&mut [f32]> = outs
+            .iter_mut()
+            .zip(&out_sizes)
+            .map(|(y, s)| &mut y[start * s..(start + batch) * s])
+            .collect();
+        network
+            .infer_all(&inputs, &mut outputs, batch, true, cancel)
+            .map_err(|e| out_of_memory(network, e, batch))?;
+        if let Next::Stop = after_batch(&Progress::batches_only(start / batch_size + 1)) {
+            return Ok(Next::Stop);
+        }
+    }
+    Ok(Next::Continue)
+}
+
+/// [`predict_all`] for a model of one input and one output.
 pub fn predict(
     network: &mut Network,
     x: &[f32],
@@ -670,30 +1010,14 @@ pub fn predict(
     after_batch: &mut dyn FnMut(&Progress) -> Next,
     cancel: &Cancel,
 ) -> Result<Next> {
-    check_batch_size(batch_size)?;
-    let (in_size, out_size) = (network.input_size(), network.output_size());
-    if x.len() != len * in_size {
-        return Err(CoreError::shape("x", len * in_size, x.len()));
-    }
-    if out.len() != len * out_size {
-        return Err(CoreError::shape("out", len * out_size, out.len()));
-    }
-    let largest = batch_size.min(len);
-    network
-        .check_batch(largest)
-        .map_err(|e| out_of_memory(network, e, largest))?;
-    for start in (0..len).step_by(batch_size) {
-        let batch = batch_size.min(len - start);
-        let input = &x[start * in_size..(start + batch) * in_size];
-        let output = &mut out[start * out_size..(start + batch) * out_size];
-        network
-            .infer(input, output, batch, cancel)
-            .map_err(|e| out_of_memory(network, e, batch))?;
-        if let Next::Stop = after_batch(&Progress::batches_only(start / batch_size + 1)) {
-            return Ok(Next::Stop);
-        }
-    }
-    Ok(Next::Continue)
+    predict_all(
+        network,
+        (&[x], len),
+        batch_size,
+        &mut [out],
+        after_batch,
+        cancel,
+    )
 }
 
 #[cfg(test)]
@@ -780,11 +1104,7 @@ mod tests {
         let mut trainer =
             Trainer::new(&net, loss, &adam, vec![Metric::CategoricalAccuracy]).unwrap();
         let (x, y) = blobs(200);
-        let data = Dataset {
-            x: &x,
-            y: &y,
-            len: 200,
-        };
+        let data = Dataset::new(&x, &y, 200);
         let mut logs = None;
         for epoch in 0..epochs {
             let seed = Some(epoch as u64);
@@ -813,11 +1133,7 @@ mod tests {
         )
         .unwrap();
         let (x, y) = blobs(150);
-        let data = Dataset {
-            x: &x,
-            y: &y,
-            len: 150,
-        };
+        let data = Dataset::new(&x, &y, 150);
         let cancel = Cancel::new();
         cancel.request();
         for batch in [10, 150] {
@@ -865,11 +1181,7 @@ mod tests {
         let adam = OptimizerSpec::adam(0.01);
         let mut trainer = Trainer::new(&net, CROSSENTROPY, &adam, vec![]).unwrap();
         let (x, y) = blobs(64);
-        let data = Dataset {
-            x: &x,
-            y: &y,
-            len: 64,
-        };
+        let data = Dataset::new(&x, &y, 64);
         let penalised_loss = evaluated(&mut trainer, &mut net, &data, 64).loss;
         net.set_trainable(&[false, true]).unwrap();
         let free_loss = evaluated(&mut trainer, &mut net, &data, 64).loss;
@@ -898,11 +1210,7 @@ mod tests {
     fn evaluation_in_parts_is_the_whole_batchs() {
         let (mut net, _) = train(2);
         let (x, y) = blobs(300);
-        let data = Dataset {
-            x: &x,
-            y: &y,
-            len: 300,
-        };
+        let data = Dataset::new(&x, &y, 300);
         let accuracy = Metric::CategoricalAccuracy;
         let sgd = OptimizerSpec::sgd(0.1);
         let mut trainer = Trainer::new(&net, CROSSENTROPY, &sgd, vec![accuracy]).unwrap();
@@ -929,11 +1237,7 @@ mod tests {
         let sgd = OptimizerSpec::sgd(0.01);
         let mut trainer = Trainer::new(&net, loss, &sgd, vec![]).unwrap();
         let (x, y) = blobs(100);
-        let data = Dataset {
-            x: &x,
-            y: &y,
-            len: 100,
-        };
+        let data = Dataset::new(&x, &y, 100);
         let logs = trainer
             .fit_epoch(
                 &mut net,
@@ -954,11 +1258,7 @@ mod tests {
         let mut trainer = Trainer::new(&net, Loss::MeanSquaredError, &sgd, vec![]).unwrap();
         let (x, y_blobs) = blobs(40);
         let y = vec![1e20f32; 80];
-        let data = Dataset {
-            x: &x,
-            y: &y,
-            len: 40,
-        };
+        let data = Dataset::new(&x, &y, 40);
         let logs = trainer
             .fit_epoch(
                 &mut net,
@@ -972,10 +1272,7 @@ mod tests {
         let first = logs.first_non_finite.expect("the loss overflows");
         assert!(first < 4, "{logs:?}");
         let (mut healthy, _) = train(1);
-        let data = Dataset {
-            y: &y_blobs,
-            ..data
-        };
+        let data = Dataset::new(&x, &y_blobs, 40);
         let logs = trainer
             .evaluate(
                 &mut healthy,
@@ -1035,11 +1332,7 @@ mod tests {
             vec![],
         )
         .unwrap();
-        let data = Dataset {
-            x: &[0.0; 6],
-            y: &[0.0; 4],
-            len: 3,
-        };
+        let data = Dataset::new(&[0.0; 6], &[0.0; 4], 3);
         assert!(matches!(
             trainer.check(&net, &data),
             Err(CoreError::ShapeMismatch { .. })
@@ -1141,11 +1434,7 @@ mod tests {
         let n = 150;
         assert_eq!(network().training_parts(n), 3); // 64 + 64 + 22 samples
         let (x, y) = blobs(n);
-        let data = Dataset {
-            x: &x,
-            y: &y,
-            len: n,
-        };
+        let data = Dataset::new(&x, &y, n);
         let loss = Loss::CategoricalCrossentropy {
             from_logits: false,
             label_smoothing: 0.0,

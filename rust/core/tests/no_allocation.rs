@@ -100,11 +100,7 @@ fn epochs_after_the_first_allocate_nothing() {
     let y: Vec<f32> = (0..150 * 3)
         .map(|i| ((i % 3) == (i / 3) % 3) as u8 as f32)
         .collect();
-    let data = Dataset {
-        x: &x,
-        y: &y,
-        len: 150,
-    };
+    let data = Dataset::new(&x, &y, 150);
     let mut epoch = |seed| {
         trainer
             .fit_epoch(

@@ -425,8 +425,8 @@ impl GpuTrainer {
         self.prepare(batch_size.min(data.len), n_batches)?;
         let mut rows = Vec::with_capacity(n_batches);
         for (b, indices) in order.chunks(batch_size).enumerate() {
-            gather_into(data.x, in_size, indices, &mut self.x_batch)?;
-            gather_into(data.y, t_size, indices, &mut self.y_batch)?;
+            gather_into(data.x(), in_size, indices, &mut self.x_batch)?;
+            gather_into(data.y(), t_size, indices, &mut self.y_batch)?;
             self.step(b, indices.len(), learning_rate)?;
             rows.push(indices.len());
             if let Next::Stop = after_batch(&Progress::batches_only(b + 1)) {
@@ -477,8 +477,8 @@ impl GpuTrainer {
             let first = b * batch_size;
             let n = batch_size.min(data.len - first);
             let queue = &self.gpu.queue;
-            let x = &data.x[first * in_size..(first + n) * in_size];
-            let y = &data.y[first * t_size..(first + n) * t_size];
+            let x = &data.x()[first * in_size..(first + n) * in_size];
+            let y = &data.y()[first * t_size..(first + n) * t_size];
             queue.write_buffer(&batches.x, 0, bytemuck::cast_slice(x));
             queue.write_buffer(&batches.y, 0, bytemuck::cast_slice(y));
             let params = self.step_params(b, n, 0.0);

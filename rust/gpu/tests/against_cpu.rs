@@ -108,11 +108,7 @@ fn engines(case: &Case) -> (Network, Trainer, GpuTrainer) {
 /// the GPU's change of the weights and last logs.
 fn train_both(case: &Case, n: usize, batch: usize, epochs: usize) -> [(Vec<f32>, Logs); 2] {
     let (x, y) = data(case, n, 3);
-    let dataset = Dataset {
-        x: &x,
-        y: &y,
-        len: n,
-    };
+    let dataset = Dataset::new(&x, &y, n);
     let (mut network, mut trainer, mut gpu) = engines(case);
     let start = network.weights().to_vec();
     let lr = trainer.optimizer().learning_rate();
@@ -635,11 +631,7 @@ fn predict_and_evaluate_as_on_the_cpu() {
             "output {i}: GPU {g}, CPU {c}"
         );
     }
-    let dataset = Dataset {
-        x: &x,
-        y: &y,
-        len: n,
-    };
+    let dataset = Dataset::new(&x, &y, n);
     let cpu_logs = trainer
         .evaluate(
             &mut network,
@@ -701,11 +693,7 @@ fn weight_regularizers_as_on_the_cpu() {
     );
     let (x, y) = data(&case, 30, 5);
     let (mut network, mut trainer, mut gpu) = engines(&case);
-    let dataset = Dataset {
-        x: &x,
-        y: &y,
-        len: 30,
-    };
+    let dataset = Dataset::new(&x, &y, 30);
     let cpu = trainer
         .evaluate(
             &mut network,

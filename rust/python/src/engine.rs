@@ -61,7 +61,7 @@ fn dataset<'a>(
 ) -> PyResult<Dataset<'a>> {
     let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
     let y = y.as_slice().map_err(|e| errors::layout("y", e))?;
-    Ok(Dataset { x, y, len })
+    Ok(Dataset::new(x, y, len))
 }
 
 /// Hands a tensor's buffer to NumPy without copying it.

@@ -13,6 +13,8 @@ use crate::regularizers::Regularizer;
 
 /// Inputs of a node, inline up to this many (no allocation per node call).
 type Few<T> = SmallVec<[T; 4]>;
+/// The caller's input and output arrays, in plan order.
+pub type CallerBuffers<'a, 'b> = (&'a [&'b [f32]], &'a mut [&'b mut [f32]]);
 
 /// One call of a layer: a layer of one input (with the scratch it keeps for its backward) or a
 /// weightless op of several.
@@ -156,26 +158,34 @@ impl Lane {
         self.run_forward(plan, weights, batch, training, None, cancel)
     }
 
-    /// Inference of a single-input, single-output graph from `input` into `output`: the
-    /// first nodes read the caller's data and the output node writes the caller's buffer.
+    /// Inference from `inputs` (one buffer per model input) into `outputs` (one per model
+    /// output): the first nodes read the caller's data, and each output node that nothing else
+    /// reads writes the caller's buffer.
     pub fn infer(
         &mut self,
         plan: &Plan,
         weights: &[f32],
-        (input, output): (&[f32], &mut [f32]),
+        (inputs, outputs): CallerBuffers,
         batch: usize,
         cancel: &Cancel,
     ) -> Result<()> {
-        let out = plan.outputs[0];
-        if out < plan.n_inputs {
-            output.copy_from_slice(input);
-            return Ok(());
-        }
-        let direct = plan.consumers[out] == 0;
-        let external = (input, direct.then_some(&mut *output));
-        self.run_forward(plan, weights, batch, false, Some(external), cancel)?;
-        if !direct {
-            output.copy_from_slice(&self.values[out][..output.len()]);
+        self.run_forward(
+            plan,
+            weights,
+            batch,
+            false,
+            Some((inputs, &mut *outputs)),
+            cancel,
+        )?;
+        for (k, &value) in plan.outputs.iter().enumerate() {
+            if plan.writes_caller(value) != Some(k) {
+                let len = outputs[k].len();
+                let source = match value < plan.n_inputs {
+                    true => &inputs[value][..len],
+                    false => &self.values[value][..len],
+                };
+                outputs[k].copy_from_slice(source);
+            }
         }
         Ok(())
     }
@@ -186,7 +196,7 @@ impl Lane {
         weights: &[f32],
         batch: usize,
         training: bool,
-        mut external: Option<(&[f32], Option<&mut [f32]>)>,
+        mut external: Option<CallerBuffers>,
         cancel: &Cancel,
     ) -> Result<()> {
         for (n, node) in plan.nodes.iter().enumerate() {
@@ -195,20 +205,21 @@ impl Lane {
             let (before, after) = self.values.split_at_mut(node.output);
             let input = |v: usize| -> &[f32] {
                 match &external {
-                    Some((x, _)) if v == 0 => x,
+                    Some((xs, _)) if v < plan.n_inputs => xs[v],
                     _ => &before[v][..batch * plan.sizes[v]],
                 }
             };
             let inputs: Few<&[f32]> = node.inputs.iter().map(|&v| input(v)).collect();
-            let writes_caller = external
-                .as_ref()
-                .is_some_and(|(_, y)| y.is_some() && node.output == plan.outputs[0]);
-            let y = if writes_caller {
-                let (_, y) = external.as_mut().expect("checked above");
-                &mut y.as_deref_mut().expect("checked above")[..out_len]
-            } else {
-                ensure_len(&mut after[0], out_len)?;
-                &mut after[0][..out_len]
+            let caller = match (&mut external, plan.writes_caller(node.output)) {
+                (Some((_, ys)), Some(k)) => Some(&mut ys[k][..out_len]),
+                _ => None,
+            };
+            let y = match caller {
+                Some(y) => y,
+                None => {
+                    ensure_len(&mut after[0], out_len)?;
+                    &mut after[0][..out_len]
+                }
             };
             match &mut self.ops[n] {
                 NodeOp::Layer(layer) => {
@@ -221,16 +232,16 @@ impl Lane {
         Ok(())
     }
 
-    /// Fills `grads` from the gradients of the outputs (see [`Lane::value_and_grad_mut`]):
-    /// every node that `flow` runs backward, in reverse order, adding where a tensor or a
-    /// layer receives several gradients. Layers that do not train (or that no gradient
-    /// reached) get zeros.
+    /// Fills `grads` from the gradients of the outputs that `seeded` marks (see
+    /// [`Lane::value_and_grad_mut`]): every node that `flow` runs backward, in reverse order,
+    /// adding where a tensor or a layer receives several gradients. Layers that do not train
+    /// (or that no gradient reached) get zeros.
     #[allow(clippy::too_many_arguments)]
     pub fn backward(
         &mut self,
         plan: &Plan,
-        flow: &Flow,
-        trainable: &[bool],
+        (flow, trainable): (&Flow, &[bool]),
+        seeded: &[bool],
         weights: &[f32],
         grads: &mut [f32],
         batch: usize,
@@ -238,8 +249,8 @@ impl Lane {
     ) -> Result<()> {
         self.written.fill(false);
         self.grads_written.fill(false);
-        for &out in &plan.outputs {
-            self.written[out] = true;
+        for (&out, &seeded) in plan.outputs.iter().zip(seeded) {
+            self.written[out] |= seeded;
         }
         for (n, node) in plan.nodes.iter().enumerate().rev() {
             if !flow.runs_backward[n] || !self.written[node.output] {

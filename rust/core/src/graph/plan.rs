@@ -42,8 +42,9 @@ pub(crate) struct Plan {
     /// Each tensor's gradient slot (`None`: a model input, which gets no gradient).
     pub slots: Vec<Option<usize>>,
     pub n_slots: usize,
-    /// The sigmoid or softmax the head applies after the output layer (see [`crate::head`]).
-    pub head: Option<Activation>,
+    /// Per output: the sigmoid or softmax its head applies after the output layer (see
+    /// [`crate::head`]).
+    pub heads: Vec<Option<Activation>>,
 }
 
 /// Which tensors carry a gradient and which nodes run backward, for one set of trainable
@@ -82,11 +83,16 @@ impl Plan {
             .for_each(|&v| consumers[v] += 1);
         let mut calls = vec![0usize; spec.layers.len()];
         nodes.iter().for_each(|n| calls[n.layer] += 1);
-        let head = head(spec, &nodes, &outputs, &consumers, &calls);
+        let heads: Vec<Option<Activation>> = outputs
+            .iter()
+            .map(|&v| head(spec, &nodes, (v, &outputs), &consumers, &calls))
+            .collect();
         let mut specs = spec.layers.clone();
-        if head.is_some() {
-            let layer = nodes[outputs[0] - n_inputs].layer;
-            specs[layer] = specs[layer].without_activation();
+        for (&v, head) in outputs.iter().zip(&heads) {
+            if head.is_some() {
+                let layer = nodes[v - n_inputs].layer;
+                specs[layer] = specs[layer].without_activation();
+            }
         }
         for shape in &spec.inputs {
             if shape.contains(&0) {
@@ -109,7 +115,7 @@ impl Plan {
             slots: Vec::new(),
             n_slots: 0,
             outputs,
-            head,
+            heads,
             nodes,
         };
         let ops = plan.build_first_ops()?;
@@ -238,6 +244,19 @@ impl Plan {
         }
     }
 
+    /// The output index whose buffer tensor `value` is written into during inference, where
+    /// it is a node's output that nothing else reads and that is output once.
+    pub fn writes_caller(&self, value: usize) -> Option<usize> {
+        if value < self.n_inputs || self.consumers[value] != 0 {
+            return None;
+        }
+        let mut found = self.outputs.iter().enumerate().filter(|(_, &v)| v == value);
+        match (found.next(), found.next()) {
+            (Some((k, _)), None) => Some(k),
+            _ => None,
+        }
+    }
+
     /// The largest number of inputs a node reads.
     pub fn max_inputs(&self) -> usize {
         self.nodes.iter().map(|n| n.inputs.len()).max().unwrap_or(0)
@@ -290,21 +309,19 @@ fn check_references(spec: &GraphSpec) -> Result<()> {
     Ok(())
 }
 
-/// The head of a single-output graph: the sigmoid or softmax its output layer ends in, where
-/// that layer runs once and nothing else reads its output (it then runs linear). An output
-/// layer that penalizes its output keeps its activation.
+/// The head of output `value`: the sigmoid or softmax its layer ends in, where that layer runs
+/// once and nothing else reads its output (it then runs linear). An output layer that
+/// penalizes its output keeps its activation.
 fn head(
     spec: &GraphSpec,
     nodes: &[NodePlan],
-    outputs: &[usize],
+    (value, outputs): (usize, &[usize]),
     consumers: &[usize],
     calls: &[usize],
 ) -> Option<Activation> {
-    let [output] = outputs else {
-        return None;
-    };
-    let node = nodes.get(output.checked_sub(spec.inputs.len())?)?;
-    if calls[node.layer] != 1 || consumers[*output] != 0 {
+    let node = nodes.get(value.checked_sub(spec.inputs.len())?)?;
+    let once = outputs.iter().filter(|&&v| v == value).count() == 1;
+    if calls[node.layer] != 1 || consumers[value] != 0 || !once {
         return None;
     }
     crate::head::head_of(std::slice::from_ref(&spec.layers[node.layer]))
