@@ -7,6 +7,8 @@ import numpy.typing as npt
 
 Floats = npt.NDArray[np.float32]
 Progress = Callable[[int, list[float]], object]
+#: `(loss, [each output's loss], [metrics])`; output losses only where several outputs have one.
+Logs = tuple[float, list[float], list[float]]
 
 __version__: str
 
@@ -19,7 +21,7 @@ class Engine:
     def layer_output_shapes(self) -> list[list[int]]: ...
     def layer_weight_shapes(self) -> list[list[list[int]]]: ...
     def weight_shapes(self) -> list[list[int]]: ...
-    def output_shape(self) -> list[int]: ...
+    def output_shapes(self) -> list[list[int]]: ...
     def get_weights(self) -> list[Floats]: ...
     def weight(self, index: int) -> Floats:
         """Weight `index` of `get_weights()` alone."""
@@ -27,7 +29,8 @@ class Engine:
     def set_trainable(self, trainable: list[bool]) -> None:
         """Which layers' weights train, one flag per layer."""
     def get_gradients(self) -> Floats: ...
-    def compile(self, loss_json: str, optimizer_json: str, metrics_json: str) -> None: ...
+    def compile(self, outputs_json: str, optimizer_json: str) -> None:
+        """`outputs_json`: a list, per output, of `{"loss", "weight", "metrics"}`."""
     def iterations(self) -> int: ...
     def learning_rate(self) -> float: ...
     def set_learning_rate(self, learning_rate: float) -> None: ...
@@ -38,46 +41,47 @@ class Engine:
     def set_optimizer_state(self, iterations: int, state: list[Floats]) -> None: ...
     def fit_epoch(
         self,
-        x: Floats,
-        y: Floats,
+        xs: list[Floats],
+        ys: list[Floats],
         len: int,
         batch_size: int,
         shuffle_seed: int | None = None,
         progress: Progress | None = None,
         on_gpu: bool = False,
-    ) -> tuple[float, list[float], int | None]:
-        """`(loss, metrics, the first batch whose loss was NaN or infinite)`. `progress` is
-        called on the calling thread, at most every 0.05 s, with the batches run so far and the
-        running `[loss, *metrics]` (`[]` on the GPU, which keeps them until the epoch's end)."""
+    ) -> tuple[float, list[float], list[float], int | None]:
+        """`Logs` and the first batch whose loss was NaN or infinite; `xs` one array per
+        input, `ys` one per output. `progress` is called on the calling thread, at most every
+        0.05 s, with the batches run so far and the running `[loss, *output losses, *metrics]`
+        (`[]` on the GPU, which keeps them until the epoch's end)."""
     def gpu_unsupported(self) -> str | None:
         """What of this compiled model the GPU engine does not run, or None; builds its GPU
         copy. Raises RuntimeError when no GPU is usable."""
     def evaluate(
         self,
-        x: Floats,
-        y: Floats,
+        xs: list[Floats],
+        ys: list[Floats],
         len: int,
         batch_size: int,
         progress: Progress | None = None,
         on_gpu: bool = False,
-    ) -> tuple[float, list[float]]: ...
+    ) -> Logs: ...
     def compute_gradients(
-        self, x: Floats, y: Floats, len: int
-    ) -> tuple[float, list[float], Floats]:
-        """`(loss, metrics, gradients)` of one training step on all `len` samples, without the
-        step; the gradients flat, in the layout of `get_weights()`."""
+        self, xs: list[Floats], ys: list[Floats], len: int
+    ) -> tuple[Logs, Floats]:
+        """`(logs, gradients)` of one training step on all `len` samples, without the step;
+        the gradients flat, in the layout of `get_weights()`."""
     def apply_gradients(self, grads: Floats) -> None:
         """One optimizer step with these (flat) gradients."""
     def predict(
         self,
-        x: Floats,
+        xs: list[Floats],
         len: int,
         batch_size: int,
-        out: npt.NDArray[np.float32],
+        outs: list[npt.NDArray[np.float32]],
         progress: Progress | None = None,
         on_gpu: bool = False,
     ) -> None:
-        """Writes the outputs into `out`, a C-contiguous array `(len, *output_shape)`;
+        """Writes each output into its array of `outs`, C-contiguous `(len, *output_shape)`;
         `progress` gets `[]` as values."""
 
 def set_num_threads(n: int) -> None:

@@ -39,8 +39,8 @@ def to_array(data, name: str) -> np.ndarray:
             data = data.to_numpy()
     elif isinstance(data, dict):
         raise TypeError(
-            f"`{name}` must be an array, a DataFrame or a list of numbers; "
-            "got a dict (pynn models have a single input)."
+            f"`{name}` must be an array, a DataFrame or a list of numbers; got a dict, which "
+            "only models of several named inputs or outputs take."
         )
     try:
         array = np.asarray(data)
@@ -62,6 +62,47 @@ def to_array(data, name: str) -> np.ndarray:
     if np.issubdtype(array.dtype, np.floating) and not _all_finite(array):
         _raise_not_finite(array, name)
     return array
+
+
+def to_arrays(data, names: list[str], name: str, what: str) -> tuple[list, list[str]]:
+    """`data` for a model's inputs or outputs (`what`) named `names`: one array-like for one,
+    a list or tuple of one per name, or a dict by name (extra keys are ignored, as in Keras).
+    Returns the arrays, each read by `to_array`, and the name of each in errors (`x`, `x[1]`,
+    `y['score']`)."""
+    if isinstance(data, dict):
+        missing = [key for key in names if key not in data]
+        if missing:
+            raise ValueError(
+                f"`{name}` has no entry for {what} {missing}: the model's {what} are {names}, "
+                f"and `{name}` has keys {list(data)}."
+            )
+        labels = [f"{name}[{key!r}]" for key in names]
+        return [to_array(data[key], label) for key, label in zip(names, labels)], labels
+    if isinstance(data, (list, tuple)) and (len(names) > 1 or _one_array_in_a_list(data)):
+        if len(data) != len(names):
+            raise ValueError(
+                f"The model has {len(names)} {what} ({names}), but `{name}` holds {len(data)} "
+                "arrays."
+            )
+        labels = [f"{name}[{i}]" for i in range(len(data))]
+        return [to_array(item, label) for item, label in zip(data, labels)], labels
+    if len(names) != 1:
+        raise ValueError(
+            f"The model has {len(names)} {what} ({names}): pass `{name}` as a list of "
+            f"{len(names)} arrays or as a dict keyed by those names."
+        )
+    return [to_array(data, name)], [name]
+
+
+def _one_array_in_a_list(data) -> bool:
+    """`[array]`: one model input given in a list (rather than a list of numbers)."""
+    return len(data) == 1 and (isinstance(data[0], np.ndarray) or _is_pandas(data[0]))
+
+
+def check_lengths(arrays: list[np.ndarray], names: list[str]) -> None:
+    """Every array of `arrays` (from arguments `names`) holds as many samples as the first."""
+    for array, name in zip(arrays[1:], names[1:]):
+        check_same_length(arrays[0], array, names[0], name)
 
 
 def _all_finite(array: np.ndarray) -> bool:

@@ -42,11 +42,6 @@ class Functional(Model):
         _graph.check_connected(self._input_tensors, self._output_tensors, paths)
         self._operations = _graph.ordered_operations(self._input_tensors, self._output_tensors)
         Layer.__init__(self, name=name or auto_name("functional"), trainable=trainable)
-        if len(self._input_tensors) != 1 or len(self._output_tensors) != 1:
-            raise NotImplementedError(
-                "pynn does not support models with several inputs or outputs yet; build one "
-                "model per input and output."
-            )
         self._build_engine()
         self.built = True
 
@@ -58,6 +53,23 @@ class Functional(Model):
 
     def _graph_io(self):
         return self._input_tensors, self._output_tensors
+
+    def _input_names(self) -> list[str]:
+        """A dict of inputs' keys, else the input layers' names."""
+        if isinstance(self._inputs_struct, dict):
+            return sorted(self._inputs_struct)
+        return super()._input_names()
+
+    def _output_names(self) -> list[str]:
+        """A dict of outputs' keys, else the names of the layers that compute them."""
+        if isinstance(self._outputs_struct, dict):
+            return sorted(self._outputs_struct)
+        return super()._output_names()
+
+    def _output_structure(self, arrays):
+        if isinstance(self._outputs_struct, dict):
+            return dict(zip(self._output_names(), arrays))
+        return super()._output_structure(arrays)
 
     @property
     def input_shape(self):

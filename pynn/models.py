@@ -115,7 +115,7 @@ class Model(Layer, Trainer):
         values = np.concatenate(flat) if flat else np.zeros(0, np.float32)
         self._engine.set_weights(np.ascontiguousarray(values, dtype=np.float32))
 
-    def _require_built(self, x: np.ndarray | None = None) -> None:
+    def _require_built(self, xs: list | None = None) -> None:
         if self._engine is None:
             raise ValueError(f"Model '{self.name}' has not been built.")
         self._claim_weights()
@@ -233,17 +233,39 @@ class Model(Layer, Trainer):
     def outputs(self) -> list[KerasTensor]:
         return self._graph_io()[1]
 
-    def _per_sample_output_shape(self) -> tuple[int, ...]:
-        return tuple(self._engine.output_shape())
+    def _output_sample_shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(shape) for shape in self._engine.output_shapes()]
 
-    def _input_sample_shape(self) -> tuple[int, ...]:
-        return self._graph_io()[0][0].sample_shape
+    def _input_sample_shapes(self) -> list[tuple[int, ...]]:
+        return [t.sample_shape for t in self._graph_io()[0]]
 
-    def _output_activation(self) -> str | None:
-        """The name of the activation the output layer ends in, if it has one."""
-        node = _graph.node_of(self._graph_io()[1][0])
-        activation = getattr(node.operation, "activation", None) if node else None
-        return getattr(activation, "__name__", None)
+    def _input_names(self) -> list[str]:
+        """What a dict of inputs is keyed by: the input layers' names."""
+        return [t._keras_history.operation.name for t in self._graph_io()[0]]
+
+    def _output_names(self) -> list[str]:
+        """What losses, metrics and logs name each output by: the name of the layer that
+        computes it."""
+        return [t._keras_history.operation.name for t in self._graph_io()[1]]
+
+    @property
+    def output_names(self) -> list[str]:
+        """The names of the layers that compute the outputs, as Keras lists them."""
+        return Model._output_names(self)
+
+    def _output_activations(self) -> list[str | None]:
+        """The name of the activation each output's layer ends in, where it has one."""
+        names = []
+        for tensor in self._graph_io()[1]:
+            node = _graph.node_of(tensor)
+            activation = getattr(node.operation, "activation", None) if node else None
+            names.append(getattr(activation, "__name__", None))
+        return names
+
+    def _output_structure(self, arrays: list[np.ndarray]):
+        """Arrays, one per output, in the structure of the model's outputs: one array for one
+        output, else a list."""
+        return arrays[0] if len(arrays) == 1 else list(arrays)
 
     # Calls
 
@@ -452,9 +474,9 @@ class Sequential(Model):
         if self._engine is None and self._input_layer is None and len(tensors) == 1:
             self.build(tensors[0].shape)
 
-    def _require_built(self, x: np.ndarray | None = None) -> None:
-        if self._engine is None and x is not None and self._layers:
-            self._input_layer = InputLayer(shape=x.shape[1:])
+    def _require_built(self, xs: list | None = None) -> None:
+        if self._engine is None and xs and self._layers:
+            self._input_layer = InputLayer(shape=xs[0].shape[1:])
             self._rebuild()
         if self._engine is None:
             raise ValueError(
@@ -472,14 +494,13 @@ class Sequential(Model):
     @property
     def output_shape(self) -> tuple:
         self._require_built()
-        return (None,) + self._per_sample_output_shape()
+        return (None,) + self._output_sample_shapes()[0]
 
-    def _input_sample_shape(self) -> tuple[int, ...]:
-        return self._input_layer.shape
+    def _input_names(self) -> list[str]:
+        return [self._input_layer.name if self._input_layer else "input_layer"]
 
-    def _output_activation(self) -> str | None:
-        activation = getattr(self._layers[-1], "activation", None) if self._layers else None
-        return getattr(activation, "__name__", None)
+    def _output_names(self) -> list[str]:
+        return [self._layers[-1].name if self._layers else "output"]
 
     # Configuration and saving
 

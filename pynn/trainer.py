@@ -17,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from pynn import _data, _progress, config
+from pynn import _compile, _data, _progress, config
 from pynn import distribution as distribution_module
 from pynn import losses as losses_module
 from pynn import metrics as metrics_module
@@ -60,13 +60,18 @@ def _running(method):
 
 
 class Trainer:
-    """Mixed into models that provide `name`, `_engine`, `_input_sample_shape()`,
-    `_require_built(x)`, `_per_sample_output_shape()`, `_trainable_layers()` and
-    `_output_activation()`."""
+    """Mixed into models that provide `name`, `_engine`, `_require_built(xs)`,
+    `_trainable_layers()` and, per input and output, `_input_names()`,
+    `_input_sample_shapes()`, `_output_names()`, `_output_sample_shapes()`,
+    `_output_activations()` and `_output_structure(arrays)`.
+
+    Data travels as lists of arrays, one per model input and one per output."""
 
     _compile_args = None
-    _loss = None
-    _metrics: tuple = ()
+    #: Each output's loss, weight and metrics, as `compile` received them.
+    _compile_outputs: list = []
+    #: The same, resolved for the data's shapes and handed to the engine (None: not yet).
+    _compiled_outputs = None
     _optimizer_built = False
     #: `(iterations, [slot vectors])` read from a model file, handed to the engine when it
     #: receives the loss and optimizer (at the first fit or evaluate).
@@ -97,6 +102,7 @@ class Trainer:
         self,
         optimizer="rmsprop",
         loss=None,
+        loss_weights=None,
         metrics=None,
         run_eagerly=False,
         steps_per_execution=1,
@@ -105,18 +111,18 @@ class Trainer:
     ) -> None:
         """Sets the optimizer, the loss and the metrics (names or objects) used by `fit`.
 
-        `"accuracy"` becomes binary, sparse or categorical accuracy from the shapes of the data
-        at the first `fit`/`evaluate`, as Keras decides.
+        With several outputs, `loss` is one loss for all of them, a list of one per output or
+        a dict by output name (an output without a loss gets no gradient); `loss_weights`
+        scales each output's loss in the total (a list or a dict); `metrics` is a list per
+        output or a dict. `"accuracy"` becomes binary, sparse or categorical accuracy from the
+        shapes of the data at the first `fit`/`evaluate`, as Keras decides.
         """
         self._refuse_while_running("compile")
         self.optimizer = optimizers_module.get(optimizer)
-        if loss is not None:
-            losses_module.get(loss, y_shape=(1, 1), output_shape=(1,))  # fail early on a typo
-        metrics = list(metrics or [])
-        for metric in metrics:
-            metrics_module.get(metric, y_shape=(1, 1), output_shape=(1,))
-        self._compile_args = (loss, metrics)
-        self._loss = None
+        names = self._output_names() if self.built else ["output"]
+        self._compile_outputs = _compile.outputs(loss, loss_weights, metrics, names)
+        self._compile_args = (loss, loss_weights, metrics)
+        self._compiled_outputs = None
         self._optimizer_built = False
         self._saved_optimizer_state = None
 
@@ -128,12 +134,15 @@ class Trainer:
         """What `compile` received (optimizer, loss, metrics) as plain JSON values."""
         if self._compile_args is None:
             return None
-        loss, metrics = self._compile_args
-        return {
+        loss, loss_weights, metrics = self._compile_args
+        config = {
             "optimizer": serialize(self.optimizer),
             "loss": _identifier_config(loss),
-            "metrics": [_identifier_config(m) for m in metrics],
+            "metrics": [_identifier_config(m) for m in metrics or []],
         }
+        if loss_weights is not None:
+            config["loss_weights"] = loss_weights
+        return config
 
     def compile_from_config(self, config: dict) -> None:
         """Compiles with what `get_compile_config()` returned."""
@@ -141,45 +150,81 @@ class Trainer:
             raise ValueError(f"Invalid compile config: {config!r}")
         self.compile(
             optimizer=config.get("optimizer"),
-            loss=config.get("loss"),
+            loss=_loss_from_config(config.get("loss")),
+            loss_weights=config.get("loss_weights"),
             metrics=config.get("metrics"),
         )
 
     @property
     def metrics_names(self) -> list[str]:
-        return ["loss"] + ([] if not self._metrics else ["compile_metrics"])
+        """`loss`, `compile_metrics` where there are metrics, then each output's loss where
+        several outputs have one, as Keras names its metric objects."""
+        compiled = self._compiled_outputs or []
+        names = ["loss"]
+        if any(o.metrics for o in compiled):
+            names.append("compile_metrics")
+        return names + _compile.output_loss_names(compiled, self._loss_order())
 
-    def _targets(self, y: np.ndarray, method: str, name: str = "y") -> np.ndarray:
-        """Checks `y` against the compiled loss and returns it in the engine's layout. The first
-        time after `compile`, also resolves the loss and metrics for these shapes and hands them
-        to the engine."""
+    def _loss_order(self) -> list[str] | None:
+        """Where a model's outputs are a dict and so is its loss: the outputs that have a loss,
+        in the loss dict's order, which Keras lists their losses in."""
+        loss = self._compile_args[0] if self._compile_args else None
+        if isinstance(loss, dict) and isinstance(getattr(self, "_outputs_struct", None), dict):
+            return [key for key, value in loss.items() if value is not None]
+        return None
+
+    def _targets(self, ys: list, method: str, labels: list[str]) -> list[np.ndarray]:
+        """Checks each output's targets against its loss and metrics and returns them in the
+        engine's layout. The first time after `compile`, also resolves the losses and metrics
+        for these shapes and hands them to the engine."""
         if self._compile_args is None:
             raise ValueError(f"You must call `compile()` before calling `{method}()`.")
-        loss_id, metric_ids = self._compile_args
-        if loss_id is None:
+        if all(o.loss_id is None for o in self._compile_outputs):
             raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
         self._sync_trainable()
-        output_shape = self._per_sample_output_shape()
-        loss = self._loss or losses_module.get(loss_id, y.shape, output_shape)
-        targets = loss.prepare_targets(y, output_shape, name)
-        if self._loss is None:
-            _warn_logits_of_probabilities(loss, self._output_activation())
-            metrics = [metrics_module.get(m, y.shape, output_shape) for m in metric_ids]
-            for metric in metrics:
-                if metric.sparse != loss.sparse:
-                    raise ValueError(_mismatch(metric, loss, y.shape, output_shape, name))
+        compiled = self._compiled_outputs or self._resolve_outputs(ys)
+        shapes = self._output_sample_shapes()
+        targets = [
+            _prepared_targets(output, y, shape, label)
+            for output, y, shape, label in zip(compiled, ys, shapes, labels)
+        ]
+        if self._compiled_outputs is None:
+            for output, y, shape, label in zip(compiled, ys, shapes, labels):
+                reader = output.loss or (output.metrics[0] if output.metrics else None)
+                for metric in output.metrics:
+                    if metric.sparse != reader.sparse:
+                        raise ValueError(_mismatch(metric, reader, y.shape, shape, label))
             self._engine.compile(
-                json.dumps(loss.spec()),
-                json.dumps(self.optimizer.spec()),
-                json.dumps([m.spec() for m in metrics]),
+                json.dumps([o.spec() for o in compiled]), json.dumps(self.optimizer.spec())
             )
             self.optimizer._engine = self._engine
-            self._loss, self._metrics = loss, metrics
+            self._compiled_outputs = compiled
             if self._saved_optimizer_state is not None:
                 self._engine.set_optimizer_state(*self._saved_optimizer_state)
                 self._saved_optimizer_state = None
                 self._optimizer_built = True
         return targets
+
+    def _resolve_outputs(self, ys: list) -> list[_compile.Output]:
+        """The compiled outputs with their losses and metrics picked for targets `ys`."""
+        if len(self._compile_outputs) != len(self._output_names()):
+            # Compiled before the model knew its outputs: take the arguments again.
+            self._compile_outputs = _compile.outputs(*self._compile_args, self._output_names())
+        resolved = []
+        shapes = self._output_sample_shapes()
+        activations = self._output_activations()
+        for output, y, shape, activation in zip(self._compile_outputs, ys, shapes, activations):
+            loss = None
+            if output.loss_id is not None:
+                loss = losses_module.get(output.loss_id, y.shape, shape)
+                _warn_logits_of_probabilities(loss, activation)
+            metrics = [metrics_module.get(m, y.shape, shape) for m in output.metric_ids]
+            resolved.append(
+                _compile.Output(
+                    output.name, output.loss_id, output.weight, output.metric_ids, loss, metrics
+                )
+            )
+        return resolved
 
     def _sync_trainable(self) -> None:
         """Hands the engine which layers train, when that changed since it last heard."""
@@ -190,35 +235,66 @@ class Trainer:
 
     # Data
 
-    def _inputs(self, x, name: str = "x") -> np.ndarray:
-        return self._model_inputs(_data.to_array(x, name), name)
+    def _inputs(self, x, name: str = "x") -> list[np.ndarray]:
+        return self._model_inputs(*_data.to_arrays(x, self._input_names(), name, "inputs"))
 
-    def _model_inputs(self, x: np.ndarray, name: str) -> np.ndarray:
-        """Inputs already read by `_data.to_array`, checked against the model, as float32."""
-        self._require_built(x)
-        shape = self._input_sample_shape()
-        return _data.as_float32(_data.match_input(x, shape, self.name, name))
+    def _model_inputs(self, xs: list, labels: list[str]) -> list[np.ndarray]:
+        """Inputs already read by `_data.to_arrays`, checked against the model, as float32."""
+        self._require_built(xs)
+        shapes = self._input_sample_shapes()
+        _data.check_lengths(xs, labels)
+        return [
+            _data.as_float32(_data.match_input(x, shape, self.name, label))
+            for x, shape, label in zip(xs, shapes, labels)
+        ]
 
-    def _inputs_and_targets(self, x, y, method: str) -> tuple[np.ndarray, np.ndarray]:
-        return self._model_pair(_data.to_array(x, "x"), _data.to_array(y, "y"), method)
+    def _read_pair(self, x, y, names=("x", "y")) -> tuple:
+        """`(xs, x labels), (ys, y labels)` as `_data.to_arrays` reads them."""
+        xs = _data.to_arrays(x, self._input_names(), names[0], "inputs")
+        if not self.built:  # a Sequential learns its input shape from `x`
+            self._require_built(xs[0])
+        ys = _data.to_arrays(y, self._output_names(), names[1], "outputs")
+        return xs, ys
 
-    def _model_pair(self, x, y, method: str, names=("x", "y")) -> tuple[np.ndarray, np.ndarray]:
-        """Inputs and targets already read by `_data.to_array`, checked against the model and
-        the loss. Reading an array scans it for NaN, so `fit` reads each array only once."""
-        x = self._model_inputs(x, names[0])
-        _data.check_same_length(x, y, *names)
-        return x, self._targets(y, method, names[1])
+    def _inputs_and_targets(self, x, y, method: str) -> tuple[list, list]:
+        return self._model_pair(*self._read_pair(x, y), method)
 
-    def _logs(self, loss: float, metric_values) -> dict[str, float]:
-        logs = {"loss": float(loss)}
-        logs.update((m.name, float(v)) for m, v in zip(self._metrics, metric_values))
-        return dict(sorted(logs.items()))
+    def _model_pair(self, xs, ys, method: str) -> tuple[list, list]:
+        """Inputs and targets already read by `_data.to_arrays` (each with its labels), checked
+        against the model and the losses. Reading an array scans it for NaN, so `fit` reads
+        each array only once."""
+        (xs, x_labels), (ys, y_labels) = xs, ys
+        xs = self._model_inputs(xs, x_labels)
+        _data.check_lengths([xs[0], *ys], [x_labels[0], *y_labels])
+        return xs, self._targets(ys, method, y_labels)
+
+    def _logs_names(self) -> list[str]:
+        """The names of the values the engine logs: `loss`, each output's loss, each metric."""
+        loss_names, metric_names = _compile.log_names(self._compiled_outputs)
+        return ["loss", *loss_names, *metric_names]
+
+    def _log_direction(self, name: str) -> str | None:
+        """Whether the logged value `name` improves going `"up"` or `"down"` (None: no such
+        value): losses go down, metrics as each metric says."""
+        loss_names, metric_names = _compile.log_names(self._compiled_outputs or [])
+        if name == "loss" or name in loss_names:
+            return "down"
+        metrics = [m for o in self._compiled_outputs or [] for m in o.metrics]
+        for metric_name, metric in zip(metric_names, metrics):
+            if metric_name == name:
+                return metric.direction
+        return None
+
+    def _logs(self, values) -> dict[str, float]:
+        """The logs of `values` (in the order of `_logs_names`), by name and sorted (Keras's
+        order of keys)."""
+        return dict(sorted(zip(self._logs_names(), map(float, values))))
 
     def _on_gpu(self) -> bool:
         """Whether the engine computes on the GPU, as `pynn.config.set_device` chose (once the
         model is compiled: the GPU copy needs the loss and optimizer)."""
         device = config.get_device()
-        if device == "cpu" or self._loss is None:
+        if device == "cpu" or self._compiled_outputs is None:
             return False
         if distribution_module.distribution() is not None:  # data-parallel: the CPU engine
             return False
@@ -249,55 +325,55 @@ class Trainer:
         return False
 
     def _progress_report(self, show):
-        """The engine's progress, `(batches, [loss, metrics...])`, shown as logs by `show`
-        (without logs when the engine keeps them until the epoch's end, as on the GPU)."""
+        """The engine's progress, `(batches, [loss, output losses..., metrics...])`, shown as
+        logs by `show` (without logs when the engine keeps them until the epoch's end, as on
+        the GPU)."""
 
         def report(batches, means):
-            show(batches, self._logs(means[0], means[1:]) if means else {})
+            show(batches, self._logs(means) if means else {})
 
         return report
 
     def _run_batches(self, step, n, batch_size, order, begin, end, stoppable):
-        """Runs `step(rows)` -> `(loss, metrics)` on each batch of `order` (a permutation of the
-        `n` samples, or `None` for their order), telling `begin(batch)` and `end(batch, logs)`
-        with the running means, as the engine computes them in one call."""
-        loss_sum, metric_sums, seen = 0.0, np.zeros(len(self._metrics)), 0
+        """Runs `step(rows)` -> `[loss, output losses..., metrics...]` on each batch of `order`
+        (a permutation of the `n` samples, or `None` for their order), telling `begin(batch)`
+        and `end(batch, logs)` with the running means, as the engine computes them in one
+        call."""
+        sums, seen = 0.0, 0
         for batch, start in enumerate(range(0, n, batch_size)):
             stop = min(start + batch_size, n)
             rows = slice(start, stop) if order is None else order[start:stop]
             begin(batch)
-            loss, metric_values = step(rows)
-            loss_sum += loss * (stop - start)
-            metric_sums += np.asarray(metric_values) * (stop - start)
+            sums = sums + np.asarray(step(rows), np.float64) * (stop - start)
             seen += stop - start
-            end(batch, self._logs(loss_sum / seen, metric_sums / seen))
+            end(batch, self._logs(sums / seen))
             if stoppable and self.stop_training:
                 break
-        return loss_sum / seen, list(metric_sums / seen)
+        return list(sums / seen)
 
-    def _train_epoch(self, x, y, batch_size, seed, callbacks):
+    def _train_epoch(self, xs, ys, batch_size, seed, callbacks):
         """One epoch: one engine call, or one call per batch when a callback hooks batches.
-        Returns the loss, the metrics and the first batch whose loss was not finite (or None)."""
-        n = x.shape[0]
+        Returns the logged values and the first batch whose loss was not finite (or None)."""
+        n = xs[0].shape[0]
         bar = callbacks.live_progress()
         on_gpu = self._on_gpu()
         if not callbacks.needs_batches("train"):
             report = None if bar is None else self._progress_report(bar.show_progress)
-            return self._engine.fit_epoch(
-                x.reshape(-1), y.reshape(-1), n, batch_size, seed, report, on_gpu
+            *values, bad = self._engine.fit_epoch(
+                _flat(xs), _flat(ys), n, batch_size, seed, report, on_gpu
             )
+            return _values(*values), bad
         order = visiting_order(seed, n)
         not_finite = []  # per batch run: whether its loss was NaN or infinite
 
         def step(rows):
-            xb, yb = np.ascontiguousarray(x[rows]), np.ascontiguousarray(y[rows])
-            loss, metric_values, bad = self._engine.fit_epoch(
-                xb.reshape(-1), yb.reshape(-1), len(xb), len(xb), None, None, on_gpu
-            )
+            xb, yb = _rows(xs, rows), _rows(ys, rows)
+            m = xb[0].shape[0]
+            *values, bad = self._engine.fit_epoch(_flat(xb), _flat(yb), m, m, None, None, on_gpu)
             not_finite.append(bad is not None)
-            return loss, metric_values
+            return _values(*values)
 
-        loss, metric_values = self._run_batches(
+        values = self._run_batches(
             step,
             n,
             batch_size,
@@ -306,26 +382,26 @@ class Trainer:
             _then_show(callbacks.on_train_batch_end, None if bar is None else bar.show_progress),
             stoppable=True,
         )
-        return loss, metric_values, (not_finite.index(True) if any(not_finite) else None)
+        return values, (not_finite.index(True) if any(not_finite) else None)
 
-    def _test(self, x, y, batch_size, callbacks, bar=None) -> dict[str, float]:
-        """Loss and metrics with fixed weights, telling the callbacks' test hooks and showing
+    def _test(self, xs, ys, batch_size, callbacks, bar=None) -> dict[str, float]:
+        """Losses and metrics with fixed weights, telling the callbacks' test hooks and showing
         the running logs on `bar` (a `Progbar`) while it runs."""
         callbacks.on_test_begin()
-        n = x.shape[0]
+        n = xs[0].shape[0]
         show = _live_show(bar)
         on_gpu = self._on_gpu()
         parallel = distribution_module.distribution()
         if parallel is not None:
-            loss, metric_values = parallel.evaluate(self, x, y, batch_size)
+            values = parallel.evaluate(self, xs, ys, batch_size)
         elif callbacks.needs_batches("test"):
 
             def step(rows):
-                xb, yb = x[rows], y[rows]
-                n = len(xb)
-                return self._engine.evaluate(xb.reshape(-1), yb.reshape(-1), n, n, None, on_gpu)
+                xb, yb = _rows(xs, rows), _rows(ys, rows)
+                m = xb[0].shape[0]
+                return _values(*self._engine.evaluate(_flat(xb), _flat(yb), m, m, None, on_gpu))
 
-            loss, metric_values = self._run_batches(
+            values = self._run_batches(
                 step,
                 n,
                 batch_size,
@@ -336,15 +412,16 @@ class Trainer:
             )
         else:
             report = None if show is None else self._progress_report(show)
-            loss, metric_values = self._engine.evaluate(
-                x.reshape(-1), y.reshape(-1), n, batch_size, report, on_gpu
+            values = _values(
+                *self._engine.evaluate(_flat(xs), _flat(ys), n, batch_size, report, on_gpu)
             )
-        logs = self._logs(loss, metric_values)
+        logs = self._logs(values)
         callbacks.on_test_end(logs)
         return logs
 
-    def _validation(self, x, y, validation_split, validation_data):
-        """Splits off or converts the validation set, checked like the training set."""
+    def _validation(self, xs, ys, validation_split, validation_data):
+        """Splits off or reads the validation set (each array with its labels), to be checked
+        like the training set."""
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(
@@ -352,26 +429,37 @@ class Trainer:
                     f"Received: {type(validation_data).__name__} of length "
                     f"{len(validation_data) if hasattr(validation_data, '__len__') else '?'}"
                 )
-            x_val, y_val = validation_data
-            return x, y, (_data.to_array(x_val, "x_val"), _data.to_array(y_val, "y_val"))
+            return xs, ys, self._read_pair(*validation_data, names=("x_val", "y_val"))
         if validation_split:
-            split_at = _data.validation_split_index(x.shape[0], validation_split)
-            return x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
-        return x, y, None
+            split_at = _data.validation_split_index(xs[0][0].shape[0], validation_split)
 
-    def _warn_about_a_lopsided_split(self, y, y_val, validation_split) -> None:
+            def split(arrays, labels, side):
+                parts = [a[:split_at] if side == 0 else a[split_at:] for a in arrays]
+                return parts, labels
+
+            validation = (split(*xs, 1), split(*ys, 1))
+            return split(*xs, 0), split(*ys, 0), validation
+        return xs, ys, None
+
+    def _warn_about_a_lopsided_split(self, ys, ys_val, validation_split) -> None:
         """pynn's own help (Keras is silent): data sorted by class, split before shuffling,
         validates on classes the model never trains on."""
-        mismatch = _data.split_class_mismatch(self._loss.kind, y, y_val)
-        if mismatch is not None:
+        for output, y, y_val in zip(self._compiled_outputs, ys, ys_val):
+            if output.loss is None:
+                continue
+            mismatch = _data.split_class_mismatch(output.loss.kind, y, y_val)
+            if mismatch is None:
+                continue
+            where = f" (output '{output.name}')" if len(ys) > 1 else ""
             warnings.warn(
                 f"`validation_split={validation_split}` takes the last samples, before any "
-                f"shuffling: {mismatch}. Data sorted by class does this; shuffle `x` and `y` "
-                "together before `fit` (`order = np.random.permutation(len(x))`, then "
+                f"shuffling{where}: {mismatch}. Data sorted by class does this; shuffle `x` and "
+                "`y` together before `fit` (`order = np.random.permutation(len(x))`, then "
                 "`x[order], y[order]`) or pass `validation_data`.",
                 UserWarning,
                 stacklevel=4,
             )
+            return
 
     # Training and inference
 
@@ -395,6 +483,8 @@ class Trainer:
         `History` whose `.history` maps `loss`, each metric and their `val_` counterparts to one
         value per epoch.
 
+        `x` and `y` are arrays, or for a model of several inputs or outputs lists of arrays
+        (in the order of `model.inputs`, `model.outputs`) or dicts by input and output name.
         `batch_size` samples make one gradient update (`None`: 32, as in Keras).
         `validation_split` holds out the last fraction of the samples, taken before any
         shuffling (as Keras does; pynn warns when, for a classification loss, one side of the
@@ -412,27 +502,28 @@ class Trainer:
         for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             _data.check_count(value, name, minimum=0)
         _data.check_count(validation_freq, "validation_freq", minimum=1)
-        x, y = _data.to_array(x, "x"), _data.to_array(y, "y")
-        _data.check_same_length(x, y)
-        x, y, validation = self._validation(x, y, validation_split, validation_data)
-        x, y = self._model_pair(x, y, "fit")
+        xs, ys = self._read_pair(x, y)
+        _data.check_lengths([*xs[0], *ys[0]], [*xs[1], *ys[1]])
+        xs, ys, validation = self._validation(xs, ys, validation_split, validation_data)
+        xs, ys = self._model_pair(xs, ys, "fit")
         if validation is not None:
-            validation = self._model_pair(*validation, "fit", ("x_val", "y_val"))
+            validation = self._model_pair(*validation, "fit")
             if validation_data is None:
-                self._warn_about_a_lopsided_split(y, validation[1], validation_split)
+                self._warn_about_a_lopsided_split(ys, validation[1], validation_split)
 
-        steps = math.ceil(x.shape[0] / batch_size)
+        n = xs[0].shape[0]
+        steps = math.ceil(n / batch_size)
         parallel = distribution_module.distribution()
         if parallel is not None:
             parallel.check_agreement(
                 "fit",
-                samples=x.shape[0],
-                sample_shape=x.shape[1:],
-                target_shape=y.shape[1:],
+                samples=n,
+                sample_shapes=[x.shape[1:] for x in xs],
+                target_shapes=[y.shape[1:] for y in ys],
                 weights=self.count_params(),
                 batch_size=batch_size,
                 epochs=epochs,
-                validation_samples=None if validation is None else validation[0].shape[0],
+                validation_samples=None if validation is None else validation[0][0].shape[0],
                 validation_batch_size=validation_batch_size,
                 validation_freq=validation_freq,
             )
@@ -463,14 +554,13 @@ class Trainer:
             callbacks.on_epoch_begin(epoch)
             seed = None if fit_seed is None else epoch_seed(fit_seed, epoch)
             if parallel is None:
-                epoch_logs = self._train_epoch(x, y, batch_size, seed, callbacks)
+                values, bad_batch = self._train_epoch(xs, ys, batch_size, seed, callbacks)
             else:
-                epoch_logs = parallel.train_epoch(self, x, y, batch_size, seed, callbacks)
-            loss, metric_values, bad_batch = epoch_logs
+                values, bad_batch = parallel.train_epoch(self, xs, ys, batch_size, seed, callbacks)
             self._optimizer_built = True
             if bad_batch is not None and not warned and not self.stop_training:
                 warned = _warn_non_finite_loss(epoch, bad_batch)
-            logs = self._logs(loss, metric_values)
+            logs = self._logs(values)
             if validation is not None and (epoch + 1) % validation_freq == 0:
                 val_logs = self._test(*validation, validation_batch_size, callbacks)
                 logs = dict(
@@ -488,23 +578,27 @@ class Trainer:
         self, x=None, y=None, batch_size=None, verbose="auto", callbacks=None, return_dict=False
     ):
         """The loss and metrics on `(x, y)` with fixed weights: a float when there are no metrics,
-        else `[loss, metric, ...]` in compile order, or a dict with `return_dict=True`."""
+        else a list as Keras orders it (the loss, the metrics in compile order or, with several
+        outputs, each output's loss in output order and then the metrics by name), or a dict
+        with `return_dict=True`."""
         verbose = _quiet_beside_process_0(_progress.resolve_verbose(verbose))
         batch_size = _data.check_batch_size(batch_size)
-        x, y = self._inputs_and_targets(x, y, "evaluate")
-        bar = _progbar(x.shape[0], batch_size, verbose)
-        logs = self._test(x, y, batch_size, CallbackList(callbacks, model=self), bar)
+        xs, ys = self._inputs_and_targets(x, y, "evaluate")
+        bar = _progbar(xs[0].shape[0], batch_size, verbose)
+        logs = self._test(xs, ys, batch_size, CallbackList(callbacks, model=self), bar)
         if bar is not None:
             bar.update(bar.target, list(logs.items()), finalize=True)
-        return _results(logs, [m.name for m in self._metrics], return_dict)
+        return self._results(logs, return_dict)
 
     @_running
-    def predict(self, x, batch_size=None, verbose="auto", callbacks=None) -> np.ndarray:
-        """The model's outputs for `x`, as a float32 array `(n,) + output_shape`."""
+    def predict(self, x, batch_size=None, verbose="auto", callbacks=None):
+        """The model's outputs for `x`, as a float32 array `(n,) + output_shape`; for a model
+        of several outputs, one such array per output, in the structure of `model.outputs`
+        (a list, or a dict by name)."""
         verbose = _quiet_beside_process_0(_progress.resolve_verbose(verbose))
         batch_size = _data.check_batch_size(batch_size)
-        x = self._inputs(x)
-        n = x.shape[0]
+        xs = self._inputs(x)
+        n = xs[0].shape[0]
         callbacks = CallbackList(callbacks, model=self)
         bar = _progbar(n, batch_size, verbose)
         show = _live_show(bar)
@@ -512,65 +606,65 @@ class Trainer:
         parallel = distribution_module.distribution()
         callbacks.on_predict_begin()
         if parallel is not None:
-            out = parallel.predict(self, x, batch_size)
+            outs = parallel.predict(self, xs, batch_size)
         elif callbacks.needs_batches("predict"):
             parts = []
             for batch, first in enumerate(range(0, n, batch_size)):
                 callbacks.on_predict_batch_begin(batch)
-                part = x[first : first + batch_size]
-                n_part = len(part)
-                parts.append(self._predict_part(part, n_part, None, on_gpu))
-                callbacks.on_predict_batch_end(batch, {"outputs": parts[-1]})
+                part = _rows(xs, slice(first, first + batch_size))
+                parts.append(self._predict_part(part, batch_size, None, on_gpu))
+                outputs = self._output_structure(parts[-1])
+                callbacks.on_predict_batch_end(batch, {"outputs": outputs})
                 if show is not None:
                     show(batch + 1, {})
-            out = np.concatenate(parts)
+            outs = [np.concatenate(arrays) for arrays in zip(*parts)]
         else:
             report = None if show is None else (lambda batches, _: show(batches, {}))
-            out = self._predict_part(x, batch_size, report, on_gpu)
+            outs = self._predict_part(xs, batch_size, report, on_gpu)
         callbacks.on_predict_end()
         if bar is not None:
             bar.update(bar.target, finalize=True)
-        return out
+        return self._output_structure(outs)
 
     @_running
     def train_on_batch(self, x, y, return_dict=False):
         """One optimizer step on the whole of `(x, y)`; returns that batch's loss and metrics."""
-        x, y = self._inputs_and_targets(x, y, "train_on_batch")
-        n = x.shape[0]
-        loss, metric_values, _ = self._engine.fit_epoch(
-            x.reshape(-1), y.reshape(-1), n, n, None, None, self._on_gpu()
-        )
+        xs, ys = self._inputs_and_targets(x, y, "train_on_batch")
+        n = xs[0].shape[0]
+        *values, _ = self._engine.fit_epoch(_flat(xs), _flat(ys), n, n, None, None, self._on_gpu())
         self._optimizer_built = True
-        names = [m.name for m in self._metrics]
-        return _results(self._logs(loss, metric_values), names, return_dict)
+        return self._results(self._logs(_values(*values)), return_dict)
 
     @_running
     def test_on_batch(self, x, y, return_dict=False):
         """The loss and metrics on one batch `(x, y)`, without updating weights."""
-        x, y = self._inputs_and_targets(x, y, "test_on_batch")
-        n = x.shape[0]
-        loss, metric_values = self._engine.evaluate(
-            x.reshape(-1), y.reshape(-1), n, n, None, self._on_gpu()
-        )
-        names = [m.name for m in self._metrics]
-        return _results(self._logs(loss, metric_values), names, return_dict)
+        xs, ys = self._inputs_and_targets(x, y, "test_on_batch")
+        n = xs[0].shape[0]
+        values = self._engine.evaluate(_flat(xs), _flat(ys), n, n, None, self._on_gpu())
+        return self._results(self._logs(_values(*values)), return_dict)
 
     @_running
-    def predict_on_batch(self, x) -> np.ndarray:
+    def predict_on_batch(self, x):
         """The model's outputs for one batch `x`."""
-        x = self._inputs(x)
-        n = x.shape[0]
-        return self._predict_part(x, n, None, self._on_gpu())
+        xs = self._inputs(x)
+        outs = self._predict_part(xs, xs[0].shape[0], None, self._on_gpu())
+        return self._output_structure(outs)
 
-    def _predict_part(self, x: np.ndarray, batch_size: int, report, on_gpu: bool) -> np.ndarray:
-        """The engine's outputs for `x` (checked inputs), computed in batches of `batch_size`
-        into an array allocated here: NumPy reports a size no memory holds before any work."""
-        out = _output_array((x.shape[0], *self._per_sample_output_shape()))
-        self._engine.predict(x.reshape(-1), x.shape[0], batch_size, out, report, on_gpu)
-        return out
+    def _predict_part(self, xs, batch_size: int, report, on_gpu: bool) -> list[np.ndarray]:
+        """The engine's outputs for `xs` (checked inputs), computed in batches of `batch_size`
+        into arrays allocated here: NumPy reports a size no memory holds before any work."""
+        n = xs[0].shape[0]
+        outs = [_output_array((n, *shape)) for shape in self._output_sample_shapes()]
+        self._engine.predict(_flat(xs), n, batch_size, outs, report, on_gpu)
+        return outs
 
-    def __call__(self, x, training=False) -> np.ndarray:
-        return self.predict_on_batch(x)
+    def _results(self, logs: dict[str, float], return_dict: bool):
+        """What `evaluate` and the batch methods return: the logs, or their values in Keras's
+        order (the loss alone when there is nothing else)."""
+        if return_dict:
+            return logs
+        values = _compile.in_keras_order(logs, self._compiled_outputs, self._loss_order())
+        return values[0] if len(values) == 1 else values
 
     # Inspection
 
@@ -584,9 +678,35 @@ class Trainer:
         Returns:
             One float32 array per weight, in the order and shapes of `get_weights()`.
         """
-        x, y = self._inputs_and_targets(x, y, "compute_gradients")
-        _, _, flat = self._engine.compute_gradients(x.reshape(-1), y.reshape(-1), x.shape[0])
+        xs, ys = self._inputs_and_targets(x, y, "compute_gradients")
+        _, flat = self._engine.compute_gradients(_flat(xs), _flat(ys), xs[0].shape[0])
         return _split(flat, self._engine.weight_shapes())
+
+
+def _flat(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Each array as the engine reads it: flat, C-contiguous float32 (no copy where it is)."""
+    return [np.ascontiguousarray(a).reshape(-1) for a in arrays]
+
+
+def _rows(arrays: list[np.ndarray], rows) -> list[np.ndarray]:
+    """The samples `rows` (a slice or indices) of each array."""
+    return [a[rows] for a in arrays]
+
+
+def _values(loss, output_losses, metrics) -> list[float]:
+    """The engine's `(loss, [output losses], [metrics])` as one list, the logs' order."""
+    return [loss, *output_losses, *metrics]
+
+
+def _prepared_targets(output, y: np.ndarray, shape, label: str) -> np.ndarray:
+    """Targets `y` of one output checked and laid out for its loss, or where it has none, for
+    its metrics (none: the engine reads nothing)."""
+    if output.loss is not None:
+        return output.loss.prepare_targets(y, shape, label)
+    if output.metrics:
+        kind = "sparse_categorical_crossentropy" if output.metrics[0].sparse else "mse"
+        return losses_module.get(kind).prepare_targets(y, shape, label)
+    return np.zeros(0, np.float32)
 
 
 def _output_array(shape: tuple[int, ...]) -> np.ndarray:
@@ -692,9 +812,14 @@ def _warn_non_finite_loss(epoch: int, batch: int) -> bool:
 
 
 def _identifier_config(identifier):
-    """A loss or metric given to `compile` as JSON: names stay names, objects become configs."""
+    """A loss or metric given to `compile` as JSON: names stay names, objects become configs,
+    lists and dicts (per output) keep their structure."""
     if identifier is None or isinstance(identifier, str):
         return identifier
+    if isinstance(identifier, (list, tuple)):
+        return [_identifier_config(item) for item in identifier]
+    if isinstance(identifier, dict):
+        return {key: _identifier_config(item) for key, item in identifier.items()}
     if isinstance(identifier, type):
         return identifier.__name__
     if hasattr(identifier, "get_config"):
@@ -702,11 +827,13 @@ def _identifier_config(identifier):
     return getattr(identifier, "__name__", repr(identifier))
 
 
-def _results(logs: dict[str, float], metric_names: list[str], return_dict: bool):
-    """What `evaluate` and the batch methods return: the logs, the loss alone, or
-    `[loss, *metrics]` in compile order."""
-    if return_dict:
-        return logs
-    if not metric_names:
-        return logs["loss"]
-    return [logs["loss"]] + [logs[name] for name in metric_names]
+def _loss_from_config(config):
+    """A compile config's loss: a serialized loss object (a dict with `class_name`) becomes the
+    object again; lists and dicts (per output) keep their structure."""
+    if isinstance(config, dict) and "class_name" in config:
+        return losses_module.get(config)
+    if isinstance(config, list):
+        return [_loss_from_config(item) for item in config]
+    if isinstance(config, dict):
+        return {key: _loss_from_config(item) for key, item in config.items()}
+    return config

@@ -49,6 +49,33 @@ def lenet_model():
     return model
 
 
+def graph_model():
+    """Two inputs and two outputs, losses weighted, metrics per output."""
+    from multi_io_models import two_in_two_out
+
+    pynn.utils.set_random_seed(0)
+    model = two_in_two_out(pynn)
+    model.compile(
+        loss=["sparse_categorical_crossentropy", "mse"],
+        loss_weights=[1.0, 0.5],
+        optimizer="adam",
+        metrics=[["accuracy"], ["mae"]],
+    )
+    return model
+
+
+def graph_data():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(90, 6)), rng.normal(size=(90, 4))
+    return [a, b], [(a[:, 0] > 0).astype(int) + (b[:, 1] > 1), a[:, :2] * b[:, 2:]]
+
+
+def flat_outputs(outputs):
+    """Predictions of one output or several, as one flat array."""
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    return np.concatenate([o.reshape(-1) for o in outputs])
+
+
 def dense_data():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(100, 6)).astype(np.float32)
@@ -65,6 +92,7 @@ SCENARIOS = {
     "dense": (dense_model, dense_data, dict(epochs=3, batch_size=32, validation_split=0.2)),
     "dense_odd_batch": (dense_model, dense_data, dict(epochs=2, batch_size=31)),
     "lenet": (lenet_model, lenet_data, dict(epochs=1, batch_size=32)),
+    "graph": (graph_model, graph_data, dict(epochs=2, batch_size=16, validation_split=0.2)),
 }
 
 
@@ -92,7 +120,7 @@ def run(scenario: str, out: str) -> None:
         *model.get_weights(),
         history=np.array([history.history[k] for k in sorted(history.history)]),
         keys=np.array(sorted(history.history)),
-        predictions=model.predict(x, batch_size=8, verbose=0),
+        predictions=flat_outputs(model.predict(x, batch_size=8, verbose=0)),
         evaluation=np.array(model.evaluate(x, y, batch_size=8, verbose=0)),
     )
 

@@ -281,7 +281,7 @@ class FakeModel:
     """Just what EarlyStopping touches: weights that record the epoch they came from."""
 
     def __init__(self):
-        self.epoch, self.stop_training, self._metrics, self.restored = 0, False, (), None
+        self.epoch, self.stop_training, self.restored = 0, False, None
 
     def get_weights(self):
         return [self.epoch]

@@ -178,13 +178,15 @@ def test_engine_rejects_bad_specs_without_panicking():
         engine.iterations()
     out = np.zeros((2, 2), np.float32)
     with pytest.raises(TypeError, match="float64"):
-        engine.predict(np.zeros(4), 2, 1, out)
+        engine.predict([np.zeros(4)], 2, 1, [out])
     with pytest.raises(ValueError, match="C-contiguous float32"):
-        engine.predict(np.zeros(8, np.float32)[::2], 2, 1, out)
+        engine.predict([np.zeros(8, np.float32)[::2]], 2, 1, [out])
     with pytest.raises(ValueError, match="Shape mismatch for `x`"):
-        engine.predict(np.zeros(3, np.float32), 2, 1, out)
+        engine.predict([np.zeros(3, np.float32)], 2, 1, [out])
     with pytest.raises(ValueError, match="Shape mismatch for `out`"):
-        engine.predict(np.zeros(4, np.float32), 2, 1, np.zeros(3, np.float32))
+        engine.predict([np.zeros(4, np.float32)], 2, 1, [np.zeros(3, np.float32)])
+    with pytest.raises(ValueError, match="1 inputs and 1 outputs"):
+        engine.predict([np.zeros(4, np.float32)] * 2, 2, 1, [out])
 
 
 def test_a_model_too_large_for_memory_is_an_error_not_a_crash():

@@ -249,12 +249,6 @@ def test_graph_errors_are_keras_errors():
         dense(pynn.Input((5,)))
 
 
-def test_several_inputs_or_outputs_say_they_are_not_supported_yet():
-    a, b = pynn.Input((3,)), pynn.Input((3,))
-    with pytest.raises(NotImplementedError, match="several inputs or outputs"):
-        pynn.Model([a, b], layers.add([a, b]))
-
-
 def test_graph_models_refuse_the_gpu_and_saving_saying_so(tmp_path):
     inputs = pynn.Input((3,))
     model = pynn.Model(inputs, layers.add([inputs, layers.Dense(3)(inputs)]))

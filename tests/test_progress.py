@@ -166,7 +166,8 @@ def test_engine_reports_progress_during_an_epoch(long_epoch):
     the epoch runs: counts increase, the values are running means."""
     net, x, y = long_epoch
     reports = []
-    net._engine.fit_epoch(x.reshape(-1), y, len(x), 4, None, lambda b, v: reports.append((b, v)))
+    report = lambda b, v: reports.append((b, v))  # noqa: E731
+    net._engine.fit_epoch([x.reshape(-1)], [y], len(x), 4, None, report)
     assert reports
     counts = [b for b, _ in reports]
     assert counts == sorted(set(counts)) and 0 < counts[-1] <= 25_000
@@ -181,4 +182,4 @@ def test_exception_in_the_report_stops_the_epoch(long_epoch):
         raise OSError("the terminal went away")
 
     with pytest.raises(OSError, match="terminal went away"):
-        net._engine.fit_epoch(x.reshape(-1), y, len(x), 4, None, report)
+        net._engine.fit_epoch([x.reshape(-1)], [y], len(x), 4, None, report)

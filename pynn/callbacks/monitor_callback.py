@@ -40,11 +40,11 @@ class MonitorCallback(Callback):
             self.monitor_op = operator.gt
         else:
             name = self.monitor.removeprefix("val_")
-            if name == "loss":
-                self.monitor_op = operator.lt
-            for metric in getattr(self.model, "_metrics", ()):
-                if metric.name == name:
-                    self.monitor_op = operator.gt if metric.direction == "up" else operator.lt
+            direction = "down" if name == "loss" else None
+            if direction is None and hasattr(self.model, "_log_direction"):
+                direction = self.model._log_direction(name)
+            if direction is not None:
+                self.monitor_op = operator.gt if direction == "up" else operator.lt
             if self.monitor_op is None:
                 raise ValueError(
                     f"{type(self).__name__} callback received monitor={self.monitor}, but pynn "

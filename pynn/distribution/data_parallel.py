@@ -100,30 +100,29 @@ class DataParallel:
         """A context in which `sys.exit` aborts the job (see `Communicator.leaving_aborts`)."""
         return self.communicator.leaving_aborts(call)
 
-    def train_epoch(self, model, x, y, batch_size: int, seed, callbacks):
-        """One epoch of synchronous data-parallel training, telling the callbacks' batch hooks;
-        returns the epoch's loss, metrics and first batch whose loss was not finite, the same
-        on every process."""
-        engine, n = model._engine, x.shape[0]
+    def train_epoch(self, model, xs, ys, batch_size: int, seed, callbacks):
+        """One epoch of synchronous data-parallel training on `xs` and `ys` (one array per
+        model input and output), telling the callbacks' batch hooks; returns the epoch's logged
+        values and first batch whose loss was not finite, the same on every process."""
+        engine, n = model._engine, xs[0].shape[0]
         order = visiting_order(seed, n)
-        n_metrics = len(model._metrics)
-        loss_sum, metric_sums, bad_batch = 0.0, np.zeros(n_metrics), None
+        n_values = len(model._logs_names())
+        sums, bad_batch = np.zeros(n_values), None
         for batch, first in enumerate(range(0, n, batch_size)):
             rows = order[first : first + batch_size]
             callbacks.on_train_batch_begin(batch)
-            buffer = self._summed_gradients(model, x, y, rows, n_metrics)
-            n_weights = buffer.size - 1 - n_metrics
+            buffer = self._summed_gradients(model, xs, ys, rows, n_values)
+            n_weights = buffer.size - n_values
             engine.apply_gradients(buffer[:n_weights])
-            batch_loss, batch_metrics = buffer[n_weights], buffer[n_weights + 1 :]
-            if not np.isfinite(batch_loss) and bad_batch is None:
+            values = buffer[n_weights:]
+            if not np.isfinite(values[0]) and bad_batch is None:
                 bad_batch = batch
-            loss_sum += float(batch_loss) * len(rows)
-            metric_sums += batch_metrics.astype(np.float64) * len(rows)
+            sums += values.astype(np.float64) * len(rows)
             seen = first + len(rows)
-            callbacks.on_train_batch_end(batch, model._logs(loss_sum / seen, metric_sums / seen))
+            callbacks.on_train_batch_end(batch, model._logs(sums / seen))
             if model.stop_training:
                 break
-        return loss_sum / seen, list(metric_sums / seen), bad_batch
+        return list(sums / seen), bad_batch
 
     def callbacks(self, callbacks):
         """The callbacks this process runs: all of them on process 0; elsewhere all but those
@@ -135,54 +134,51 @@ class DataParallel:
         writers = (BackupAndRestore, CSVLogger, ModelCheckpoint)
         return [c for c in callbacks if not isinstance(c, writers)]
 
-    def _summed_gradients(self, model, x, y, rows, n_metrics: int) -> np.ndarray:
-        """This process's shard of the batch `rows`: its gradients, loss and metrics weighted by
-        its share, summed over every process in one all-reduce."""
+    def _summed_gradients(self, model, xs, ys, rows, n_values: int) -> np.ndarray:
+        """This process's shard of the batch `rows`: its gradients and logged values weighted
+        by its share, summed over every process in one all-reduce."""
         engine = model._engine
         start, stop = shard(len(rows), self.num_processes, self.process_id)
         mine = rows[start:stop]
-        if len(mine):
-            xs, ys = np.ascontiguousarray(x[mine]), np.ascontiguousarray(y[mine])
-            loss, metrics, grads = engine.compute_gradients(
-                xs.reshape(-1), ys.reshape(-1), len(mine)
-            )
-            share = np.float32(len(mine) / len(rows))
-        else:
-            loss, metrics, grads = 0.0, [0.0] * n_metrics, None
-            share = np.float32(0.0)
-        size = model.count_params() + 1 + n_metrics
+        size = model.count_params() + n_values
         if self._buffer is None or self._buffer.size != size:
             self._buffer = np.empty(size, np.float32)
         buffer = self._buffer
-        n_weights = size - 1 - n_metrics
-        if grads is None:
-            buffer[:] = 0.0
-        else:
+        n_weights = size - n_values
+        if len(mine):
+            parts = [np.ascontiguousarray(a[mine]).reshape(-1) for a in (*xs, *ys)]
+            (loss, output_losses, metrics), grads = engine.compute_gradients(
+                parts[: len(xs)], parts[len(xs) :], len(mine)
+            )
+            share = np.float32(len(mine) / len(rows))
             np.multiply(grads, share, out=buffer[:n_weights])
-            buffer[n_weights] = loss * share
-            buffer[n_weights + 1 :] = np.asarray(metrics, np.float32) * share
+            values = np.asarray([loss, *output_losses, *metrics], np.float32)
+            buffer[n_weights:] = values * share
+        else:
+            buffer[:] = 0.0
         return self.communicator.allreduce_sum(buffer)
 
-    def evaluate(self, model, x, y, batch_size: int):
-        """Loss and metrics over all of `(x, y)`, each process evaluating its shard."""
-        start, stop = shard(x.shape[0], self.num_processes, self.process_id)
+    def evaluate(self, model, xs, ys, batch_size: int) -> list[float]:
+        """The logged values over all of `xs` and `ys`, each process evaluating its shard."""
+        start, stop = shard(xs[0].shape[0], self.num_processes, self.process_id)
         n = stop - start
-        values = np.zeros(2 + len(model._metrics))
+        values = np.zeros(len(model._logs_names()) + 1)
         if n:
-            xs, ys = x[start:stop], y[start:stop]
-            loss, metrics = model._engine.evaluate(xs.reshape(-1), ys.reshape(-1), n, batch_size)
-            values[:-1] = np.array([loss, *metrics]) * n
+            parts = [np.ascontiguousarray(a[start:stop]).reshape(-1) for a in (*xs, *ys)]
+            loss, output_losses, metrics = model._engine.evaluate(
+                parts[: len(xs)], parts[len(xs) :], n, batch_size
+            )
+            values[:-1] = np.array([loss, *output_losses, *metrics]) * n
             values[-1] = n
         totals = self.communicator.allreduce_sum(values)
-        means = totals[:-1] / totals[-1]
-        return float(means[0]), [float(m) for m in means[1:]]
+        return [float(m) for m in totals[:-1] / totals[-1]]
 
-    def predict(self, model, x, batch_size: int) -> np.ndarray:
-        """The outputs for all of `x`, each process predicting its shard, gathered in order."""
-        start, stop = shard(x.shape[0], self.num_processes, self.process_id)
-        part = x[start:stop]
-        if len(part):
-            mine = model._predict_part(part, batch_size, None, False)
+    def predict(self, model, xs, batch_size: int) -> list[np.ndarray]:
+        """The outputs for all of `xs`, each process predicting its shard, gathered in order."""
+        start, stop = shard(xs[0].shape[0], self.num_processes, self.process_id)
+        if stop > start:
+            mine = model._predict_part([x[start:stop] for x in xs], batch_size, None, False)
         else:
-            mine = np.zeros((0, *model._per_sample_output_shape()), np.float32)
-        return np.concatenate(self.communicator.allgather(mine))
+            mine = [np.zeros((0, *shape), np.float32) for shape in model._output_sample_shapes()]
+        gathered = self.communicator.allgather(mine)
+        return [np.concatenate(parts) for parts in zip(*gathered)]

@@ -87,7 +87,7 @@ def _optimizer_tensors(model):
     if saved is not None:
         iterations, slots = saved
         reads = [functools.partial(np.asarray, slot) for slot in slots]
-    elif model._loss is None:  # never trained since compile: no state yet
+    elif model._compiled_outputs is None:  # never trained since compile: no state yet
         return None
     else:
         engine = model._engine
@@ -363,7 +363,7 @@ def restore_training(model, filepath) -> dict:
     _set_weights(model, tensors, path)
     slots = _optimizer_slots(model, tensors, tensor_metadata, path)
     if slots is not None:
-        if model._loss is None:
+        if model._compiled_outputs is None:
             model._saved_optimizer_state = slots
             model.optimizer._restored_iterations = slots[0]
         else:

@@ -58,7 +58,7 @@ impl<'a> Dataset<'a> {
 
 /// What one output of a model is trained and judged by: its loss (none: it gets no gradient),
 /// the loss's weight in the total, and its metrics.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct OutputSpec {
     pub loss: Option<Loss>,
     pub weight: f32,
@@ -302,12 +302,19 @@ impl Trainer {
         self.outputs.iter().map(|o| o.metrics.len()).sum()
     }
 
-    /// Whether the logs track each output's own loss (a model of several outputs).
-    fn tracks_outputs(&self) -> usize {
-        match self.outputs.len() {
+    /// How many outputs' own losses the logs track: as in Keras, each output's that has a
+    /// loss, where more than one has.
+    pub fn tracked_losses(&self) -> usize {
+        match self.outputs.iter().filter(|o| o.loss.is_some()).count() {
             1 => 0,
-            _ => self.outputs.iter().filter(|o| o.loss.is_some()).count(),
+            n => n,
         }
+    }
+
+    /// How many running values a loop over batches reports: the loss, the tracked output
+    /// losses and the metrics.
+    pub fn logged_values(&self) -> usize {
+        1 + self.tracked_losses() + self.metric_count()
     }
 
     pub fn optimizer(&self) -> &dyn Optimizer {
@@ -413,7 +420,7 @@ impl Trainer {
             .map_err(|e| out_of_memory(network, e, largest))?;
         let mut order = std::mem::take(&mut self.order);
         fill_order(&mut order, data.len, shuffle_seed)?;
-        let mut totals = Totals::with_outputs(self.tracks_outputs(), self.metric_count());
+        let mut totals = Totals::with_outputs(self.tracked_losses(), self.metric_count());
         for batch in order.chunks(batch_size) {
             self.run_batch(network, data, batch, pass, &mut totals, cancel)
                 .map_err(|e| out_of_memory(network, e, batch.len()))?;

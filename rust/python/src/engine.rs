@@ -12,12 +12,10 @@ use numpy::{
 };
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 use pynn_core::graph::{self, GraphSpec};
-use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
-use pynn_core::metrics::Metric;
 use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
-use pynn_core::train::{self, Dataset, Next, Trainer};
+use pynn_core::train::{self, Dataset, Logs, Next, OutputSpec, Trainer};
 use pynn_core::{CoreError, Tensor};
 use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -40,7 +38,7 @@ struct State {
     trainer: Option<Trainer>,
     /// What built the network and the trainer, for the GPU's copy of them.
     graph: GraphSpec,
-    compiled: Option<(Loss, Vec<Metric>, OptimizerSpec)>,
+    compiled: Option<(Vec<OutputSpec>, OptimizerSpec)>,
     gpu: Mirror,
 }
 
@@ -48,20 +46,39 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> PyResult<T> 
     serde_json::from_str(json).map_err(|e| errors::spec(what, e))
 }
 
-/// `(loss, [metrics...])` as Python receives it.
-type LogTuple = (f64, Vec<f64>);
-/// A training epoch's: `(loss, [metrics...], the first batch whose loss was NaN or infinite)`.
-type EpochLogs = (f64, Vec<f64>, Option<usize>);
+/// `(loss, [each output's loss...], [metrics...])` as Python receives it.
+type LogTuple = (f64, Vec<f64>, Vec<f64>);
+/// A training epoch's: [`LogTuple`] and the first batch whose loss was NaN or infinite.
+type EpochLogs = (f64, Vec<f64>, Vec<f64>, Option<usize>);
+
+fn log_tuple(logs: Logs) -> LogTuple {
+    (logs.loss, logs.output_losses, logs.metrics)
+}
+
+/// Flat arrays, one per model input (or output), named `what` in errors.
+type Arrays<'py> = Vec<PyReadonlyArray1<'py, f32>>;
+
+fn slices<'a>(arrays: &'a Arrays<'_>, what: &str) -> PyResult<Vec<&'a [f32]>> {
+    arrays
+        .iter()
+        .map(|a| a.as_slice().map_err(|e| errors::layout(what, e)))
+        .collect()
+}
+
+fn check_len(what: &str, values: &[f32], expected: usize) -> PyResult<()> {
+    match values.len() == expected {
+        true => Ok(()),
+        false => Err(to_py(CoreError::shape(what, expected, values.len()))),
+    }
+}
 
 /// Borrows the arrays' memory as the engine's dataset; no copy.
-fn dataset<'a>(
-    x: &'a PyReadonlyArray1<'_, f32>,
-    y: &'a PyReadonlyArray1<'_, f32>,
-    len: usize,
-) -> PyResult<Dataset<'a>> {
-    let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
-    let y = y.as_slice().map_err(|e| errors::layout("y", e))?;
-    Ok(Dataset::new(x, y, len))
+fn dataset<'a>(xs: &'a Arrays<'_>, ys: &'a Arrays<'_>, len: usize) -> PyResult<Dataset<'a>> {
+    Ok(Dataset {
+        xs: slices(xs, "x")?,
+        ys: slices(ys, "y")?,
+        len,
+    })
 }
 
 /// Hands a tensor's buffer to NumPy without copying it.
@@ -135,9 +152,18 @@ impl State {
     /// Why the GPU engine cannot train this compiled model (`None` when it can), after
     /// building its GPU copy.
     fn gpu_unsupported(&mut self) -> PyResult<Option<String>> {
-        let Some((loss, metrics, optimizer)) = &self.compiled else {
+        let Some((outputs, optimizer)) = &self.compiled else {
             return Err(no_trainer());
         };
+        let [output] = &outputs[..] else {
+            return Ok(Some("models of several inputs or outputs".into()));
+        };
+        let Some(loss) = output.loss else {
+            return Err(no_trainer());
+        };
+        if output.weight != 1.0 {
+            return Ok(Some("a loss weight other than 1".into()));
+        }
         if self.network.trainable().contains(&false) {
             return Ok(Some("frozen layers (trainable=False)".into()));
         }
@@ -147,8 +173,8 @@ impl State {
         let model = ModelSpec {
             input_shape,
             layers,
-            loss: *loss,
-            metrics,
+            loss,
+            metrics: &output.metrics,
             optimizer,
         };
         self.gpu.prepare(&model)
@@ -250,9 +276,14 @@ impl Engine {
         self.with(py, |s| Ok(s.network.weight_shapes()))
     }
 
-    /// The per-sample output shape.
-    fn output_shape(&self, py: Python<'_>) -> PyResult<Vec<usize>> {
-        self.with(py, |s| Ok(s.network.output_shape().to_vec()))
+    /// Each output's per-sample shape.
+    fn output_shapes(&self, py: Python<'_>) -> PyResult<Vec<Vec<usize>>> {
+        self.with(py, |s| {
+            let network = &s.network;
+            Ok((0..network.output_count())
+                .map(|o| network.output_shape_of(o).to_vec())
+                .collect())
+        })
     }
 
     /// Every weight as an array of its own shape, in Keras's `get_weights()` order.
@@ -294,25 +325,19 @@ impl Engine {
         self.with(py, |s| Ok(PyArray1::from_slice(py, s.network.grads())))
     }
 
-    /// Attaches a loss, an optimizer and metrics (JSON specs); resets the optimizer's state.
-    fn compile(
-        &self,
-        py: Python<'_>,
-        loss_json: &str,
-        optimizer_json: &str,
-        metrics_json: &str,
-    ) -> PyResult<()> {
-        let loss: Loss = parse("loss", loss_json)?;
+    /// Attaches each output's loss, loss weight and metrics (a JSON list of
+    /// `{"loss", "weight", "metrics"}`) and an optimizer (JSON); resets the optimizer's state.
+    fn compile(&self, py: Python<'_>, outputs_json: &str, optimizer_json: &str) -> PyResult<()> {
+        let outputs: Vec<OutputSpec> = parse("outputs", outputs_json)?;
         let optimizer: OptimizerSpec = parse("optimizer", optimizer_json)?;
-        let metrics: Vec<Metric> = parse("metric", metrics_json)?;
         self.with(py, |s| {
             s.on_cpu()?;
             let network = &s.network;
             let trainer = errors::catch_panic(|| {
-                Trainer::new(network, loss, &optimizer, metrics.clone()).map_err(to_py)
+                Trainer::with_outputs(network, outputs.clone(), &optimizer).map_err(to_py)
             })?;
             s.trainer = Some(trainer);
-            s.compiled = Some((loss, metrics, optimizer));
+            s.compiled = Some((outputs, optimizer));
             s.gpu.reset();
             Ok(())
         })
@@ -401,21 +426,22 @@ impl Engine {
         })
     }
 
-    /// One epoch over `len` samples; returns `(loss, [metrics...], first_non_finite_batch)`.
-    #[pyo3(signature = (x, y, len, batch_size, shuffle_seed=None, progress=None, on_gpu=false))]
+    /// One epoch over `len` samples of `xs` (one flat array per input) and `ys` (one per
+    /// output); returns `(loss, [output losses...], [metrics...], first_non_finite_batch)`.
+    #[pyo3(signature = (xs, ys, len, batch_size, shuffle_seed=None, progress=None, on_gpu=false))]
     #[allow(clippy::too_many_arguments)]
     fn fit_epoch(
         &self,
         py: Python<'_>,
-        x: PyReadonlyArray1<'_, f32>,
-        y: PyReadonlyArray1<'_, f32>,
+        xs: Arrays<'_>,
+        ys: Arrays<'_>,
         len: usize,
         batch_size: usize,
         shuffle_seed: Option<u64>,
         progress: Option<Bound<'_, PyAny>>,
         on_gpu: bool,
     ) -> PyResult<EpochLogs> {
-        let data = dataset(&x, &y, len)?;
+        let data = dataset(&xs, &ys, len)?;
         self.with(py, |s| {
             if on_gpu {
                 s.require_gpu()?;
@@ -429,7 +455,7 @@ impl Engine {
             }
             let progress = ProgressReport {
                 report: progress,
-                values: 1 + trainer.metric_count(),
+                values: trainer.logged_values(),
             };
             let batches = len.div_ceil(batch_size.max(1));
             let samples = batch_size.min(len);
@@ -457,7 +483,9 @@ impl Engine {
                     )
                 })?
             };
-            Ok((logs.loss, logs.metrics, logs.first_non_finite))
+            let first_non_finite = logs.first_non_finite;
+            let (loss, output_losses, metrics) = log_tuple(logs);
+            Ok((loss, output_losses, metrics, first_non_finite))
         })
     }
 
@@ -467,20 +495,21 @@ impl Engine {
         self.with(py, State::gpu_unsupported)
     }
 
-    /// Loss and metrics over `len` samples with fixed weights; returns `(loss, [metrics...])`.
-    #[pyo3(signature = (x, y, len, batch_size, progress=None, on_gpu=false))]
+    /// Losses and metrics over `len` samples with fixed weights; returns
+    /// `(loss, [output losses...], [metrics...])`.
+    #[pyo3(signature = (xs, ys, len, batch_size, progress=None, on_gpu=false))]
     #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &self,
         py: Python<'_>,
-        x: PyReadonlyArray1<'_, f32>,
-        y: PyReadonlyArray1<'_, f32>,
+        xs: Arrays<'_>,
+        ys: Arrays<'_>,
         len: usize,
         batch_size: usize,
         progress: Option<Bound<'_, PyAny>>,
         on_gpu: bool,
     ) -> PyResult<LogTuple> {
-        let data = dataset(&x, &y, len)?;
+        let data = dataset(&xs, &ys, len)?;
         self.with(py, |s| {
             if on_gpu {
                 s.require_gpu()?;
@@ -491,7 +520,7 @@ impl Engine {
             let trainer = trainer.ok_or_else(no_trainer)?;
             let progress = ProgressReport {
                 report: progress,
-                values: 1 + trainer.metric_count(),
+                values: trainer.logged_values(),
             };
             let batches = len.div_ceil(batch_size.max(1));
             let samples = batch_size.min(len);
@@ -506,21 +535,21 @@ impl Engine {
                     trainer.evaluate(network, &data, batch_size, after_batch, cancel)
                 })?
             };
-            Ok((logs.loss, logs.metrics))
+            Ok(log_tuple(logs))
         })
     }
 
     /// ∂loss/∂weights over all `len` samples as one batch, in the layout of `get_weights()`:
     /// what a training step on them would apply, without the step. Returns
-    /// `(loss, [metrics...], gradients)`.
+    /// `((loss, [output losses...], [metrics...]), gradients)`.
     fn compute_gradients<'py>(
         &self,
         py: Python<'py>,
-        x: PyReadonlyArray1<'_, f32>,
-        y: PyReadonlyArray1<'_, f32>,
+        xs: Arrays<'_>,
+        ys: Arrays<'_>,
         len: usize,
-    ) -> PyResult<(f64, Vec<f64>, Bound<'py, PyArray1<f32>>)> {
-        let data = dataset(&x, &y, len)?;
+    ) -> PyResult<(LogTuple, Bound<'py, PyArray1<f32>>)> {
+        let data = dataset(&xs, &ys, len)?;
         self.with(py, |s| {
             s.on_cpu()?;
             let (network, trainer) = s.parts()?;
@@ -532,7 +561,7 @@ impl Engine {
                 trainer.gradients(network, &data, cancel)
             })?;
             let grads = PyArray1::from_slice(py, s.network.grads());
-            Ok((logs.loss, logs.metrics, grads))
+            Ok((log_tuple(logs), grads))
         })
     }
 
@@ -549,32 +578,27 @@ impl Engine {
         })
     }
 
-    /// Predictions for `len` samples into `out`, an array `(len, ...output_shape)` that the
-    /// caller allocated (so that a size no memory holds is NumPy's `MemoryError` before any
-    /// work).
-    #[pyo3(signature = (x, len, batch_size, out, progress=None, on_gpu=false))]
+    /// Predictions for `len` samples of `xs` (one flat array per input) into `outs`, one
+    /// array `(len, ...output_shape)` per output that the caller allocated (so that a size no
+    /// memory holds is NumPy's `MemoryError` before any work).
+    #[pyo3(signature = (xs, len, batch_size, outs, progress=None, on_gpu=false))]
     #[allow(clippy::too_many_arguments)]
     fn predict(
         &self,
         py: Python<'_>,
-        x: PyReadonlyArray1<'_, f32>,
+        xs: Arrays<'_>,
         len: usize,
         batch_size: usize,
-        mut out: PyReadwriteArrayDyn<'_, f32>,
+        mut outs: Vec<PyReadwriteArrayDyn<'_, f32>>,
         progress: Option<Bound<'_, PyAny>>,
         on_gpu: bool,
     ) -> PyResult<()> {
-        let x = x.as_slice().map_err(|e| errors::layout("x", e))?;
-        let out = out.as_slice_mut().map_err(|e| errors::layout("out", e))?;
+        let xs = slices(&xs, "x")?;
+        let mut outs = outs
+            .iter_mut()
+            .map(|o| o.as_slice_mut().map_err(|e| errors::layout("out", e)))
+            .collect::<PyResult<Vec<_>>>()?;
         self.with(py, |s| {
-            let expected = len * s.network.input_size();
-            if x.len() != expected {
-                return Err(to_py(CoreError::shape("x", expected, x.len())));
-            }
-            let output = len * s.network.output_size();
-            if out.len() != output {
-                return Err(to_py(CoreError::shape("out", output, out.len())));
-            }
             if on_gpu {
                 s.require_gpu()?;
             } else {
@@ -590,13 +614,21 @@ impl Engine {
                 let (network, trainer) = (&s.network, s.trainer.as_ref());
                 let trainer = trainer.ok_or_else(no_trainer)?;
                 let gpu = &mut s.gpu;
+                let ([x], [out]) = (&xs[..], &mut outs[..]) else {
+                    return Err(PyValueError::new_err(
+                        "the GPU engine predicts for models of one input and one output",
+                    ));
+                };
+                check_len("x", x, len * network.input_size())?;
+                check_len("out", out, len * network.output_size())?;
                 run_released(py, batches, samples, progress, |after_batch, _| {
                     Ok(gpu.predict(network, trainer, x, out, batch_size, after_batch))
                 })??
             } else {
                 let network = &mut s.network;
                 run_released(py, batches, samples, progress, |after_batch, cancel| {
-                    train::predict(network, x, len, batch_size, out, after_batch, cancel)
+                    let data = (&xs[..], len);
+                    train::predict_all(network, data, batch_size, &mut outs, after_batch, cancel)
                 })?
             };
             match next {

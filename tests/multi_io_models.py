@@ -1,0 +1,82 @@
+"""Models of several inputs or outputs, written once for both Keras 3 and pynn (`k` is either
+module), with how each is compiled and trained: the golden file
+`golden/keras_multi_io.json` holds what Keras computes for them."""
+
+
+def two_in_two_out(k):
+    """Two inputs, a merged trunk, a classifier and a regressor."""
+    a, b = k.Input((6,), name="a"), k.Input((4,), name="b")
+    ha = k.layers.Dense(8, activation="relu", name="da")(a)
+    hb = k.layers.Dense(8, activation="tanh", name="db")(b)
+    h = k.layers.Dense(8, activation="relu", name="trunk")(
+        k.layers.Concatenate(name="cat")([ha, hb])
+    )
+    cls = k.layers.Dense(3, activation="softmax", name="cls")(h)
+    reg = k.layers.Dense(2, name="reg")(k.layers.Add(name="skip")([h, ha]))
+    return k.Model([a, b], [cls, reg], name="two_in_two_out")
+
+
+def siamese(k):
+    """One Dense shared by two inputs; the squared difference of the embeddings decides."""
+    left, right = k.Input((5,), name="left"), k.Input((5,), name="right")
+    embed = k.layers.Dense(4, activation="tanh", name="embed")
+    diff = k.layers.Subtract(name="diff")([embed(left), embed(right)])
+    square = k.layers.Multiply(name="square")([diff, diff])
+    same = k.layers.Dense(1, activation="sigmoid", name="same")(square)
+    return k.Model([left, right], same, name="siamese")
+
+
+def dict_outputs(k):
+    """One input, two regression outputs given as a dict (their keys name them)."""
+    x = k.Input((5,), name="features")
+    h = k.layers.Dense(6, activation="relu", name="hidden")(x)
+    return k.Model(
+        x,
+        {"price": k.layers.Dense(1, name="p")(h), "volume": k.layers.Dense(2, name="v")(h)},
+        name="dict_outputs",
+    )
+
+
+#: Per case: the builder, and compile's `loss`, `loss_weights` and `metrics`.
+CASES = {
+    "weighted_dicts": (
+        two_in_two_out,
+        {"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+        {"cls": 1.0, "reg": 0.5},
+        {"cls": ["accuracy"], "reg": ["mae"]},
+    ),
+    "lists_one_loss": (
+        two_in_two_out,
+        ["sparse_categorical_crossentropy", None],
+        None,
+        [["accuracy"], ["mae", "mse"]],
+    ),
+    "siamese": (siamese, "binary_crossentropy", None, ["accuracy"]),
+    "dict_outputs": (
+        dict_outputs,
+        {"volume": "mse", "price": "mae"},
+        {"price": 0.3, "volume": 2.0},
+        {"volume": ["mae"]},
+    ),
+}
+
+
+def data(name, model, rng, n):
+    """Inputs and targets of `n` samples for case `name`, as lists (dicts for dict outputs)."""
+    xs = [rng.normal(size=(n, *shape[1:])).astype("float32") for shape in _input_shapes(model)]
+    if name == "siamese":
+        return xs, rng.integers(0, 2, size=(n, 1)).astype("float32")
+    if name == "dict_outputs":
+        return xs, {
+            "price": rng.normal(size=(n, 1)).astype("float32"),
+            "volume": rng.normal(size=(n, 2)).astype("float32"),
+        }
+    return xs, [
+        rng.integers(0, 3, size=n).astype("int64"),
+        rng.normal(size=(n, 2)).astype("float32"),
+    ]
+
+
+def _input_shapes(model):
+    shapes = model.input_shape
+    return shapes if isinstance(shapes, list) else [shapes]
