@@ -104,6 +104,10 @@ class Model(Layer, Trainer):
         start, count = self._weight_slots[id(layer)]
         return [self._engine.weight(i) for i in range(start, start + count)]
 
+    def _weight_value_of(self, layer, index: int) -> np.ndarray:
+        start, _ = self._weight_slots[id(layer)]
+        return self._engine.weight(start + index)
+
     def _set_weights_of(self, layer, arrays: list[np.ndarray]) -> None:
         weights = self._engine.get_weights()
         start, count = self._weight_slots[id(layer)]
@@ -139,6 +143,33 @@ class Model(Layer, Trainer):
                 f"length {len(weights)}, but the model was expecting {len(shapes)} weights."
             )
         self._set_flat_weights(checked_weights(weights, shapes, "the model"))
+
+    @property
+    def weights(self) -> list:
+        """Every layer's weights as variables, in the order of `get_weights()`."""
+        if self._engine is None:
+            return []
+        self._claim_weights()
+        return [v for layer in self._engine_layers for v in layer.weights]
+
+    @property
+    def trainable_weights(self) -> list:
+        """The variables that `fit` trains: those of layers that train, in this model."""
+        return self._weights_where(True)
+
+    @property
+    def non_trainable_weights(self) -> list:
+        return self._weights_where(False)
+
+    def _weights_where(self, trains: bool) -> list:
+        if self._engine is None:
+            return []
+        flags = self._trainable_layers()
+        layers = [layer for layer, flag in zip(self._engine_layers, flags) if flag == trains]
+        return [v for layer in layers for v in layer.weights]
+
+    def build(self, input_shape=None) -> None:
+        """A functional model is built when it is made; nothing to do."""
 
     def count_params(self) -> int:
         """How many weight values the model holds."""

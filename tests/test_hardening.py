@@ -551,11 +551,6 @@ def test_messages_say_what_the_user_wrote():
 # What pynn does not run yet says so.
 
 
-def test_calling_a_layer_on_arrays_says_it_is_not_supported_yet():
-    with pytest.raises(NotImplementedError, match=r"Calling layer 'dense' on arrays"):
-        Dense(3)(np.ones((2, 4)))
-
-
 def test_subclassing_model_says_it_is_not_supported_yet():
     class MyModel(pynn.Model):
         def call(self, x):

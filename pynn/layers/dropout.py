@@ -20,6 +20,8 @@ class Dropout(Layer):
             `pynn.utils.set_random_seed` reproduces them.
     """
 
+    _training_dependent = True
+
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         if not _checks.is_real(rate) or not 0 <= rate < 1:
             raise ValueError(

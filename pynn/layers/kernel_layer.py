@@ -42,13 +42,18 @@ class KernelLayer(Layer):
             "activity_regularizer": regularizers.spec(self.activity_regularizer),
         }
 
+    def _variable_names(self) -> list[str]:
+        return ["kernel", "bias"] if self.use_bias else ["kernel"]
+
     @property
     def kernel(self):
-        return self.get_weights()[0]
+        """The kernel variable."""
+        return self.weights[0]
 
     @property
     def bias(self):
-        return self.get_weights()[1] if self.use_bias else None
+        """The bias variable, or None without a bias."""
+        return self.weights[1] if self.use_bias else None
 
     def get_config(self):
         def described(obj):

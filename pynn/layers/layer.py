@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from pynn import _checks, _core
+from pynn import _checks, _core, _data
 from pynn._naming import auto_name, to_snake_case
 from pynn._symbolic import KerasTensor, Node, flatten, is_keras_tensor
+from pynn.variable import Variable
 
 _INPUT_SHAPE_WARNING = (
     "Do not pass an `input_shape`/`input_dim` argument to a layer. When using Sequential "
@@ -28,7 +29,8 @@ _INPUT_SHAPE_WARNING = (
 
 class Layer:
     """Base class of layers: a configuration that the model hands to the engine, which builds
-    the layer, keeps its weights and computes it.
+    the layer, keeps its weights and computes it. Called on arrays (`layer(x)`), a layer
+    computes in an engine of its own and returns NumPy.
 
     Args:
         name: a unique name; by default the snake-cased class name with a counter.
@@ -72,6 +74,12 @@ class Layer:
         self._build_shapes: list[tuple[int, ...]] = []
         self._output_shape: tuple[int, ...] = ()
         self._weight_shapes: list[tuple[int, ...]] = []
+        #: The engine of eager calls (`layer(x)`), and the spec and shapes it was built for.
+        self._eager: tuple | None = None
+
+    #: Whether the layer computes differently in training (Dropout): `layer(x, training=True)`
+    #: then needs the training behaviour, which eager calls do not run yet.
+    _training_dependent = False
 
     @property
     def trainable(self) -> bool:
@@ -95,7 +103,9 @@ class Layer:
 
     def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
         """On symbolic tensors (`pynn.Input(...)` and what layers return from them), records the
-        call and returns the output's symbolic tensor: how functional models are built."""
+        call and returns the output's symbolic tensor: how functional models are built. On
+        arrays (a batch, or a list of batches for a merge layer), builds the layer where it is
+        not built and returns its output for them as a NumPy array (inference)."""
         if args or kwargs:
             unexpected = [repr(a) for a in args] + list(kwargs)
             raise TypeError(
@@ -107,11 +117,51 @@ class Layer:
         tensors = flatten(inputs)
         if tensors and all(is_keras_tensor(t) for t in tensors):
             return self._call_symbolic(inputs, tensors)
-        raise NotImplementedError(
-            f"Calling layer '{self.name}' on arrays (`layer(x)` outside a model) is not "
-            "supported by pynn yet; call it on `pynn.Input(...)` tensors to build a model, and "
-            "`model.predict(x)`."
-        )
+        if any(is_keras_tensor(t) for t in tensors):
+            raise NotImplementedError(
+                f"Layer '{self.name}' received symbolic tensors mixed with arrays; pynn does not "
+                "take arrays as constants in a functional model yet."
+            )
+        return self._call_eager(inputs, training)
+
+    def _call_eager(self, inputs, training) -> np.ndarray:
+        """The layer's output for arrays `inputs`, computed by an engine of this one call."""
+        if training and self._training_dependent:
+            raise NotImplementedError(
+                f"pynn does not run layer '{self.name}' ({type(self).__name__}) with "
+                "`training=True` outside `fit` yet; call it with `training=False` (inference)."
+            )
+        arrays = _eager_arrays(inputs, self.name)
+        shapes = [a.shape[1:] for a in arrays]
+        output_shape, weight_shapes = self._shapes_for(shapes)
+        self._build_for(shapes, output_shape, weight_shapes)
+        engine = self._eager_engine(shapes)
+        n = arrays[0].shape[0]
+        out = np.empty((n, *output_shape), np.float32)
+        engine.predict([a.reshape(-1) for a in arrays], n, max(n, 1), [out], None, False)
+        return out
+
+    def _eager_engine(self, shapes):
+        """An engine of one call of the layer on inputs of `shapes`, holding its weights."""
+        spec = json.dumps(self.spec())
+        key = (spec, [tuple(s) for s in shapes])
+        if self._eager is None or self._eager[0] != key:
+            graph = _single_call_graph(self.spec(), shapes)
+            self._eager = (key, _core.Engine.from_graph(json.dumps(graph), [self.name]))
+        engine = self._eager[1]
+        if self._home is None and self._values is None:
+            self._values = engine.get_weights()  # its initializers' draws, as any engine's
+        elif self._weight_shapes:
+            values = [np.asarray(w, np.float32).reshape(-1) for w in self.get_weights()]
+            engine.set_weights(np.concatenate(values))
+        return engine
+
+    def build(self, input_shape) -> None:
+        """Creates the weights for inputs of `input_shape` (batch axis first, e.g.
+        `(None, 4)`; a list of shapes for a merge layer)."""
+        shapes = _sample_shapes(input_shape, self.name)
+        output_shape, weight_shapes = self._shapes_for(shapes)
+        self._build_for(shapes, output_shape, weight_shapes)
 
     def _call_symbolic(self, inputs, tensors: list[KerasTensor]) -> KerasTensor:
         shapes = [tensor.sample_shape for tensor in tensors]
@@ -230,6 +280,12 @@ class Layer:
         else:
             self._values = arrays
 
+    def _weight_value(self, index: int) -> np.ndarray:
+        """A copy of weight `index` alone."""
+        if self._home is not None:
+            return self._home._weight_value_of(self, index)
+        return self.get_weights()[index]
+
     def _initial_values(self) -> list[np.ndarray]:
         """The weights the layer's initializers draw (from their seeds: every engine that
         builds the layer draws the same)."""
@@ -243,9 +299,26 @@ class Layer:
             self._values = model._weights_of(self)
             self._home = None
 
+    def _variable_names(self) -> list[str]:
+        """The names of the layer's weights, in the order of `get_weights()`."""
+        return [f"variable_{i}" for i in range(len(self._weight_shapes))]
+
     @property
-    def weights(self) -> list[np.ndarray]:
-        return self.get_weights()
+    def weights(self) -> list[Variable]:
+        """The layer's weights as variables (`.numpy()`, `.assign(value)`, `.shape`, `.path`);
+        none before it is built."""
+        if not self.built:
+            return []
+        names = self._variable_names()
+        return [Variable(self, i, name) for i, name in enumerate(names)]
+
+    @property
+    def trainable_weights(self) -> list[Variable]:
+        return self.weights if self.trainable else []
+
+    @property
+    def non_trainable_weights(self) -> list[Variable]:
+        return [] if self.trainable else self.weights
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
@@ -279,6 +352,42 @@ def _single_call_graph(spec: dict, shapes) -> dict:
         "nodes": [{"layer": 0, "inputs": [{"input": i} for i in range(len(shapes))]}],
         "outputs": [{"node": 0}],
     }
+
+
+def _eager_arrays(inputs, name: str) -> list[np.ndarray]:
+    """The batches a layer is called on: one array-like, or a list of arrays (a merge
+    layer's inputs), as float32 with a batch axis and the same number of samples."""
+    several = isinstance(inputs, (list, tuple)) and all(
+        isinstance(item, (np.ndarray, Variable)) for item in inputs
+    )
+    items = list(inputs) if several and inputs else [inputs]
+    labels = [f"inputs[{i}]" for i in range(len(items))] if several else ["inputs"]
+    arrays = []
+    for item, label in zip(items, labels):
+        array = _data.to_array(np.asarray(item), label)
+        if array.ndim < 2:
+            raise ValueError(
+                f"Layer '{name}' takes batches: `{label}` needs a batch axis first, e.g. shape "
+                f"(1, {array.shape[0]}) for one sample; got shape {array.shape}."
+            )
+        arrays.append(_data.as_float32(array))
+    _data.check_lengths(arrays, labels)
+    return arrays
+
+
+def _sample_shapes(input_shape, name: str) -> list[tuple[int, ...]]:
+    """`build`'s `input_shape` (one shape or a list of them, batch axis first) as per-sample
+    shapes."""
+    try:
+        several = len(input_shape) > 0 and isinstance(input_shape[0], (list, tuple))
+        shapes = list(input_shape) if several else [input_shape]
+        per_sample = [tuple(shape)[1:] for shape in shapes]
+    except TypeError:
+        raise ValueError(
+            f"`input_shape` of layer '{name}' must be a tuple such as (None, 4) (batch axis "
+            f"first), or a list of them. Received: input_shape={input_shape!r}"
+        ) from None
+    return [_as_shape(shape, "input_shape") for shape in per_sample]
 
 
 def is_custom(layer: Layer) -> bool:
