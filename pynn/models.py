@@ -73,9 +73,10 @@ class Model(Layer, Trainer):
             start += len(shapes)
         self._weight_slots = slots
         self._claim_weights()
-        self._loss = None
+        self._compiled_outputs = None
         self._optimizer_built = False
-        self._engine_trainable = None
+        self._trained_layers = None
+        self._engine_flags = None
 
     def _release_engine(self) -> None:
         """Gives up the engine; the layers whose weights it held keep them."""

@@ -84,8 +84,13 @@ class Trainer:
     #: The calls in progress (`fit`, `evaluate`, `predict`, ...), and the first one's name.
     _calls_running = 0
     _running_call = None
-    #: The trainable flags last handed to the engine (None: none yet).
-    _engine_trainable = None
+    #: Which layers train, taken at the first training call after `compile` and handed to
+    #: the engine (None: not yet).
+    _trained_layers = None
+    #: A change of `trainable` since, already warned about.
+    _warned_trainable = None
+    #: The flags the engine holds now (None: unknown).
+    _engine_flags = None
 
     def _refuse_while_running(self, change: str) -> None:
         """Raises `RuntimeError` when a call of this model is in progress: its engine and
@@ -125,6 +130,7 @@ class Trainer:
         self._compiled_outputs = None
         self._optimizer_built = False
         self._saved_optimizer_state = None
+        self._trained_layers = None
 
     @property
     def compiled(self) -> bool:
@@ -181,7 +187,7 @@ class Trainer:
             raise ValueError(f"You must call `compile()` before calling `{method}()`.")
         if all(o.loss_id is None for o in self._compile_outputs):
             raise ValueError("No loss to compute. Provide a `loss` argument in `compile()`.")
-        self._sync_trainable()
+        self._hand_trainable(training=method in _TRAINING_METHODS)
         compiled = self._compiled_outputs or self._resolve_outputs(ys)
         shapes = self._output_sample_shapes()
         targets = [
@@ -226,12 +232,41 @@ class Trainer:
             )
         return resolved
 
-    def _sync_trainable(self) -> None:
-        """Hands the engine which layers train, when that changed since it last heard."""
+    def _hand_trainable(self, training: bool) -> None:
+        """Hands the engine which layers train. Training takes them at its first call after
+        `compile`, as Keras does when it makes its train function; a later change of
+        `trainable` takes effect at the next `compile`, and pynn warns about it (Keras means
+        to, and does not). An evaluation's weight penalties follow the current flags, as
+        Keras's `model.losses` does."""
         trainable = self._trainable_layers()
-        if trainable != self._engine_trainable:
+        if training:
+            self._check_trained_layers(trainable)
+            trainable = self._trained_layers
+        if trainable != self._engine_flags:
             self._engine.set_trainable(trainable)
-            self._engine_trainable = trainable
+            self._engine_flags = trainable
+
+    def _check_trained_layers(self, trainable: list[bool]) -> None:
+        """Takes `trainable` as the trained layers at the first training call after `compile`;
+        warns, once per change, when they differ later."""
+        if self._trained_layers is None:
+            self._trained_layers = trainable
+        elif trainable != self._trained_layers and trainable != self._warned_trainable:
+            changed = [
+                layer.name
+                for layer, now, then in zip(self._engine_layers, trainable, self._trained_layers)
+                if now != then
+            ]
+            warnings.warn(
+                "A layer's `trainable` state has changed since the model was compiled. This "
+                "can result in unexpected behavior, as the compiled optimizer and loss "
+                "functions may not track the correct variables. Please recompile your model "
+                "(e.g. `model.compile(...)`) before calling `fit()` or `evaluate()` so the "
+                f"change takes effect. Changed layers: {changed}",
+                UserWarning,
+                stacklevel=4,
+            )
+            self._warned_trainable = trainable
 
     # Data
 
@@ -681,6 +716,10 @@ class Trainer:
         xs, ys = self._inputs_and_targets(x, y, "compute_gradients")
         _, flat = self._engine.compute_gradients(_flat(xs), _flat(ys), xs[0].shape[0])
         return _split(flat, self._engine.weight_shapes())
+
+
+#: The calls that train, and so take the set of trained layers.
+_TRAINING_METHODS = ("fit", "train_on_batch", "compute_gradients")
 
 
 def _flat(arrays: list[np.ndarray]) -> list[np.ndarray]:

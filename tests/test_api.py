@@ -121,6 +121,15 @@ def test_model_structure_add_pop_build_and_layer_weights():
     assert pynn.Sequential([dense]).input_shape == (None, 7)
 
 
+def test_a_layer_added_after_fit_trains_with_the_compiled_loss():
+    model = pynn.Sequential([pynn.Input(shape=(3,)), pynn.layers.Dense(4)])
+    model.compile(loss="mse", optimizer="sgd", metrics=["mae"])
+    model.fit(np.ones((4, 3)), np.ones((4, 4)), verbose=0)
+    model.add(pynn.layers.Dense(2))
+    history = model.fit(np.ones((4, 3)), np.ones((4, 2)), epochs=2, verbose=0).history
+    assert sorted(history) == ["loss", "mae"] and history["loss"][1] < history["loss"][0]
+
+
 def test_single_feature_inputs_gain_their_axis():
     model = pynn.Sequential([pynn.Input(shape=(1,)), pynn.layers.Dense(1)])
     model.compile(loss="mse", optimizer="sgd")

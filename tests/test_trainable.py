@@ -65,16 +65,40 @@ def test_summary_counts_frozen_weights_as_keras_does():
 def test_frozen_weights_stay_while_the_others_train(optimizer):
     model = _model(optimizer)
     model.fit(X, Y, epochs=2, verbose=0)  # the optimizer's slots fill for every weight
-    before = model.get_weights()
     model.layers[1].trainable = False
+    model.compile(optimizer=optimizer, loss="mse")
+    before = model.get_weights()
     model.fit(X, Y, epochs=3, verbose=0)
     after = model.get_weights()
     np.testing.assert_array_equal(after[2], before[2])
     np.testing.assert_array_equal(after[3], before[3])
     assert not np.array_equal(after[0], before[0])
-    model.layers[1].trainable = True  # unfrozen, it trains again at the next fit
+    model.layers[1].trainable = True  # unfrozen, it trains again once compiled again
+    model.compile(optimizer=optimizer, loss="mse")
     model.fit(X, Y, verbose=0)
     assert not np.array_equal(model.get_weights()[2], before[2])
+
+
+def test_the_trained_layers_are_taken_at_the_first_fit_after_compile_as_in_keras():
+    # Keras 3.15.1 on TensorFlow: a layer frozen after compile but before the first fit stays
+    # frozen; frozen (or unfrozen) after a fit, it keeps training (or not) until the next
+    # compile. pynn warns at the fit that ignores the change.
+    model = _model()
+    model.layers[0].trainable = False
+    model.fit(X, Y, verbose=0)
+    np.testing.assert_array_equal(model.get_weights()[0], np.ones((3, 2)))
+    model.layers[0].trainable = True
+    with pytest.warns(UserWarning, match=r"Please recompile.*Changed layers: \['dense"):
+        model.fit(X, Y, verbose=0)
+    np.testing.assert_array_equal(model.get_weights()[0], np.ones((3, 2)))
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(X, Y, verbose=0)
+    assert not np.array_equal(model.get_weights()[0], np.ones((3, 2)))
+    model.layers[1].trainable = False
+    before = model.get_weights()[2]
+    with pytest.warns(UserWarning, match="Please recompile"):
+        model.fit(X, Y, verbose=0)
+    assert not np.array_equal(model.get_weights()[2], before)
 
 
 def test_model_trainable_freezes_every_layer_as_in_keras():
