@@ -37,6 +37,23 @@ def dict_outputs(k):
     )
 
 
+def cosine(k):
+    """Two inputs embedded by one Dense, compared by their cosine (`Dot(normalize=True)`)."""
+    left, right = k.Input((6,), name="left"), k.Input((6,), name="right")
+    embed = k.layers.Dense(4, activation="tanh", name="embed")
+    similarity = k.layers.Dot(axes=1, normalize=True, name="cosine")([embed(left), embed(right)])
+    return k.Model([left, right], k.layers.Dense(1, name="score")(similarity), name="cosine")
+
+
+def attention_scores(k):
+    """Queries against keys, `Dot(axes=2)` of `(3, 4)` and `(5, 4)` sequences, then a Dense."""
+    queries, keys = k.Input((3, 4), name="queries"), k.Input((5, 4), name="keys")
+    scores = k.layers.Dot(axes=2, name="scores")([k.layers.Dense(4, name="q")(queries), keys])
+    return k.Model(
+        [queries, keys], k.layers.Dense(2, name="out")(k.layers.Flatten()(scores)), name="attn"
+    )
+
+
 #: Per case: the builder, and compile's `loss`, `loss_weights` and `metrics`.
 CASES = {
     "weighted_dicts": (
@@ -52,6 +69,8 @@ CASES = {
         [["accuracy"], ["mae", "mse"]],
     ),
     "siamese": (siamese, "binary_crossentropy", None, ["accuracy"]),
+    "cosine": (cosine, "mse", None, None),
+    "attention_scores": (attention_scores, "mse", None, ["mae"]),
     "dict_outputs": (
         dict_outputs,
         {"volume": "mse", "price": "mae"},
@@ -64,6 +83,9 @@ CASES = {
 def data(name, model, rng, n):
     """Inputs and targets of `n` samples for case `name`, as lists (dicts for dict outputs)."""
     xs = [rng.normal(size=(n, *shape[1:])).astype("float32") for shape in _input_shapes(model)]
+    if name in ("cosine", "attention_scores"):
+        width = 1 if name == "cosine" else 2
+        return xs, rng.normal(size=(n, width)).astype("float32")
     if name == "siamese":
         return xs, rng.integers(0, 2, size=(n, 1)).astype("float32")
     if name == "dict_outputs":

@@ -115,3 +115,32 @@ def test_arrays_a_layer_cannot_take_raise_naming_them():
         layers.Dense(2)(np.full((1, 2), np.nan))
     with pytest.raises(ValueError, match="input_shape"):
         layers.Dense(2).build(4)
+
+
+@pytest.mark.parametrize(
+    "axes,a,b,subscripts",
+    [
+        (1, (3, 8), (3, 8), "bi,bi->b"),
+        ((1, 2), (2, 5, 2), (2, 2, 5), "bki,bjk->bij"),
+        (-1, (2, 3, 4), (2, 5, 4), "bik,bjk->bij"),
+        ((2, 1), (2, 3, 4), (2, 4), "bik,bk->bi"),
+    ],
+)
+def test_dot_on_arrays_is_keras_batch_dot(axes, a, b, subscripts):
+    x, y = RNG.normal(size=a).astype(np.float32), RNG.normal(size=b).astype(np.float32)
+    expected = np.einsum(subscripts, x, y)
+    got = layers.Dot(axes=axes)([x, y])
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-6)
+    if expected.ndim == 1:
+        assert got.shape == (a[0], 1)
+
+
+def test_a_normalized_dot_is_the_cosine_similarity():
+    x, y = RNG.normal(size=(4, 6)), RNG.normal(size=(4, 6))
+    cosine = (x * y).sum(1) / np.linalg.norm(x, axis=1) / np.linalg.norm(y, axis=1)
+    got = layers.dot([x.astype(np.float32), y.astype(np.float32)], axes=1, normalize=True)
+    np.testing.assert_allclose(got[:, 0], cosine, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"axis values 6 \(at axis 1\) != 5 \(at axis 1\)"):
+        layers.Dot(axes=1)([pynn.Input((6,)), pynn.Input((5,))])
+    with pytest.raises(ValueError, match="should contain two elements"):
+        layers.Dot(axes=(1, 2, 3))

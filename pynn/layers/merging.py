@@ -148,6 +148,71 @@ class Concatenate(Layer):
         return {**super().get_config(), "axis": self.axis}
 
 
+class Dot(Layer):
+    """The dot product of two inputs along one axis of each, per sample (Keras's
+    `batch_dot`): inputs `(batch, 5, 2)` and `(batch, 2, 5)` with `axes=(1, 2)` give
+    `(batch, 2, 2)`; two `(batch, n)` vectors with `axes=1` give `(batch, 1)`.
+
+    Args:
+        axes: the axis of both inputs, or a pair `(axis of the first, axis of the second)`;
+            counted with the batch axis (0, which cannot be used), negative from the end.
+        normalize: scale each input to unit length along its axis first, so that the output
+            is the cosine similarity.
+    """
+
+    def __init__(self, axes, normalize=False, **kwargs):
+        super().__init__(**kwargs)
+        if not _checks.is_integer(axes):
+            if not isinstance(axes, (list, tuple)):
+                raise TypeError(
+                    "Invalid type for argument `axes`: it should be a list or an int. "
+                    f"Received: axes={axes}"
+                )
+            if len(axes) != 2:
+                raise ValueError(
+                    "Invalid format for argument `axes`: it should contain two elements. "
+                    f"Received: axes={axes}"
+                )
+            if not all(_checks.is_integer(a) for a in axes):
+                raise ValueError(
+                    "Invalid format for argument `axes`: list elements should be integers. "
+                    f"Received: axes={axes}"
+                )
+        self.axes = int(axes) if _checks.is_integer(axes) else [int(a) for a in axes]
+        self.normalize = bool(normalize)
+
+    def __call__(self, inputs, *args, **kwargs):
+        if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+            raise ValueError(
+                "A `Dot` layer should be called on a list of 2 inputs. "
+                f"Received: input_shape={getattr(inputs, 'shape', inputs)}"
+            )
+        return super().__call__(list(inputs), *args, **kwargs)
+
+    def _full_axes(self, shapes) -> list[int]:
+        """Each input's axis as Keras resolves `axes` (with the batch axis, non-negative)."""
+        axes = [self.axes] * 2 if isinstance(self.axes, int) else list(self.axes)
+        return [a % (len(s) + 1) if a < 0 else a for a, s in zip(axes, shapes)]
+
+    def _shapes_for(self, shapes):
+        axes = self._full_axes(shapes)
+        sizes = [s[a - 1] if 0 < a <= len(s) else None for a, s in zip(axes, shapes)]
+        if None in sizes or sizes[0] != sizes[1]:
+            full = [(None,) + tuple(s) for s in shapes]
+            raise ValueError(
+                f"Incompatible input shapes: axis values {sizes[0]} (at axis {axes[0]}) != "
+                f"{sizes[1]} (at axis {axes[1]}). Full input shapes: {full[0]}, {full[1]}"
+            )
+        return super()._shapes_for(shapes)
+
+    def spec(self):
+        axes = [self.axes] * 2 if isinstance(self.axes, int) else self.axes
+        return {"kind": "dot", "axes": list(axes), "normalize": self.normalize}
+
+    def get_config(self):
+        return {**super().get_config(), "axes": self.axes, "normalize": self.normalize}
+
+
 def add(inputs, **kwargs):
     """`Add(**kwargs)(inputs)`: the sum of a list of tensors."""
     return Add(**kwargs)(inputs)
@@ -181,3 +246,8 @@ def minimum(inputs, **kwargs):
 def concatenate(inputs, axis=-1, **kwargs):
     """`Concatenate(axis, **kwargs)(inputs)`: a list of tensors side by side along `axis`."""
     return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+def dot(inputs, axes=-1, **kwargs):
+    """`Dot(axes, **kwargs)(inputs)`: the dot product of two tensors along `axes`."""
+    return Dot(axes=axes, **kwargs)(inputs)

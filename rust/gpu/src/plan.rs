@@ -100,7 +100,9 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
     for spec in &specs {
         let unsupported = match spec {
             LayerSpec::Activation(_) => Some("`Activation` layers"),
-            LayerSpec::Merge(_) | LayerSpec::Concatenate(_) => Some("merge layers"),
+            LayerSpec::Merge(_) | LayerSpec::Concatenate(_) | LayerSpec::Dot(_) => {
+                Some("merge layers")
+            }
             _ => None,
         };
         if let Some(what) = unsupported {
@@ -168,9 +170,10 @@ pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError
                 }
             }
             LayerSpec::Reshape(_) => Stage::Identity,
-            LayerSpec::Activation(_) | LayerSpec::Merge(_) | LayerSpec::Concatenate(_) => {
-                unreachable!("refused above")
-            }
+            LayerSpec::Activation(_)
+            | LayerSpec::Merge(_)
+            | LayerSpec::Concatenate(_)
+            | LayerSpec::Dot(_) => unreachable!("refused above"),
         };
         offset += weights;
         shape = layer.output_shape().to_vec();

@@ -8,7 +8,7 @@ use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
 use crate::layers::{Layer, LayerSpec};
 use crate::memory::ensure_len;
-use crate::ops::{Combine, Concatenate, Merge};
+use crate::ops::{Combine, Concatenate, Dot, Merge};
 use crate::regularizers::Regularizer;
 
 /// Inputs of a node, inline up to this many (no allocation per node call).
@@ -29,6 +29,7 @@ impl NodeOp {
     pub fn build(spec: &LayerSpec, shapes: &[Vec<usize>], call: usize) -> Result<Self> {
         match spec {
             LayerSpec::Merge(merge) => Ok(NodeOp::Combine(Box::new(Merge::new(merge, shapes)?))),
+            LayerSpec::Dot(dot) => Ok(NodeOp::Combine(Box::new(Dot::new(dot, shapes)?))),
             LayerSpec::Concatenate(concatenate) => Ok(NodeOp::Combine(Box::new(Concatenate::new(
                 concatenate,
                 shapes,
@@ -226,7 +227,7 @@ impl Lane {
                     let weights = &weights[plan.ranges[node.layer].clone()];
                     layer.forward(weights, inputs[0], y, batch, training)?;
                 }
-                NodeOp::Combine(op) => op.forward(&inputs, y, batch),
+                NodeOp::Combine(op) => op.forward(&inputs, y, batch)?,
             }
         }
         Ok(())
@@ -340,10 +341,7 @@ impl Lane {
                         batch,
                     )
                 }
-                NodeOp::Combine(op) => {
-                    op.backward(&inputs, y, &dy[..out_len], &mut dxs, batch);
-                    Ok(())
-                }
+                NodeOp::Combine(op) => op.backward(&inputs, y, &dy[..out_len], &mut dxs, batch),
             }
         };
         self.deltas[out_slot] = dy;

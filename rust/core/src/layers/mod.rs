@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CoreError, Result};
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::Geometry;
-use crate::ops::{ConcatenateSpec, MergeSpec};
+use crate::ops::{ConcatenateSpec, DotSpec, MergeSpec};
 use crate::regularizers::Regularizer;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +39,8 @@ pub enum LayerSpec {
     Merge(MergeSpec),
     /// Several inputs side by side.
     Concatenate(ConcatenateSpec),
+    /// The dot product of two inputs along an axis of each.
+    Dot(DotSpec),
 }
 
 impl LayerSpec {
@@ -80,11 +82,9 @@ impl LayerSpec {
             LayerSpec::Activation(spec) => {
                 Ok(Box::new(ActivationLayer::new(spec.clone(), input_shape)?))
             }
-            LayerSpec::Merge(_) | LayerSpec::Concatenate(_) => Err(CoreError::invalid(
-                "inputs",
-                "several inputs (a merge layer)",
-                "1",
-            )),
+            LayerSpec::Merge(_) | LayerSpec::Concatenate(_) | LayerSpec::Dot(_) => Err(
+                CoreError::invalid("inputs", "several inputs (a merge layer)", "1"),
+            ),
             LayerSpec::Dense(spec) => Ok(Box::new(Dense::new(spec.clone(), input_shape)?)),
             LayerSpec::Dropout(spec) => Ok(Box::new(Dropout::new(spec.clone(), input_shape)?)),
             LayerSpec::Conv(spec) => Ok(Box::new(Conv::new(spec.clone(), input_shape)?)),

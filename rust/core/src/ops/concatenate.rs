@@ -88,7 +88,7 @@ impl Combine for Concatenate {
         &self.output_shape
     }
 
-    fn forward(&self, inputs: &[&[f32]], y: &mut [f32], batch: usize) {
+    fn forward(&mut self, inputs: &[&[f32]], y: &mut [f32], batch: usize) -> Result<()> {
         let out_run = self.output_run();
         let mut offset = 0;
         for (input, &run) in inputs.iter().zip(&self.runs) {
@@ -98,16 +98,17 @@ impl Combine for Concatenate {
             }
             offset += run;
         }
+        Ok(())
     }
 
     fn backward(
-        &self,
+        &mut self,
         _: &[&[f32]],
         _: &[f32],
         dy: &[f32],
         dxs: &mut [Option<&mut [f32]>],
         batch: usize,
-    ) {
+    ) -> Result<()> {
         let out_run = self.output_run();
         let mut offset = 0;
         for (dx, &run) in dxs.iter_mut().zip(&self.runs) {
@@ -119,6 +120,7 @@ impl Combine for Concatenate {
             }
             offset += run;
         }
+        Ok(())
     }
 }
 
@@ -133,25 +135,27 @@ mod tests {
     #[test]
     fn joins_along_the_axis_and_splits_the_gradient_back() {
         // Per sample (2, 1) and (2, 2) along the last axis: (2, 3).
-        let c = concatenate(-1, &[vec![2, 1], vec![2, 2]]).unwrap();
+        let mut c = concatenate(-1, &[vec![2, 1], vec![2, 2]]).unwrap();
         assert_eq!(c.output_shape(), [2, 3]);
         let (a, b) = (
             [1.0, 2.0, 10.0, 20.0],
             [3.0, 4.0, 5.0, 6.0, 30.0, 40.0, 50.0, 60.0],
         );
         let mut y = [0.0; 12];
-        c.forward(&[&a, &b], &mut y, 2);
+        c.forward(&[&a, &b], &mut y, 2).unwrap();
         assert_eq!(
             y,
             [1.0, 3.0, 4.0, 2.0, 5.0, 6.0, 10.0, 30.0, 40.0, 20.0, 50.0, 60.0]
         );
         let (mut da, mut db) = ([0.0; 4], [0.0; 8]);
-        c.backward(&[], &[], &y, &mut [Some(&mut da), Some(&mut db)], 2);
+        c.backward(&[], &[], &y, &mut [Some(&mut da), Some(&mut db)], 2)
+            .unwrap();
         assert_eq!((da, db), (a, b));
         // Along axis 1 (the first per-sample axis): (1, 2) and (2, 2) make (3, 2).
-        let c = concatenate(1, &[vec![1, 2], vec![2, 2]]).unwrap();
+        let mut c = concatenate(1, &[vec![1, 2], vec![2, 2]]).unwrap();
         let mut y = [0.0; 6];
-        c.forward(&[&[1.0, 2.0], &[3.0, 4.0, 5.0, 6.0]], &mut y, 1);
+        c.forward(&[&[1.0, 2.0], &[3.0, 4.0, 5.0, 6.0]], &mut y, 1)
+            .unwrap();
         assert_eq!(y, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     }
 

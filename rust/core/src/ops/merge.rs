@@ -135,7 +135,7 @@ impl Combine for Merge {
         &self.output_shape
     }
 
-    fn forward(&self, inputs: &[&[f32]], y: &mut [f32], batch: usize) {
+    fn forward(&mut self, inputs: &[&[f32]], y: &mut [f32], batch: usize) -> Result<()> {
         let size = self.output_size;
         let y = &mut y[..batch * size];
         for (i, input) in inputs.iter().enumerate() {
@@ -157,16 +157,17 @@ impl Combine for Merge {
             let n = inputs.len() as f32;
             y.iter_mut().for_each(|v| *v /= n);
         }
+        Ok(())
     }
 
     fn backward(
-        &self,
+        &mut self,
         inputs: &[&[f32]],
         _: &[f32],
         dy: &[f32],
         dxs: &mut [Option<&mut [f32]>],
         batch: usize,
-    ) {
+    ) -> Result<()> {
         let size = self.output_size;
         for (i, dx) in dxs.iter_mut().enumerate() {
             let Some(dx) = dx.as_deref_mut() else {
@@ -205,6 +206,7 @@ impl Combine for Merge {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -293,10 +295,10 @@ mod tests {
     }
 
     /// Σ y·r: its gradient with respect to y is r.
-    fn objective(m: &Merge, inputs: &[Vec<f32>], r: &[f32], batch: usize) -> f64 {
+    fn objective(m: &mut Merge, inputs: &[Vec<f32>], r: &[f32], batch: usize) -> f64 {
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let mut y = vec![0.0; r.len()];
-        m.forward(&refs, &mut y, batch);
+        m.forward(&refs, &mut y, batch).unwrap();
         y.iter().zip(r).map(|(&y, &r)| y as f64 * r as f64).sum()
     }
 
@@ -336,17 +338,17 @@ mod tests {
         ];
         for (op, expected) in cases {
             let mut y = [0.0; 4];
-            merge(op, &[&[2], &[2]]).forward(&refs, &mut y, 2);
+            merge(op, &[&[2], &[2]]).forward(&refs, &mut y, 2).unwrap();
             assert_eq!(y, expected, "{op:?}");
         }
         // (2, 3) + (3,): the row repeats down each sample.
-        let m = merge(MergeOp::Add, &[&[2, 3], &[3]]);
+        let mut m = merge(MergeOp::Add, &[&[2, 3], &[3]]);
         let (a, b) = (
             (0..6).map(|v| v as f32).collect::<Vec<_>>(),
             vec![10.0, 20.0, 30.0],
         );
         let mut y = [0.0; 6];
-        m.forward(&[&a, &b], &mut y, 1);
+        m.forward(&[&a, &b], &mut y, 1).unwrap();
         assert_eq!(y, [10.0, 21.0, 32.0, 13.0, 24.0, 35.0]);
     }
 
@@ -360,7 +362,7 @@ mod tests {
             MergeOp::Maximum,
             MergeOp::Minimum,
         ] {
-            let m = merge(op, &shapes);
+            let mut m = merge(op, &shapes);
             let batch = 3;
             let inputs: Vec<Vec<f32>> = shapes
                 .iter()
@@ -373,7 +375,7 @@ mod tests {
             {
                 let mut targets: Vec<Option<&mut [f32]>> =
                     dxs.iter_mut().map(|d| Some(d.as_mut_slice())).collect();
-                m.backward(&refs, &[], &r, &mut targets, batch);
+                m.backward(&refs, &[], &r, &mut targets, batch).unwrap();
             }
             for (i, dx) in dxs.iter().enumerate() {
                 for j in 0..dx.len() {
@@ -382,8 +384,8 @@ mod tests {
                     plus[i][j] += h;
                     let mut minus = inputs.clone();
                     minus[i][j] -= h;
-                    let numeric = (objective(&m, &plus, &r, batch)
-                        - objective(&m, &minus, &r, batch))
+                    let numeric = (objective(&mut m, &plus, &r, batch)
+                        - objective(&mut m, &minus, &r, batch))
                         / (2.0 * h as f64);
                     assert!(
                         (numeric - dx[j] as f64).abs() < 5e-3,
@@ -397,12 +399,13 @@ mod tests {
 
     #[test]
     fn a_tie_sends_the_gradient_to_the_first_input() {
-        let m = merge(MergeOp::Maximum, &[&[1], &[1], &[1]]);
+        let mut m = merge(MergeOp::Maximum, &[&[1], &[1], &[1]]);
         let inputs = [vec![2.0], vec![3.0], vec![3.0]];
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let mut d = [[9.0f32]; 3];
         let [a, b, c] = &mut d;
-        m.backward(&refs, &[], &[1.0], &mut [Some(a), Some(b), Some(c)], 1);
+        m.backward(&refs, &[], &[1.0], &mut [Some(a), Some(b), Some(c)], 1)
+            .unwrap();
         assert_eq!(d, [[0.0], [1.0], [0.0]]);
     }
 }

@@ -5,27 +5,31 @@
 //! broadcast).
 
 mod concatenate;
+mod dot;
 mod merge;
 
 pub use concatenate::{Concatenate, ConcatenateSpec};
+pub use dot::{Dot, DotSpec};
 pub use merge::{Merge, MergeOp, MergeSpec};
+
+use crate::error::Result;
 
 /// An op that combines several inputs into one output.
 pub trait Combine: Send + Sync {
     /// The per-sample shape of the output.
     fn output_shape(&self) -> &[usize];
 
-    /// `y = op(inputs)` over `batch` samples.
-    fn forward(&self, inputs: &[&[f32]], y: &mut [f32], batch: usize);
+    /// `y = op(inputs)` over `batch` samples. An op may keep what its backward needs.
+    fn forward(&mut self, inputs: &[&[f32]], y: &mut [f32], batch: usize) -> Result<()>;
 
     /// Writes ∂loss/∂input into each `dxs[i]` that is asked for, from `dy` (∂loss/∂y); `inputs`
     /// and `y` are the forward's.
     fn backward(
-        &self,
+        &mut self,
         inputs: &[&[f32]],
         y: &[f32],
         dy: &[f32],
         dxs: &mut [Option<&mut [f32]>],
         batch: usize,
-    );
+    ) -> Result<()>;
 }
