@@ -56,11 +56,9 @@ def _build_map(inputs, outputs) -> tuple[list[Node], dict[int, int]]:
     return order, first_seen
 
 
-def ordered_operations(inputs: list[KerasTensor], outputs: list[KerasTensor]) -> list:
-    """The layers (and nested models) of the graph, as Keras lists them in `model.layers`: by
-    depth from the outputs, deepest first, then in the order the walk first met them;
-    `InputLayer`s included, an unused input too."""
-    nodes, first_seen = _build_map(inputs, outputs)
+def _depths(nodes: list[Node]) -> tuple[dict[int, int], dict[int, int], dict[int, object]]:
+    """Keras's depths from the outputs: each node's, each operation's (its deepest node's), and
+    the operations by id."""
     in_graph = {id(n) for n in nodes}
     node_depth: dict[int, int] = {}
     op_depth: dict[int, int] = {}
@@ -73,6 +71,46 @@ def ordered_operations(inputs: list[KerasTensor], outputs: list[KerasTensor]) ->
         for parent in node.parent_nodes:
             if id(parent) in in_graph:
                 node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    return node_depth, op_depth, operations
+
+
+def is_sequential_like(inputs: list[KerasTensor], outputs: list[KerasTensor]) -> bool:
+    """Whether Keras's summary draws the graph as a stack (no "Connected to" column): one node
+    at each depth, each with one input, and no layer called twice."""
+    nodes = ordered_nodes(inputs, outputs)
+    node_depth = _depths(nodes)[0]
+    depths = collections.Counter(node_depth[id(n)] for n in nodes)
+    calls = collections.Counter(id(n.operation) for n in nodes)
+    return (
+        max(depths.values(), default=1) == 1
+        and all(len(n.input_tensors) <= 1 for n in nodes)
+        and max(calls.values(), default=1) == 1
+    )
+
+
+def connections(layer, nodes: list[Node]) -> str:
+    """What Keras's summary shows as a layer's inputs: `name[node][tensor]` of each input of
+    each of its calls among `nodes`, or `-`."""
+    in_graph = {id(n) for n in nodes}
+    texts = [
+        "{}[{}][{}]".format(
+            t._keras_history.operation.name,
+            t._keras_history.node_index,
+            t._keras_history.tensor_index,
+        )
+        for node in layer._inbound_nodes
+        if id(node) in in_graph
+        for t in node.input_tensors
+    ]
+    return ", ".join(texts) or "-"
+
+
+def ordered_operations(inputs: list[KerasTensor], outputs: list[KerasTensor]) -> list:
+    """The layers (and nested models) of the graph, as Keras lists them in `model.layers`: by
+    depth from the outputs, deepest first, then in the order the walk first met them;
+    `InputLayer`s included, an unused input too."""
+    nodes, first_seen = _build_map(inputs, outputs)
+    _, op_depth, operations = _depths(nodes)
     for tensor in inputs:
         node = node_of(tensor)
         if node is not None and node.is_input and id(node.operation) not in op_depth:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import shutil
 
-_HEADER = ("Layer (type)", "Output Shape", "Param #")
-_POSITIONS = (0.45, 0.80, 1.0)
+_HEADER = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+#: Where columns end, as fractions of the line: for a stack of layers, and for a graph (with
+#: the "Connected to" column); and the default line lengths of each.
+_POSITIONS = {3: (0.45, 0.80, 1.0), 4: (0.3, 0.56, 0.74, 1.0)}
+_LINE_LENGTH = {3: 88, 4: 108}
 _UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
 
 
@@ -29,10 +32,10 @@ def _ratio_reduce(total: int, widths: list[int]) -> list[int]:
     return result
 
 
-def column_widths(line_length: int) -> list[int]:
+def column_widths(line_length: int, columns: int = 3) -> list[int]:
     """Each column's width inside the borders, padding included."""
     widths, current = [], 0
-    for position in _POSITIONS:
+    for position in _POSITIONS[columns]:
         width = int(position * line_length) - current
         if width < 4:
             raise ValueError("Insufficient console width to print summary.")
@@ -56,7 +59,7 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines or [""]
 
 
-def _row(cells: tuple[str, str, str], widths: list[int], edge: str) -> list[str]:
+def _row(cells: tuple[str, ...], widths: list[int], edge: str) -> list[str]:
     inner = [w - 2 for w in widths]
     wrapped = [_wrap(cell, w) for cell, w in zip(cells, inner)]
     lines = []
@@ -76,16 +79,18 @@ def _rule(widths: list[int], left: str, fill: str, middle: str, right: str) -> s
 
 def render(
     model_name: str,
-    rows: list[tuple[str, str, str]],
+    rows: list[tuple[str, ...]],
     totals: list[str],
     line_length: int | None = None,
 ) -> str:
-    """The whole summary: title, table of `rows` (name, shape, params), then `totals` lines."""
+    """The whole summary: title, table of `rows` (name, shape, params, and the layers it is
+    connected to for a graph), then `totals` lines."""
+    columns = len(rows[0]) if rows else 3
     if line_length is None:
-        line_length = min(88, shutil.get_terminal_size().columns - 4)
-    widths = column_widths(line_length)
+        line_length = min(_LINE_LENGTH[columns], shutil.get_terminal_size().columns - 4)
+    widths = column_widths(line_length, columns)
     lines = [f'Model: "{model_name}"', _rule(widths, "┏", "━", "┳", "┓")]
-    lines += _row(_HEADER, widths, "┃")
+    lines += _row(_HEADER[:columns], widths, "┃")
     lines.append(_rule(widths, "┡", "━", "╇", "┩"))
     for i, row in enumerate(rows):
         if i:

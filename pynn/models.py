@@ -345,12 +345,14 @@ class Model(Layer, Trainer):
     def summary(self, line_length=None, print_fn=None) -> None:
         """Prints Keras 3's summary table: each layer's output shape and parameter count."""
         rows = []
+        connected = self._summary_connections()
         for layer in self._summary_layers():
             name = f"{layer.name} ({type(layer).__name__})"
             if not layer.built:
-                rows.append((name, "?", "0 (unbuilt)"))
+                row = (name, "?", "0 (unbuilt)")
             else:
-                rows.append((name, str(layer.output_shape), f"{layer.count_params():,}"))
+                row = (name, str(layer.output_shape), f"{layer.count_params():,}")
+            rows.append(row if connected is None else (*row, connected(layer)))
         trainable = non_trainable = 0
         if self._engine is not None:
             for layer, trains in zip(self._engine_layers, self._trainable_layers()):
@@ -382,6 +384,17 @@ class Model(Layer, Trainer):
 
     def _summary_layers(self) -> list:
         return self.layers
+
+    def _summary_connections(self):
+        """`connections(layer)` -> what the summary's "Connected to" column shows, or None for
+        a model drawn as a stack (Keras's rule: one call per depth, each of one input)."""
+        if self._engine is None:
+            return None
+        inputs, outputs = self._graph_io()
+        if isinstance(self, Sequential) or _graph.is_sequential_like(inputs, outputs):
+            return None
+        nodes = _graph.ordered_nodes(inputs, outputs)
+        return lambda layer: _graph.connections(layer, nodes)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"

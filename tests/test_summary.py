@@ -93,3 +93,54 @@ def test_readable_sizes():
     assert readable_size(1132) == "1.11 KB"
     assert readable_size(61706 * 4) == "241.04 KB"
     assert readable_size(5 * 1024**2) == "5.00 MB"
+
+
+# Keras 3.15 printed this with 80 terminal columns (76 wide): a graph gets the "Connected to"
+# column, a shared layer lists each call, a nested model is one row.
+GRAPH_SUMMARY_76 = """\
+Model: "demo"
+┏━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━┓
+┃ Layer (type)        ┃ Output Shape      ┃    Param # ┃ Connected to      ┃
+┡━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━┩
+│ a (InputLayer)      │ (None, 6)         │          0 │ -                 │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ b (InputLayer)      │ (None, 4)         │          0 │ -                 │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ da (Dense)          │ (None, 8)         │         56 │ a[0][0]           │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ db (Dense)          │ (None, 8)         │         40 │ b[0][0]           │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ shared (Dense)      │ (None, 8)         │         72 │ da[0][0],         │
+│                     │                   │            │ db[0][0]          │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ cat (Concatenate)   │ (None, 24)        │          0 │ shared[0][0],     │
+│                     │                   │            │ shared[1][0],     │
+│                     │                   │            │ da[0][0]          │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ inner (Sequential)  │ (None, 5)         │        125 │ cat[0][0]         │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ cls (Dense)         │ (None, 3)         │         18 │ inner[0][0]       │
+├─────────────────────┼───────────────────┼────────────┼───────────────────┤
+│ reg (Dense)         │ (None, 1)         │         25 │ cat[0][0]         │
+└─────────────────────┴───────────────────┴────────────┴───────────────────┘
+ Total params: 336 (1.31 KB)
+ Trainable params: 336 (1.31 KB)
+ Non-trainable params: 0 (0.00 B)"""
+
+
+def test_a_graph_shows_what_each_layer_is_connected_to_as_keras_does():
+    a, b = pynn.Input((6,), name="a"), pynn.Input((4,), name="b")
+    ha = Dense(8, activation="relu", name="da")(a)
+    hb = Dense(8, name="db")(b)
+    shared = Dense(8, name="shared")
+    h = pynn.layers.Concatenate(name="cat")([shared(ha), shared(hb), ha])
+    inner = Sequential([pynn.Input((24,)), Dense(5)], name="inner")
+    model = pynn.Model(
+        [a, b], [Dense(3, name="cls")(inner(h)), Dense(1, name="reg")(h)], name="demo"
+    )
+    lines = []
+    model.summary(line_length=76, print_fn=lines.append)
+    assert lines[0] == GRAPH_SUMMARY_76
+    chain = pynn.Model(a, Dense(2, name="out")(ha))
+    chain.summary(line_length=76, print_fn=lines.append)
+    assert "Connected to" not in lines[1] and "da (Dense)" in lines[1]
