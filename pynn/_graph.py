@@ -92,16 +92,13 @@ def connections(layer, nodes: list[Node]) -> str:
     """What Keras's summary shows as a layer's inputs: `name[node][tensor]` of each input of
     each of its calls among `nodes`, or `-`."""
     in_graph = {id(n) for n in nodes}
-    texts = [
-        "{}[{}][{}]".format(
-            t._keras_history.operation.name,
-            t._keras_history.node_index,
-            t._keras_history.tensor_index,
-        )
+    histories = [
+        t._keras_history
         for node in layer._inbound_nodes
         if id(node) in in_graph
         for t in node.input_tensors
     ]
+    texts = [f"{h.operation.name}[{h.node_index}][{h.tensor_index}]" for h in histories]
     return ", ".join(texts) or "-"
 
 
