@@ -68,10 +68,13 @@ class Node:
     """One call of an operation (a layer or a model): its input tensors and its outputs. An
     `InputLayer`'s node has no inputs (`is_input`)."""
 
-    def __init__(self, operation, input_tensors, outputs, structure=None):
+    def __init__(self, operation, input_tensors, outputs, structure=None, training=None):
         self.operation = operation
         self.input_tensors = list(input_tensors)
         self.outputs = list(outputs)
+        #: The call's `training` argument: what a model called with `training=None` runs
+        #: this call with (a model's `fit`, `evaluate` and `predict` always override it).
+        self.training = training
         #: How the inputs were passed (one tensor, or a list): what `layer.input` returns.
         self.input_structure = structure
         operation._inbound_nodes.append(self)

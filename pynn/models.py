@@ -308,14 +308,39 @@ class Model(Layer, Trainer):
             raise TypeError(f"Model '{self.name}' takes its inputs and `training` only.")
         tensors = flatten(inputs)
         if tensors and all(is_keras_tensor(t) for t in tensors):
-            return self._call_symbolic(inputs, tensors)
-        if training:
+            return self._call_symbolic(inputs, tensors, training)
+        recorded = self._recorded_training() if training is None else None
+        if training or recorded:
             raise NotImplementedError(
-                "pynn does not support calling a model with `training=True` outside `fit` yet."
+                "pynn does not support calling a model with `training=True` outside `fit` yet"
+                + (
+                    f" (its call of layer '{recorded}' was recorded with `training=True`, which "
+                    "`model(x)` honours as Keras does); call `model(x, training=False)` or "
+                    "`model.predict(x)`."
+                    if recorded
+                    else "."
+                )
             )
         return self.predict_on_batch(inputs)
 
-    def _call_symbolic(self, inputs, tensors):
+    def _recorded_training(self, forced: bool = False) -> str | None:
+        """The name of a layer that behaves differently in training (Dropout) and that a call
+        with `training=None` would run in training mode, because its call (or an enclosing
+        model's, or with `forced`, this model's) was recorded with `training=True`."""
+        for node in _graph.ordered_nodes(*self._graph_io()):
+            if node.training is False:
+                continue
+            trains = forced or bool(node.training)
+            operation = node.operation
+            if isinstance(operation, Model):
+                found = operation._recorded_training(trains)
+            else:
+                found = operation.name if trains and operation._training_dependent else None
+            if found:
+                return found
+        return None
+
+    def _call_symbolic(self, inputs, tensors, training=None):
         self._build_for_call(tensors)
         model_inputs, model_outputs = self._graph_io()
         if len(tensors) != len(model_inputs):
@@ -330,7 +355,7 @@ class Model(Layer, Trainer):
                     f"{expected.shape}, received {tensor.shape}."
                 )
         outputs = [KerasTensor(t.shape) for t in model_outputs]
-        node = Node(self, tensors, outputs, structure=inputs)
+        node = Node(self, tensors, outputs, structure=inputs, training=training)
         self.built = True
         return node.output_structure
 

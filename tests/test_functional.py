@@ -268,3 +268,20 @@ def test_graph_models_refuse_the_gpu_and_saving_saying_so(tmp_path):
             model.fit(np.ones((4, 3)), np.ones((4, 3)), verbose=0)
     finally:
         pynn.config.set_device("cpu")
+
+
+def test_training_recorded_on_a_call_is_overridden_by_fit_and_predict_as_in_keras():
+    inputs = pynn.Input((4,))
+    dropped = layers.Dropout(0.9)(layers.Dense(4)(inputs), training=True)
+    model = pynn.Model(inputs, layers.Dense(1)(dropped))
+    assert model.layers[2]._inbound_nodes[0].training is True
+    x = np.ones((3, 4), np.float32)
+    # predict (training=False) overrides the recorded value: no dropout, the same every time.
+    np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_array_equal(model(x, training=False), model.predict(x, verbose=0))
+    with pytest.raises(NotImplementedError, match="layer 'dropout.*' was recorded with"):
+        model(x)
+    # A model calling it with training=False overrides what its nodes recorded.
+    outer_inputs = pynn.Input((4,))
+    outer = pynn.Model(outer_inputs, model(outer_inputs, training=False))
+    np.testing.assert_array_equal(outer(x), model.predict(x, verbose=0))

@@ -116,7 +116,7 @@ class Layer:
             raise NotImplementedError("pynn does not support masks yet (`mask=`).")
         tensors = flatten(inputs)
         if tensors and all(is_keras_tensor(t) for t in tensors):
-            return self._call_symbolic(inputs, tensors)
+            return self._call_symbolic(inputs, tensors, training)
         if any(is_keras_tensor(t) for t in tensors):
             raise NotImplementedError(
                 f"Layer '{self.name}' received symbolic tensors mixed with arrays; pynn does not "
@@ -163,7 +163,7 @@ class Layer:
         output_shape, weight_shapes = self._shapes_for(shapes)
         self._build_for(shapes, output_shape, weight_shapes)
 
-    def _call_symbolic(self, inputs, tensors: list[KerasTensor]) -> KerasTensor:
+    def _call_symbolic(self, inputs, tensors: list[KerasTensor], training=None) -> KerasTensor:
         shapes = [tensor.sample_shape for tensor in tensors]
         for shape in shapes:
             if any(d is None for d in shape):
@@ -174,7 +174,7 @@ class Layer:
         output_shape, weight_shapes = self._shapes_for(shapes)
         self._build_for(shapes, output_shape, weight_shapes)
         output = KerasTensor((None,) + output_shape)
-        Node(self, tensors, [output], structure=inputs)
+        Node(self, tensors, [output], structure=inputs, training=training)
         return output
 
     def _shapes_for(self, shapes) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
