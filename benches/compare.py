@@ -1,6 +1,6 @@
 """The seed's workloads timed in pynn and, where installed, in Keras and PyTorch.
 
-    python benches/compare.py [--workloads w1,w2,w3] [--threads N[,M]] [--repeats R] [--json FILE]
+    python benches/compare.py [--workloads w1,w4] [--threads N[,M]] [--repeats R] [--json FILE]
     python benches/compare.py --quick      # pynn only, reduced sizes: a smoke test, no timing
 
 Each measurement runs in a fresh process (so imports, memory and thread pools do not leak from
@@ -17,6 +17,10 @@ ratio of two separate runs does not.
   test images (after predicting 1,000); peak RSS of the process.
 - W3: Conv2D 3x3 "same", batch 64, 32x32x16 -> 32 filters, bias + relu: forward GFLOP/s and
   forward + backward GFLOP/s, each from the median of 20 timed calls.
+- W4: a small residual CNN (a 3x3 Conv2D stem of 16 filters, three blocks of two 3x3 Conv2D
+  and an Add, global average pooling, Dense 10) on Fashion-MNIST 32x32, Adam, batch 128, 3
+  epochs: the median epoch's seconds, its training GFLOP/s (3x the forward's arithmetic), and
+  the test accuracy after the 3 epochs.
 - sgemm: float32 2048^3 products, GFLOP/s (pynn's GEMM through `pynn._core.matmul`): the
   reference W3 is read against.
 
@@ -92,6 +96,30 @@ def lenet(lib):
     )
 
 
+#: W4's convolutions: the stem and three blocks of two, 16 filters each.
+W4_FILTERS, W4_BLOCKS, W4_EPOCHS = 16, 3, 3
+
+
+def residual_cnn(lib):
+    L = lib.layers
+    inputs = lib.Input(shape=(32, 32, 1))
+    x = L.Conv2D(W4_FILTERS, 3, padding="same", activation="relu")(inputs)
+    for _ in range(W4_BLOCKS):
+        y = L.Conv2D(W4_FILTERS, 3, padding="same", activation="relu")(x)
+        y = L.Conv2D(W4_FILTERS, 3, padding="same")(y)
+        x = L.Activation("relu")(L.Add()([x, y]))
+    x = L.GlobalAveragePooling2D()(x)
+    return lib.Model(inputs, L.Dense(10, activation="softmax")(x))
+
+
+def w4_forward_flops_per_image():
+    """Multiply-adds of the convolutions and the Dense, times 2."""
+    pixels = 32 * 32
+    stem = pixels * 9 * 1 * W4_FILTERS
+    blocks = 2 * W4_BLOCKS * pixels * 9 * W4_FILTERS * W4_FILTERS
+    return 2 * (stem + blocks + W4_FILTERS * 10)
+
+
 def keras_like(framework):
     if framework == "pynn":
         import pynn
@@ -138,6 +166,35 @@ def run_w2(framework, quick):
     images_per_s = len(x_test) / (time.perf_counter() - start)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"epoch_s": epoch, "inference_images_per_s": images_per_s, "peak_rss_mib": rss}
+
+
+def run_w4(framework, quick):
+    x, y, x_test = lenet_data(quick)
+    y_test = w4_test_labels(quick)
+    epochs = 1 if quick else W4_EPOCHS
+    if framework == "torch":
+        seconds, predictions = torch_residual_cnn(x, y, x_test, epochs)
+    else:
+        lib = keras_like(framework)
+        model = residual_cnn(lib)
+        model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+        seconds = []
+        for _ in range(epochs):
+            start = time.perf_counter()
+            model.fit(x, y, epochs=1, batch_size=128, verbose=0)
+            seconds.append(time.perf_counter() - start)
+        predictions = model.predict(x_test, batch_size=1000, verbose=0)
+    epoch = statistics.median(seconds)
+    flops = 3 * w4_forward_flops_per_image() * len(x)
+    accuracy = float(np.mean(np.argmax(predictions, axis=1) == y_test))
+    return {"epoch_s": epoch, "train_gflops": flops / epoch / 1e9, "test_accuracy": accuracy}
+
+
+def w4_test_labels(quick):
+    from pynn.datasets import fashion_mnist
+
+    (_, _), (_, y_test) = fashion_mnist.load_data()
+    return y_test[: 1000 if quick else 10000]
 
 
 def run_w3(framework, quick):
@@ -240,6 +297,47 @@ def torch_lenet(x, y, x_test):
     return {"epoch_s": seconds, "inference_images_per_s": images_per_s, "peak_rss_mib": rss}
 
 
+def torch_residual_cnn(x, y, x_test, epochs):
+    """W4 in PyTorch, channels_last: seconds of each epoch and the test predictions."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+
+    def conv(channels_in):
+        return nn.Conv2d(channels_in, W4_FILTERS, 3, padding=1)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = conv(W4_FILTERS), conv(W4_FILTERS)
+
+        def forward(self, x):
+            return torch.relu(x + self.second(torch.relu(self.first(x))))
+
+    model = nn.Sequential(
+        conv(1), nn.ReLU(), *[Block() for _ in range(W4_BLOCKS)],
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(W4_FILTERS, 10),
+    ).to(memory_format=torch.channels_last)  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x).permute(0, 3, 1, 2), torch.from_numpy(y)
+    seconds = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(x))
+        for i in range(0, len(x), 128):
+            idx = order[i : i + 128]
+            optimizer.zero_grad()
+            loss_fn(model(xt[idx]), yt[idx]).backward()
+            optimizer.step()
+        seconds.append(time.perf_counter() - start)
+    with torch.inference_mode():
+        test = torch.from_numpy(x_test).permute(0, 3, 1, 2)
+        logits = torch.cat([model(test[i : i + 1000]) for i in range(0, len(test), 1000)])
+    return seconds, logits.numpy()
+
+
 def torch_conv(quick):
     import torch
 
@@ -291,7 +389,7 @@ def run_sgemm(framework, quick):
     return {"gflops": 2 * n**3 / statistics.median(times) / 1e9}
 
 
-RUNNERS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "sgemm": run_sgemm}
+RUNNERS = {"w1": run_w1, "w2": run_w2, "w3": run_w3, "w4": run_w4, "sgemm": run_sgemm}
 
 
 def child(framework, workload, threads, quick):
@@ -343,7 +441,7 @@ def measure(framework, workload, threads, quick):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--workloads", default="w1,w2,w3,sgemm")
+    parser.add_argument("--workloads", default="w1,w2,w3,w4,sgemm")
     parser.add_argument(
         "--threads",
         default=str(os.cpu_count() or 1),

@@ -25,6 +25,7 @@ def test_compare_quick_measures_every_workload(tmp_path):
         "w1": {"fit_s"},
         "w2": {"epoch_s", "inference_images_per_s", "peak_rss_mib"},
         "w3": {"forward_gflops", "train_gflops"},
+        "w4": {"epoch_s", "train_gflops", "test_accuracy"},
         "sgemm": {"gflops"},
     }
     assert set(results) == set(expected)
