@@ -144,7 +144,7 @@ class Trainer:
         config = {
             "optimizer": serialize(self.optimizer),
             "loss": _identifier_config(loss),
-            "metrics": [_identifier_config(m) for m in metrics or []],
+            "metrics": _identifier_config(metrics or []),
         }
         if loss_weights is not None:
             config["loss_weights"] = loss_weights
@@ -152,7 +152,7 @@ class Trainer:
 
     def compile_from_config(self, config: dict) -> None:
         """Compiles with what `get_compile_config()` returned."""
-        if not isinstance(config, dict) or not isinstance(config.get("metrics", []), list):
+        if not isinstance(config, dict) or not isinstance(config.get("metrics", []), list | dict):
             raise ValueError(f"Invalid compile config: {config!r}")
         self.compile(
             optimizer=config.get("optimizer"),

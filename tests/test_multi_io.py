@@ -241,3 +241,19 @@ def test_data_that_does_not_fit_the_inputs_or_outputs_is_named():
         model.fit([xa, xb], [yc, np.zeros((4, 3))], verbose=0)
     with pytest.raises(ValueError, match=r"samples of shape \(4,\).*`x\['b'\]` has shape \(4, 5\)"):
         model.predict({"a": xa, "b": np.zeros((4, 5))}, verbose=0)
+
+
+def test_the_compile_config_of_several_outputs_compiles_the_same_model_again():
+    model, initial, x, y, _ = keras_case("weighted_dicts")
+    model.compile(
+        "adam",
+        loss={"cls": "sparse_categorical_crossentropy", "reg": pynn.losses.MeanSquaredError()},
+        loss_weights={"cls": 1.0, "reg": 0.5},
+        metrics={"cls": ["accuracy"], "reg": [pynn.metrics.MeanAbsoluteError()]},
+    )
+    config = json.loads(json.dumps(model.get_compile_config()))
+    first = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    model.set_weights(initial)
+    model.compile_from_config(config)
+    again = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0).history
+    assert again == first
