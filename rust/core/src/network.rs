@@ -31,6 +31,30 @@ type Few<T> = smallvec::SmallVec<[T; 4]>;
 /// One lane's samples of every input and output.
 type LaneRun<'a> = (Few<&'a [f32]>, Few<&'a mut [f32]>);
 
+/// The samples `rows` of each array, whose samples hold `sizes` values each.
+pub(crate) fn sample_rows<'a>(
+    arrays: &[&'a [f32]],
+    sizes: &[usize],
+    rows: std::ops::Range<usize>,
+) -> Few<&'a [f32]> {
+    let sliced = arrays.iter().zip(sizes);
+    sliced
+        .map(|(a, &s)| &a[rows.start * s..rows.end * s])
+        .collect()
+}
+
+/// [`sample_rows`] of arrays being written.
+pub(crate) fn sample_rows_mut<'b>(
+    arrays: &'b mut [&mut [f32]],
+    sizes: &[usize],
+    rows: std::ops::Range<usize>,
+) -> Few<&'b mut [f32]> {
+    let sliced = arrays.iter_mut().zip(sizes);
+    sliced
+        .map(|(a, &s)| &mut a[rows.start * s..rows.end * s])
+        .collect()
+}
+
 /// Samples per part of a split batch.
 pub const PART_SAMPLES: usize = 64;
 
@@ -382,16 +406,8 @@ impl Network {
                 let samples = xs.first().map_or(0, |x| x.len() / in_sizes[0].max(1));
                 for start in (0..samples).step_by(PART_SAMPLES) {
                     let n = PART_SAMPLES.min(samples - start);
-                    let part_x: Few<&[f32]> = xs
-                        .iter()
-                        .zip(&in_sizes)
-                        .map(|(x, s)| &x[start * s..(start + n) * s])
-                        .collect();
-                    let mut part_y: Few<&mut [f32]> = ys
-                        .iter_mut()
-                        .zip(&out_sizes)
-                        .map(|(y, s)| &mut y[start * s..(start + n) * s])
-                        .collect();
+                    let part_x = sample_rows(xs, &in_sizes, start..start + n);
+                    let mut part_y = sample_rows_mut(ys, &out_sizes, start..start + n);
                     lane.infer(plan, weights, (&part_x, &mut part_y), n, cancel)?;
                     apply_heads(&mut part_y);
                 }

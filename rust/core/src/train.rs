@@ -17,7 +17,7 @@ use crate::kernels::activation::Activation;
 use crate::kernels::loss::Loss;
 use crate::memory::{self, ensure_len};
 use crate::metrics::Metric;
-use crate::network::Network;
+use crate::network::{sample_rows, sample_rows_mut, Network};
 use crate::optim::{Optimizer, OptimizerSpec};
 use crate::parallel;
 use crate::rng::Rng;
@@ -987,16 +987,8 @@ pub fn predict_all(
         .map_err(|e| out_of_memory(network, e, largest))?;
     for start in (0..len).step_by(batch_size) {
         let batch = batch_size.min(len - start);
-        let inputs: Few<&[f32]> = xs
-            .iter()
-            .zip(&in_sizes)
-            .map(|(x, s)| &x[start * s..(start + batch) * s])
-            .collect();
-        let mut outputs: Few<&mut [f32]> = outs
-            .iter_mut()
-            .zip(&out_sizes)
-            .map(|(y, s)| &mut y[start * s..(start + batch) * s])
-            .collect();
+        let inputs = sample_rows(xs, &in_sizes, start..start + batch);
+        let mut outputs = sample_rows_mut(outs, &out_sizes, start..start + batch);
         network
             .infer_all(&inputs, &mut outputs, batch, true, cancel)
             .map_err(|e| out_of_memory(network, e, batch))?;
