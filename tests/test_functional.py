@@ -285,3 +285,30 @@ def test_training_recorded_on_a_call_is_overridden_by_fit_and_predict_as_in_kera
     outer_inputs = pynn.Input((4,))
     outer = pynn.Model(outer_inputs, model(outer_inputs, training=False))
     np.testing.assert_array_equal(outer(x), model.predict(x, verbose=0))
+
+
+def test_an_activation_fused_into_its_merge_computes_the_same_bits():
+    # An Activation reading a merge's output alone runs inside the merge (graph::fuse); the
+    # merge's output read a second time, as a model output, keeps them apart.
+    def model(keep_apart):
+        inputs = pynn.Input((6,))
+        a = layers.Dense(5, name="a")(inputs)
+        b = layers.Dense(5, name="b")(inputs)
+        merged = layers.Add(name="add")([a, b])
+        out = layers.Dense(2, name="out")(layers.Activation("relu", name="relu")(merged))
+        return pynn.Model(inputs, [out, merged] if keep_apart else out)
+
+    fused, apart = model(False), model(True)
+    apart.set_weights(fused.get_weights())
+    # The fused engine never calls the Activation layer: it has no output shape of its own.
+    for engine_model, shape in ((fused, []), (apart, [5])):
+        relu = [layer.name for layer in engine_model._engine_layers].index("relu")
+        assert engine_model._engine.layer_output_shapes()[relu] == shape
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(70, 6)).astype(np.float32), rng.normal(size=(70, 2))
+    np.testing.assert_array_equal(fused.predict(x, verbose=0), apart.predict(x, verbose=0)[0])
+    fused.compile(loss="mse", optimizer="sgd")
+    apart.compile(loss=["mse", None], optimizer="sgd")
+    gradients = fused.compute_gradients(x, y)
+    for got, want in zip(apart.compute_gradients(x, [y, np.zeros((70, 5))]), gradients):
+        np.testing.assert_array_equal(got, want)

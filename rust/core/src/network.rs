@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
-use crate::graph::{Flow, GraphSpec, Lane, Plan};
+use crate::graph::{self, Flow, GraphSpec, Lane, Plan};
 use crate::kernels::activation::Activation;
 use crate::layers::LayerSpec;
 use crate::memory::{try_copy, try_filled};
@@ -93,7 +93,7 @@ impl Network {
 
     /// The network of a graph, its weights initialised.
     pub fn from_graph(spec: &GraphSpec) -> Result<Self> {
-        let (plan, ops) = Plan::new(spec)?;
+        let (plan, ops) = Plan::new(&graph::fuse(spec))?;
         let n_weights = plan.n_weights;
         let what = || format!("the model's weights ({n_weights} values)");
         let hint = "Lower the layers' `units` or `filters`.";

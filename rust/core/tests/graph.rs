@@ -20,7 +20,7 @@ fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
 }
 
 fn merge(op: MergeOp) -> LayerSpec {
-    LayerSpec::Merge(MergeSpec { op })
+    LayerSpec::Merge(MergeSpec::new(op))
 }
 
 fn call(layer: usize, inputs: &[TensorRef]) -> NodeSpec {

@@ -341,7 +341,7 @@ impl Lane {
                         batch,
                     )
                 }
-                NodeOp::Combine(op) => op.backward(&inputs, y, &dy[..out_len], &mut dxs, batch),
+                NodeOp::Combine(op) => op.backward(&inputs, y, &mut dy[..out_len], &mut dxs, batch),
             }
         };
         self.deltas[out_slot] = dy;

@@ -10,10 +10,12 @@
 //! fixed order (reverse node order; the first contributor writes, the later ones add), so the
 //! results never depend on the thread count.
 
+mod fuse;
 mod lane;
 mod plan;
 mod spec;
 
+pub use fuse::fuse;
 pub(crate) use lane::Lane;
 pub(crate) use plan::{Flow, Plan};
 pub use spec::{GraphSpec, NodeSpec, TensorRef};

@@ -148,6 +148,33 @@ impl Activation {
         )
     }
 
+    /// `values = f(values)` element by element on one thread, for a caller that already split
+    /// the work (an op fusing its output's activation); not for softmax.
+    #[multiversion(targets("x86_64+avx2+fma"))]
+    pub fn apply_chunk(act: Activation, values: &mut [f32]) {
+        macro_rules! specialised {
+            ($($variant:ident),*) => {
+                match act {
+                    $(Activation::$variant => values
+                        .iter_mut()
+                        .for_each(|v| *v = Activation::$variant.value(*v)),)*
+                }
+            };
+        }
+        specialised!(
+            Linear, Relu, Sigmoid, Tanh, Softmax, Elu, Selu, Gelu, Softplus, LeakyRelu, Silu
+        )
+    }
+
+    /// Whether the derivative follows from the output alone, element by element, so that an op
+    /// can apply the activation in place, keeping no pre-activations.
+    pub fn is_elementwise_from_output(self) -> bool {
+        matches!(
+            self,
+            Activation::Relu | Activation::Sigmoid | Activation::Tanh | Activation::Elu
+        )
+    }
+
     /// `g *= f'(z)` element by element, specialised per variant as [`Self::forward_chunk`].
     #[multiversion(targets("x86_64+avx2+fma"))]
     fn backward_chunk(act: Activation, g: &mut [f32], z: &[f32], a: &[f32]) {

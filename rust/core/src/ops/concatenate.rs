@@ -105,7 +105,7 @@ impl Combine for Concatenate {
         &mut self,
         _: &[&[f32]],
         _: &[f32],
-        dy: &[f32],
+        dy: &mut [f32],
         dxs: &mut [Option<&mut [f32]>],
         batch: usize,
     ) -> Result<()> {
@@ -148,7 +148,7 @@ mod tests {
             [1.0, 3.0, 4.0, 2.0, 5.0, 6.0, 10.0, 30.0, 40.0, 20.0, 50.0, 60.0]
         );
         let (mut da, mut db) = ([0.0; 4], [0.0; 8]);
-        c.backward(&[], &[], &y, &mut [Some(&mut da), Some(&mut db)], 2)
+        c.backward(&[], &[], &mut y, &mut [Some(&mut da), Some(&mut db)], 2)
             .unwrap();
         assert_eq!((da, db), (a, b));
         // Along axis 1 (the first per-sample axis): (1, 2) and (2, 2) make (3, 2).

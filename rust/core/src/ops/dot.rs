@@ -213,7 +213,7 @@ impl Combine for Dot {
         &mut self,
         inputs: &[&[f32]],
         out: &[f32],
-        dy: &[f32],
+        dy: &mut [f32],
         dxs: &mut [Option<&mut [f32]>],
         batch: usize,
     ) -> Result<()> {
@@ -308,7 +308,7 @@ mod tests {
         d.backward(
             &[&x, &y],
             &out,
-            &w,
+            &mut w.clone(),
             &mut [Some(&mut dx), Some(&mut dy)],
             batch,
         )

@@ -4,12 +4,22 @@
 //! `(16,)` or `(1, 1, 16)`). The inputs combine left to right, as Keras's `_merge_function`
 //! folds them, so the rounding is Keras's; `Maximum` and `Minimum` send a tie's gradient to the
 //! first input that holds the extreme, as TensorFlow's gradients of a fold do.
+//!
+//! A merge may end in an activation whose derivative follows from its output (the relu after a
+//! residual `Add`): the graph fuses an `Activation` layer into the merge it follows (see
+//! `graph::fuse`), which then applies it chunk by chunk while the values are in cache and keeps
+//! no pre-activations.
 
 use serde::{Deserialize, Serialize};
 
 use super::Combine;
 use crate::error::{CoreError, Result};
+use crate::kernels::activation::Activation;
 use crate::memory::{checked_volume, try_filled};
+
+/// Output values per chunk of the forward's last steps (the mean, a fused activation): a chunk
+/// stays in the L1 cache.
+const CHUNK: usize = 4096;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,6 +36,18 @@ pub enum MergeOp {
 #[serde(deny_unknown_fields)]
 pub struct MergeSpec {
     pub op: MergeOp,
+    /// An activation applied to the result (fused by the graph; see the module's notes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<Activation>,
+}
+
+impl MergeSpec {
+    pub fn new(op: MergeOp) -> Self {
+        MergeSpec {
+            op,
+            activation: None,
+        }
+    }
 }
 
 /// How one input's values line up with the output's, within a sample.
@@ -45,6 +67,7 @@ impl Operand {
 
 pub struct Merge {
     op: MergeOp,
+    activation: Option<Activation>,
     output_shape: Vec<usize>,
     output_size: usize,
     operands: Vec<Operand>,
@@ -73,12 +96,34 @@ impl Merge {
             .iter()
             .map(|shape| operand(shape, &output_shape, output_size))
             .collect::<Result<_>>()?;
+        if let Some(activation) = spec.activation {
+            if !activation.is_elementwise_from_output() {
+                return Err(CoreError::invalid(
+                    "activation",
+                    "relu, sigmoid, tanh or elu (an activation a merge can apply in place)",
+                    format!("{activation:?}"),
+                ));
+            }
+        }
         Ok(Merge {
             op,
+            activation: spec.activation,
             output_shape,
             output_size,
             operands,
         })
+    }
+
+    /// The fold's last steps on `out`, some output values: `Average` divides by the count of
+    /// `inputs`, then the fused activation.
+    fn finish(&self, out: &mut [f32], inputs: usize) {
+        if self.op == MergeOp::Average {
+            let n = inputs as f32;
+            out.iter_mut().for_each(|v| *v /= n);
+        }
+        if let Some(activation) = self.activation {
+            Activation::apply_chunk(activation, out);
+        }
     }
 
     /// What input `i` holds at output value `e` of sample `b`.
@@ -136,8 +181,20 @@ impl Combine for Merge {
     }
 
     fn forward(&mut self, inputs: &[&[f32]], y: &mut [f32], batch: usize) -> Result<()> {
+        let y = &mut y[..batch * self.output_size];
+        if self.operands.iter().all(|o| o.map.is_none()) {
+            // Inputs of the output's shape: one pass, chunk by chunk while it is in cache.
+            for (c, out) in y.chunks_mut(CHUNK).enumerate() {
+                let range = c * CHUNK..c * CHUNK + out.len();
+                out.copy_from_slice(&inputs[0][range.clone()]);
+                for input in &inputs[1..] {
+                    fold(self.op, out, input[range.clone()].iter().copied());
+                }
+                self.finish(out, inputs.len());
+            }
+            return Ok(());
+        }
         let size = self.output_size;
-        let y = &mut y[..batch * size];
         for (i, input) in inputs.iter().enumerate() {
             let operand = &self.operands[i];
             for (b, out) in y.chunks_mut(size).enumerate() {
@@ -153,9 +210,8 @@ impl Combine for Merge {
                 }
             }
         }
-        if self.op == MergeOp::Average {
-            let n = inputs.len() as f32;
-            y.iter_mut().for_each(|v| *v /= n);
+        for out in y.chunks_mut(CHUNK) {
+            self.finish(out, inputs.len());
         }
         Ok(())
     }
@@ -163,12 +219,18 @@ impl Combine for Merge {
     fn backward(
         &mut self,
         inputs: &[&[f32]],
-        _: &[f32],
-        dy: &[f32],
+        y: &[f32],
+        dy: &mut [f32],
         dxs: &mut [Option<&mut [f32]>],
         batch: usize,
     ) -> Result<()> {
         let size = self.output_size;
+        if let Some(activation) = self.activation {
+            let (y, dy) = (&y[..batch * size], &mut dy[..batch * size]);
+            // The derivative from the output alone: `y` stands for the pre-activations too.
+            activation.backward(y, y, dy, 1);
+        }
+        let dy = &*dy;
         for (i, dx) in dxs.iter_mut().enumerate() {
             let Some(dx) = dx.as_deref_mut() else {
                 continue;
@@ -287,7 +349,7 @@ mod tests {
 
     fn merge(op: MergeOp, shapes: &[&[usize]]) -> Merge {
         let shapes: Vec<Vec<usize>> = shapes.iter().map(|s| s.to_vec()).collect();
-        Merge::new(&MergeSpec { op }, &shapes).unwrap()
+        Merge::new(&MergeSpec::new(op), &shapes).unwrap()
     }
 
     fn values(n: usize, seed: f32) -> Vec<f32> {
@@ -314,14 +376,8 @@ mod tests {
         );
         assert_eq!(broadcast_shape(&[vec![3, 1], vec![1, 4]]).unwrap(), [3, 4]);
         assert!(broadcast_shape(&[vec![8, 16], vec![8, 15]]).is_err());
-        assert!(Merge::new(
-            &MergeSpec {
-                op: MergeOp::Subtract
-            },
-            &vec![vec![2]; 3]
-        )
-        .is_err());
-        assert!(Merge::new(&MergeSpec { op: MergeOp::Add }, &[]).is_err());
+        assert!(Merge::new(&MergeSpec::new(MergeOp::Subtract), &vec![vec![2]; 3]).is_err());
+        assert!(Merge::new(&MergeSpec::new(MergeOp::Add), &[]).is_err());
     }
 
     #[test]
@@ -375,7 +431,8 @@ mod tests {
             {
                 let mut targets: Vec<Option<&mut [f32]>> =
                     dxs.iter_mut().map(|d| Some(d.as_mut_slice())).collect();
-                m.backward(&refs, &[], &r, &mut targets, batch).unwrap();
+                m.backward(&refs, &[], &mut r.clone(), &mut targets, batch)
+                    .unwrap();
             }
             for (i, dx) in dxs.iter().enumerate() {
                 for j in 0..dx.len() {
@@ -404,7 +461,7 @@ mod tests {
         let refs: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
         let mut d = [[9.0f32]; 3];
         let [a, b, c] = &mut d;
-        m.backward(&refs, &[], &[1.0], &mut [Some(a), Some(b), Some(c)], 1)
+        m.backward(&refs, &[], &mut [1.0], &mut [Some(a), Some(b), Some(c)], 1)
             .unwrap();
         assert_eq!(d, [[0.0], [1.0], [0.0]]);
     }

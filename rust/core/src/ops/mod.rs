@@ -22,13 +22,13 @@ pub trait Combine: Send + Sync {
     /// `y = op(inputs)` over `batch` samples. An op may keep what its backward needs.
     fn forward(&mut self, inputs: &[&[f32]], y: &mut [f32], batch: usize) -> Result<()>;
 
-    /// Writes ∂loss/∂input into each `dxs[i]` that is asked for, from `dy` (∂loss/∂y); `inputs`
-    /// and `y` are the forward's.
+    /// Writes ∂loss/∂input into each `dxs[i]` that is asked for, from `dy` (∂loss/∂y, which
+    /// the op may overwrite); `inputs` and `y` are the forward's.
     fn backward(
         &mut self,
         inputs: &[&[f32]],
         y: &[f32],
-        dy: &[f32],
+        dy: &mut [f32],
         dxs: &mut [Option<&mut [f32]>],
         batch: usize,
     ) -> Result<()>;
