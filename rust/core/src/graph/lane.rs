@@ -288,6 +288,15 @@ impl Lane {
             regularizer.apply(output, 1.0 / batch as f32, Some(&mut dy[..out_len]));
         }
         let targets = self.targets(plan, flow, n);
+        if let NodeOp::Combine(op) = &mut self.ops[n] {
+            let y = &self.values[node.output][..out_len];
+            let distinct =
+                !(1..node.inputs.len()).any(|p| node.inputs[..p].contains(&node.inputs[p]));
+            if distinct && op.passes_gradient_through(y, &mut dy[..out_len], batch) {
+                self.hand_on(node, &targets, dy, out_slot, out_len)?;
+                return Ok(());
+            }
+        }
         let mut buffers: Few<Vec<f32>> = Few::new();
         for (p, (&target, &v)) in targets.iter().zip(&node.inputs).enumerate() {
             let mut buffer = match target {
@@ -368,6 +377,45 @@ impl Lane {
         }
         self.grads_written[node.layer] |= layer_trains;
         result
+    }
+
+    /// Gives each input of `node` the gradient `dy` (an op whose inputs' gradients are its
+    /// output's, on distinct inputs): added where a gradient arrived before, copied into the
+    /// other slots, and the buffer itself moved into the last of them.
+    fn hand_on(
+        &mut self,
+        node: &super::plan::NodePlan,
+        targets: &[Target],
+        mut dy: Vec<f32>,
+        out_slot: usize,
+        len: usize,
+    ) -> Result<()> {
+        for (&target, &v) in targets.iter().zip(&node.inputs) {
+            if let Target::Add(slot) = target {
+                let sum = &mut self.deltas[slot][..len];
+                sum.iter_mut().zip(&dy[..len]).for_each(|(s, g)| *s += g);
+                self.written[v] = true;
+            }
+        }
+        let slots: Few<(usize, usize)> = targets
+            .iter()
+            .zip(&node.inputs)
+            .filter_map(|(&target, &v)| match target {
+                Target::Slot(slot) => Some((slot, v)),
+                _ => None,
+            })
+            .collect();
+        if let Some((&(last, last_value), copies)) = slots.split_last() {
+            for &(slot, v) in copies {
+                ensure_len(&mut self.deltas[slot], len)?;
+                self.deltas[slot][..len].copy_from_slice(&dy[..len]);
+                self.written[v] = true;
+            }
+            std::mem::swap(&mut self.deltas[last], &mut dy);
+            self.written[last_value] = true;
+        }
+        self.deltas[out_slot] = dy;
+        Ok(())
     }
 
     /// Where node `n`'s backward writes each input's gradient.

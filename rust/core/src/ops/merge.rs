@@ -126,6 +126,15 @@ impl Merge {
         }
     }
 
+    /// `dy` through the fused activation, in place: from the output alone, which stands for
+    /// the pre-activations too.
+    fn activation_backward(&self, y: &[f32], dy: &mut [f32], batch: usize) {
+        if let Some(activation) = self.activation {
+            let len = batch * self.output_size;
+            activation.backward(&y[..len], &y[..len], &mut dy[..len], 1);
+        }
+    }
+
     /// What input `i` holds at output value `e` of sample `b`.
     fn value(&self, inputs: &[&[f32]], i: usize, b: usize, e: usize) -> f32 {
         let operand = &self.operands[i];
@@ -216,6 +225,14 @@ impl Combine for Merge {
         Ok(())
     }
 
+    fn passes_gradient_through(&mut self, y: &[f32], dy: &mut [f32], batch: usize) -> bool {
+        let through = self.op == MergeOp::Add && self.operands.iter().all(|o| o.map.is_none());
+        if through {
+            self.activation_backward(y, dy, batch);
+        }
+        through
+    }
+
     fn backward(
         &mut self,
         inputs: &[&[f32]],
@@ -225,11 +242,7 @@ impl Combine for Merge {
         batch: usize,
     ) -> Result<()> {
         let size = self.output_size;
-        if let Some(activation) = self.activation {
-            let (y, dy) = (&y[..batch * size], &mut dy[..batch * size]);
-            // The derivative from the output alone: `y` stands for the pre-activations too.
-            activation.backward(y, y, dy, 1);
-        }
+        self.activation_backward(y, dy, batch);
         let dy = &*dy;
         for (i, dx) in dxs.iter_mut().enumerate() {
             let Some(dx) = dx.as_deref_mut() else {

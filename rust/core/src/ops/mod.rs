@@ -22,6 +22,13 @@ pub trait Combine: Send + Sync {
     /// `y = op(inputs)` over `batch` samples. An op may keep what its backward needs.
     fn forward(&mut self, inputs: &[&[f32]], y: &mut [f32], batch: usize) -> Result<()>;
 
+    /// Where every input's gradient is the output's (an `Add` of same-shaped inputs): turns
+    /// `dy` into that gradient in place (a fused activation's derivative) and returns true, so
+    /// that the graph hands `dy` on without copies; false, touching nothing, otherwise.
+    fn passes_gradient_through(&mut self, _y: &[f32], _dy: &mut [f32], _batch: usize) -> bool {
+        false
+    }
+
     /// Writes ∂loss/∂input into each `dxs[i]` that is asked for, from `dy` (∂loss/∂y, which
     /// the op may overwrite); `inputs` and `y` are the forward's.
     fn backward(
