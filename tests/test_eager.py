@@ -142,5 +142,7 @@ def test_a_normalized_dot_is_the_cosine_similarity():
     np.testing.assert_allclose(got[:, 0], cosine, rtol=1e-5)
     with pytest.raises(ValueError, match=r"axis values 6 \(at axis 1\) != 5 \(at axis 1\)"):
         layers.Dot(axes=1)([pynn.Input((6,)), pynn.Input((5,))])
+    with pytest.raises(ValueError, match="Cannot perform batch_dot over axis 0"):
+        layers.Dot(axes=0)([pynn.Input((6,)), pynn.Input((6,))])
     with pytest.raises(ValueError, match="should contain two elements"):
         layers.Dot(axes=(1, 2, 3))

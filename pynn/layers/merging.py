@@ -196,6 +196,11 @@ class Dot(Layer):
 
     def _shapes_for(self, shapes):
         axes = self._full_axes(shapes)
+        if 0 in axes:
+            raise ValueError(
+                "Cannot perform batch_dot over axis 0. If your inputs are not batched, add a "
+                "dummy batch dimension to your inputs using keras.ops.expand_dims(x, 0)"
+            )
         sizes = [s[a - 1] if 0 < a <= len(s) else None for a, s in zip(axes, shapes)]
         if None in sizes or sizes[0] != sizes[1]:
             full = [(None,) + tuple(s) for s in shapes]
