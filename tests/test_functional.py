@@ -312,3 +312,33 @@ def test_an_activation_fused_into_its_merge_computes_the_same_bits():
     gradients = fused.compute_gradients(x, y)
     for got, want in zip(apart.compute_gradients(x, [y, np.zeros((70, 5))]), gradients):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("make", ["dense", "conv"])
+def test_an_activation_after_a_layer_without_one_runs_inside_it_with_the_same_bits(make):
+    def model(fused_by_hand):
+        inputs = pynn.Input((6, 6, 2))
+        activation = "gelu" if make == "dense" else "relu"
+        first = (
+            layers.Dense(4, activation=activation if fused_by_hand else None, name="first")
+            if make == "dense"
+            else layers.Conv2D(
+                4, 3, padding="same", activation=activation if fused_by_hand else None, name="first"
+            )
+        )
+        x = first(inputs)
+        if not fused_by_hand:
+            x = layers.Activation(activation, name="act")(x)
+        return pynn.Model(inputs, layers.Dense(2, name="out")(layers.Flatten()(x)))
+
+    graph, by_hand = model(False), model(True)
+    by_hand.set_weights(graph.get_weights())
+    act = [layer.name for layer in graph._engine_layers].index("act")
+    assert graph._engine.layer_output_shapes()[act] == []  # fused: never called
+    x = np.random.default_rng(5).normal(size=(9, 6, 6, 2)).astype(np.float32)
+    y = np.random.default_rng(6).normal(size=(9, 2)).astype(np.float32)
+    np.testing.assert_array_equal(graph.predict(x, verbose=0), by_hand.predict(x, verbose=0))
+    for model_ in (graph, by_hand):
+        model_.compile(loss="mse", optimizer="sgd")
+    for got, want in zip(graph.compute_gradients(x, y), by_hand.compute_gradients(x, y)):
+        np.testing.assert_array_equal(got, want)

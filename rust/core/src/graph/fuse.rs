@@ -1,31 +1,36 @@
 //! Fusions applied to a model's graph before it is planned. An `Activation` layer whose input
-//! is a merge's output, read by nothing else, becomes the merge's own activation (the relu
-//! after a residual `Add`): the merge applies it while its output is in cache, and the
-//! activation's separate passes over the values, forward and backward, go.
+//! is another layer's output, read by nothing else, becomes that layer's own activation:
 //!
-//! The layers stay as they are (an unused `Activation` layer has no weights), so layer indices,
-//! weight ranges and trainable flags mean what the caller meant; only nodes are rewritten.
+//! - after a `Dense` or a convolution without an activation (nor an activity regularizer,
+//!   which reads the layer's output): the layer applies it in its output's pass, as
+//!   `Dense(4, activation="relu")` does;
+//! - after a merge (the relu after a residual `Add`), for activations whose derivative follows
+//!   from their output: the merge applies it while its output is in cache.
+//!
+//! The layers stay in their list (an unused `Activation` layer has no weights), so layer
+//! indices, weight ranges and trainable flags mean what the caller meant; only the producing
+//! layer's spec and the nodes are rewritten. The results are the same bits.
 
 use super::spec::{GraphSpec, TensorRef};
+use crate::kernels::activation::Activation;
 use crate::layers::LayerSpec;
-use crate::ops::MergeSpec;
 
-/// `graph` with every fusable `Activation` node folded into the merge node it reads.
+/// `graph` with every fusable `Activation` node folded into the node it reads.
 pub fn fuse(graph: &GraphSpec) -> GraphSpec {
     let mut graph = graph.clone();
     let mut n = 0;
     while n < graph.nodes.len() {
         match fusable(&graph, n) {
-            Some((merge_node, spec)) => fold_into(&mut graph, n, merge_node, spec),
+            Some((producer, spec)) => fold_into(&mut graph, n, producer, spec),
             None => n += 1,
         }
     }
     graph
 }
 
-/// Where node `n` is an activation that merge node `m` can apply: `m` and the merge's spec
-/// with the activation.
-fn fusable(graph: &GraphSpec, n: usize) -> Option<(usize, MergeSpec)> {
+/// Where node `n` is an activation that the node `m` it reads can apply: `m` and its layer's
+/// spec with the activation.
+fn fusable(graph: &GraphSpec, n: usize) -> Option<(usize, LayerSpec)> {
     // A graph that refers to nodes or layers it lacks is left to the planner to refuse.
     let node = &graph.nodes[n];
     let Some(LayerSpec::Activation(activation)) = graph.layers.get(node.layer) else {
@@ -34,15 +39,8 @@ fn fusable(graph: &GraphSpec, n: usize) -> Option<(usize, MergeSpec)> {
     let [TensorRef::Node(m)] = node.inputs[..] else {
         return None;
     };
-    let merge_layer = graph.nodes[..n].get(m)?.layer;
-    let Some(LayerSpec::Merge(merge)) = graph.layers.get(merge_layer) else {
-        return None;
-    };
-    let calls = graph
-        .nodes
-        .iter()
-        .filter(|x| x.layer == merge_layer)
-        .count();
+    let layer = graph.nodes[..n].get(m)?.layer;
+    let calls = graph.nodes.iter().filter(|x| x.layer == layer).count();
     let readers = graph
         .nodes
         .iter()
@@ -52,21 +50,45 @@ fn fusable(graph: &GraphSpec, n: usize) -> Option<(usize, MergeSpec)> {
         .count();
     // An output's activation decides its head (losses read logits), so it stays a layer.
     let is_output = graph.outputs.contains(&TensorRef::Node(n));
-    let fits = activation.activation.is_elementwise_from_output() && merge.activation.is_none();
-    (fits && calls == 1 && readers == 1 && !is_output).then(|| {
-        let spec = MergeSpec {
-            activation: Some(activation.activation),
-            ..merge.clone()
-        };
-        (m, spec)
-    })
+    if calls != 1 || readers != 1 || is_output {
+        return None;
+    }
+    let spec = with_activation(graph.layers.get(layer)?, activation.activation)?;
+    Some((m, spec))
 }
 
-/// Gives merge node `m` the activation `spec` and removes activation node `n`: what read `n`
+/// `spec` ending in `activation`, where the layer can take it on.
+fn with_activation(spec: &LayerSpec, activation: Activation) -> Option<LayerSpec> {
+    let mut fused = spec.clone();
+    let takes_it = match &mut fused {
+        LayerSpec::Dense(dense)
+            if dense.activation == Activation::Linear && dense.activity_regularizer.is_none() =>
+        {
+            dense.activation = activation;
+            true
+        }
+        LayerSpec::Conv(conv)
+            if conv.activation == Activation::Linear && conv.activity_regularizer.is_none() =>
+        {
+            conv.activation = activation;
+            true
+        }
+        LayerSpec::Merge(merge)
+            if merge.activation.is_none() && activation.is_elementwise_from_output() =>
+        {
+            merge.activation = Some(activation);
+            true
+        }
+        _ => false,
+    };
+    takes_it.then_some(fused)
+}
+
+/// Gives node `m`'s layer the fused `spec` and removes activation node `n`: what read `n`
 /// reads `m`.
-fn fold_into(graph: &mut GraphSpec, n: usize, m: usize, spec: MergeSpec) {
-    let merge_layer = graph.nodes[m].layer;
-    graph.layers[merge_layer] = LayerSpec::Merge(spec);
+fn fold_into(graph: &mut GraphSpec, n: usize, m: usize, spec: LayerSpec) {
+    let layer = graph.nodes[m].layer;
+    graph.layers[layer] = spec;
     graph.nodes.remove(n);
     let renumber = |t: &mut TensorRef| {
         if let TensorRef::Node(k) = t {
@@ -89,9 +111,8 @@ fn fold_into(graph: &mut GraphSpec, n: usize, m: usize, spec: MergeSpec) {
 mod tests {
     use super::*;
     use crate::graph::NodeSpec;
-    use crate::kernels::activation::Activation;
-    use crate::layers::ActivationSpec;
-    use crate::ops::MergeOp;
+    use crate::layers::{ActivationSpec, DenseSpec};
+    use crate::ops::{MergeOp, MergeSpec};
 
     fn node(layer: usize, inputs: &[TensorRef]) -> NodeSpec {
         NodeSpec {
@@ -142,6 +163,32 @@ mod tests {
         };
         assert_eq!(merge.activation, Some(Activation::Relu));
         assert_eq!(fused.layers.len(), 3);
+    }
+
+    #[test]
+    fn an_activation_after_a_dense_without_one_becomes_the_denses() {
+        use TensorRef::{Input, Node};
+        let dense = |activation| LayerSpec::Dense(DenseSpec::new(3, activation, 1));
+        let graph = |first| GraphSpec {
+            inputs: vec![vec![4]],
+            layers: vec![
+                dense(first),
+                activation(Activation::Gelu),
+                dense(Activation::Linear),
+            ],
+            nodes: vec![
+                node(0, &[Input(0)]),
+                node(1, &[Node(0)]),
+                node(2, &[Node(1)]),
+            ],
+            outputs: vec![Node(2)],
+        };
+        let fused = fuse(&graph(Activation::Linear));
+        assert_eq!(fused.layers[0], dense(Activation::Gelu));
+        assert_eq!(fused.nodes.len(), 2);
+        // A Dense with an activation of its own keeps the Activation layer after it.
+        let tanh = graph(Activation::Tanh);
+        assert_eq!(fuse(&tanh), tanh);
     }
 
     #[test]
