@@ -9,6 +9,7 @@ released. Python only sees epochs: it prints progress and runs callbacks.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -225,11 +226,7 @@ class Trainer:
                 loss = losses_module.get(output.loss_id, y.shape, shape)
                 _warn_logits_of_probabilities(loss, activation)
             metrics = [metrics_module.get(m, y.shape, shape) for m in output.metric_ids]
-            resolved.append(
-                _compile.Output(
-                    output.name, output.loss_id, output.weight, output.metric_ids, loss, metrics
-                )
-            )
+            resolved.append(dataclasses.replace(output, loss=loss, metrics=metrics))
         return resolved
 
     def _hand_trainable(self, training: bool) -> None:
@@ -466,14 +463,14 @@ class Trainer:
                 )
             return xs, ys, self._read_pair(*validation_data, names=("x_val", "y_val"))
         if validation_split:
-            split_at = _data.validation_split_index(xs[0][0].shape[0], validation_split)
-
-            def split(arrays, labels, side):
-                parts = [a[:split_at] if side == 0 else a[split_at:] for a in arrays]
-                return parts, labels
-
-            validation = (split(*xs, 1), split(*ys, 1))
-            return split(*xs, 0), split(*ys, 0), validation
+            at = _data.validation_split_index(xs[0][0].shape[0], validation_split)
+            (x_arrays, x_labels), (y_arrays, y_labels) = xs, ys
+            train = (([a[:at] for a in x_arrays], x_labels), ([a[:at] for a in y_arrays], y_labels))
+            validation = (
+                ([a[at:] for a in x_arrays], x_labels),
+                ([a[at:] for a in y_arrays], y_labels),
+            )
+            return *train, validation
         return xs, ys, None
 
     def _warn_about_a_lopsided_split(self, ys, ys_val, validation_split) -> None:

@@ -132,29 +132,31 @@ class Layer:
                 "`training=True` outside `fit` yet; call it with `training=False` (inference)."
             )
         arrays = _eager_arrays(inputs, self.name)
-        shapes = [a.shape[1:] for a in arrays]
-        output_shape, weight_shapes = self._shapes_for(shapes)
-        self._build_for(shapes, output_shape, weight_shapes)
-        engine = self._eager_engine(shapes)
+        engine, output_shape = self._eager_engine([a.shape[1:] for a in arrays])
         n = arrays[0].shape[0]
         out = np.empty((n, *output_shape), np.float32)
         engine.predict([a.reshape(-1) for a in arrays], n, max(n, 1), [out], None, False)
         return out
 
     def _eager_engine(self, shapes):
-        """An engine of one call of the layer on inputs of `shapes`, holding its weights."""
-        spec = json.dumps(self.spec())
-        key = (spec, [tuple(s) for s in shapes])
+        """An engine of one call of the layer on inputs of `shapes`, holding its weights, and
+        its output shape; built (with the layer's shape checks) only when the spec or the
+        shapes changed since the last call."""
+        spec = self.spec()
+        key = (json.dumps(spec), [tuple(s) for s in shapes])
         if self._eager is None or self._eager[0] != key:
-            graph = _single_call_graph(self.spec(), shapes)
-            self._eager = (key, _core.Engine.from_graph(json.dumps(graph), [self.name]))
-        engine = self._eager[1]
+            output_shape, weight_shapes = self._shapes_for(shapes)
+            self._build_for(shapes, output_shape, weight_shapes)
+            graph = json.dumps(_single_call_graph(spec, shapes))
+            engine = _core.Engine.from_graph(graph, [self.name])
+            self._eager = (key, engine, output_shape)
+        _, engine, output_shape = self._eager
         if self._home is None and self._values is None:
             self._values = engine.get_weights()  # its initializers' draws, as any engine's
         elif self._weight_shapes:
             values = [np.asarray(w, np.float32).reshape(-1) for w in self.get_weights()]
             engine.set_weights(np.concatenate(values))
-        return engine
+        return engine, output_shape
 
     def build(self, input_shape) -> None:
         """Creates the weights for inputs of `input_shape` (batch axis first, e.g.
