@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import collections
 
+import numpy as np
+
 from pynn._symbolic import KerasTensor, Node
 
 
@@ -162,18 +164,26 @@ def engine_graph(model, layers: list) -> dict:
     nodes: list[dict] = []
     inputs, outputs = model._graph_io()
     refs = {id(t): {"input": i} for i, t in enumerate(inputs)}
-    _emit(model, refs, index, nodes)
-    return {
+    constants: list[np.ndarray] = []
+    _emit(model, refs, index, (nodes, constants))
+    graph = {
         "inputs": [list(t.sample_shape) for t in inputs],
         "layers": [layer.spec() for layer in layers],
         "nodes": nodes,
         "outputs": [refs[id(t)] for t in outputs],
     }
+    if constants:
+        graph["constants"] = [
+            {"shape": list(c.shape), "values": c.reshape(-1).tolist()} for c in constants
+        ]
+    return graph
 
 
-def _emit(model, refs: dict, index: dict, nodes: list) -> None:
-    """Appends the engine nodes of `model`'s calls, `refs` mapping each of its tensors already
-    computed to where the engine finds it."""
+def _emit(model, refs: dict, index: dict, found: tuple[list, list]) -> None:
+    """Appends the engine nodes of `model`'s calls and the constants they read to `found`,
+    `refs` mapping each of its tensors already computed (and each constant) to where the engine
+    finds it."""
+    nodes, constants = found
     inputs, outputs = model._graph_io()
     for node in ordered_nodes(inputs, outputs):
         if node.is_input or id(node.outputs[0]) in refs:
@@ -182,11 +192,15 @@ def _emit(model, refs: dict, index: dict, nodes: list) -> None:
         if hasattr(operation, "_graph_io"):
             inner_inputs, inner_outputs = operation._graph_io()
             inner = {id(i): refs[id(t)] for i, t in zip(inner_inputs, node.input_tensors)}
-            _emit(operation, inner, index, nodes)
+            _emit(operation, inner, index, found)
             for inner_output, output in zip(inner_outputs, node.outputs):
                 refs[id(output)] = inner[id(inner_output)]
             continue
+        for argument in node.arguments:
+            if id(argument) not in refs:  # a constant
+                refs[id(argument)] = {"constant": len(constants)}
+                constants.append(argument)
         nodes.append(
-            {"layer": index[id(operation)], "inputs": [refs[id(t)] for t in node.input_tensors]}
+            {"layer": index[id(operation)], "inputs": [refs[id(a)] for a in node.arguments]}
         )
         refs[id(node.outputs[0])] = {"node": len(nodes) - 1}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from pynn._naming import auto_name
 
 
@@ -68,9 +70,14 @@ class Node:
     """One call of an operation (a layer or a model): its input tensors and its outputs. An
     `InputLayer`'s node has no inputs (`is_input`)."""
 
-    def __init__(self, operation, input_tensors, outputs, structure=None, training=None):
+    def __init__(
+        self, operation, input_tensors, outputs, structure=None, training=None, arguments=None
+    ):
         self.operation = operation
         self.input_tensors = list(input_tensors)
+        #: The call's inputs in order: its symbolic tensors and the constants beside them (one
+        #: sample's values, see `constant_sample`).
+        self.arguments = self.input_tensors if arguments is None else list(arguments)
         self.outputs = list(outputs)
         #: The call's `training` argument: what a model called with `training=None` runs
         #: this call with (a model's `fit`, `evaluate` and `predict` always override it).
@@ -125,3 +132,31 @@ def flatten_with_paths(structure, path: str = "") -> list[tuple[str, object]]:
         for key, item in items
         for pair in flatten_with_paths(item, f"{path}.{key}" if path else key)
     ]
+
+
+def constant_sample(value, rank: int, layer_name: str) -> np.ndarray:
+    """The values of one sample of an array passed beside symbolic tensors of `rank` axes (with
+    the batch axis): Keras takes such an array as a constant. An array of that rank has a batch
+    axis, which must be 1 (pynn applies it to every sample, where Keras needs it to be 1 or the
+    batch size); a lower-rank array is one sample's values, aligned with the tensors at their
+    last axes."""
+    if not isinstance(value, (np.ndarray, np.generic)):
+        raise ValueError(
+            "Only input tensors may be passed as positional arguments. The following argument "
+            f"value should be passed as a keyword argument: {value} (of type {type(value)})"
+        )
+    array = np.asarray(value, np.float32)
+    if not np.isfinite(array).all():
+        raise ValueError(
+            f"Layer '{layer_name}' received an array holding NaN or infinite values beside "
+            "symbolic tensors; a constant of a model must be finite."
+        )
+    if array.ndim > rank or (array.ndim == rank and array.shape[0] != 1):
+        raise ValueError(
+            f"Layer '{layer_name}' received an array of shape {array.shape} beside symbolic "
+            f"tensors of {rank} axes (the batch axis first). pynn takes such an array as a "
+            "constant, the same for every sample: give it a batch axis of 1, e.g. shape "
+            f"{(1,) + array.shape[-(rank - 1) :] if rank > 1 else (1,)}, or leave the batch "
+            "axis out."
+        )
+    return array[0] if array.ndim == rank else array

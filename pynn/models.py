@@ -309,6 +309,11 @@ class Model(Layer, Trainer):
         tensors = flatten(inputs)
         if tensors and all(is_keras_tensor(t) for t in tensors):
             return self._call_symbolic(inputs, tensors, training)
+        if any(is_keras_tensor(t) for t in tensors):
+            raise ValueError(
+                f"Model '{self.name}' received symbolic tensors mixed with arrays: a model "
+                "takes arrays as constants only inside, where a layer is called on them."
+            )
         recorded = self._recorded_training() if training is None else None
         if training or recorded:
             raise NotImplementedError(

@@ -54,6 +54,20 @@ def attention_scores(k):
     )
 
 
+def constants(k):
+    """Arrays beside symbolic tensors, taken as constants (with a batch axis of 1, which Keras
+    needs): a shift added to a hidden layer, a maximum with a floor broadcast along the
+    features, a scale multiplied in."""
+    import numpy as np
+
+    x = k.Input((5,), name="x")
+    h = k.layers.Dense(4, activation="tanh", name="hidden")(x)
+    h = k.layers.Add(name="shift")([h, np.array([[0.5, -0.25, 1.0, 0.0]], "float32")])
+    h = k.layers.Maximum(name="floor")([h, np.full((1, 1), -0.1, "float32")])
+    h = k.layers.Multiply(name="scale")([h, np.array([[2.0, 1.0, -1.0, 0.5]], "float32")])
+    return k.Model(x, k.layers.Dense(2, name="out")(h), name="constants")
+
+
 #: Per case: the builder, and compile's `loss`, `loss_weights` and `metrics`.
 CASES = {
     "weighted_dicts": (
@@ -70,6 +84,7 @@ CASES = {
     ),
     "siamese": (siamese, "binary_crossentropy", None, ["accuracy"]),
     "cosine": (cosine, "mse", None, None),
+    "constants": (constants, "mse", None, ["mae"]),
     "attention_scores": (attention_scores, "mse", None, ["mae"]),
     "dict_outputs": (
         dict_outputs,
@@ -83,7 +98,7 @@ CASES = {
 def data(name, model, rng, n):
     """Inputs and targets of `n` samples for case `name`, as lists (dicts for dict outputs)."""
     xs = [rng.normal(size=(n, *shape[1:])).astype("float32") for shape in _input_shapes(model)]
-    if name in ("cosine", "attention_scores"):
+    if name in ("cosine", "attention_scores", "constants"):
         width = 1 if name == "cosine" else 2
         return xs, rng.normal(size=(n, width)).astype("float32")
     if name == "siamese":

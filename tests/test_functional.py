@@ -342,3 +342,34 @@ def test_an_activation_after_a_layer_without_one_runs_inside_it_with_the_same_bi
         model_.compile(loss="mse", optimizer="sgd")
     for got, want in zip(graph.compute_gradients(x, y), by_hand.compute_gradients(x, y)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_arrays_beside_symbolic_tensors_are_constants_of_the_model():
+    inputs = pynn.Input((3,))
+    shift = np.array([[1.0, -2.0, 0.5]], np.float32)
+    extra = np.array([4.0, 5.0], np.float32)  # no batch axis: one sample's values
+    shifted = layers.Add()([inputs, shift])
+    joined = layers.Concatenate()([shifted, extra])
+    floored = layers.Maximum()([joined, np.float32(0.25)])
+    model = pynn.Model(inputs, floored)
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    want = np.maximum(np.concatenate([x + shift, np.tile(extra, (5, 1))], axis=1), 0.25)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), want)
+    assert model.output.shape == (None, 5)
+    model.compile(loss="mse", optimizer="sgd")
+    assert model.compute_gradients(x, np.zeros((5, 5))) == []
+
+
+def test_arrays_beside_symbolic_tensors_that_cannot_be_constants_are_refused():
+    inputs = pynn.Input((3,))
+    with pytest.raises(ValueError, match="Only input tensors may be passed as positional"):
+        layers.Add()([inputs, 2.0])
+    with pytest.raises(ValueError, match=r"received an array of shape \(2, 3\).*batch axis of 1"):
+        layers.Add()([inputs, np.ones((2, 3), np.float32)])
+    with pytest.raises(ValueError, match=r"Inputs have incompatible shapes"):
+        layers.Add()([inputs, np.ones((1, 4), np.float32)])
+    with pytest.raises(ValueError, match="NaN or infinite values"):
+        layers.Add()([inputs, np.array([1.0, np.nan, 2.0])])
+    inner = pynn.Model(inputs, layers.Dense(2)(inputs))
+    with pytest.raises(ValueError, match="mixed with arrays"):
+        inner([pynn.Input((3,)), np.ones((1, 3))])

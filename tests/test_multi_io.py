@@ -42,7 +42,7 @@ def keras_case(name):
     y = case["y"]
     if isinstance(y, dict):
         y = {key: np.array(v, np.float32) for key, v in y.items()}
-    elif name in ("siamese", "cosine", "attention_scores"):
+    elif name in ("siamese", "cosine", "attention_scores", "constants"):
         y = np.array(y, np.float32)
     else:
         y = [np.array(y[0], np.int64), np.array(y[1], np.float32)]

@@ -18,7 +18,7 @@ import numpy as np
 
 from pynn import _checks, _core, _data
 from pynn._naming import auto_name, to_snake_case
-from pynn._symbolic import KerasTensor, Node, flatten, is_keras_tensor
+from pynn._symbolic import KerasTensor, Node, constant_sample, flatten, is_keras_tensor
 from pynn.variable import Variable
 
 _INPUT_SHAPE_WARNING = (
@@ -105,7 +105,9 @@ class Layer:
         """On symbolic tensors (`pynn.Input(...)` and what layers return from them), records the
         call and returns the output's symbolic tensor: how functional models are built. On
         arrays (a batch, or a list of batches for a merge layer), builds the layer where it is
-        not built and returns its output for them as a NumPy array (inference)."""
+        not built and returns its output for them as a NumPy array (inference). An array beside
+        symbolic tensors is a constant of the model: the same for every sample (see
+        `_symbolic.constant_sample`)."""
         if args or kwargs:
             unexpected = [repr(a) for a in args] + list(kwargs)
             raise TypeError(
@@ -114,14 +116,9 @@ class Layer:
             )
         if mask is not None:
             raise NotImplementedError("pynn does not support masks yet (`mask=`).")
-        tensors = flatten(inputs)
-        if tensors and all(is_keras_tensor(t) for t in tensors):
-            return self._call_symbolic(inputs, tensors, training)
-        if any(is_keras_tensor(t) for t in tensors):
-            raise NotImplementedError(
-                f"Layer '{self.name}' received symbolic tensors mixed with arrays; pynn does not "
-                "take arrays as constants in a functional model yet."
-            )
+        items = flatten(inputs)
+        if any(is_keras_tensor(t) for t in items):
+            return self._call_symbolic(inputs, items, training)
         return self._call_eager(inputs, training)
 
     def _call_eager(self, inputs, training) -> np.ndarray:
@@ -165,8 +162,14 @@ class Layer:
         output_shape, weight_shapes = self._shapes_for(shapes)
         self._build_for(shapes, output_shape, weight_shapes)
 
-    def _call_symbolic(self, inputs, tensors: list[KerasTensor], training=None) -> KerasTensor:
-        shapes = [tensor.sample_shape for tensor in tensors]
+    def _call_symbolic(self, inputs, items: list, training=None) -> KerasTensor:
+        tensors = [t for t in items if is_keras_tensor(t)]
+        rank = max(t.ndim for t in tensors)
+        arguments = [
+            item if is_keras_tensor(item) else constant_sample(item, rank, self.name)
+            for item in items
+        ]
+        shapes = [a.sample_shape if is_keras_tensor(a) else a.shape for a in arguments]
         for shape in shapes:
             if any(d is None for d in shape):
                 raise NotImplementedError(
@@ -176,7 +179,7 @@ class Layer:
         output_shape, weight_shapes = self._shapes_for(shapes)
         self._build_for(shapes, output_shape, weight_shapes)
         output = KerasTensor((None,) + output_shape)
-        Node(self, tensors, [output], structure=inputs, training=training)
+        Node(self, tensors, [output], structure=inputs, training=training, arguments=arguments)
         return output
 
     def _shapes_for(self, shapes) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:

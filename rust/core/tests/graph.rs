@@ -3,7 +3,7 @@
 //! gradient with respect to the output y is r.
 
 use pynn_core::cancel::Cancel;
-use pynn_core::graph::{GraphSpec, NodeSpec, TensorRef};
+use pynn_core::graph::{ConstantSpec, GraphSpec, NodeSpec, TensorRef};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::layers::{DenseSpec, DropoutSpec, LayerSpec};
 use pynn_core::network::Network;
@@ -30,7 +30,7 @@ fn call(layer: usize, inputs: &[TensorRef]) -> NodeSpec {
     }
 }
 
-use TensorRef::{Input, Node};
+use TensorRef::{Constant, Input, Node};
 
 fn values(n: usize, seed: f32) -> Vec<f32> {
     (0..n).map(|i| ((i as f32 + seed) * 0.61).sin()).collect()
@@ -106,6 +106,7 @@ fn frozen_weight_ranges(
 fn residual() -> GraphSpec {
     GraphSpec {
         inputs: vec![vec![4]],
+        constants: Vec::new(),
         layers: vec![
             dense(5, Activation::Tanh, 1),
             dense(5, Activation::Tanh, 2),
@@ -132,6 +133,7 @@ fn a_shared_layer_adds_the_gradients_of_its_calls() {
     // The same Dense(4) twice, then a head on a concatenation of both calls.
     let spec = GraphSpec {
         inputs: vec![vec![4]],
+        constants: Vec::new(),
         layers: vec![
             dense(4, Activation::Tanh, 1),
             LayerSpec::Concatenate(ConcatenateSpec { axis: -1 }),
@@ -166,6 +168,7 @@ fn every_merge_and_a_tensor_merged_with_itself() {
     ] {
         let spec = GraphSpec {
             inputs: vec![vec![3]],
+            constants: Vec::new(),
             layers: vec![
                 dense(4, Activation::Tanh, 1),
                 dense(4, Activation::Tanh, 2),
@@ -184,6 +187,7 @@ fn every_merge_and_a_tensor_merged_with_itself() {
     }
     let squared = GraphSpec {
         inputs: vec![vec![3]],
+        constants: Vec::new(),
         layers: vec![
             dense(4, Activation::Tanh, 1),
             merge(MergeOp::Multiply),
@@ -210,6 +214,7 @@ fn a_frozen_base_gets_no_gradient_and_the_rest_still_learns() {
 fn a_dropout_called_twice_drops_differently() {
     let spec = GraphSpec {
         inputs: vec![vec![64]],
+        constants: Vec::new(),
         layers: vec![
             LayerSpec::Dropout(DropoutSpec {
                 rate: 0.5,
@@ -244,5 +249,87 @@ fn references_to_later_nodes_or_missing_layers_are_refused() {
     assert!(Network::from_graph(&spec).is_err());
     let mut spec = residual();
     spec.outputs = vec![Node(4)];
+    assert!(Network::from_graph(&spec).is_err());
+}
+
+/// x → d0; (d0 − c0) · c1 → d1, with c0 of the output's shape and c1 broadcast along it.
+fn with_constants() -> GraphSpec {
+    GraphSpec {
+        inputs: vec![vec![3]],
+        constants: vec![
+            ConstantSpec {
+                shape: vec![2, 4],
+                values: values(8, 20.0),
+            },
+            ConstantSpec {
+                shape: vec![1],
+                values: vec![-1.5],
+            },
+        ],
+        layers: vec![
+            dense(8, Activation::Tanh, 1),
+            LayerSpec::Reshape(pynn_core::layers::ReshapeSpec {
+                target_shape: vec![2, 4],
+            }),
+            merge(MergeOp::Subtract),
+            merge(MergeOp::Multiply),
+            dense(2, Activation::Linear, 3),
+        ],
+        nodes: vec![
+            call(0, &[Input(0)]),
+            call(1, &[Node(0)]),
+            call(2, &[Node(1), Constant(0)]),
+            call(3, &[Constant(1), Node(2)]),
+            call(4, &[Node(3)]),
+        ],
+        outputs: vec![Node(4)],
+    }
+}
+
+#[test]
+fn constants_are_the_same_for_every_sample_and_get_no_gradient() {
+    let spec = with_constants();
+    assert_gradients_match_finite_differences(&spec, &[]);
+    assert_gradients_match_finite_differences(&spec, &[0]);
+    let c0 = &spec.constants[0].values;
+    let mut probe = spec.clone();
+    probe.layers.truncate(4);
+    probe.nodes.truncate(4);
+    probe.outputs = vec![Node(3)];
+    let mut net = Network::from_graph(&probe).unwrap();
+    let x = values(2 * 3, 0.0);
+    for batch in [2, 1] {
+        net.input_mut(batch)
+            .unwrap()
+            .copy_from_slice(&x[..batch * 3]);
+        let y = net.forward(batch, false, Cancel::never()).unwrap().to_vec();
+        assert_eq!(y.len(), batch * 8);
+        let mut dense_only = probe.clone();
+        dense_only.layers.truncate(1);
+        dense_only.nodes.truncate(1);
+        dense_only.outputs = vec![Node(0)];
+        let mut first = Network::from_graph(&dense_only).unwrap();
+        first.set_weights(net.weights()).unwrap();
+        first
+            .input_mut(batch)
+            .unwrap()
+            .copy_from_slice(&x[..batch * 3]);
+        let h = first.forward(batch, false, Cancel::never()).unwrap();
+        for (i, (&got, &h)) in y.iter().zip(h).enumerate() {
+            assert_eq!(got, -1.5 * (h - c0[i % 8]), "value {i} of batch {batch}");
+        }
+    }
+}
+
+#[test]
+fn constants_of_the_wrong_size_or_as_outputs_are_refused() {
+    let mut spec = with_constants();
+    spec.constants[0].values.pop();
+    assert!(Network::from_graph(&spec).is_err());
+    let mut spec = with_constants();
+    spec.outputs = vec![Constant(0)];
+    assert!(Network::from_graph(&spec).is_err());
+    let mut spec = with_constants();
+    spec.nodes[2].inputs[1] = Constant(2);
     assert!(Network::from_graph(&spec).is_err());
 }

@@ -132,6 +132,7 @@ mod tests {
         use TensorRef::{Input, Node};
         GraphSpec {
             inputs: vec![vec![4]],
+            constants: Vec::new(),
             layers: vec![
                 LayerSpec::Merge(MergeSpec::new(MergeOp::Add)),
                 activation(function),
@@ -171,6 +172,7 @@ mod tests {
         let dense = |activation| LayerSpec::Dense(DenseSpec::new(3, activation, 1));
         let graph = |first| GraphSpec {
             inputs: vec![vec![4]],
+            constants: Vec::new(),
             layers: vec![
                 dense(first),
                 activation(Activation::Gelu),

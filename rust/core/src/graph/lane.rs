@@ -98,6 +98,8 @@ pub(crate) struct Lane {
     pub ops: Vec<NodeOp>,
     /// Each tensor's values for the batch (a model input's as filled by the caller).
     values: Vec<Vec<f32>>,
+    /// How many samples the constants' buffers hold (each sample the constant's values).
+    constant_samples: usize,
     /// The gradient slots (see [`Plan`]).
     deltas: Vec<Vec<f32>>,
     /// Per input position of a node: where a gradient to be added is computed.
@@ -115,6 +117,7 @@ impl Lane {
         Lane {
             ops,
             values: vec![Vec::new(); plan.shapes.len()],
+            constant_samples: 0,
             deltas: vec![Vec::new(); plan.n_slots],
             scratch: vec![Vec::new(); plan.max_inputs()],
             weight_scratch: Vec::new(),
@@ -200,6 +203,7 @@ impl Lane {
         mut external: Option<CallerBuffers>,
         cancel: &Cancel,
     ) -> Result<()> {
+        self.fill_constants(plan, batch)?;
         for (n, node) in plan.nodes.iter().enumerate() {
             cancel.check()?;
             let out_len = batch * plan.sizes[node.output];
@@ -230,6 +234,23 @@ impl Lane {
                 NodeOp::Combine(op) => op.forward(&inputs, y, batch)?,
             }
         }
+        Ok(())
+    }
+
+    /// Repeats each constant over `batch` samples, once for the largest batch seen (a smaller
+    /// batch reads the front of the buffer).
+    fn fill_constants(&mut self, plan: &Plan, batch: usize) -> Result<()> {
+        if batch <= self.constant_samples {
+            return Ok(());
+        }
+        for (k, constant) in plan.constants.iter().enumerate() {
+            let buffer = &mut self.values[plan.n_inputs + k];
+            ensure_len(buffer, batch * constant.len())?;
+            for sample in buffer.chunks_exact_mut(constant.len().max(1)).take(batch) {
+                sample.copy_from_slice(constant);
+            }
+        }
+        self.constant_samples = batch;
         Ok(())
     }
 

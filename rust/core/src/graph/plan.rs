@@ -1,10 +1,10 @@
 //! The plan of a graph: each tensor's shape, each layer's weight range, each node's inputs and
 //! output, and where the backward keeps each tensor's gradient.
 //!
-//! Tensors are numbered inputs first, then one per node in node order. A gradient lives in a
-//! slot from the backward of the tensor's last consumer to that of its producer; slots are
-//! reused once a producer has run, so a chain needs two (as a stack of layers passing
-//! ∂loss/∂activation between two buffers does).
+//! Tensors are numbered inputs first, then constants, then one per node in node order. A
+//! gradient lives in a slot from the backward of the tensor's last consumer to that of its
+//! producer; slots are reused once a producer has run, so a chain needs two (as a stack of
+//! layers passing ∂loss/∂activation between two buffers does).
 
 use std::ops::Range;
 
@@ -25,6 +25,8 @@ pub(crate) struct NodePlan {
 
 pub(crate) struct Plan {
     pub n_inputs: usize,
+    /// Each constant's values for one sample (tensor `n_inputs + k`).
+    pub constants: Vec<Vec<f32>>,
     /// Each layer's spec; the output layer's without the activation the head applies.
     pub specs: Vec<LayerSpec>,
     pub nodes: Vec<NodePlan>,
@@ -39,7 +41,8 @@ pub(crate) struct Plan {
     /// How many node inputs read each tensor.
     pub consumers: Vec<usize>,
     pub outputs: Vec<usize>,
-    /// Each tensor's gradient slot (`None`: a model input, which gets no gradient).
+    /// Each tensor's gradient slot (`None`: a model input or a constant, which get no
+    /// gradient).
     pub slots: Vec<Option<usize>>,
     pub n_slots: usize,
     /// Per output: the sigmoid or softmax its head applies after the output layer (see
@@ -60,10 +63,13 @@ impl Plan {
     /// lane's) and works out the shapes, weight ranges and gradient slots.
     pub fn new(spec: &GraphSpec) -> Result<(Self, Vec<NodeOp>)> {
         check_references(spec)?;
+        check_constants(spec)?;
         let n_inputs = spec.inputs.len();
+        let n_sources = n_inputs + spec.constants.len();
         let value = |r: &TensorRef| match *r {
             TensorRef::Input(i) => i,
-            TensorRef::Node(n) => n_inputs + n,
+            TensorRef::Constant(k) => n_inputs + k,
+            TensorRef::Node(n) => n_sources + n,
         };
         let nodes: Vec<NodePlan> = spec
             .nodes
@@ -72,11 +78,11 @@ impl Plan {
             .map(|(n, node)| NodePlan {
                 layer: node.layer,
                 inputs: node.inputs.iter().map(value).collect(),
-                output: n_inputs + n,
+                output: n_sources + n,
             })
             .collect();
         let outputs: Vec<usize> = spec.outputs.iter().map(value).collect();
-        let mut consumers = vec![0usize; n_inputs + nodes.len()];
+        let mut consumers = vec![0usize; n_sources + nodes.len()];
         nodes
             .iter()
             .flat_map(|n| &n.inputs)
@@ -90,7 +96,7 @@ impl Plan {
         let mut specs = spec.layers.clone();
         for (&v, head) in outputs.iter().zip(&heads) {
             if head.is_some() {
-                let layer = nodes[v - n_inputs].layer;
+                let layer = nodes[v - n_sources].layer;
                 specs[layer] = specs[layer].without_activation();
             }
         }
@@ -103,13 +109,16 @@ impl Plan {
                 ));
             }
         }
+        let mut shapes = spec.inputs.clone();
+        shapes.extend(spec.constants.iter().map(|c| c.shape.clone()));
         let mut plan = Plan {
             n_inputs,
+            constants: spec.constants.iter().map(|c| c.values.clone()).collect(),
             specs,
             first_call: vec![None; spec.layers.len()],
             ranges: vec![0..0; spec.layers.len()],
             n_weights: 0,
-            shapes: spec.inputs.clone(),
+            shapes,
             sizes: Vec::new(),
             consumers,
             slots: Vec::new(),
@@ -215,7 +224,7 @@ impl Plan {
         }
         for node in self.nodes.iter().rev() {
             for &v in &node.inputs {
-                if v >= self.n_inputs && slots[v].is_none() {
+                if v >= self.n_sources() && slots[v].is_none() {
                     slots[v] = Some(take(&mut free));
                 }
             }
@@ -247,7 +256,7 @@ impl Plan {
     /// The output index whose buffer tensor `value` is written into during inference, where
     /// it is a node's output that nothing else reads and that is output once.
     pub fn writes_caller(&self, value: usize) -> Option<usize> {
-        if value < self.n_inputs || self.consumers[value] != 0 {
+        if value < self.n_sources() || self.consumers[value] != 0 {
             return None;
         }
         let mut found = self.outputs.iter().enumerate().filter(|(_, &v)| v == value);
@@ -255,6 +264,11 @@ impl Plan {
             (Some((k, _)), None) => Some(k),
             _ => None,
         }
+    }
+
+    /// The model's inputs and constants: the tensors no node writes.
+    pub fn n_sources(&self) -> usize {
+        self.n_inputs + self.constants.len()
     }
 
     /// The largest number of inputs a node reads.
@@ -281,6 +295,7 @@ fn check_references(spec: &GraphSpec) -> Result<()> {
     }
     let valid = |r: &TensorRef, before: usize| match *r {
         TensorRef::Input(i) => i < spec.inputs.len(),
+        TensorRef::Constant(k) => k < spec.constants.len(),
         TensorRef::Node(n) => n < before,
     };
     for (n, node) in spec.nodes.iter().enumerate() {
@@ -294,17 +309,33 @@ fn check_references(spec: &GraphSpec) -> Result<()> {
         if node.inputs.is_empty() || !node.inputs.iter().all(|r| valid(r, n)) {
             return Err(CoreError::invalid(
                 "nodes",
-                "inputs that are model inputs or earlier nodes",
+                "inputs that are model inputs, constants or earlier nodes",
                 format!("node {n} reading {:?}", node.inputs),
             ));
         }
     }
-    if let Some(bad) = spec.outputs.iter().find(|r| !valid(r, spec.nodes.len())) {
+    let output = |r: &TensorRef| !matches!(r, TensorRef::Constant(_)) && valid(r, spec.nodes.len());
+    if let Some(bad) = spec.outputs.iter().find(|r| !output(r)) {
         return Err(CoreError::invalid(
             "outputs",
             "model inputs or nodes",
             format!("{bad:?}"),
         ));
+    }
+    Ok(())
+}
+
+/// Every constant holds one value per element of its shape.
+fn check_constants(spec: &GraphSpec) -> Result<()> {
+    for (k, constant) in spec.constants.iter().enumerate() {
+        let volume = checked_volume(&constant.shape)?;
+        if volume != constant.values.len() {
+            return Err(CoreError::invalid(
+                "constants",
+                format!("{volume} values for shape {:?}", constant.shape),
+                format!("{} values in constant {k}", constant.values.len()),
+            ));
+        }
     }
     Ok(())
 }
@@ -319,7 +350,7 @@ fn head(
     consumers: &[usize],
     calls: &[usize],
 ) -> Option<Activation> {
-    let node = nodes.get(value.checked_sub(spec.inputs.len())?)?;
+    let node = nodes.get(value.checked_sub(spec.inputs.len() + spec.constants.len())?)?;
     let once = outputs.iter().filter(|&&v| v == value).count() == 1;
     if calls[node.layer] != 1 || consumers[value] != 0 || !once {
         return None;

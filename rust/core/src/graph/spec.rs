@@ -4,12 +4,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::LayerSpec;
 
-/// A model: its inputs' per-sample shapes, its layers, the calls of those layers (in an order
-/// where every node comes after the nodes it reads) and which tensors it outputs.
+/// A model: its inputs' per-sample shapes, the constants its calls read, its layers, the calls
+/// of those layers (in an order where every node comes after the nodes it reads) and which
+/// tensors it outputs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GraphSpec {
     pub inputs: Vec<Vec<usize>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub constants: Vec<ConstantSpec>,
     pub layers: Vec<LayerSpec>,
     pub nodes: Vec<NodeSpec>,
     pub outputs: Vec<TensorRef>,
@@ -23,11 +26,21 @@ pub struct NodeSpec {
     pub inputs: Vec<TensorRef>,
 }
 
-/// A tensor of the graph: one of the model's inputs, or a node's output.
+/// An array a call reads beside its tensors (Keras takes an array mixed with symbolic tensors
+/// as a constant): one sample's values, the same for every sample of a batch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstantSpec {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// A tensor of the graph: one of the model's inputs, a constant, or a node's output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TensorRef {
     Input(usize),
+    Constant(usize),
     Node(usize),
 }
 
@@ -49,6 +62,7 @@ impl GraphSpec {
         };
         GraphSpec {
             inputs: vec![input_shape.to_vec()],
+            constants: Vec::new(),
             layers: layers.to_vec(),
             nodes,
             outputs: vec![output],
