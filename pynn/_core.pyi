@@ -83,6 +83,17 @@ class Engine:
     ) -> None:
         """Writes each output into its array of `outs`, C-contiguous `(len, *output_shape)`;
         `progress` gets `[]` as values."""
+    def forward_in_mode(
+        self,
+        xs: list[Floats],
+        len: int,
+        outs: list[npt.NDArray[np.float32]],
+        training: bool | None,
+        stream: int,
+    ) -> None:
+        """All `len` samples as one batch into `outs`, with the layers that train differently
+        in training mode (`True`), in inference (`False`) or as each call was recorded
+        (`None`), drawing the masks of `stream`."""
 
 def set_num_threads(n: int) -> None:
     """1 to 1024 threads, or 0 for all cores; ValueError beyond."""

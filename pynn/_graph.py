@@ -179,20 +179,23 @@ def engine_graph(model, layers: list) -> dict:
     return graph
 
 
-def _emit(model, refs: dict, index: dict, found: tuple[list, list]) -> None:
+def _emit(model, refs: dict, index: dict, found: tuple[list, list], training=None) -> None:
     """Appends the engine nodes of `model`'s calls and the constants they read to `found`,
     `refs` mapping each of its tensors already computed (and each constant) to where the engine
-    finds it."""
+    finds it. A node is marked `training` where its call runs in training mode when the model
+    is called with `training=None` (Keras's `model(x)`): as its call was recorded, unless the
+    call of an enclosing model (`training`) was recorded with a value, which overrides it."""
     nodes, constants = found
     inputs, outputs = model._graph_io()
     for node in ordered_nodes(inputs, outputs):
         if node.is_input or id(node.outputs[0]) in refs:
             continue
         operation = node.operation
+        trains = node.training if training is None else training
         if hasattr(operation, "_graph_io"):
             inner_inputs, inner_outputs = operation._graph_io()
             inner = {id(i): refs[id(t)] for i, t in zip(inner_inputs, node.input_tensors)}
-            _emit(operation, inner, index, found)
+            _emit(operation, inner, index, found, trains)
             for inner_output, output in zip(inner_outputs, node.outputs):
                 refs[id(output)] = inner[id(inner_output)]
             continue
@@ -200,7 +203,8 @@ def _emit(model, refs: dict, index: dict, found: tuple[list, list]) -> None:
             if id(argument) not in refs:  # a constant
                 refs[id(argument)] = {"constant": len(constants)}
                 constants.append(argument)
-        nodes.append(
-            {"layer": index[id(operation)], "inputs": [refs[id(a)] for a in node.arguments]}
-        )
+        emitted = {"layer": index[id(operation)], "inputs": [refs[id(a)] for a in node.arguments]}
+        if trains:
+            emitted["training"] = True
+        nodes.append(emitted)
         refs[id(node.outputs[0])] = {"node": len(nodes) - 1}

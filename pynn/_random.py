@@ -26,3 +26,10 @@ def epoch_seed(fit_seed: int, epoch: int) -> int:
     index, not on how many epochs ran before, so a fit resumed at an epoch shuffles as an
     uninterrupted one would."""
     return (fit_seed * _GOLDEN + epoch) & _MASK
+
+
+def eager_stream(calls: int) -> int:
+    """The mask stream of the `calls`-th call of a layer or model on arrays in training mode
+    (`layer(x, training=True)`): apart from the streams of optimizer steps, which `fit` draws
+    from, so that each such call draws its own masks and leaves training's unchanged."""
+    return (1 << 63) | (calls & ((1 << 63) - 1))

@@ -303,7 +303,9 @@ class Model(Layer, Trainer):
 
     def __call__(self, inputs, *args, training=None, mask=None, **kwargs):
         """On symbolic tensors, records the model as one call (a nested model); on arrays,
-        returns its outputs as a NumPy array (inference)."""
+        returns its outputs as NumPy arrays, with its Dropout layers in training mode where
+        `training=True` (each call draws new masks), as their calls were recorded where
+        `training=None`, in inference where `training=False`."""
         if args or kwargs or mask is not None:
             raise TypeError(f"Model '{self.name}' takes its inputs and `training` only.")
         tensors = flatten(inputs)
@@ -314,36 +316,24 @@ class Model(Layer, Trainer):
                 f"Model '{self.name}' received symbolic tensors mixed with arrays: a model "
                 "takes arrays as constants only inside, where a layer is called on them."
             )
-        recorded = self._recorded_training() if training is None else None
-        if training or recorded:
-            raise NotImplementedError(
-                "pynn does not support calling a model with `training=True` outside `fit` yet"
-                + (
-                    f" (its call of layer '{recorded}' was recorded with `training=True`, which "
-                    "`model(x)` honours as Keras does); call `model(x, training=False)` or "
-                    "`model.predict(x)`."
-                    if recorded
-                    else "."
-                )
-            )
-        return self.predict_on_batch(inputs)
+        if training is False or not self._trains_in_call(training):
+            return self.predict_on_batch(inputs)
+        return self._call_in_mode(inputs, training)
 
-    def _recorded_training(self, forced: bool = False) -> str | None:
-        """The name of a layer that behaves differently in training (Dropout) and that a call
-        with `training=None` would run in training mode, because its call (or an enclosing
-        model's, or with `forced`, this model's) was recorded with `training=True`."""
+    def _trains_in_call(self, training=None) -> bool:
+        """Whether a call with `training` runs a layer that behaves differently in training
+        (Dropout) in training mode. With `training=None`, a call runs as it was recorded,
+        unless an enclosing model's call was recorded with a value, which overrides it (as
+        Keras passes `training` down)."""
         for node in _graph.ordered_nodes(*self._graph_io()):
-            if node.training is False:
-                continue
-            trains = forced or bool(node.training)
+            trains = node.training if training is None else training
             operation = node.operation
             if isinstance(operation, Model):
-                found = operation._recorded_training(trains)
-            else:
-                found = operation.name if trains and operation._training_dependent else None
-            if found:
-                return found
-        return None
+                if operation._trains_in_call(trains):
+                    return True
+            elif trains and operation._training_dependent:
+                return True
+        return False
 
     def _call_symbolic(self, inputs, tensors, training=None):
         self._build_for_call(tensors)

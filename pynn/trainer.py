@@ -23,7 +23,7 @@ from pynn import distribution as distribution_module
 from pynn import losses as losses_module
 from pynn import metrics as metrics_module
 from pynn import optimizers as optimizers_module
-from pynn._random import draw_seed, epoch_seed, visiting_order
+from pynn._random import draw_seed, eager_stream, epoch_seed, visiting_order
 from pynn.callbacks import CallbackList, History
 from pynn.saving.serialization import serialize
 from pynn.utils.progbar import ALL_STATEFUL, Progbar
@@ -84,6 +84,8 @@ class Trainer:
     stop_training = False
     #: The calls in progress (`fit`, `evaluate`, `predict`, ...), and the first one's name.
     _calls_running = 0
+    #: Calls on arrays in training mode so far (see `_random.eager_stream`).
+    _training_calls = 0
     _running_call = None
     #: Which layers train, taken at the first training call after `compile` and handed to
     #: the engine (None: not yet).
@@ -680,6 +682,18 @@ class Trainer:
         """The model's outputs for one batch `x`."""
         xs = self._inputs(x)
         outs = self._predict_part(xs, xs[0].shape[0], None, self._on_gpu())
+        return self._output_structure(outs)
+
+    def _call_in_mode(self, x, training):
+        """The model's outputs for one batch `x` with its Dropout layers in training mode
+        (`training=True`) or as their calls were recorded (`training=None`): Keras's
+        `model(x, training=...)`. Each call draws new masks."""
+        xs = self._inputs(x)
+        n = xs[0].shape[0]
+        outs = [_output_array((n, *shape)) for shape in self._output_sample_shapes()]
+        self._training_calls = self._training_calls + 1
+        stream = eager_stream(self._training_calls)
+        self._engine.forward_in_mode(_flat(xs), n, outs, training, stream)
         return self._output_structure(outs)
 
     def _predict_part(self, xs, batch_size: int, report, on_gpu: bool) -> list[np.ndarray]:

@@ -93,13 +93,23 @@ def test_a_models_trainable_weights_follow_its_frozen_layers():
     assert [v.path for v in model.trainable_weights] == [f"{head.name}/kernel", f"{head.name}/bias"]
 
 
-def test_dropout_on_arrays_is_the_identity_and_training_mode_says_it_is_not_supported():
-    x = RNG.normal(size=(4, 5)).astype(np.float32)
-    dropout = layers.Dropout(0.5)
+def test_dropout_on_arrays_is_the_identity_in_inference_and_drops_in_training():
+    x = RNG.normal(size=(400, 50)).astype(np.float32)
+    dropout = layers.Dropout(0.25)
     np.testing.assert_array_equal(dropout(x), x)
     np.testing.assert_array_equal(dropout(x, training=False), x)
-    with pytest.raises(NotImplementedError, match="training=True"):
-        dropout(x, training=True)
+    first, second = dropout(x, training=True), dropout(x, training=True)
+    for dropped in (first, second):
+        kept = dropped != 0
+        np.testing.assert_allclose(dropped[kept], x[kept] / 0.75, rtol=1e-6)
+        assert abs(1 - kept.mean() - 0.25) < 0.01
+    assert (first != second).mean() > 0.2  # each call draws its own mask
+    pynn.utils.set_random_seed(4)
+    again = [layers.Dropout(0.25)(x, training=True) for _ in range(2)]
+    pynn.utils.set_random_seed(4)
+    np.testing.assert_array_equal(layers.Dropout(0.25)(x, training=True), again[0])
+    shared = layers.Dropout(0.5, noise_shape=(None, 1))(x, training=True)
+    assert all(len(set(row != 0)) == 1 for row in shared)  # one draw per sample
 
 
 def test_arrays_a_layer_cannot_take_raise_naming_them():

@@ -279,12 +279,50 @@ def test_training_recorded_on_a_call_is_overridden_by_fit_and_predict_as_in_kera
     # predict (training=False) overrides the recorded value: no dropout, the same every time.
     np.testing.assert_array_equal(model.predict(x, verbose=0), model.predict(x, verbose=0))
     np.testing.assert_array_equal(model(x, training=False), model.predict(x, verbose=0))
-    with pytest.raises(NotImplementedError, match="layer 'dropout.*' was recorded with"):
-        model(x)
+    # model(x) runs the call as recorded: in training mode.
+    assert not np.array_equal(model(x), model(x))
     # A model calling it with training=False overrides what its nodes recorded.
     outer_inputs = pynn.Input((4,))
     outer = pynn.Model(outer_inputs, model(outer_inputs, training=False))
     np.testing.assert_array_equal(outer(x), model.predict(x, verbose=0))
+
+
+def test_a_model_called_in_training_mode_drops_as_recorded_or_as_told_as_in_keras():
+    x = np.ones((64, 8), np.float32)
+    inputs = pynn.Input((8,))
+    never = pynn.Model(inputs, layers.Dropout(0.5)(inputs, training=False))
+    outer_inputs = pynn.Input((8,))
+    outer = pynn.Model(outer_inputs, never(outer_inputs, training=True))
+    assert set(np.unique(outer(x))) == {0.0, 2.0}  # the enclosing call's True overrides
+    np.testing.assert_array_equal(outer(x, training=False), x)
+    np.testing.assert_array_equal(never(x), x)
+    assert set(np.unique(never(x, training=True))) == {0.0, 2.0}  # the outer call's value wins
+
+    dense = layers.Dense(3)
+    dropped = layers.Dropout(0.5)(layers.Dense(8)(inputs))
+    both = pynn.Model(inputs, [dropped, dense(dropped)])
+    first, second = both(x, training=True)
+    kernel, bias = dense.get_weights()
+    np.testing.assert_allclose(second, first @ kernel + bias, rtol=1e-5, atol=1e-6)
+    assert (first == 0).any()
+    np.testing.assert_array_equal(both(x)[0], both.predict(x, verbose=0)[0])
+
+
+def test_a_call_in_training_mode_leaves_the_masks_of_fit_unchanged():
+    def fitted(call_first):
+        pynn.utils.set_random_seed(2)
+        inputs = pynn.Input((6,))
+        model = pynn.Model(inputs, layers.Dense(1)(layers.Dropout(0.3)(inputs)))
+        model.compile(loss="mse", optimizer="sgd")
+        x, y = np.ones((16, 6), np.float32), np.zeros((16, 1), np.float32)
+        model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        if call_first:
+            model(x, training=True)
+        model.fit(x, y, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(fitted(False), fitted(True)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_an_activation_fused_into_its_merge_computes_the_same_bits():

@@ -18,6 +18,7 @@ import numpy as np
 
 from pynn import _checks, _core, _data
 from pynn._naming import auto_name, to_snake_case
+from pynn._random import eager_stream
 from pynn._symbolic import KerasTensor, Node, constant_sample, flatten, is_keras_tensor
 from pynn.variable import Variable
 
@@ -78,8 +79,10 @@ class Layer:
         self._eager: tuple | None = None
 
     #: Whether the layer computes differently in training (Dropout): `layer(x, training=True)`
-    #: then needs the training behaviour, which eager calls do not run yet.
+    #: then runs the engine in training mode.
     _training_dependent = False
+    #: Calls on arrays in training mode so far (see `_random.eager_stream`).
+    _training_calls = 0
 
     @property
     def trainable(self) -> bool:
@@ -122,17 +125,18 @@ class Layer:
         return self._call_eager(inputs, training)
 
     def _call_eager(self, inputs, training) -> np.ndarray:
-        """The layer's output for arrays `inputs`, computed by an engine of this one call."""
-        if training and self._training_dependent:
-            raise NotImplementedError(
-                f"pynn does not run layer '{self.name}' ({type(self).__name__}) with "
-                "`training=True` outside `fit` yet; call it with `training=False` (inference)."
-            )
+        """The layer's output for arrays `inputs`, computed by an engine of this one call; in
+        training mode where `training` is true (a Dropout draws a new mask each call)."""
         arrays = _eager_arrays(inputs, self.name)
         engine, output_shape = self._eager_engine([a.shape[1:] for a in arrays])
         n = arrays[0].shape[0]
         out = np.empty((n, *output_shape), np.float32)
-        engine.predict([a.reshape(-1) for a in arrays], n, max(n, 1), [out], None, False)
+        flat = [a.reshape(-1) for a in arrays]
+        if training and self._training_dependent:
+            self._training_calls += 1
+            engine.forward_in_mode(flat, n, [out], True, eager_stream(self._training_calls))
+        else:
+            engine.predict(flat, n, max(n, 1), [out], None, False)
         return out
 
     def _eager_engine(self, shapes):

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
-use crate::graph::{self, Flow, GraphSpec, Lane, Plan};
+use crate::graph::{self, Flow, GraphSpec, Lane, Mode, Plan};
 use crate::kernels::activation::Activation;
 use crate::layers::LayerSpec;
 use crate::memory::{try_copy, try_filled};
@@ -332,9 +332,39 @@ impl Network {
     /// Runs every node on the input buffers; returns the first output of the batch (logits,
     /// where it has a head).
     pub fn forward(&mut self, batch: usize, training: bool, cancel: &Cancel) -> Result<&[f32]> {
-        self.lane
-            .forward(&self.plan, &self.weights, batch, training, cancel)?;
+        self.lane.forward(
+            &self.plan,
+            &self.weights,
+            batch,
+            Mode::of_training(training),
+            cancel,
+        )?;
         Ok(self.output(batch))
+    }
+
+    /// One batch from `inputs` into `outputs` (one buffer per model input and output, `batch`
+    /// samples each) in `mode`, with the outputs' heads: Keras's `model(x, training=...)`. A
+    /// layer that trains differently draws the masks of stream `stream` (see
+    /// [`Network::begin_step`]), so that each such call draws its own.
+    pub fn forward_in_mode(
+        &mut self,
+        (inputs, outputs): (&[&[f32]], &mut [&mut [f32]]),
+        batch: usize,
+        (mode, stream): (Mode, u64),
+        cancel: &Cancel,
+    ) -> Result<()> {
+        self.check_batch(batch)?;
+        for (i, input) in inputs.iter().enumerate() {
+            self.input_mut_of(i, batch)?.copy_from_slice(input);
+        }
+        self.begin_step(stream);
+        self.lane
+            .forward(&self.plan, &self.weights, batch, mode, cancel)?;
+        for (o, output) in outputs.iter_mut().enumerate() {
+            output.copy_from_slice(self.output_of(o, batch));
+        }
+        apply_output_heads(&self.plan, outputs);
+        Ok(())
     }
 
     /// Inference on a batch read straight from `inputs` into `outputs` (one buffer per model
@@ -576,7 +606,7 @@ impl Network {
                         lane.input_mut(input, n * plan.sizes[input])?,
                     );
                 }
-                lane.forward(plan, weights, n, true, cancel)?;
+                lane.forward(plan, weights, n, Mode::Training, cancel)?;
                 let mut seeded: Few<bool> = Few::new();
                 for (o, &value) in plan.outputs.iter().enumerate() {
                     let (output, grad) =

@@ -3,7 +3,7 @@
 //! gradient with respect to the output y is r.
 
 use pynn_core::cancel::Cancel;
-use pynn_core::graph::{ConstantSpec, GraphSpec, NodeSpec, TensorRef};
+use pynn_core::graph::{ConstantSpec, GraphSpec, Mode, NodeSpec, TensorRef};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::layers::{DenseSpec, DropoutSpec, LayerSpec};
 use pynn_core::network::Network;
@@ -24,10 +24,7 @@ fn merge(op: MergeOp) -> LayerSpec {
 }
 
 fn call(layer: usize, inputs: &[TensorRef]) -> NodeSpec {
-    NodeSpec {
-        layer,
-        inputs: inputs.to_vec(),
-    }
+    NodeSpec::new(layer, inputs.to_vec())
 }
 
 use TensorRef::{Constant, Input, Node};
@@ -237,6 +234,49 @@ fn a_dropout_called_twice_drops_differently() {
     let (first, second) = y.split_at(64);
     assert_ne!(first, second);
     assert!(first.iter().chain(second).all(|&v| v == 0.0 || v == 2.0));
+}
+
+#[test]
+fn a_forward_in_mode_drops_where_told_or_where_the_call_was_recorded_training() {
+    let dropout = LayerSpec::Dropout(DropoutSpec {
+        rate: 0.5,
+        noise_shape: None,
+        seed: 3,
+    });
+    let mut recorded = call(0, &[Input(0)]);
+    recorded.training = true;
+    let spec = GraphSpec {
+        inputs: vec![vec![32]],
+        constants: Vec::new(),
+        layers: vec![
+            dropout,
+            LayerSpec::Concatenate(ConcatenateSpec { axis: -1 }),
+        ],
+        nodes: vec![recorded, call(0, &[Input(0)]), call(1, &[Node(0), Node(1)])],
+        outputs: vec![Node(2)],
+    };
+    let mut net = Network::from_graph(&spec).unwrap();
+    let x = vec![1.0; 64];
+    let mut run = |mode, stream| {
+        let mut y = vec![0.0; 128];
+        net.forward_in_mode((&[&x], &mut [&mut y]), 2, (mode, stream), Cancel::never())
+            .unwrap();
+        y
+    };
+    let dropped = |half: &[f32]| half.contains(&0.0);
+    let (inference, training, recorded) = (
+        run(Mode::Inference, 1),
+        run(Mode::Training, 1),
+        run(Mode::AsRecorded, 1),
+    );
+    assert!(inference.iter().all(|&v| v == 1.0));
+    assert!(training.iter().all(|&v| v == 0.0 || v == 2.0));
+    // Per sample: the recorded call's 32 values drop, the other call's pass.
+    for sample in recorded.chunks(64) {
+        assert!(dropped(&sample[..32]) && !dropped(&sample[32..]));
+    }
+    assert_eq!(run(Mode::Training, 1), training);
+    assert_ne!(run(Mode::Training, 2), training);
 }
 
 #[test]

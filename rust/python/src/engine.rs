@@ -11,7 +11,7 @@ use numpy::{
     IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArray1, PyReadwriteArrayDyn,
 };
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
-use pynn_core::graph::{self, GraphSpec};
+use pynn_core::graph::{self, GraphSpec, Mode};
 use pynn_core::layers::LayerSpec;
 use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
@@ -63,6 +63,16 @@ fn slices<'a>(arrays: &'a Arrays<'_>, what: &str) -> PyResult<Vec<&'a [f32]>> {
         .iter()
         .map(|a| a.as_slice().map_err(|e| errors::layout(what, e)))
         .collect()
+}
+
+fn check_count(what: &str, count: usize, expected: usize) -> PyResult<()> {
+    if count != expected {
+        return Err(PyValueError::new_err(format!(
+            "`{what}` must hold {expected} arrays, one per model {}; got {count}",
+            if what == "x" { "input" } else { "output" }
+        )));
+    }
+    Ok(())
 }
 
 fn check_len(what: &str, values: &[f32], expected: usize) -> PyResult<()> {
@@ -575,6 +585,48 @@ impl Engine {
             s.changing_cpu()?;
             let (network, trainer) = s.parts()?;
             errors::catch_panic(|| trainer.apply_gradients(network, grads).map_err(to_py))
+        })
+    }
+
+    /// The outputs for `len` samples of `xs` (one flat array per input) as one batch, into
+    /// `outs` (one array per output, allocated by the caller), with the layers that train
+    /// differently (Dropout) in training mode where `training` is true, and as their calls
+    /// were recorded where it is `None`: Keras's `model(x, training=...)`. Such layers draw
+    /// the masks of stream `stream`.
+    #[pyo3(signature = (xs, len, outs, training, stream))]
+    fn forward_in_mode(
+        &self,
+        py: Python<'_>,
+        xs: Arrays<'_>,
+        len: usize,
+        mut outs: Vec<PyReadwriteArrayDyn<'_, f32>>,
+        training: Option<bool>,
+        stream: u64,
+    ) -> PyResult<()> {
+        let xs = slices(&xs, "x")?;
+        let mut outs = outs
+            .iter_mut()
+            .map(|o| o.as_slice_mut().map_err(|e| errors::layout("out", e)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let mode = training.map_or(Mode::AsRecorded, Mode::of_training);
+        self.with(py, |s| {
+            s.on_cpu()?;
+            let network = &mut s.network;
+            check_count("x", xs.len(), network.input_count())?;
+            check_count("out", outs.len(), network.output_count())?;
+            for (i, x) in xs.iter().enumerate() {
+                check_len("x", x, len * network.input_size_of(i))?;
+            }
+            for (o, out) in outs.iter().enumerate() {
+                check_len("out", out, len * network.output_size_of(o))?;
+            }
+            let no_progress = ProgressReport {
+                report: None,
+                values: 0,
+            };
+            run_released(py, 1, len, no_progress, |_, cancel| {
+                network.forward_in_mode((&xs, &mut outs), len, (mode, stream), cancel)
+            })
         })
     }
 

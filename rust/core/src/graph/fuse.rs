@@ -115,10 +115,7 @@ mod tests {
     use crate::ops::{MergeOp, MergeSpec};
 
     fn node(layer: usize, inputs: &[TensorRef]) -> NodeSpec {
-        NodeSpec {
-            layer,
-            inputs: inputs.to_vec(),
-        }
+        NodeSpec::new(layer, inputs.to_vec())
     }
 
     fn activation(function: Activation) -> LayerSpec {

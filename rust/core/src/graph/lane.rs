@@ -4,6 +4,7 @@
 use smallvec::SmallVec;
 
 use super::plan::{Flow, Plan};
+use super::spec::Mode;
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
 use crate::layers::{Layer, LayerSpec};
@@ -156,10 +157,10 @@ impl Lane {
         plan: &Plan,
         weights: &[f32],
         batch: usize,
-        training: bool,
+        mode: Mode,
         cancel: &Cancel,
     ) -> Result<()> {
-        self.run_forward(plan, weights, batch, training, None, cancel)
+        self.run_forward(plan, weights, batch, mode, None, cancel)
     }
 
     /// Inference from `inputs` (one buffer per model input) into `outputs` (one per model
@@ -177,7 +178,7 @@ impl Lane {
             plan,
             weights,
             batch,
-            false,
+            Mode::Inference,
             Some((inputs, &mut *outputs)),
             cancel,
         )?;
@@ -199,7 +200,7 @@ impl Lane {
         plan: &Plan,
         weights: &[f32],
         batch: usize,
-        training: bool,
+        mode: Mode,
         mut external: Option<CallerBuffers>,
         cancel: &Cancel,
     ) -> Result<()> {
@@ -229,6 +230,11 @@ impl Lane {
             match &mut self.ops[n] {
                 NodeOp::Layer(layer) => {
                     let weights = &weights[plan.ranges[node.layer].clone()];
+                    let training = match mode {
+                        Mode::Training => true,
+                        Mode::Inference => false,
+                        Mode::AsRecorded => node.training,
+                    };
                     layer.forward(weights, inputs[0], y, batch, training)?;
                 }
                 NodeOp::Combine(op) => op.forward(&inputs, y, batch)?,

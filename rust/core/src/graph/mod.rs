@@ -18,7 +18,7 @@ mod spec;
 pub use fuse::fuse;
 pub(crate) use lane::Lane;
 pub(crate) use plan::{Flow, Plan};
-pub use spec::{ConstantSpec, GraphSpec, NodeSpec, TensorRef};
+pub use spec::{ConstantSpec, GraphSpec, Mode, NodeSpec, TensorRef};
 
 use crate::error::Result;
 

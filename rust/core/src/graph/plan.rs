@@ -21,6 +21,8 @@ pub(crate) struct NodePlan {
     pub inputs: Vec<usize>,
     /// The tensor it writes.
     pub output: usize,
+    /// Recorded with `training=True` (see [`super::Mode::AsRecorded`]).
+    pub training: bool,
 }
 
 pub(crate) struct Plan {
@@ -79,6 +81,7 @@ impl Plan {
                 layer: node.layer,
                 inputs: node.inputs.iter().map(value).collect(),
                 output: n_sources + n,
+                training: node.training,
             })
             .collect();
         let outputs: Vec<usize> = spec.outputs.iter().map(value).collect();

@@ -24,6 +24,42 @@ pub struct GraphSpec {
 pub struct NodeSpec {
     pub layer: usize,
     pub inputs: Vec<TensorRef>,
+    /// The call was recorded with `training=True` (Keras's `Dropout(0.5)(x, training=True)`
+    /// in a model): a forward [`Mode::AsRecorded`] runs it in training mode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub training: bool,
+}
+
+impl NodeSpec {
+    /// A call of `layer` on `inputs` recorded without `training=True`.
+    pub fn new(layer: usize, inputs: Vec<TensorRef>) -> Self {
+        NodeSpec {
+            layer,
+            inputs,
+            training: false,
+        }
+    }
+}
+
+/// How a forward runs the layers that behave differently in training (Dropout): as `fit`
+/// does, as `predict` does, or as each call was recorded (Keras's `model(x)`, where a call
+/// recorded with `training=True` trains).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Training,
+    Inference,
+    AsRecorded,
+}
+
+impl Mode {
+    /// `fit`'s mode where `training`, else `predict`'s.
+    pub fn of_training(training: bool) -> Self {
+        if training {
+            Mode::Training
+        } else {
+            Mode::Inference
+        }
+    }
 }
 
 /// An array a call reads beside its tensors (Keras takes an array mixed with symbolic tensors
@@ -48,12 +84,12 @@ impl GraphSpec {
     /// A `Sequential` model: each layer called once, on the previous layer's output.
     pub fn chain(input_shape: &[usize], layers: &[LayerSpec]) -> Self {
         let nodes = (0..layers.len())
-            .map(|i| NodeSpec {
-                layer: i,
-                inputs: vec![match i {
+            .map(|i| {
+                let input = match i {
                     0 => TensorRef::Input(0),
                     _ => TensorRef::Node(i - 1),
-                }],
+                };
+                NodeSpec::new(i, vec![input])
             })
             .collect();
         let output = match layers.len() {
