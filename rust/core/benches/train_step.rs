@@ -307,6 +307,14 @@ fn main() {
             false,
             conv_flops(32 * 32, 144, 32),
         ),
+        (
+            "w4 conv 32x32x16 -> 16@3x3 same",
+            conv(16, 3, Padding::Same),
+            vec![32, 32, 16],
+            128,
+            false,
+            conv_flops(32 * 32, 144, 16),
+        ),
     ];
     for (name, spec, shape, batch, first, flops) in layers {
         if wanted(name) {

@@ -20,6 +20,8 @@
 // Off x86-64, `new` returns None: the plans and tiles below are never built.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
 
+use std::ops::Range;
+
 use super::conv::{Axis, Geometry};
 use super::{copy, has_avx2_fma, LANES};
 
@@ -50,9 +52,14 @@ fn gradient_block_rows(row_values: usize) -> usize {
     (GRADIENT_BLOCK_BYTES / (row_values * 4)).max(1)
 }
 
+/// The forward pads its image a band of rows at a time into a buffer of about this many bytes,
+/// which stays in L1 while the band's tiles read it: padding whole images first wrote each
+/// one out to memory and read it back (W4's 13 paddings per batch, 10 % of its training in
+/// `memmove`).
+const FORWARD_BAND_BYTES: usize = 24 * 1024;
+
 /// Asks for the cache lines of a tile's output, `P` pixels `stride` values apart, each `V`
-/// vectors of `lanes` values, in `z` and in relu's separate output if there is one, in a
-/// writable state. A tile stores only after all its FMAs, so the lines arrive meanwhile; left
+/// vectors of `lanes` values, in a writable state. A tile stores only after all its FMAs, so the lines arrive meanwhile; left
 /// to the stores, every new line of a large output stalled them on its read for ownership
 /// (W3's forward on one thread over a batch: 89-95 → 98-103 GFLOP/s). One prefetch per vector,
 /// so every line is asked for where vectors are narrower than lines; prefetches never fault,
@@ -61,16 +68,13 @@ fn gradient_block_rows(row_values: usize) -> usize {
 #[inline(always)]
 unsafe fn prefetch_for_write<const P: usize, const V: usize>(
     z: *mut f32,
-    relu: Option<*mut f32>,
     stride: usize,
     lanes: usize,
 ) {
     use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-    for out in [Some(z), relu.filter(|&y| y != z)].into_iter().flatten() {
-        for p in 0..P {
-            for v in 0..V {
-                _mm_prefetch::<_MM_HINT_ET0>(out.add(p * stride + v * lanes).cast());
-            }
+    for p in 0..P {
+        for v in 0..V {
+            _mm_prefetch::<_MM_HINT_ET0>(z.add(p * stride + v * lanes).cast());
         }
     }
 }
@@ -106,15 +110,6 @@ fn gradient_taps(row_taps: usize, vectors: usize) -> usize {
         .rev()
         .find(|&t| row_taps.is_multiple_of(t))
         .expect("1 divides every row")
-}
-
-/// Whether [`Implicit::forward`] also applies relu as it stores the products (one pass over
-/// the output fewer): not at all, over the products themselves, or into a second buffer (in
-/// training, which keeps the products for the backward).
-pub enum Relu<'a> {
-    No,
-    InPlace,
-    Into(&'a mut [f32]),
 }
 
 /// The kernel gradient's filter groups for kernel rows of `row_taps` taps: the group size that
@@ -294,6 +289,40 @@ impl Implicit {
         self.plane_rows * self.plane_columns * self.g.channels
     }
 
+    /// Output rows per band of the forward.
+    fn forward_band_rows(&self) -> usize {
+        let row_bytes = self.plane_columns * self.g.channels * 4;
+        (FORWARD_BAND_BYTES / row_bytes)
+            .saturating_sub(self.g.rows.kernel - 1)
+            .max(1)
+    }
+
+    /// Output rows per band of the kernel gradient: its blocks, so that a band's sums are added
+    /// as a whole padded image's are.
+    fn gradient_band_rows(&self) -> usize {
+        gradient_block_rows(self.g.cols.output * self.filters)
+    }
+
+    /// Values in the padded band of `rows` output rows.
+    fn band_len_of(&self, rows: usize) -> usize {
+        (rows + self.g.rows.kernel - 1).min(self.plane_rows) * self.plane_columns * self.g.channels
+    }
+
+    /// Values in the largest band that [`Self::forward_image`] and
+    /// [`Self::kernel_gradient_image`] pad: the scratch they take.
+    pub fn band_len(&self) -> usize {
+        let rows = self.forward_band_rows().max(self.gradient_band_rows());
+        self.band_len_of(rows.min(self.g.rows.output))
+    }
+
+    /// The bands of output rows, `band` rows each (the last one shorter).
+    fn bands(&self, band: usize) -> impl Iterator<Item = Range<usize>> {
+        let rows = self.g.rows.output;
+        (0..rows)
+            .step_by(band)
+            .map(move |first| first..(first + band).min(rows))
+    }
+
     fn taps(&self) -> usize {
         self.g.field()
     }
@@ -319,13 +348,18 @@ impl Implicit {
     /// Copies one NHWC image into the zero-padded `plane`, writing each value once (zeros only
     /// in the padding: a "valid" layer's plane is the image itself).
     pub fn pad_image(&self, image: &[f32], plane: &mut [f32]) {
-        let (rows, cols, c) = (&self.g.rows, &self.g.cols, self.g.channels);
+        self.pad_band(image, 0..self.g.rows.output, plane);
+    }
+
+    /// The rows of the padded plane that output rows `rows` read, into `band`.
+    fn pad_band(&self, image: &[f32], rows: Range<usize>, band: &mut [f32]) {
+        let (axis, cols, c) = (&self.g.rows, &self.g.cols, self.g.channels);
         let (row_len, before) = (self.plane_columns * c, cols.pad_before * c);
-        let plane_rows = plane[..self.plane_rows * row_len].chunks_mut(row_len);
-        for (py, row) in plane_rows.enumerate() {
+        let band_rows = band[..self.band_len_of(rows.len())].chunks_mut(row_len);
+        for (py, row) in (rows.start..).zip(band_rows) {
             match py
-                .checked_sub(rows.pad_before)
-                .filter(|&iy| iy < rows.input)
+                .checked_sub(axis.pad_before)
+                .filter(|&iy| iy < axis.input)
             {
                 Some(iy) => {
                     let (left, rest) = row.split_at_mut(before);
@@ -339,11 +373,60 @@ impl Implicit {
         }
     }
 
+    /// [`Self::forward`] from the image itself, padded a band of rows at a time into `band`
+    /// ([`Self::band_len`] values) where padding is needed.
+    pub fn forward_image(
+        &self,
+        image: &[f32],
+        packed: &[f32],
+        z: &mut [f32],
+        relu: bool,
+        band: &mut [f32],
+    ) {
+        if self.plane_is_image() {
+            return self.forward(image, packed, z, relu);
+        }
+        for rows in self.bands(self.forward_band_rows()) {
+            self.pad_band(image, rows.clone(), band);
+            self.forward_band(band, rows, packed, z, relu);
+        }
+    }
+
+    /// [`Self::kernel_gradient`] from the image itself, padded a band of rows at a time into
+    /// `band` ([`Self::band_len`] values) where padding is needed: the same sums.
+    pub fn kernel_gradient_image(
+        &self,
+        image: &[f32],
+        dz: &[f32],
+        partial: &mut [f32],
+        band: &mut [f32],
+    ) {
+        if self.plane_is_image() {
+            return self.kernel_gradient(image, dz, partial);
+        }
+        for rows in self.bands(self.gradient_band_rows()) {
+            self.pad_band(image, rows.clone(), band);
+            self.kernel_gradient_band(band, rows, dz, partial);
+        }
+    }
+
     /// Adds one image's kernel gradient, `(taps, filters)` like the kernel, to `partial`: every
     /// pixel's receptive field (read from the padded `plane`) times its row of `dz` (the image's
     /// output gradient, NHWC).
     pub fn kernel_gradient(&self, plane: &[f32], dz: &[f32], partial: &mut [f32]) {
-        assert!(plane.len() >= self.plane_len());
+        self.kernel_gradient_band(plane, 0..self.g.rows.output, dz, partial);
+    }
+
+    /// [`Self::kernel_gradient`] over output rows `rows`, from `band`: the padded plane's rows
+    /// that they read.
+    fn kernel_gradient_band(
+        &self,
+        band: &[f32],
+        rows: Range<usize>,
+        dz: &[f32],
+        partial: &mut [f32],
+    ) {
+        assert!(rows.end <= self.g.rows.output && band.len() >= self.band_len_of(rows.len()));
         assert!(dz.len() >= self.g.pixels() * self.filters);
         assert!(partial.len() >= self.taps() * self.filters);
         // SAFETY: as in `forward`; tiles of taps divide each kernel row, and masked loads and
@@ -351,36 +434,42 @@ impl Implicit {
         #[cfg(target_arch = "x86_64")]
         unsafe {
             match self.wide {
-                true => avx512::kernel_gradient(self, plane, dz, partial),
-                false => avx2::kernel_gradient(self, plane, dz, partial),
+                true => avx512::kernel_gradient(self, band, rows, dz, partial),
+                false => avx2::kernel_gradient(self, band, rows, dz, partial),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("`new` returns None without AVX2")
     }
 
-    /// One image's pre-activations `z` (`pixels x filters`, NHWC) from its padded plane and the
-    /// packed kernel.
-    pub fn forward(&self, plane: &[f32], packed: &[f32], z: &mut [f32], relu: Relu) {
+    /// One image's products `z` (`pixels x filters`, NHWC) from its padded plane and the
+    /// packed kernel; with `relu`, relu of them (applied as they are stored: one pass over the
+    /// output fewer).
+    pub fn forward(&self, plane: &[f32], packed: &[f32], z: &mut [f32], relu: bool) {
+        self.forward_band(plane, 0..self.g.rows.output, packed, z, relu);
+    }
+
+    /// [`Self::forward`] of output rows `rows`, from `band`: the padded plane's rows that they
+    /// read.
+    fn forward_band(
+        &self,
+        band: &[f32],
+        rows: Range<usize>,
+        packed: &[f32],
+        z: &mut [f32],
+        relu: bool,
+    ) {
         let len = self.g.pixels() * self.filters;
-        assert!(plane.len() >= self.plane_len() && packed.len() >= self.packed_kernel_len());
-        assert!(z.len() >= len);
-        let relu_out = match relu {
-            Relu::No => None,
-            Relu::InPlace => Some(z.as_mut_ptr()),
-            Relu::Into(y) => {
-                assert!(y.len() >= len);
-                Some(y.as_mut_ptr())
-            }
-        };
+        assert!(rows.end <= self.g.rows.output && band.len() >= self.band_len_of(rows.len()));
+        assert!(packed.len() >= self.packed_kernel_len() && z.len() >= len);
         // SAFETY: `new` checked that the CPU has AVX2 and FMA (and AVX-512F where `wide`, with
         // whole vectors of filters); the asserts above and the padded layout keep every read
         // and write inside the slices (see `forward_rows`).
         #[cfg(target_arch = "x86_64")]
         unsafe {
             match self.wide {
-                true => avx512::forward_rows(self, plane, packed, z, relu_out),
-                false => avx2::forward_rows(self, plane, packed, z, relu_out),
+                true => avx512::forward_rows(self, band, rows, packed, z, relu),
+                false => avx2::forward_rows(self, band, rows, packed, z, relu),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -391,6 +480,7 @@ impl Implicit {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     use super::{prefetch_for_write, Implicit, Tile, LANES};
     use crate::kernels::for_shape;
@@ -402,10 +492,9 @@ mod avx2 {
         /// The tile's first filter in the packed kernel's tap 0, and in its bias row.
         w: *const f32,
         bias: *const f32,
-        /// The first pixel's first filter in `z`, and in relu's output where there is one
-        /// (possibly `z` itself).
+        /// The first pixel's first filter in `z`; stored through relu where `relu`.
         z: *mut f32,
-        relu: Option<*mut f32>,
+        relu: bool,
         /// Pixels to store (the rest of the tile lies past the row's end).
         valid_pixels: usize,
         /// Filters to store per pixel from this group (the rest is padding).
@@ -428,15 +517,19 @@ mod avx2 {
         filters: usize,
     }
 
+    /// Output rows `rows` from `band`, the padded plane's rows that they read.
+    ///
     /// # Safety
-    /// AVX2 and FMA present; `plane`, `packed`, `z` as long as [`Implicit::forward`] asserts.
+    /// AVX2 and FMA present; `band`, `packed`, `z` as long as [`Implicit::forward_band`]
+    /// asserts.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn forward_rows(
         d: &Implicit,
-        plane: &[f32],
+        band: &[f32],
+        rows: Range<usize>,
         packed: &[f32],
         z: &mut [f32],
-        relu: Option<*mut f32>,
+        relu: bool,
     ) {
         let (g, c) = (&d.g, d.g.channels);
         let s = Strides {
@@ -456,7 +549,7 @@ mod avx2 {
                 .map_or(0, |room| room / d.filters + 1),
             _ => 0,
         };
-        for oy in 0..g.rows.output {
+        for oy in rows.clone() {
             for &(first, tile) in &d.groups {
                 for ox in (0..g.cols.output).step_by(tile.pixels) {
                     let offset = (oy * g.cols.output + ox) * d.filters + first;
@@ -470,11 +563,13 @@ mod avx2 {
                     };
                     let at = TileAt {
                         // The last tile's pixels past the width read the plane's padding columns.
-                        x: plane.as_ptr().add((oy * d.plane_columns + ox) * c),
+                        x: band
+                            .as_ptr()
+                            .add(((oy - rows.start) * d.plane_columns + ox) * c),
                         w: packed.as_ptr().add(first),
                         bias: bias.add(first),
                         z: z.as_mut_ptr().add(offset),
-                        relu: relu.map(|y| y.add(offset)),
+                        relu,
                         valid_pixels,
                         valid_filters,
                         whole_stores,
@@ -491,18 +586,26 @@ mod avx2 {
         for_shape!(tile.pixels, tile.vectors, tile_fma(s, at))
     }
 
+    /// Output rows `rows`' share, from `band`: the padded plane's rows that they read.
+    ///
     /// # Safety
-    /// AVX2 and FMA present; the slices as long as [`Implicit::kernel_gradient`] asserts.
+    /// AVX2 and FMA present; the slices as long as [`Implicit::kernel_gradient_band`] asserts.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn kernel_gradient(d: &Implicit, plane: &[f32], dz: &[f32], partial: &mut [f32]) {
+    pub unsafe fn kernel_gradient(
+        d: &Implicit,
+        band: &[f32],
+        rows: Range<usize>,
+        dz: &[f32],
+        partial: &mut [f32],
+    ) {
         let (g, c, f) = (&d.g, d.g.channels, d.filters);
         let row_taps = g.cols.kernel * c;
-        let block = super::gradient_block_rows(g.cols.output * f);
-        for oy in (0..g.rows.output).step_by(block) {
+        let block = d.gradient_band_rows();
+        for oy in rows.clone().step_by(block) {
             let s = GradientStrides {
                 channels: c,
                 plane_row: d.plane_columns * c,
-                rows: block.min(g.rows.output - oy),
+                rows: block.min(rows.end - oy),
                 columns: g.cols.output,
                 filters: f,
             };
@@ -514,7 +617,7 @@ mod avx2 {
                 for ky in 0..g.rows.kernel {
                     for t0 in (0..row_taps).step_by(taps) {
                         let at = GradientAt {
-                            x: plane.as_ptr().add((oy + ky) * s.plane_row + t0),
+                            x: band.as_ptr().add((oy - rows.start + ky) * s.plane_row + t0),
                             dz: dz.as_ptr().add(oy * g.cols.output * f + first),
                             partial: partial.as_mut_ptr().add((ky * row_taps + t0) * f + first),
                             valid_filters: (vectors * LANES).min(f - first),
@@ -630,7 +733,7 @@ mod avx2 {
     /// vectors, then stored.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile_fma<const P: usize, const V: usize>(s: &Strides, at: &TileAt) {
-        prefetch_for_write::<P, V>(at.z, at.relu, s.filters, LANES);
+        prefetch_for_write::<P, V>(at.z, s.filters, LANES);
         let mut acc = [[_mm256_setzero_ps(); V]; P];
         for pixel in acc.iter_mut() {
             for (v, lanes) in pixel.iter_mut().enumerate() {
@@ -678,16 +781,16 @@ mod avx2 {
                 }
             };
             let z = at.z.add(p * s.filters);
-            let relu = at.relu.map(|y| y.add(p * s.filters));
             for (v, &lanes) in pixel.iter().enumerate() {
-                match relu {
-                    Some(y) if y == z => put(z, v, _mm256_max_ps(lanes, zero)),
-                    Some(y) => {
-                        put(z, v, lanes);
-                        put(y, v, _mm256_max_ps(lanes, zero));
-                    }
-                    None => put(z, v, lanes),
-                }
+                put(
+                    z,
+                    v,
+                    if at.relu {
+                        _mm256_max_ps(lanes, zero)
+                    } else {
+                        lanes
+                    },
+                );
             }
         }
     }
@@ -758,7 +861,8 @@ mod tests {
                 let mut plane = vec![0.0; d.plane_len()];
                 d.pad_image(&image, &mut plane);
                 let (mut z, mut y) = (vec![7.0; len + 2 * LANES], vec![7.0; len + 2 * LANES]);
-                d.forward(&plane, &packed, &mut z[..len], Relu::Into(&mut y[..len]));
+                d.forward(&plane, &packed, &mut z[..len], false);
+                d.forward(&plane, &packed, &mut y[..len], true);
                 let mut partial = values(g.field() * f, 0.05);
                 d.kernel_gradient(&plane, &z[..len], &mut partial);
                 // Values past the image's output must stay as they are: another image's.
@@ -768,6 +872,46 @@ mod tests {
             // The same sums in the same order: the same bits.
             let (wide, narrow) = (outputs(true), outputs(false));
             assert!(wide == narrow, "{f} filters");
+        }
+    }
+
+    #[test]
+    fn bands_of_rows_compute_what_whole_padded_images_compute() {
+        if !has_avx2_fma() {
+            return;
+        }
+        // (h, w, kh, kw, channels, filters, padding): W4's shape, bands of several rows with a
+        // short last one (40 rows), a ragged width, causal-like asymmetric padding, 1D, and a
+        // "valid" layer read in place.
+        let cases = [
+            (32, 32, 3, 3, 16, 16, Padding::Same),
+            (40, 40, 3, 3, 16, 16, Padding::Same),
+            (23, 9, 5, 3, 3, 13, Padding::Same),
+            (17, 6, 2, 2, 4, 32, Padding::Same),
+            (1, 50, 1, 3, 8, 16, Padding::Same),
+            (14, 14, 5, 5, 6, 16, Padding::Valid),
+        ];
+        for (h, w, kh, kw, c, f, padding) in cases {
+            let g = stride_one(h, w, kh, kw, c, padding);
+            let d = Implicit::new(&g, f).expect("stride 1, no dilation");
+            let (image, kernel) = (values(h * w * c, 0.37), values(g.field() * f, 0.11));
+            let mut packed = vec![0.0; d.packed_kernel_len()];
+            d.pack_kernel(&kernel, Some(&values(f, 0.5)), &mut packed);
+            let mut plane = vec![0.0; d.plane_len()];
+            d.pad_image(&image, &mut plane);
+            let len = g.pixels() * f;
+            let dz = values(len, 0.23);
+            let mut band = vec![f32::NAN; d.band_len()];
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let (mut whole, mut banded) = (vec![0.0; len], vec![0.0; len]);
+            d.forward(&plane, &packed, &mut whole, true);
+            d.forward_image(&image, &packed, &mut banded, true, &mut band);
+            assert_eq!(bits(&whole), bits(&banded), "forward, {h}x{w}");
+            let (mut whole, mut banded) =
+                (values(g.field() * f, 0.05), values(g.field() * f, 0.05));
+            d.kernel_gradient(&plane, &dz, &mut whole);
+            d.kernel_gradient_image(&image, &dz, &mut banded, &mut band);
+            assert_eq!(bits(&whole), bits(&banded), "kernel gradient, {h}x{w}");
         }
     }
 
@@ -804,17 +948,15 @@ mod tests {
             let len = g.pixels() * f;
             let mut guarded = vec![f32::NAN; len + 2 * LANES];
             guarded[len..].fill(7.0);
-            d.forward(&plane, &packed, &mut guarded[..len], Relu::InPlace);
+            d.forward(&plane, &packed, &mut guarded[..len], true);
             assert!(guarded[len..].iter().all(|&v| v == 7.0), "{f} filters");
             let mut z = vec![f32::NAN; len];
-            d.forward(&plane, &packed, &mut z, Relu::No);
-            // Relu as the products are stored: into a second buffer, or over them.
-            let (mut z2, mut y) = (vec![f32::NAN; z.len()], vec![f32::NAN; z.len()]);
-            d.forward(&plane, &packed, &mut z2, Relu::Into(&mut y));
-            let mut in_place = vec![f32::NAN; z.len()];
-            d.forward(&plane, &packed, &mut in_place, Relu::InPlace);
+            d.forward(&plane, &packed, &mut z, false);
+            // Relu as the products are stored.
+            let mut y = vec![f32::NAN; z.len()];
+            d.forward(&plane, &packed, &mut y, true);
             let relu: Vec<f32> = z.iter().map(|&v| v.max(0.0)).collect();
-            assert_eq!((&z2, &y, &in_place), (&z, &relu, &relu));
+            assert_eq!(y, relu);
 
             let mut cols = vec![0.0; g.pixels() * g.field()];
             im2col(&image, &g, &mut cols);
@@ -904,7 +1046,7 @@ mod tests {
             let mut plane = vec![0.0; d.plane_len()];
             d.pad_image(&dz, &mut plane);
             let mut dx = vec![f32::NAN; h * w * c];
-            d.forward(&plane, &packed, &mut dx, Relu::No);
+            d.forward(&plane, &packed, &mut dx, false);
 
             let expected = reference::input_gradient(&g, &kernel, &dz, f);
             for (a, b) in dx.iter().zip(&expected) {

@@ -12,7 +12,7 @@ use crate::error::{CoreError, Result};
 use crate::initializers::Initializer;
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::{col2im, im2col_rows, Axis, Geometry, Padding};
-use crate::kernels::conv_implicit::{Implicit, Relu};
+use crate::kernels::conv_implicit::Implicit;
 use crate::kernels::conv_scatter::Scatter;
 use crate::kernels::gemm::{matmul_single_thread, matmul_tn_chunked, Op};
 use crate::kernels::reduce::{broadcast_rows, sum_rows_chunked};
@@ -30,8 +30,8 @@ const TILE_ROWS: usize = 512;
 const GRADIENT_IMAGES: usize = 16;
 
 thread_local! {
-    /// Per-thread scratch (im2col rows for inference, padded images for the implicit GEMM and
-    /// the scatter), grown to the largest size seen and reused.
+    /// Per-thread scratch (im2col rows for inference, padded bands of rows for the implicit
+    /// GEMM, padded images for the scatter), grown to the largest size seen and reused.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -120,9 +120,8 @@ impl InputGradientState {
                 d.pack_flipped_kernel(kernel, &mut self.flipped_kernel, &mut self.packed);
                 let packed = &self.packed;
                 dz_images.zip(dx_images).try_for_each(|(dz, dx)| {
-                    with_scratch(d.plane_len(), |plane| {
-                        d.pad_image(dz, plane);
-                        d.forward(plane, packed, dx, Relu::No);
+                    with_scratch(d.band_len(), |band| {
+                        d.forward_image(dz, packed, dx, false, band)
                     })
                 })
             }
@@ -175,8 +174,8 @@ pub struct Conv {
     /// 1, no dilation, AVX2).
     implicit: Option<Implicit>,
     output_shape: Vec<usize>,
-    /// The last training batch's im2col rows (padded images for the implicit GEMM), kept for
-    /// the kernel's gradient.
+    /// The last training batch's im2col rows, kept for the kernel's gradient (the implicit
+    /// GEMM reads the layer's input instead).
     cols: Vec<f32>,
     /// The kernel packed for the implicit GEMM, the flipped convolution or the scatter.
     packed: Vec<f32>,
@@ -340,10 +339,8 @@ impl Conv {
         }
     }
 
-    /// `z` and `y` image by image through the implicit GEMM. Training keeps the padded images
-    /// (in `cols`) for the kernel gradient, which would otherwise pad every image again; where
-    /// a padded image would only copy the image, the image is read in place (LeNet's layers:
-    /// the copies were 3 % of its training step).
+    /// `z` and `y` image by image through the implicit GEMM, each image padded a band of rows
+    /// at a time (or read in place where a padded image would only copy it).
     fn forward_implicit(
         &mut self,
         weights: &[f32],
@@ -361,51 +358,23 @@ impl Conv {
         d.pack_kernel(kernel, self.spec.use_bias.then_some(bias), &mut self.packed);
         let packed = &self.packed;
         let relu = activation == Activation::Relu;
+        let keeps_z = training && needs_preactivations(activation);
         let per_image = g.pixels() * filters;
-        let images = self.z[..y.len()]
+        self.z[..y.len()]
             .par_chunks_mut(per_image)
             .zip(y.par_chunks_mut(per_image))
-            .zip(x.par_chunks(g.input_size()));
-        // Training keeps the pre-activations in `z` for the backward; inference writes `y`.
-        let products = |plane: &[f32], z: &mut [f32], y: &mut [f32]| match (relu, training) {
-            (true, true) => d.forward(plane, packed, z, Relu::Into(y)),
-            (true, false) => d.forward(plane, packed, y, Relu::InPlace),
-            (false, true) => d.forward(plane, packed, z, Relu::No),
-            (false, false) => d.forward(plane, packed, y, Relu::No),
-        };
-        let finish = |z: &mut [f32], y: &mut [f32]| {
-            if !relu {
-                activate(activation, training, z, y, filters);
-            }
-        };
-        if d.plane_is_image() {
-            // Read in place, and by the kernel gradient from the layer's input.
-            images.for_each(|((z, y), image)| {
-                products(image, z, y);
-                finish(z, y);
-            });
-            Ok(())
-        } else if training {
-            let planes_len = x.len() / g.input_size() * d.plane_len();
-            ensure_len(&mut self.cols, planes_len)?;
-            let planes = self.cols[..planes_len].par_chunks_mut(d.plane_len());
-            images.zip(planes).for_each(|(((z, y), image), plane)| {
-                d.pad_image(image, plane);
-                products(plane, z, y);
-                finish(z, y);
-            });
-            Ok(())
-        } else {
-            images.try_for_each(|((z, y), image)| {
-                with_scratch(d.plane_len(), |plane| {
-                    d.pad_image(image, plane);
-                    products(plane, z, y);
+            .zip(x.par_chunks(g.input_size()))
+            .try_for_each(|((z, y), image)| {
+                with_scratch(d.band_len(), |band| match keeps_z {
+                    true => d.forward_image(image, packed, z, false, band),
+                    false => d.forward_image(image, packed, y, relu, band),
                 })?;
                 // Outside the scratch's borrow, as in `forward_im2col`.
-                finish(z, y);
+                if !relu && activation != Activation::Linear {
+                    activate(activation, keeps_z, z, y, filters);
+                }
                 Ok(())
             })
-        }
     }
 
     /// ∂bias and ∂kernel.
@@ -434,8 +403,8 @@ impl Conv {
         matmul_tn_chunked(cols, dz, d_kernel, dims, &mut self.partials)
     }
 
-    /// ∂kernel through the implicit GEMM (partials in the kernel's layout), from the padded
-    /// images the training forward kept.
+    /// ∂kernel through the implicit GEMM (partials in the kernel's layout), from the layer's
+    /// input images, padded a band at a time.
     fn kernel_gradient_implicit(
         &mut self,
         x: &[f32],
@@ -446,26 +415,24 @@ impl Conv {
             .implicit
             .as_ref()
             .expect("called only with an implicit kernel");
-        let per_image = self.geometry.pixels() * self.spec.filters;
-        let planes_len = dz.len() / per_image * d.plane_len();
-        let planes = match d.plane_is_image() {
-            true => &x[..planes_len],
-            false => &self.cols[..planes_len],
-        };
+        let g = self.geometry;
+        let per_image = g.pixels() * self.spec.filters;
         let chunks = (dz.len() / per_image).div_ceil(GRADIENT_IMAGES);
         let partial_len = d_kernel.len();
         ensure_len(&mut self.partials, chunks * partial_len)?;
         let partials = &mut self.partials[..chunks * partial_len];
         partials
             .par_chunks_mut(partial_len)
-            .zip(planes.par_chunks(GRADIENT_IMAGES * d.plane_len()))
+            .zip(x.par_chunks(GRADIENT_IMAGES * g.input_size()))
             .zip(dz.par_chunks(GRADIENT_IMAGES * per_image))
-            .for_each(|((partial, planes), dz)| {
+            .try_for_each(|((partial, images), dz)| {
                 partial.fill(0.0);
-                for (plane, dz) in planes.chunks(d.plane_len()).zip(dz.chunks(per_image)) {
-                    d.kernel_gradient(plane, dz, partial);
-                }
-            });
+                with_scratch(d.band_len(), |band| {
+                    for (image, dz) in images.chunks(g.input_size()).zip(dz.chunks(per_image)) {
+                        d.kernel_gradient_image(image, dz, partial, band);
+                    }
+                })
+            })?;
         // One partial per GRADIENT_IMAGES images, added in order: the sum never depends on
         // the threads.
         d_kernel.fill(0.0);
@@ -476,9 +443,17 @@ impl Conv {
     }
 }
 
+/// Whether the backward needs the pre-activations `z` beside the output: not for a linear
+/// layer, nor for relu, whose derivative `z > 0` is `y > 0`. Without, the training forward
+/// writes `y` alone (W4's convolutions wrote 8 MB more each per batch, and copied the linear
+/// ones' `z` into `y`).
+fn needs_preactivations(activation: Activation) -> bool {
+    !matches!(activation, Activation::Linear | Activation::Relu)
+}
+
 /// `y = activation(z)` for one image whose pre-activations the kernel wrote into `z` in
-/// training (the backward needs them) and straight into `y` at inference, where the activation
-/// then runs in place. Relu never comes here: the kernel applies it as it stores.
+/// training where the backward needs them, and straight into `y` otherwise, where the
+/// activation then runs in place. Relu never comes here: the kernel applies it as it stores.
 fn activate(activation: Activation, training: bool, z: &[f32], y: &mut [f32], filters: usize) {
     if training {
         activation.forward(z, y, filters);
@@ -557,9 +532,12 @@ impl Layer for Conv {
         let filters = self.spec.filters;
         let len = batch * self.geometry.pixels() * filters;
         let dz = &mut dy[..len];
-        self.spec
-            .activation
-            .backward(&self.z[..len], y, dz, filters);
+        let activation = self.spec.activation;
+        let z = match needs_preactivations(activation) {
+            true => &self.z[..len],
+            false => &y[..len],
+        };
+        activation.backward(z, y, dz, filters);
         let dz: &[f32] = dz;
         let (d_kernel, d_bias) = grads.split_at_mut(self.kernel_len());
         let kernel = &weights[..self.kernel_len()];

@@ -6,6 +6,7 @@
 //! GFLOP/s. The sums are those of the AVX2 tiles, added in the same order.
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 use super::{prefetch_for_write, Implicit, Tile};
 
@@ -74,9 +75,9 @@ struct At {
     /// The tile's first filter in the packed kernel's tap 0, and in its bias row.
     w: *const f32,
     bias: *const f32,
-    /// The first pixel's first filter in `z`, and in relu's output (possibly `z` itself).
+    /// The first pixel's first filter in `z`; stored through relu where `relu`.
     z: *mut f32,
-    relu: Option<*mut f32>,
+    relu: bool,
     /// Pixels to store: the rest of the tile lies past the row's end.
     valid_pixels: usize,
     channels: usize,
@@ -91,29 +92,32 @@ struct At {
 /// [`super::avx2::forward_rows`] with wide tiles.
 ///
 /// # Safety
-/// AVX-512F present; `plane`, `packed`, `z` as long as [`Implicit::forward`] asserts; every
-/// group whole (filters a multiple of 16).
+/// AVX-512F present; `band`, `packed`, `z` as long as [`Implicit::forward_band`] asserts;
+/// every group whole (filters a multiple of 16).
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn forward_rows(
     d: &Implicit,
-    plane: &[f32],
+    band: &[f32],
+    rows: Range<usize>,
     packed: &[f32],
     z: &mut [f32],
-    relu: Option<*mut f32>,
+    relu: bool,
 ) {
     let (g, c) = (&d.g, d.g.channels);
     let bias = packed.as_ptr().add(d.taps() * d.padded_filters);
-    for oy in 0..g.rows.output {
+    for oy in rows.clone() {
         for &(first, tile) in &d.groups {
             for ox in (0..g.cols.output).step_by(tile.pixels) {
                 let offset = (oy * g.cols.output + ox) * d.filters + first;
                 let at = At {
                     // The last tile's pixels past the width read the plane's padding columns.
-                    x: plane.as_ptr().add((oy * d.plane_columns + ox) * c),
+                    x: band
+                        .as_ptr()
+                        .add(((oy - rows.start) * d.plane_columns + ox) * c),
                     w: packed.as_ptr().add(first),
                     bias: bias.add(first),
                     z: z.as_mut_ptr().add(offset),
-                    relu: relu.map(|y| y.add(offset)),
+                    relu,
                     valid_pixels: tile.pixels.min(g.cols.output - ox),
                     channels: c,
                     plane_row: d.plane_columns * c,
@@ -132,7 +136,7 @@ pub(super) unsafe fn forward_rows(
 /// vectors, then stored (through relu where asked).
 #[target_feature(enable = "avx512f")]
 unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
-    prefetch_for_write::<P, V>(at.z, at.relu, at.filters, WIDE_LANES);
+    prefetch_for_write::<P, V>(at.z, at.filters, WIDE_LANES);
     let mut acc = [[_mm512_setzero_ps(); V]; P];
     for pixel in acc.iter_mut() {
         for (v, lanes) in pixel.iter_mut().enumerate() {
@@ -158,17 +162,13 @@ unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
     let zero = _mm512_setzero_ps();
     for (p, pixel) in acc.iter().enumerate().take(at.valid_pixels) {
         let z = at.z.add(p * at.filters);
-        let relu = at.relu.map(|y| y.add(p * at.filters));
         for (v, &lanes) in pixel.iter().enumerate() {
-            let (z, relu) = (z.add(v * WIDE_LANES), relu.map(|y| y.add(v * WIDE_LANES)));
-            match relu {
-                Some(y) if y == z => _mm512_storeu_ps(z, _mm512_max_ps(lanes, zero)),
-                Some(y) => {
-                    _mm512_storeu_ps(z, lanes);
-                    _mm512_storeu_ps(y, _mm512_max_ps(lanes, zero));
-                }
-                None => _mm512_storeu_ps(z, lanes),
-            }
+            let lanes = if at.relu {
+                _mm512_max_ps(lanes, zero)
+            } else {
+                lanes
+            };
+            _mm512_storeu_ps(z.add(v * WIDE_LANES), lanes);
         }
     }
 }
@@ -210,24 +210,32 @@ struct GradientAt {
 /// additions, so the same sums.
 ///
 /// # Safety
-/// AVX-512F present; the slices as long as [`Implicit::kernel_gradient`] asserts; every group
-/// whole.
+/// AVX-512F present; the slices as long as [`Implicit::kernel_gradient_band`] asserts; every
+/// group whole.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn kernel_gradient(d: &Implicit, plane: &[f32], dz: &[f32], partial: &mut [f32]) {
+pub(super) unsafe fn kernel_gradient(
+    d: &Implicit,
+    band: &[f32],
+    rows: Range<usize>,
+    dz: &[f32],
+    partial: &mut [f32],
+) {
     let (g, c, f) = (&d.g, d.g.channels, d.filters);
     let row_taps = g.cols.kernel * c;
-    let block = super::gradient_block_rows(g.cols.output * f);
-    for oy in (0..g.rows.output).step_by(block) {
+    let block = d.gradient_band_rows();
+    for oy in rows.clone().step_by(block) {
         for &(first, vectors, taps) in &d.gradient_groups {
             for ky in 0..g.rows.kernel {
                 for t0 in (0..row_taps).step_by(taps) {
                     let at = GradientAt {
-                        x: plane.as_ptr().add((oy + ky) * d.plane_columns * c + t0),
+                        x: band
+                            .as_ptr()
+                            .add((oy - rows.start + ky) * d.plane_columns * c + t0),
                         dz: dz.as_ptr().add(oy * g.cols.output * f + first),
                         partial: partial.as_mut_ptr().add((ky * row_taps + t0) * f + first),
                         channels: c,
                         plane_row: d.plane_columns * c,
-                        rows: block.min(g.rows.output - oy),
+                        rows: block.min(rows.end - oy),
                         columns: g.cols.output,
                         filters: f,
                     };
