@@ -83,6 +83,9 @@ class Engine:
     ) -> None:
         """Writes each output into its array of `outs`, C-contiguous `(len, *output_shape)`;
         `progress` gets `[]` as values."""
+    def reshape_inputs(self, input_shapes: list[list[int]]) -> None:
+        """Plans the network for per-sample inputs of `input_shapes` (variable dimensions),
+        keeping weights, optimizer state and compiled losses."""
     def forward_in_mode(
         self,
         xs: list[Floats],

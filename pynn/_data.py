@@ -145,15 +145,20 @@ def match_input(
     """Checks inputs `x` (from argument `name`) against the model's per-sample input shape. As
     in Keras, a missing trailing axis of size 1 is added."""
     expected = (x.shape[0],) + tuple(input_shape)
-    if x.shape == expected:
+    if _fits(x.shape, expected):
         return x
-    if x.shape == expected[:-1] and input_shape[-1] == 1:
-        return x.reshape(expected)
+    if _fits(x.shape, expected[:-1]) and input_shape[-1] == 1:
+        return x.reshape(x.shape + (1,))
     raise ValueError(
         f"Input of model '{model_name}' is incompatible: the model expects samples of shape "
         f"{tuple(input_shape)} (batches of shape {(None,) + tuple(input_shape)}), "
         f"but `{name}` has shape {x.shape}."
     )
+
+
+def _fits(shape: tuple, expected: tuple) -> bool:
+    """Whether `shape` is `expected`, a `None` (a variable dimension) matching any size."""
+    return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))
 
 
 def check_same_length(x: np.ndarray, y: np.ndarray, x_name="x", y_name="y") -> None:

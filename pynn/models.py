@@ -17,7 +17,7 @@ from pynn._custom import refuse_custom
 from pynn._naming import auto_name
 from pynn._symbolic import KerasTensor, Node, flatten, is_keras_tensor
 from pynn.layers.core import InputLayer
-from pynn.layers.layer import Layer, checked_weights, is_custom
+from pynn.layers.layer import Layer, checked_weights, is_custom, sized
 from pynn.trainer import Trainer
 
 _BYTES_PER_VALUE = 4
@@ -34,6 +34,10 @@ class Model(Layer, Trainer):
     #: The layers whose weights the engine holds, in its order, and where each one's start.
     _engine_layers: list = []
     _weight_slots: dict = {}
+    #: The per-sample input shapes the engine is planned for, and whether the model's inputs
+    #: have variable (`None`) dimensions, for which each batch shape gets its own plan.
+    _engine_input_shapes: list = []
+    _variable_inputs = False
 
     def __new__(cls, *args, **kwargs):
         if cls is Model:
@@ -63,9 +67,12 @@ class Model(Layer, Trainer):
         """Builds one engine for the whole graph and takes over the layers' weights."""
         layers = _graph.flat_layers(self)
         spec = _graph.engine_graph(self, layers)
+        self._variable_inputs = any(d is None for shape in spec["inputs"] for d in shape)
+        spec["inputs"] = [list(sized(shape)) for shape in spec["inputs"]]
         engine = _core.Engine.from_graph(json.dumps(spec), [layer.name for layer in layers])
         self._release_engine()
         self._engine = engine
+        self._engine_input_shapes = [tuple(shape) for shape in spec["inputs"]]
         self._engine_layers = layers
         slots, start = {}, 0
         for layer, shapes in zip(layers, engine.layer_weight_shapes()):
@@ -77,6 +84,15 @@ class Model(Layer, Trainer):
         self._optimizer_built = False
         self._trained_layers = None
         self._engine_flags = None
+
+    def _engine_for(self, xs: list[np.ndarray]):
+        """The engine, planned for batches of `xs` (checked inputs): a model whose inputs have
+        variable dimensions is planned anew when the sizes change; its weights stay."""
+        shapes = [tuple(x.shape[1:]) for x in xs]
+        if self._variable_inputs and shapes != self._engine_input_shapes:
+            self._engine.reshape_inputs([list(shape) for shape in shapes])
+            self._engine_input_shapes = shapes
+        return self._engine
 
     def _release_engine(self) -> None:
         """Gives up the engine; the layers whose weights it held keep them."""
@@ -344,7 +360,7 @@ class Model(Layer, Trainer):
                 f"{len(tensors)} input tensors."
             )
         for tensor, expected in zip(tensors, model_inputs):
-            if tensor.sample_shape != expected.sample_shape:
+            if not _compatible(tensor.sample_shape, expected.sample_shape):
                 raise ValueError(
                     f'Input of model "{self.name}" is incompatible: expected shape '
                     f"{expected.shape}, received {tensor.shape}."
@@ -640,3 +656,11 @@ def model_from_json(json_string: str) -> Sequential:
     except RecursionError:
         raise ValueError("`json_string` nests its JSON too deeply to be a model.") from None
     return deserialize(config, "pynn.models")
+
+
+def _compatible(shape: tuple, expected: tuple) -> bool:
+    """Whether a tensor of per-sample `shape` fits an input of `expected`: the same sizes
+    where both are known (`None`, a variable dimension, fits any)."""
+    return len(shape) == len(expected) and all(
+        a is None or b is None or a == b for a, b in zip(shape, expected)
+    )

@@ -61,10 +61,10 @@ def _running(method):
 
 
 class Trainer:
-    """Mixed into models that provide `name`, `_engine`, `_require_built(xs)`,
-    `_trainable_layers()` and, per input and output, `_input_names()`,
-    `_input_sample_shapes()`, `_output_names()`, `_output_sample_shapes()`,
-    `_output_activations()` and `_output_structure(arrays)`.
+    """Mixed into models that provide `name`, `_engine`, `_engine_for(xs)` (the engine planned
+    for batches like `xs`), `_require_built(xs)`, `_trainable_layers()` and, per input and
+    output, `_input_names()`, `_input_sample_shapes()`, `_output_names()`,
+    `_output_sample_shapes()`, `_output_activations()` and `_output_structure(arrays)`.
 
     Data travels as lists of arrays, one per model input and one per output."""
 
@@ -393,7 +393,7 @@ class Trainer:
         on_gpu = self._on_gpu()
         if not callbacks.needs_batches("train"):
             report = None if bar is None else self._progress_report(bar.show_progress)
-            *values, bad = self._engine.fit_epoch(
+            *values, bad = self._engine_for(xs).fit_epoch(
                 _flat(xs), _flat(ys), n, batch_size, seed, report, on_gpu
             )
             return _values(*values), bad
@@ -403,7 +403,9 @@ class Trainer:
         def step(rows):
             xb, yb = _rows(xs, rows), _rows(ys, rows)
             m = xb[0].shape[0]
-            *values, bad = self._engine.fit_epoch(_flat(xb), _flat(yb), m, m, None, None, on_gpu)
+            *values, bad = self._engine_for(xb).fit_epoch(
+                _flat(xb), _flat(yb), m, m, None, None, on_gpu
+            )
             not_finite.append(bad is not None)
             return _values(*values)
 
@@ -433,7 +435,9 @@ class Trainer:
             def step(rows):
                 xb, yb = _rows(xs, rows), _rows(ys, rows)
                 m = xb[0].shape[0]
-                return _values(*self._engine.evaluate(_flat(xb), _flat(yb), m, m, None, on_gpu))
+                return _values(
+                    *self._engine_for(xb).evaluate(_flat(xb), _flat(yb), m, m, None, on_gpu)
+                )
 
             values = self._run_batches(
                 step,
@@ -447,7 +451,7 @@ class Trainer:
         else:
             report = None if show is None else self._progress_report(show)
             values = _values(
-                *self._engine.evaluate(_flat(xs), _flat(ys), n, batch_size, report, on_gpu)
+                *self._engine_for(xs).evaluate(_flat(xs), _flat(ys), n, batch_size, report, on_gpu)
             )
         logs = self._logs(values)
         callbacks.on_test_end(logs)
@@ -665,7 +669,9 @@ class Trainer:
         """One optimizer step on the whole of `(x, y)`; returns that batch's loss and metrics."""
         xs, ys = self._inputs_and_targets(x, y, "train_on_batch")
         n = xs[0].shape[0]
-        *values, _ = self._engine.fit_epoch(_flat(xs), _flat(ys), n, n, None, None, self._on_gpu())
+        *values, _ = self._engine_for(xs).fit_epoch(
+            _flat(xs), _flat(ys), n, n, None, None, self._on_gpu()
+        )
         self._optimizer_built = True
         return self._results(self._logs(_values(*values)), return_dict)
 
@@ -674,7 +680,7 @@ class Trainer:
         """The loss and metrics on one batch `(x, y)`, without updating weights."""
         xs, ys = self._inputs_and_targets(x, y, "test_on_batch")
         n = xs[0].shape[0]
-        values = self._engine.evaluate(_flat(xs), _flat(ys), n, n, None, self._on_gpu())
+        values = self._engine_for(xs).evaluate(_flat(xs), _flat(ys), n, n, None, self._on_gpu())
         return self._results(self._logs(_values(*values)), return_dict)
 
     @_running
@@ -693,7 +699,7 @@ class Trainer:
         outs = [_output_array((n, *shape)) for shape in self._output_sample_shapes()]
         self._training_calls = self._training_calls + 1
         stream = eager_stream(self._training_calls)
-        self._engine.forward_in_mode(_flat(xs), n, outs, training, stream)
+        self._engine_for(xs).forward_in_mode(_flat(xs), n, outs, training, stream)
         return self._output_structure(outs)
 
     def _predict_part(self, xs, batch_size: int, report, on_gpu: bool) -> list[np.ndarray]:
@@ -701,7 +707,7 @@ class Trainer:
         into arrays allocated here: NumPy reports a size no memory holds before any work."""
         n = xs[0].shape[0]
         outs = [_output_array((n, *shape)) for shape in self._output_sample_shapes()]
-        self._engine.predict(_flat(xs), n, batch_size, outs, report, on_gpu)
+        self._engine_for(xs).predict(_flat(xs), n, batch_size, outs, report, on_gpu)
         return outs
 
     def _results(self, logs: dict[str, float], return_dict: bool):
@@ -725,7 +731,7 @@ class Trainer:
             One float32 array per weight, in the order and shapes of `get_weights()`.
         """
         xs, ys = self._inputs_and_targets(x, y, "compute_gradients")
-        _, flat = self._engine.compute_gradients(_flat(xs), _flat(ys), xs[0].shape[0])
+        _, flat = self._engine_for(xs).compute_gradients(_flat(xs), _flat(ys), xs[0].shape[0])
         return _split(flat, self._engine.weight_shapes())
 
 

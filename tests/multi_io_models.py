@@ -68,6 +68,18 @@ def constants(k):
     return k.Model(x, k.layers.Dense(2, name="out")(h), name="constants")
 
 
+def variable_length(k):
+    """Sequences of any length (`Input((None, 4))`) beside fixed features, as in Keras's guide
+    on training with built-in methods: a Conv1D and a global max pooling make the length go."""
+    sequence, features = k.Input((None, 4), name="sequence"), k.Input((6,), name="features")
+    pooled = k.layers.GlobalMaxPooling1D(name="pool")(
+        k.layers.Conv1D(5, 3, activation="relu", name="conv")(sequence)
+    )
+    h = k.layers.concatenate([pooled, k.layers.Dense(4, name="dense")(features)], name="cat")
+    cls = k.layers.Dense(3, activation="softmax", name="cls")(h)
+    return k.Model([sequence, features], [cls, k.layers.Dense(2, name="reg")(h)], name="varlen")
+
+
 #: Per case: the builder, and compile's `loss`, `loss_weights` and `metrics`.
 CASES = {
     "weighted_dicts": (
@@ -85,6 +97,12 @@ CASES = {
     "siamese": (siamese, "binary_crossentropy", None, ["accuracy"]),
     "cosine": (cosine, "mse", None, None),
     "constants": (constants, "mse", None, ["mae"]),
+    "variable_length": (
+        variable_length,
+        ["sparse_categorical_crossentropy", "mse"],
+        None,
+        [["accuracy"], ["mae"]],
+    ),
     "attention_scores": (attention_scores, "mse", None, ["mae"]),
     "dict_outputs": (
         dict_outputs,
@@ -95,9 +113,17 @@ CASES = {
 }
 
 
-def data(name, model, rng, n):
-    """Inputs and targets of `n` samples for case `name`, as lists (dicts for dict outputs)."""
-    xs = [rng.normal(size=(n, *shape[1:])).astype("float32") for shape in _input_shapes(model)]
+#: The size a variable (`None`) dimension of the data takes, and the other size predicted for.
+LENGTH, OTHER_LENGTH = 7, 11
+
+
+def data(name, model, rng, n, length=LENGTH):
+    """Inputs and targets of `n` samples for case `name`, as lists (dicts for dict outputs);
+    variable dimensions of `length`."""
+    xs = [
+        rng.normal(size=(n, *(length if d is None else d for d in shape[1:]))).astype("float32")
+        for shape in _input_shapes(model)
+    ]
     if name in ("cosine", "attention_scores", "constants"):
         width = 1 if name == "cosine" else 2
         return xs, rng.normal(size=(n, width)).astype("float32")

@@ -411,3 +411,35 @@ def test_arrays_beside_symbolic_tensors_that_cannot_be_constants_are_refused():
     inner = pynn.Model(inputs, layers.Dense(2)(inputs))
     with pytest.raises(ValueError, match="mixed with arrays"):
         inner([pynn.Input((3,)), np.ones((1, 3))])
+
+
+def test_variable_dimensions_give_a_plan_per_batch_shape_and_refuse_weights_that_follow_them():
+    sequence = pynn.Input((None, 3))
+    conv = layers.Conv1D(4, 3, activation="relu")
+    features = conv(sequence)
+    assert features.shape == (None, None, 4)
+    pooled = layers.GlobalAveragePooling1D()(features)
+    model = pynn.Model(sequence, layers.Dense(2)(pooled))
+    assert model.output.shape == (None, 2)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert "(None, None, 4)" in "\n".join(lines)
+    rng = np.random.default_rng(0)
+    kernel, bias = conv.get_weights()
+    dense_kernel, dense_bias = model.layers[-1].get_weights()
+    for length in (5, 9, 5):
+        x = rng.normal(size=(2, length, 3)).astype(np.float32)
+        windows = np.stack([x[:, i : i + 3].reshape(2, -1) for i in range(length - 2)], 1)
+        relu = np.maximum(windows @ kernel.reshape(-1, 4) + bias, 0)
+        want = relu.mean(1) @ dense_kernel + dense_bias
+        np.testing.assert_allclose(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(conv(x), relu, rtol=1e-5, atol=1e-6)
+    model.compile(loss="mse", optimizer="adam")
+    before = [w.copy() for w in model.get_weights()]
+    model.fit(rng.normal(size=(8, 6, 3)), np.zeros((8, 2)), epochs=2, verbose=0)
+    model.fit(rng.normal(size=(8, 4, 3)), np.zeros((8, 2)), epochs=1, verbose=0)
+    assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    with pytest.raises(ValueError, match="must be fully-defined .no `None` dimensions"):
+        layers.Dense(2)(layers.Flatten()(pynn.Input((None, 3))))
+    with pytest.raises(ValueError, match="incompatible"):
+        model.predict(np.zeros((2, 5, 4)), verbose=0)

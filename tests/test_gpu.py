@@ -146,6 +146,31 @@ def test_dense_on_sequences_trains_as_on_the_cpu():
         np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
 
 
+def test_sequences_of_varying_length_train_as_on_the_cpu():
+    """`Input((None, 2))`: each length gets its own plan, and its own GPU copy."""
+    results = []
+    for device in ("cpu", "gpu"):
+        pynn.config.set_device(device)
+        pynn.utils.set_random_seed(4)
+        model = pynn.Sequential(
+            [
+                pynn.Input((None, 2)),
+                pynn.layers.Conv1D(4, 3, activation="relu"),
+                pynn.layers.GlobalMaxPooling1D(),
+                Dense(1),
+            ]
+        )
+        model.compile(loss="mse", optimizer="adam")
+        for length in (9, 5, 9):
+            series = np.random.default_rng(length).normal(size=(40, length, 2))
+            model.fit(series, series.sum(axis=(1, 2))[:, None], epochs=2, batch_size=8, verbose=0)
+        results.append((model.get_weights(), model.predict(series[:4], verbose=0)))
+    (cpu_weights, cpu_out), (gpu_weights, gpu_out) = results
+    np.testing.assert_allclose(gpu_out, cpu_out, rtol=1e-4, atol=1e-5)
+    for g, c in zip(gpu_weights, cpu_weights):
+        np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
+
+
 def lenet():
     from pynn.examples.lenet import lenet as build
 

@@ -561,9 +561,11 @@ def test_subclassing_model_says_it_is_not_supported_yet():
     assert isinstance(pynn.Sequential(), pynn.Model)
 
 
-def test_a_none_dimension_says_variable_shapes_are_not_supported_yet():
-    with pytest.raises(NotImplementedError, match="does not support variable dimensions yet"):
-        pynn.Input(shape=(None, 4))
+def test_shapes_take_positive_sizes_or_none():
+    assert pynn.Input(shape=(None, 4)).shape == (None, None, 4)
+    for bad in ((0, 4), (-1,), (2.5,), ("a",)):
+        with pytest.raises(ValueError, match="positive integers .or None"):
+            pynn.Input(shape=bad)
 
 
 def test_custom_python_code_says_it_is_not_supported_yet():

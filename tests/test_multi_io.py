@@ -98,6 +98,9 @@ def test_predictions_gradients_fit_and_evaluate_match_keras(name):
     logs = model.evaluate(x, y, verbose=0, return_dict=True)
     assert list(logs) == sorted(case["evaluate_dict"])
     assert_close(logs, case["evaluate_dict"])
+    if case.get("other_length"):  # inputs of a variable length: another length after the fit
+        other = [np.array(v, np.float32) for v in case["other_length"]["x"]]
+        assert_close(model.predict(other, verbose=0), case["other_length"]["predictions"])
 
 
 def test_an_output_without_a_loss_gets_no_gradient():

@@ -104,7 +104,7 @@ class DataParallel:
         """One epoch of synchronous data-parallel training on `xs` and `ys` (one array per
         model input and output), telling the callbacks' batch hooks; returns the epoch's logged
         values and first batch whose loss was not finite, the same on every process."""
-        engine, n = model._engine, xs[0].shape[0]
+        engine, n = model._engine_for(xs), xs[0].shape[0]
         order = visiting_order(seed, n)
         n_values = len(model._logs_names())
         sums, bad_batch = np.zeros(n_values), None
@@ -137,7 +137,7 @@ class DataParallel:
     def _summed_gradients(self, model, xs, ys, rows, n_values: int) -> np.ndarray:
         """This process's shard of the batch `rows`: its gradients and logged values weighted
         by its share, summed over every process in one all-reduce."""
-        engine = model._engine
+        engine = model._engine_for(xs)
         start, stop = shard(len(rows), self.num_processes, self.process_id)
         mine = rows[start:stop]
         size = model.count_params() + n_values
@@ -165,7 +165,7 @@ class DataParallel:
         values = np.zeros(len(model._logs_names()) + 1)
         if n:
             parts = [np.ascontiguousarray(a[start:stop]).reshape(-1) for a in (*xs, *ys)]
-            loss, output_losses, metrics = model._engine.evaluate(
+            loss, output_losses, metrics = model._engine_for(xs).evaluate(
                 parts[: len(xs)], parts[len(xs) :], n, batch_size
             )
             values[:-1] = np.array([loss, *output_losses, *metrics]) * n

@@ -174,21 +174,32 @@ class Layer:
             for item in items
         ]
         shapes = [a.sample_shape if is_keras_tensor(a) else a.shape for a in arguments]
-        for shape in shapes:
-            if any(d is None for d in shape):
-                raise NotImplementedError(
-                    f"Layer '{self.name}' received an input of shape {(None,) + shape}: pynn "
-                    "does not support variable dimensions yet."
-                )
         output_shape, weight_shapes = self._shapes_for(shapes)
         self._build_for(shapes, output_shape, weight_shapes)
         output = KerasTensor((None,) + output_shape)
         Node(self, tensors, [output], structure=inputs, training=training, arguments=arguments)
         return output
 
-    def _shapes_for(self, shapes) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
+    def _shapes_for(self, shapes) -> tuple[tuple, list[tuple[int, ...]]]:
         """The per-sample output shape and the weights' shapes of a call on inputs of
-        `shapes`, as the engine works them out (it raises where the layer cannot take them)."""
+        `shapes`, as the engine works them out (it raises where the layer cannot take them).
+        Where an input has a variable (`None`) dimension, the engine works them out for two
+        sizes of it: output dimensions that follow it are variable, and weights must not."""
+        if not any(d is None for shape in shapes for d in shape):
+            return self._fixed_shapes_for(shapes)
+        (first, weights), (second, other) = (
+            self._fixed_shapes_for([sized(s, size) for s in shapes]) for size in PROBE_SIZES
+        )
+        if weights != other:
+            raise ValueError(
+                "Shapes used to initialize variables must be fully-defined (no `None` "
+                f"dimensions). Layer '{self.name}' received inputs of shape "
+                f"{', '.join(str((None,) + tuple(s)) for s in shapes)}, and its weights would "
+                "depend on their `None` dimensions."
+            )
+        return tuple(a if a == b else None for a, b in zip(first, second)), weights
+
+    def _fixed_shapes_for(self, shapes) -> tuple[tuple[int, ...], list[tuple[int, ...]]]:
         graph = _single_call_graph(self.spec(), shapes)
         outputs, weights = _core.graph_shapes(json.dumps(graph), [self.name])
         return tuple(outputs[0]), [tuple(w) for w in weights[0]]
@@ -298,7 +309,8 @@ class Layer:
     def _initial_values(self) -> list[np.ndarray]:
         """The weights the layer's initializers draw (from their seeds: every engine that
         builds the layer draws the same)."""
-        graph = _single_call_graph(self.spec(), self._build_shapes)
+        shapes = [sized(shape) for shape in self._build_shapes]
+        graph = _single_call_graph(self.spec(), shapes)
         return _core.Engine.from_graph(json.dumps(graph), [self.name]).get_weights()
 
     def _leave(self, model) -> None:
@@ -405,23 +417,30 @@ def is_custom(layer: Layer) -> bool:
     return type(layer).spec is Layer.spec
 
 
-def _as_shape(shape, argument: str) -> tuple[int, ...]:
+def _as_shape(shape, argument: str) -> tuple[int | None, ...]:
+    """A per-sample shape: positive sizes, `None` where a dimension varies."""
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = (shape,)
     try:
         dims = tuple(shape)
     except TypeError:
         raise ValueError(
-            f"`{argument}` must be a tuple of positive integers. Received: {argument}={shape!r}"
+            f"`{argument}` must be a tuple of positive integers (or None for a variable "
+            f"dimension). Received: {argument}={shape!r}"
         ) from None
-    if any(d is None for d in dims):
-        raise NotImplementedError(
-            f"`{argument}` has a None dimension ({argument}={shape!r}): pynn does not support "
-            "variable dimensions yet; give each dimension's size (the batch axis is not part "
-            "of `shape`)."
-        )
-    if not all(_checks.is_integer(d) and 0 < d <= _checks.MAX_SIZE for d in dims):
+    if not all(d is None or (_checks.is_integer(d) and 0 < d <= _checks.MAX_SIZE) for d in dims):
         raise ValueError(
-            f"`{argument}` must be a tuple of positive integers. Received: {argument}={shape!r}"
+            f"`{argument}` must be a tuple of positive integers (or None for a variable "
+            f"dimension). Received: {argument}={shape!r}"
         )
-    return tuple(int(d) for d in dims)
+    return tuple(None if d is None else int(d) for d in dims)
+
+
+#: Sizes that a variable dimension takes while the engine works out a call's shapes (an output
+#: dimension that differs between the two is variable too); engines are built for the first.
+PROBE_SIZES = (67, 131)
+
+
+def sized(shape, size: int = PROBE_SIZES[0]) -> tuple[int, ...]:
+    """`shape` with its variable (`None`) dimensions of `size`."""
+    return tuple(size if d is None else d for d in shape)

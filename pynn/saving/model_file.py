@@ -24,6 +24,7 @@ import numpy as np
 
 from pynn import _core
 from pynn.layers.core import InputLayer
+from pynn.layers.layer import sized
 from pynn.saving.atomic import atomic_file
 from pynn.saving.serialization import deserialize, serialize
 
@@ -255,7 +256,7 @@ def _build(config: dict, tensors: dict[str, np.ndarray], path: str):
     layers = [deserialize(layer, "pynn.layers") for layer in layers]
     if isinstance(layers[0], InputLayer):
         specs = json.dumps([layer.spec() for layer in layers[1:]])
-        expected = _core.count_weights(list(layers[0].shape), specs)
+        expected = _core.count_weights(list(sized(layers[0].shape)), specs)
         stored = sum(a.size for name, a in tensors.items() if name.startswith("layers/"))
         if expected != stored:
             raise ValueError(

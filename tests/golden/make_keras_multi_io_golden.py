@@ -17,7 +17,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from multi_io_models import CASES, data  # noqa: E402
+from multi_io_models import CASES, OTHER_LENGTH, data  # noqa: E402
 
 # Batches of equal size: on TensorFlow, Keras weights each batch of an output's running loss
 # equally (its batch size is unknown in the traced step), other backends by samples, as pynn.
@@ -59,7 +59,12 @@ def run(name):
         verbose=0,
         validation_split=VALIDATION_SPLIT,
     )
+    other = {}
+    if any(None in tuple(t.shape)[1:] for t in model.inputs):
+        other_x, _ = data(name, model, rng, 5, OTHER_LENGTH)
+        other = {"x": plain(other_x), "predictions": plain(model.predict(other_x, verbose=0))}
     return {
+        "other_length": other,
         "layers": [layer.name for layer in model.layers],
         "output_names": model.output_names,
         "initial_weights": plain(weights),

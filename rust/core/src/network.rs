@@ -125,6 +125,27 @@ impl Network {
         })
     }
 
+    /// Plans the same layers and weights for `spec`, the graph with new input shapes (a model
+    /// whose inputs have variable dimensions, Keras's `Input((None, 10))`): each batch shape
+    /// gets its own plan, the weights stay. Shapes whose weights would differ are refused.
+    pub fn replan(&mut self, spec: &GraphSpec) -> Result<()> {
+        let (plan, ops) = Plan::new(&graph::fuse(spec))?;
+        let lane = Lane::new(&plan, ops);
+        if layer_weight_shapes(&plan, &lane) != self.layer_weight_shapes() {
+            return Err(CoreError::invalid(
+                "inputs",
+                "shapes for which every layer keeps its weights' shapes",
+                format!("{:?}", spec.inputs),
+            ));
+        }
+        self.flow = plan.flow(&self.trainable);
+        self.plan = plan;
+        self.lane = lane;
+        self.parts = Vec::new();
+        self.part_grads = Vec::new();
+        Ok(())
+    }
+
     pub fn input_count(&self) -> usize {
         self.plan.n_inputs
     }
@@ -195,11 +216,7 @@ impl Network {
 
     /// Each layer's weight shapes.
     pub fn layer_weight_shapes(&self) -> Vec<Vec<Vec<usize>>> {
-        self.plan
-            .first_call
-            .iter()
-            .map(|first| first.map_or_else(Vec::new, |n| self.lane.ops[n].weight_shapes()))
-            .collect()
+        layer_weight_shapes(&self.plan, &self.lane)
     }
 
     /// Every weight's shape, layer by layer, in Keras's `get_weights()` order.
@@ -646,6 +663,14 @@ impl Network {
         }
         total + self.lane.activity_penalty(&self.plan, batch)
     }
+}
+
+/// Each layer's weight shapes, as its first call's node instance reports them.
+fn layer_weight_shapes(plan: &Plan, lane: &Lane) -> Vec<Vec<Vec<usize>>> {
+    plan.first_call
+        .iter()
+        .map(|first| first.map_or_else(Vec::new, |n| lane.ops[n].weight_shapes()))
+        .collect()
 }
 
 /// Applies each output's head (its sigmoid or softmax) to the output layer's values.

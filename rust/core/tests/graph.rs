@@ -373,3 +373,51 @@ fn constants_of_the_wrong_size_or_as_outputs_are_refused() {
     spec.nodes[2].inputs[1] = Constant(2);
     assert!(Network::from_graph(&spec).is_err());
 }
+
+#[test]
+fn a_network_replanned_for_another_length_keeps_its_weights_and_refuses_new_weight_shapes() {
+    use pynn_core::kernels::conv::Padding;
+    use pynn_core::kernels::pool::PoolKind;
+    use pynn_core::layers::{PoolSpec, ReshapeSpec};
+    let pool = LayerSpec::Pool(PoolSpec {
+        op: PoolKind::Average,
+        pool_size: Vec::new(),
+        strides: Vec::new(),
+        padding: Padding::Valid,
+        global: true,
+        keepdims: false,
+    });
+    let pooled = GraphSpec::chain(&[5, 3], &[dense(4, Activation::Tanh, 1), pool]);
+    let mut net = Network::from_graph(&pooled).unwrap();
+    let weights = net.weights().to_vec();
+    let longer = GraphSpec {
+        inputs: vec![vec![9, 3]],
+        ..pooled.clone()
+    };
+    net.replan(&longer).unwrap();
+    assert_eq!(net.weights(), &weights[..]);
+    // The mean over 9 steps of the same row is that row's output.
+    let x: Vec<f32> = (0..9).flat_map(|_| [0.5, -1.0, 2.0]).collect();
+    let mut y = vec![0.0; 4];
+    net.infer(&x, &mut y, 1, Cancel::never()).unwrap();
+    net.replan(&GraphSpec {
+        inputs: vec![vec![1, 3]],
+        ..pooled.clone()
+    })
+    .unwrap();
+    let mut one = vec![0.0; 4];
+    net.infer(&x[..3], &mut one, 1, Cancel::never()).unwrap();
+    assert!(y.iter().zip(&one).all(|(a, b)| (a - b).abs() < 1e-6));
+
+    let flatten = LayerSpec::Reshape(ReshapeSpec {
+        target_shape: vec![-1],
+    });
+    let flat = GraphSpec::chain(&[5, 3], &[flatten, dense(2, Activation::Linear, 2)]);
+    let mut net = Network::from_graph(&flat).unwrap();
+    let longer = GraphSpec {
+        inputs: vec![vec![9, 3]],
+        ..flat.clone()
+    };
+    assert!(net.replan(&longer).is_err());
+    assert_eq!(net.input_shape(), &[5, 3]);
+}

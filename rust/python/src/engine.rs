@@ -271,6 +271,23 @@ impl Engine {
         Engine::build(py, parse("graph", graph_json)?, names)
     }
 
+    /// Plans the network for per-sample inputs of `input_shapes` (a model whose inputs have
+    /// variable dimensions), keeping its weights, optimizer and compiled losses; the GPU copy,
+    /// if any, is brought back first and rebuilt when next needed.
+    fn reshape_inputs(&self, py: Python<'_>, input_shapes: Vec<Vec<usize>>) -> PyResult<()> {
+        self.with(py, |s| {
+            s.on_cpu()?;
+            let mut graph = s.graph.clone();
+            check_count("input_shapes", input_shapes.len(), graph.inputs.len())?;
+            graph.inputs = input_shapes;
+            let network = &mut s.network;
+            py.detach(|| errors::catch_panic(|| network.replan(&graph).map_err(to_py)))?;
+            s.graph = graph;
+            s.gpu.reset();
+            Ok(())
+        })
+    }
+
     /// Each layer's per-sample output shape.
     fn layer_output_shapes(&self, py: Python<'_>) -> PyResult<Vec<Vec<usize>>> {
         self.with(py, |s| Ok(s.network.layer_output_shapes()))
