@@ -52,15 +52,14 @@ fn gradient_block_rows(row_values: usize) -> usize {
     (GRADIENT_BLOCK_BYTES / (row_values * 4)).max(1)
 }
 
-/// The forward pads its image a band of rows at a time into a buffer of about this many bytes,
-/// which stays in L1 while the band's tiles read it: padding whole images first wrote each
-/// one out to memory and read it back (W4's 13 paddings per batch, 10 % of its training in
-/// `memmove`).
-const FORWARD_BAND_BYTES: usize = 24 * 1024;
+/// Images are padded a band of rows at a time into a buffer of about this many bytes, which
+/// stays in L1 while the band's tiles read it: padding whole images first wrote each one out
+/// to memory and read it back (W4's 13 paddings per batch, 10 % of its training in `memmove`).
+const BAND_BYTES: usize = 32 * 1024;
 
 /// Asks for the cache lines of a tile's output, `P` pixels `stride` values apart, each `V`
-/// vectors of `lanes` values, in a writable state. A tile stores only after all its FMAs, so the lines arrive meanwhile; left
-/// to the stores, every new line of a large output stalled them on its read for ownership
+/// vectors of `lanes` values, in a writable state. A tile stores only after all its FMAs, so
+/// the lines arrive meanwhile; left to the stores, every new line of a large output stalled them on its read for ownership
 /// (W3's forward on one thread over a batch: 89-95 → 98-103 GFLOP/s). One prefetch per vector,
 /// so every line is asked for where vectors are narrower than lines; prefetches never fault,
 /// so those past the buffer's end cost nothing.
@@ -289,18 +288,24 @@ impl Implicit {
         self.plane_rows * self.plane_columns * self.g.channels
     }
 
-    /// Output rows per band of the forward.
+    /// Output rows per band of the forward: as many as [`BAND_BYTES`] holds, at least one.
     fn forward_band_rows(&self) -> usize {
         let row_bytes = self.plane_columns * self.g.channels * 4;
-        (FORWARD_BAND_BYTES / row_bytes)
+        (BAND_BYTES / row_bytes)
             .saturating_sub(self.g.rows.kernel - 1)
             .max(1)
     }
 
-    /// Output rows per band of the kernel gradient: its blocks, so that a band's sums are added
-    /// as a whole padded image's are.
-    fn gradient_band_rows(&self) -> usize {
+    /// Output rows per block of the kernel gradient (see [`gradient_block_rows`]).
+    fn gradient_block(&self) -> usize {
         gradient_block_rows(self.g.cols.output * self.filters)
+    }
+
+    /// Output rows per band of the kernel gradient: whole blocks, so that a band's sums are
+    /// added as a whole padded image's are.
+    fn gradient_band_rows(&self) -> usize {
+        let block = self.gradient_block();
+        (self.forward_band_rows() / block).max(1) * block
     }
 
     /// Values in the padded band of `rows` output rows.
@@ -600,7 +605,7 @@ mod avx2 {
     ) {
         let (g, c, f) = (&d.g, d.g.channels, d.filters);
         let row_taps = g.cols.kernel * c;
-        let block = d.gradient_band_rows();
+        let block = d.gradient_block();
         for oy in rows.clone().step_by(block) {
             let s = GradientStrides {
                 channels: c,

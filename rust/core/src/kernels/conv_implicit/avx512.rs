@@ -222,7 +222,7 @@ pub(super) unsafe fn kernel_gradient(
 ) {
     let (g, c, f) = (&d.g, d.g.channels, d.filters);
     let row_taps = g.cols.kernel * c;
-    let block = d.gradient_band_rows();
+    let block = d.gradient_block();
     for oy in rows.clone().step_by(block) {
         for &(first, vectors, taps) in &d.gradient_groups {
             for ky in 0..g.rows.kernel {
