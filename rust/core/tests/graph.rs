@@ -280,7 +280,10 @@ fn a_forward_in_mode_drops_where_told_or_where_the_call_was_recorded_training() 
 }
 
 #[test]
-fn references_to_later_nodes_or_missing_layers_are_refused() {
+fn references_to_later_nodes_missing_layers_or_masks_are_refused() {
+    let mut masked = residual();
+    masked.nodes[1].masks = vec![Some(Input(0))];
+    assert!(Network::from_graph(&masked).is_err());
     let mut spec = residual();
     spec.nodes[1].inputs = vec![Node(2)];
     assert!(Network::from_graph(&spec).is_err());

@@ -309,6 +309,13 @@ fn check_references(spec: &GraphSpec) -> Result<()> {
                 node.layer,
             ));
         }
+        if node.masks.iter().any(Option::is_some) {
+            return Err(CoreError::invalid(
+                "nodes",
+                "calls without masks (pynn does not support masking yet)",
+                format!("node {n} with masks {:?}", node.masks),
+            ));
+        }
         if node.inputs.is_empty() || !node.inputs.iter().all(|r| valid(r, n)) {
             return Err(CoreError::invalid(
                 "nodes",

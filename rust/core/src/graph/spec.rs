@@ -28,6 +28,11 @@ pub struct NodeSpec {
     /// in a model): a forward [`Mode::AsRecorded`] runs it in training mode.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub training: bool,
+    /// The edge Keras's masks will travel on (one per input, the tensor holding its mask, as
+    /// `Embedding(mask_zero=True)` produces them), kept in the format now so that graphs stay
+    /// readable when masking lands; until then a graph that sets one is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masks: Vec<Option<TensorRef>>,
 }
 
 impl NodeSpec {
@@ -37,6 +42,7 @@ impl NodeSpec {
             layer,
             inputs,
             training: false,
+            masks: Vec::new(),
         }
     }
 }
