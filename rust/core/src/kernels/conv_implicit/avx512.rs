@@ -145,18 +145,21 @@ unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
     }
     for ky in 0..at.kernel_rows {
         let x = at.x.add(ky * at.plane_row);
-        let w = at.w.add(ky * at.row_taps * at.packed_filters);
-        for t in 0..at.row_taps {
-            let mut kernel = [_mm512_setzero_ps(); V];
-            for (v, lanes) in kernel.iter_mut().enumerate() {
-                *lanes = _mm512_loadu_ps(w.add(t * at.packed_filters + v * WIDE_LANES));
+        let mut w = at.w.add(ky * at.row_taps * at.packed_filters);
+        // One pointer per pixel, stepped [`TAP_STEP`] taps at a time: within a step each
+        // broadcast reads at a constant offset, and the loop's bookkeeping is paid once per
+        // step instead of once per pixel and tap.
+        let mut pixels: [*const f32; P] = std::array::from_fn(|p| x.add(p * at.channels));
+        let whole = at.row_taps / TAP_STEP * TAP_STEP;
+        for _ in (0..whole).step_by(TAP_STEP) {
+            for k in 0..TAP_STEP {
+                fma_tap(&mut acc, &pixels, k, w.add(k * at.packed_filters));
             }
-            for (p, pixel) in acc.iter_mut().enumerate() {
-                let input = _mm512_set1_ps(*x.add(p * at.channels + t));
-                for (lanes, &k) in pixel.iter_mut().zip(&kernel) {
-                    *lanes = _mm512_fmadd_ps(input, k, *lanes);
-                }
-            }
+            pixels.iter_mut().for_each(|p| *p = p.add(TAP_STEP));
+            w = w.add(TAP_STEP * at.packed_filters);
+        }
+        for k in 0..at.row_taps - whole {
+            fma_tap(&mut acc, &pixels, k, w.add(k * at.packed_filters));
         }
     }
     let zero = _mm512_setzero_ps();
@@ -169,6 +172,30 @@ unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
                 lanes
             };
             _mm512_storeu_ps(z.add(v * WIDE_LANES), lanes);
+        }
+    }
+}
+
+/// Taps per step of the forward tile's loop (W4's training, 8,192 images: 4.05 s with a step
+/// of 1, 3.92 with 4, 3.88 with 8).
+const TAP_STEP: usize = 8;
+
+/// Adds tap `k` past each pixel's pointer times its kernel vectors at `w` to the tile.
+#[inline(always)]
+unsafe fn fma_tap<const P: usize, const V: usize>(
+    acc: &mut [[__m512; V]; P],
+    pixels: &[*const f32; P],
+    k: usize,
+    w: *const f32,
+) {
+    let mut kernel = [_mm512_setzero_ps(); V];
+    for (v, lanes) in kernel.iter_mut().enumerate() {
+        *lanes = _mm512_loadu_ps(w.add(v * WIDE_LANES));
+    }
+    for (pixel, &x) in acc.iter_mut().zip(pixels) {
+        let input = _mm512_set1_ps(*x.add(k));
+        for (lanes, &kv) in pixel.iter_mut().zip(&kernel) {
+            *lanes = _mm512_fmadd_ps(input, kv, *lanes);
         }
     }
 }
