@@ -308,6 +308,15 @@ fn main() {
             conv_flops(32 * 32, 144, 32),
         ),
         (
+            // 24 filters are not whole vectors of 16: the AVX2 tiles, even with AVX-512.
+            "avx2 conv 32x32x16 -> 24@3x3 same",
+            conv(24, 3, Padding::Same),
+            vec![32, 32, 16],
+            128,
+            false,
+            conv_flops(32 * 32, 144, 24),
+        ),
+        (
             "w4 conv 32x32x16 -> 16@3x3 same",
             conv(16, 3, Padding::Same),
             vec![32, 32, 16],
