@@ -191,7 +191,7 @@ def _emit(model, refs: dict, index: dict, found: tuple[list, list], training=Non
         if node.is_input or id(node.outputs[0]) in refs:
             continue
         operation = node.operation
-        trains = node.training if training is None else training
+        trains = node.training_under(training)
         if hasattr(operation, "_graph_io"):
             inner_inputs, inner_outputs = operation._graph_io()
             inner = {id(i): refs[id(t)] for i, t in zip(inner_inputs, node.input_tensors)}

@@ -93,6 +93,11 @@ class Node:
         for i, tensor in enumerate(self.outputs):
             tensor._keras_history = KerasHistory(operation, node_index, i)
 
+    def training_under(self, outer):
+        """The `training` this call runs with inside a call of its model with `outer`: the
+        outer value where there is one (Keras passes it down), else the recorded one."""
+        return self.training if outer is None else outer
+
     @property
     def is_input(self) -> bool:
         return not self.input_tensors

@@ -342,7 +342,7 @@ class Model(Layer, Trainer):
         unless an enclosing model's call was recorded with a value, which overrides it (as
         Keras passes `training` down)."""
         for node in _graph.ordered_nodes(*self._graph_io()):
-            trains = node.training if training is None else training
+            trains = node.training_under(training)
             operation = node.operation
             if isinstance(operation, Model):
                 if operation._trains_in_call(trains):

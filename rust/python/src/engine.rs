@@ -65,11 +65,22 @@ fn slices<'a>(arrays: &'a Arrays<'_>, what: &str) -> PyResult<Vec<&'a [f32]>> {
         .collect()
 }
 
-fn check_count(what: &str, count: usize, expected: usize) -> PyResult<()> {
+fn slices_mut<'a>(
+    arrays: &'a mut [PyReadwriteArrayDyn<'_, f32>],
+    what: &str,
+) -> PyResult<Vec<&'a mut [f32]>> {
+    arrays
+        .iter_mut()
+        .map(|a| a.as_slice_mut().map_err(|e| errors::layout(what, e)))
+        .collect()
+}
+
+/// `what` holds `count` items where the model has `expected`, one per model `each` (input or
+/// output).
+fn check_count(what: &str, count: usize, expected: usize, each: &str) -> PyResult<()> {
     if count != expected {
         return Err(PyValueError::new_err(format!(
-            "`{what}` must hold {expected} arrays, one per model {}; got {count}",
-            if what == "x" { "input" } else { "output" }
+            "`{what}` must hold {expected} items, one per model {each}; got {count}"
         )));
     }
     Ok(())
@@ -278,7 +289,12 @@ impl Engine {
         self.with(py, |s| {
             s.on_cpu()?;
             let mut graph = s.graph.clone();
-            check_count("input_shapes", input_shapes.len(), graph.inputs.len())?;
+            check_count(
+                "input_shapes",
+                input_shapes.len(),
+                graph.inputs.len(),
+                "input",
+            )?;
             graph.inputs = input_shapes;
             let network = &mut s.network;
             py.detach(|| errors::catch_panic(|| network.replan(&graph).map_err(to_py)))?;
@@ -580,11 +596,7 @@ impl Engine {
         self.with(py, |s| {
             s.on_cpu()?;
             let (network, trainer) = s.parts()?;
-            let no_progress = ProgressReport {
-                report: None,
-                values: 0,
-            };
-            let logs = run_released(py, 1, len, no_progress, |_, cancel| {
+            let logs = run_released(py, 1, len, ProgressReport::none(), |_, cancel| {
                 trainer.gradients(network, &data, cancel)
             })?;
             let grads = PyArray1::from_slice(py, s.network.grads());
@@ -621,27 +633,20 @@ impl Engine {
         stream: u64,
     ) -> PyResult<()> {
         let xs = slices(&xs, "x")?;
-        let mut outs = outs
-            .iter_mut()
-            .map(|o| o.as_slice_mut().map_err(|e| errors::layout("out", e)))
-            .collect::<PyResult<Vec<_>>>()?;
+        let mut outs = slices_mut(&mut outs, "out")?;
         let mode = training.map_or(Mode::AsRecorded, Mode::of_training);
         self.with(py, |s| {
             s.on_cpu()?;
             let network = &mut s.network;
-            check_count("x", xs.len(), network.input_count())?;
-            check_count("out", outs.len(), network.output_count())?;
+            check_count("x", xs.len(), network.input_count(), "input")?;
+            check_count("out", outs.len(), network.output_count(), "output")?;
             for (i, x) in xs.iter().enumerate() {
                 check_len("x", x, len * network.input_size_of(i))?;
             }
             for (o, out) in outs.iter().enumerate() {
                 check_len("out", out, len * network.output_size_of(o))?;
             }
-            let no_progress = ProgressReport {
-                report: None,
-                values: 0,
-            };
-            run_released(py, 1, len, no_progress, |_, cancel| {
+            run_released(py, 1, len, ProgressReport::none(), |_, cancel| {
                 network.forward_in_mode((&xs, &mut outs), len, (mode, stream), cancel)
             })
         })
@@ -663,10 +668,7 @@ impl Engine {
         on_gpu: bool,
     ) -> PyResult<()> {
         let xs = slices(&xs, "x")?;
-        let mut outs = outs
-            .iter_mut()
-            .map(|o| o.as_slice_mut().map_err(|e| errors::layout("out", e)))
-            .collect::<PyResult<Vec<_>>>()?;
+        let mut outs = slices_mut(&mut outs, "out")?;
         self.with(py, |s| {
             if on_gpu {
                 s.require_gpu()?;

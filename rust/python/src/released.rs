@@ -64,6 +64,16 @@ pub struct ProgressReport<'py> {
     pub values: usize,
 }
 
+impl ProgressReport<'_> {
+    /// No report: a call that shows no progress.
+    pub fn none() -> Self {
+        ProgressReport {
+            report: None,
+            values: 0,
+        }
+    }
+}
+
 /// Runs `work` (a loop of `batches` batches of up to `samples` samples) in the engine's pool
 /// with the GIL released; a panic becomes `RuntimeError`, Ctrl-C stops the loop within a layer
 /// (between batches, and inside a batch between its parts and layers) and raises
