@@ -27,6 +27,8 @@ use super::{copy, has_avx2_fma, LANES};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod direct;
 
 /// AVX2's vector registers: a tile's accumulators, its `vectors` kernel (or gradient) vectors
 /// and one broadcast input must fit, or LLVM spills accumulators to the stack (measured: W3's
@@ -151,6 +153,20 @@ pub struct Implicit {
     /// Whether the forward and the kernel gradient run AVX-512 tiles (vectors of 16 filters)
     /// rather than AVX2's.
     wide: bool,
+    /// Whether the forward runs the AVX-512 tiles that read the image itself
+    /// (`conv_implicit/direct.rs`) rather than a padded band of it.
+    direct: bool,
+}
+
+/// Which tiles a convolution's forward runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tiles {
+    /// AVX2's, over padded bands.
+    Narrow,
+    /// AVX-512's, over padded bands.
+    Wide,
+    /// AVX-512's, over the image itself.
+    Direct,
 }
 
 /// Whether a forward of `filters` filters runs AVX-512 tiles: whole vectors of 16 on a CPU
@@ -170,12 +186,18 @@ impl Implicit {
     /// `None` where the kernel does not apply (strides, dilation, one channel) or the CPU lacks
     /// AVX2 and FMA.
     pub fn new(g: &Geometry, filters: usize) -> Option<Self> {
-        Self::with_tiles(g, filters, wide_forward(filters))
+        let tiles = match wide_forward(filters) {
+            #[cfg(target_arch = "x86_64")]
+            true if direct::fits(g.cols.kernel) => Tiles::Direct,
+            true => Tiles::Wide,
+            false => Tiles::Narrow,
+        };
+        Self::with_tiles(g, filters, tiles)
     }
 
-    /// [`Implicit::new`] with the forward's tiles chosen: `wide` (AVX-512) only where
-    /// [`wide_forward`] holds.
-    fn with_tiles(g: &Geometry, filters: usize, wide: bool) -> Option<Self> {
+    /// [`Implicit::new`] with the forward's tiles chosen: AVX-512's only where
+    /// [`wide_forward`] holds, the direct ones only where they fit the kernel.
+    fn with_tiles(g: &Geometry, filters: usize, tiles: Tiles) -> Option<Self> {
         let (rows, cols) = (&g.rows, &g.cols);
         let plain = [rows, cols]
             .iter()
@@ -183,6 +205,7 @@ impl Implicit {
         if !plain || !has_avx2_fma() || filters > MAX_FILTERS {
             return None;
         }
+        let wide = tiles != Tiles::Narrow;
         let padded_filters = filters.next_multiple_of(LANES);
         #[cfg(target_arch = "x86_64")]
         let (lanes, max_vectors) = match wide {
@@ -195,18 +218,24 @@ impl Implicit {
         let mut first = 0;
         while first < padded_filters {
             let vectors = ((padded_filters - first) / lanes).min(max_vectors);
-            let tile = match wide {
+            let tile = match tiles {
                 #[cfg(target_arch = "x86_64")]
-                true => Tile::wide_for_row(cols.output, vectors),
+                Tiles::Direct => Tile::direct_for_row(cols.output, vectors, cols.kernel),
+                #[cfg(target_arch = "x86_64")]
+                Tiles::Wide => Tile::wide_for_row(cols.output, vectors),
                 _ => Tile::for_row(cols.output, vectors),
             };
             groups.push((first, tile));
             first += vectors * lanes;
         }
-        // Every tile reads whole: the last one of a row may run past the output's width.
+        // Every band tile reads whole: the last one of a row may run past the output's width
+        // (direct tiles read no band; the kernel gradient's reads end with the row).
         let widest = groups
             .iter()
-            .map(|(_, t)| cols.output.next_multiple_of(t.pixels))
+            .map(|(_, t)| match tiles {
+                Tiles::Direct => cols.output,
+                _ => cols.output.next_multiple_of(t.pixels),
+            })
             .max()?;
         Some(Implicit {
             g: *g,
@@ -221,6 +250,7 @@ impl Implicit {
             plane_rows: rows.output + rows.kernel - 1,
             plane_columns: widest + cols.kernel - 1,
             wide,
+            direct: tiles == Tiles::Direct,
         })
     }
 
@@ -388,6 +418,17 @@ impl Implicit {
         relu: bool,
         band: &mut [f32],
     ) {
+        if self.direct {
+            assert!(image.len() >= self.g.input_size() && packed.len() >= self.packed_kernel_len());
+            assert!(z.len() >= self.g.pixels() * self.filters);
+            // SAFETY: `new` chose direct tiles only with AVX-512F and whole vectors of filters;
+            // the asserts keep every read and write inside the slices.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                direct::forward_image(self, image, packed, z, relu)
+            };
+            return;
+        }
         if self.plane_is_image() {
             return self.forward(image, packed, z, relu);
         }
@@ -450,7 +491,8 @@ impl Implicit {
     /// One image's products `z` (`pixels x filters`, NHWC) from its padded plane and the
     /// packed kernel; with `relu`, relu of them (applied as they are stored: one pass over the
     /// output fewer).
-    pub fn forward(&self, plane: &[f32], packed: &[f32], z: &mut [f32], relu: bool) {
+    fn forward(&self, plane: &[f32], packed: &[f32], z: &mut [f32], relu: bool) {
+        debug_assert!(!self.direct, "direct tiles read the image, not a plane");
         self.forward_band(plane, 0..self.g.rows.output, packed, z, relu);
     }
 
@@ -517,6 +559,7 @@ mod avx2 {
         plane_row: usize,
         row_taps: usize,
         kernel_rows: usize,
+        kernel_columns: usize,
         /// Values per tap in the packed kernel, and per pixel in `z`.
         packed_filters: usize,
         filters: usize,
@@ -542,6 +585,7 @@ mod avx2 {
             plane_row: d.plane_columns * c,
             row_taps: g.cols.kernel * c,
             kernel_rows: g.rows.kernel,
+            kernel_columns: g.cols.kernel,
             packed_filters: d.padded_filters,
             filters: d.filters,
         };
@@ -748,15 +792,20 @@ mod avx2 {
         for ky in 0..s.kernel_rows {
             let x = at.x.add(ky * s.plane_row);
             let w = at.w.add(ky * s.row_taps * s.packed_filters);
-            for t in 0..s.row_taps {
-                let mut kernel = [_mm256_setzero_ps(); V];
-                for (v, lanes) in kernel.iter_mut().enumerate() {
-                    *lanes = _mm256_loadu_ps(w.add(t * s.packed_filters + v * LANES));
-                }
-                for (p, pixel) in acc.iter_mut().enumerate() {
-                    let input = _mm256_broadcast_ss(&*x.add(p * s.channels + t));
-                    for (lanes, &k) in pixel.iter_mut().zip(&kernel) {
-                        *lanes = _mm256_fmadd_ps(input, k, *lanes);
+            // Channel by channel, kernel columns within: the order every forward tile adds
+            // its taps in (the AVX-512 tiles that read each input once need it).
+            for ci in 0..s.channels {
+                for kx in 0..s.kernel_columns {
+                    let t = kx * s.channels + ci;
+                    let mut kernel = [_mm256_setzero_ps(); V];
+                    for (v, lanes) in kernel.iter_mut().enumerate() {
+                        *lanes = _mm256_loadu_ps(w.add(t * s.packed_filters + v * LANES));
+                    }
+                    for (p, pixel) in acc.iter_mut().enumerate() {
+                        let input = _mm256_broadcast_ss(&*x.add(p * s.channels + t));
+                        for (lanes, &k) in pixel.iter_mut().zip(&kernel) {
+                            *lanes = _mm256_fmadd_ps(input, k, *lanes);
+                        }
                     }
                 }
             }
@@ -843,12 +892,18 @@ mod tests {
             return;
         }
         // (h, w, kh, kw, channels, filters, padding): LeNet's conv2, W3's shape, a group of
-        // 32 and one of 16, a ragged width.
+        // 32 and one of 16, a ragged width, W4's shape, rows wider than a tile with a short
+        // last one (direct tiles of 16 and of 12 pixels), 5 wide with groups of 32 and 16.
         let cases = [
             (14, 14, 5, 5, 6, 16, Padding::Valid),
             (8, 8, 3, 3, 16, 32, Padding::Same),
             (7, 9, 3, 2, 3, 48, Padding::Same),
             (5, 13, 2, 3, 2, 16, Padding::Valid),
+            (32, 32, 3, 3, 16, 16, Padding::Same),
+            (3, 37, 3, 3, 5, 16, Padding::Same),
+            (4, 29, 3, 5, 3, 32, Padding::Same),
+            (6, 11, 5, 5, 2, 48, Padding::Same),
+            (1, 40, 1, 5, 4, 16, Padding::Valid),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
@@ -858,25 +913,30 @@ mod tests {
                 values(f, 0.5),
             );
             let len = g.pixels() * f;
-            let outputs = |wide: bool| {
-                let d = Implicit::with_tiles(&g, f, wide).expect("stride 1, no dilation");
-                assert_eq!(d.wide, wide);
+            let outputs = |tiles: Tiles| {
+                let d = Implicit::with_tiles(&g, f, tiles).expect("stride 1, no dilation");
+                assert_eq!(d.wide, tiles != Tiles::Narrow);
                 let mut packed = vec![0.0; d.packed_kernel_len()];
                 d.pack_kernel(&kernel, Some(&bias), &mut packed);
-                let mut plane = vec![0.0; d.plane_len()];
-                d.pad_image(&image, &mut plane);
+                let mut band = vec![f32::NAN; d.band_len()];
                 let (mut z, mut y) = (vec![7.0; len + 2 * LANES], vec![7.0; len + 2 * LANES]);
-                d.forward(&plane, &packed, &mut z[..len], false);
-                d.forward(&plane, &packed, &mut y[..len], true);
+                d.forward_image(&image, &packed, &mut z[..len], false, &mut band);
+                d.forward_image(&image, &packed, &mut y[..len], true, &mut band);
                 let mut partial = values(g.field() * f, 0.05);
-                d.kernel_gradient(&plane, &z[..len], &mut partial);
+                d.kernel_gradient_image(&image, &z[..len], &mut partial, &mut band);
                 // Values past the image's output must stay as they are: another image's.
                 let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
                 (bits(z), bits(y), bits(partial))
             };
             // The same sums in the same order: the same bits.
-            let (wide, narrow) = (outputs(true), outputs(false));
-            assert!(wide == narrow, "{f} filters");
+            let narrow = outputs(Tiles::Narrow);
+            assert!(outputs(Tiles::Wide) == narrow, "{f} filters, {kw} wide");
+            if direct::fits(kw) {
+                assert!(
+                    outputs(Tiles::Direct) == narrow,
+                    "{f} filters, {kw} wide, direct"
+                );
+            }
         }
     }
 
@@ -898,7 +958,12 @@ mod tests {
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
-            let d = Implicit::new(&g, f).expect("stride 1, no dilation");
+            // Direct tiles read no band: the bands' tiles.
+            let tiles = match wide_forward(f) {
+                true => Tiles::Wide,
+                false => Tiles::Narrow,
+            };
+            let d = Implicit::with_tiles(&g, f, tiles).expect("stride 1, no dilation");
             let (image, kernel) = (values(h * w * c, 0.37), values(g.field() * f, 0.11));
             let mut packed = vec![0.0; d.packed_kernel_len()];
             d.pack_kernel(&kernel, Some(&values(f, 0.5)), &mut packed);
@@ -936,6 +1001,8 @@ mod tests {
             (32, 32, 5, 5, 1, 6, Padding::Valid), // LeNet's conv1
             (3, 4, 2, 2, 1, 1, Padding::Same),    // one filter: whole vectors span 8 pixels
             (5, 5, 3, 3, 2, 3, Padding::Valid),
+            (32, 32, 3, 3, 16, 16, Padding::Same), // W4's
+            (6, 23, 5, 5, 3, 32, Padding::Same),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
@@ -947,19 +1014,18 @@ mod tests {
             );
             let mut packed = vec![0.0; d.packed_kernel_len()];
             d.pack_kernel(&kernel, Some(&bias), &mut packed);
-            let mut plane = vec![0.0; d.plane_len()];
-            d.pad_image(&image, &mut plane);
+            let mut band = vec![f32::NAN; d.band_len()];
             // Values past the image's output must stay as they are: another thread's image.
             let len = g.pixels() * f;
             let mut guarded = vec![f32::NAN; len + 2 * LANES];
             guarded[len..].fill(7.0);
-            d.forward(&plane, &packed, &mut guarded[..len], true);
+            d.forward_image(&image, &packed, &mut guarded[..len], true, &mut band);
             assert!(guarded[len..].iter().all(|&v| v == 7.0), "{f} filters");
             let mut z = vec![f32::NAN; len];
-            d.forward(&plane, &packed, &mut z, false);
+            d.forward_image(&image, &packed, &mut z, false, &mut band);
             // Relu as the products are stored.
             let mut y = vec![f32::NAN; z.len()];
-            d.forward(&plane, &packed, &mut y, true);
+            d.forward_image(&image, &packed, &mut y, true, &mut band);
             let relu: Vec<f32> = z.iter().map(|&v| v.max(0.0)).collect();
             assert_eq!(y, relu);
 
@@ -1037,6 +1103,9 @@ mod tests {
             (7, 9, 3, 2, 3, 13, Padding::Same),
             (6, 5, 4, 4, 2, 8, Padding::Same),
             (1, 11, 1, 3, 4, 5, Padding::Valid),
+            (32, 32, 3, 3, 16, 16, Padding::Same), // W4's
+            (9, 9, 5, 5, 16, 16, Padding::Valid),  // padded by 4 on each side
+            (7, 8, 3, 3, 32, 16, Padding::Valid),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
@@ -1048,10 +1117,9 @@ mod tests {
             let mut scratch = vec![0.0; kernel.len()];
             let mut packed = vec![0.0; d.packed_kernel_len()];
             d.pack_flipped_kernel(&kernel, &mut scratch, &mut packed);
-            let mut plane = vec![0.0; d.plane_len()];
-            d.pad_image(&dz, &mut plane);
+            let mut band = vec![f32::NAN; d.band_len()];
             let mut dx = vec![f32::NAN; h * w * c];
-            d.forward(&plane, &packed, &mut dx, false);
+            d.forward_image(&dz, &packed, &mut dx, false, &mut band);
 
             let expected = reference::input_gradient(&g, &kernel, &dz, f);
             for (a, b) in dx.iter().zip(&expected) {

@@ -84,6 +84,7 @@ struct At {
     plane_row: usize,
     row_taps: usize,
     kernel_rows: usize,
+    kernel_columns: usize,
     /// Values per tap in the packed kernel, and per pixel in `z`.
     packed_filters: usize,
     filters: usize,
@@ -123,6 +124,7 @@ pub(super) unsafe fn forward_rows(
                     plane_row: d.plane_columns * c,
                     row_taps: g.cols.kernel * c,
                     kernel_rows: g.rows.kernel,
+                    kernel_columns: g.cols.kernel,
                     packed_filters: d.padded_filters,
                     filters: d.filters,
                 };
@@ -143,23 +145,16 @@ unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
             *lanes = _mm512_loadu_ps(at.bias.add(v * WIDE_LANES));
         }
     }
+    let pixels: [*const f32; P] = std::array::from_fn(|p| at.x.add(p * at.channels));
     for ky in 0..at.kernel_rows {
-        let x = at.x.add(ky * at.plane_row);
-        let mut w = at.w.add(ky * at.row_taps * at.packed_filters);
-        // One pointer per pixel, stepped [`TAP_STEP`] taps at a time: within a step each
-        // broadcast reads at a constant offset, and the loop's bookkeeping is paid once per
-        // step instead of once per pixel and tap.
-        let mut pixels: [*const f32; P] = std::array::from_fn(|p| x.add(p * at.channels));
-        let whole = at.row_taps / TAP_STEP * TAP_STEP;
-        for _ in (0..whole).step_by(TAP_STEP) {
-            for k in 0..TAP_STEP {
-                fma_tap(&mut acc, &pixels, k, w.add(k * at.packed_filters));
+        let row = ky * at.plane_row;
+        let w = at.w.add(ky * at.row_taps * at.packed_filters);
+        // Channel by channel, kernel columns within: the order of every forward tile.
+        for ci in 0..at.channels {
+            for kx in 0..at.kernel_columns {
+                let t = kx * at.channels + ci;
+                fma_tap(&mut acc, &pixels, row + t, w.add(t * at.packed_filters));
             }
-            pixels.iter_mut().for_each(|p| *p = p.add(TAP_STEP));
-            w = w.add(TAP_STEP * at.packed_filters);
-        }
-        for k in 0..at.row_taps - whole {
-            fma_tap(&mut acc, &pixels, k, w.add(k * at.packed_filters));
         }
     }
     let zero = _mm512_setzero_ps();
@@ -175,10 +170,6 @@ unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
         }
     }
 }
-
-/// Taps per step of the forward tile's loop (W4's training, 8,192 images: 4.05 s with a step
-/// of 1, 3.92 with 4, 3.88 with 8).
-const TAP_STEP: usize = 8;
 
 /// Adds tap `k` past each pixel's pointer times its kernel vectors at `w` to the tile.
 #[inline(always)]
