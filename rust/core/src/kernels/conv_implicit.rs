@@ -15,7 +15,8 @@
 //! im2col + GEMM. A kernel with lanes along x for single-channel images (LeNet's first layer)
 //! preceded this one; this one trains that layer faster (forward 0.44-0.72 ms, kernel gradient
 //! 0.64-0.91 against 0.47-0.72 and 1.48-1.84 at batch 128: its gradient needed the output
-//! gradient transposed first), so it was removed.
+//! gradient transposed first), so it was removed. On AVX-512, kernels 3 or 5 wide run the
+//! direct tiles of `conv_implicit/direct.rs`, which read the image without padding it.
 
 // Off x86-64, `new` returns None: the plans and tiles below are never built.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
@@ -346,6 +347,9 @@ impl Implicit {
     /// Values in the largest band that [`Self::forward_image`] and
     /// [`Self::kernel_gradient_image`] pad: the scratch they take.
     pub fn band_len(&self) -> usize {
+        if self.direct {
+            return 0;
+        }
         let rows = self.forward_band_rows().max(self.gradient_band_rows());
         self.band_len_of(rows.min(self.g.rows.output))
     }
@@ -447,6 +451,18 @@ impl Implicit {
         partial: &mut [f32],
         band: &mut [f32],
     ) {
+        if self.direct {
+            assert!(
+                image.len() >= self.g.input_size() && dz.len() >= self.g.pixels() * self.filters
+            );
+            assert!(partial.len() >= self.taps() * self.filters);
+            // SAFETY: as in `forward_image`.
+            #[cfg(target_arch = "x86_64")]
+            unsafe {
+                direct::kernel_gradient(self, image, dz, partial)
+            };
+            return;
+        }
         if self.plane_is_image() {
             return self.kernel_gradient(image, dz, partial);
         }
@@ -893,7 +909,8 @@ mod tests {
         }
         // (h, w, kh, kw, channels, filters, padding): LeNet's conv2, W3's shape, a group of
         // 32 and one of 16, a ragged width, W4's shape, rows wider than a tile with a short
-        // last one (direct tiles of 16 and of 12 pixels), 5 wide with groups of 32 and 16.
+        // last one (direct tiles of 16 and of 12 pixels), 5 wide with groups of 32 and 16, images
+        // narrower than the kernel.
         let cases = [
             (14, 14, 5, 5, 6, 16, Padding::Valid),
             (8, 8, 3, 3, 16, 32, Padding::Same),
@@ -904,6 +921,8 @@ mod tests {
             (4, 29, 3, 5, 3, 32, Padding::Same),
             (6, 11, 5, 5, 2, 48, Padding::Same),
             (1, 40, 1, 5, 4, 16, Padding::Valid),
+            (2, 2, 3, 3, 4, 16, Padding::Same),
+            (3, 1, 5, 5, 2, 32, Padding::Same),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
@@ -1064,15 +1083,17 @@ mod tests {
             (1, 11, 1, 3, 4, 8, Padding::Same),
             (32, 32, 5, 5, 1, 6, Padding::Valid), // LeNet's conv1: ragged filters, one channel
             (6, 7, 3, 3, 2, 13, Padding::Same),
+            (32, 32, 3, 3, 16, 16, Padding::Same), // W4's
+            (5, 9, 3, 5, 11, 32, Padding::Same),
+            (3, 4, 3, 3, 3, 16, Padding::Valid), // narrower than the kernel is wide, nearly
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
             let d = Implicit::new(&g, f).unwrap();
             let (image, dz) = (values(h * w * c, 0.37), values(g.pixels() * f, 0.23));
-            let mut plane = vec![0.0; d.plane_len()];
-            d.pad_image(&image, &mut plane);
+            let mut band = vec![f32::NAN; d.band_len()];
             let mut partial = vec![1.0; g.field() * f];
-            d.kernel_gradient(&plane, &dz, &mut partial);
+            d.kernel_gradient_image(&image, &dz, &mut partial, &mut band);
 
             let mut cols = vec![0.0; g.pixels() * g.field()];
             im2col(&image, &g, &mut cols);
