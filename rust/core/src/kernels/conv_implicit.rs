@@ -159,6 +159,19 @@ pub struct Implicit {
     direct: bool,
 }
 
+/// Whether a convolution's forward tiles add each kernel row's taps channel by channel,
+/// kernel columns within, rather than in their order: the order of the AVX-512 direct tiles
+/// (`conv_implicit/direct.rs`), so that every tile of such a convolution gives the same bits.
+/// Those compute 3-wide kernels of 16 filters, where a band tile broadcasts one input per FMA
+/// and is bound by those loads (W4's layer, one image on one thread: forward 164-168 GFLOP/s
+/// against 185-186 direct, kernel gradient 152 against 187-189). With 32 filters a band tile
+/// broadcasts once per 2 FMAs and the direct tiles did not pay (16x16x32 → 32: forward 209-214
+/// against 207-208, kernel gradient 181-183 against 170); for kernels 5 wide neither (LeNet's
+/// second layer: kernel gradient 143-156 against 72-79).
+fn channel_major(kernel_columns: usize, filters: usize) -> bool {
+    kernel_columns == 3 && filters == 16
+}
+
 /// Which tiles a convolution's forward runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tiles {
@@ -189,7 +202,7 @@ impl Implicit {
     pub fn new(g: &Geometry, filters: usize) -> Option<Self> {
         let tiles = match wide_forward(filters) {
             #[cfg(target_arch = "x86_64")]
-            true if direct::fits(g.cols.kernel) => Tiles::Direct,
+            true if channel_major(g.cols.kernel, filters) => Tiles::Direct,
             true => Tiles::Wide,
             false => Tiles::Narrow,
         };
@@ -207,6 +220,11 @@ impl Implicit {
             return None;
         }
         let wide = tiles != Tiles::Narrow;
+        // The direct tiles compute 3-wide kernels of 16 filters only.
+        let tiles = match tiles {
+            Tiles::Direct if !channel_major(cols.kernel, filters) => Tiles::Wide,
+            tiles => tiles,
+        };
         let padded_filters = filters.next_multiple_of(LANES);
         #[cfg(target_arch = "x86_64")]
         let (lanes, max_vectors) = match wide {
@@ -221,7 +239,7 @@ impl Implicit {
             let vectors = ((padded_filters - first) / lanes).min(max_vectors);
             let tile = match tiles {
                 #[cfg(target_arch = "x86_64")]
-                Tiles::Direct => Tile::direct_for_row(cols.output, vectors, cols.kernel),
+                Tiles::Direct => Tile::direct_for_row(cols.output),
                 #[cfg(target_arch = "x86_64")]
                 Tiles::Wide => Tile::wide_for_row(cols.output, vectors),
                 _ => Tile::for_row(cols.output, vectors),
@@ -423,6 +441,7 @@ impl Implicit {
         band: &mut [f32],
     ) {
         if self.direct {
+            assert!(channel_major(self.g.cols.kernel, self.filters));
             assert!(image.len() >= self.g.input_size() && packed.len() >= self.packed_kernel_len());
             assert!(z.len() >= self.g.pixels() * self.filters);
             // SAFETY: `new` chose direct tiles only with AVX-512F and whole vectors of filters;
@@ -452,6 +471,7 @@ impl Implicit {
         band: &mut [f32],
     ) {
         if self.direct {
+            assert!(channel_major(self.g.cols.kernel, self.filters));
             assert!(
                 image.len() >= self.g.input_size() && dz.len() >= self.g.pixels() * self.filters
             );
@@ -545,7 +565,7 @@ mod avx2 {
     use std::arch::x86_64::*;
     use std::ops::Range;
 
-    use super::{prefetch_for_write, Implicit, Tile, LANES};
+    use super::{channel_major, prefetch_for_write, Implicit, Tile, LANES};
     use crate::kernels::for_shape;
 
     /// Where one tile reads and writes.
@@ -808,25 +828,44 @@ mod avx2 {
         for ky in 0..s.kernel_rows {
             let x = at.x.add(ky * s.plane_row);
             let w = at.w.add(ky * s.row_taps * s.packed_filters);
-            // Channel by channel, kernel columns within: the order every forward tile adds
-            // its taps in (the AVX-512 tiles that read each input once need it).
-            for ci in 0..s.channels {
-                for kx in 0..s.kernel_columns {
-                    let t = kx * s.channels + ci;
-                    let mut kernel = [_mm256_setzero_ps(); V];
-                    for (v, lanes) in kernel.iter_mut().enumerate() {
-                        *lanes = _mm256_loadu_ps(w.add(t * s.packed_filters + v * LANES));
-                    }
-                    for (p, pixel) in acc.iter_mut().enumerate() {
-                        let input = _mm256_broadcast_ss(&*x.add(p * s.channels + t));
-                        for (lanes, &k) in pixel.iter_mut().zip(&kernel) {
-                            *lanes = _mm256_fmadd_ps(input, k, *lanes);
+            match channel_major(s.kernel_columns, s.filters) {
+                true => {
+                    for ci in 0..s.channels {
+                        for kx in 0..s.kernel_columns {
+                            add_tap(&mut acc, s, x, w, kx * s.channels + ci);
                         }
+                    }
+                }
+                false => {
+                    for t in 0..s.row_taps {
+                        add_tap(&mut acc, s, x, w, t);
                     }
                 }
             }
         }
         store(&acc, s, at);
+    }
+
+    /// Adds tap `t` of the kernel row whose first input is `x` and first tap's kernel vectors
+    /// `w` to the tile.
+    #[inline(always)]
+    unsafe fn add_tap<const P: usize, const V: usize>(
+        acc: &mut [[__m256; V]; P],
+        s: &Strides,
+        x: *const f32,
+        w: *const f32,
+        t: usize,
+    ) {
+        let mut kernel = [_mm256_setzero_ps(); V];
+        for (v, lanes) in kernel.iter_mut().enumerate() {
+            *lanes = _mm256_loadu_ps(w.add(t * s.packed_filters + v * LANES));
+        }
+        for (p, pixel) in acc.iter_mut().enumerate() {
+            let input = _mm256_broadcast_ss(&*x.add(p * s.channels + t));
+            for (lanes, &k) in pixel.iter_mut().zip(&kernel) {
+                *lanes = _mm256_fmadd_ps(input, k, *lanes);
+            }
+        }
     }
 
     #[inline(always)]
@@ -908,9 +947,10 @@ mod tests {
             return;
         }
         // (h, w, kh, kw, channels, filters, padding): LeNet's conv2, W3's shape, a group of
-        // 32 and one of 16, a ragged width, W4's shape, rows wider than a tile with a short
-        // last one (direct tiles of 16 and of 12 pixels), 5 wide with groups of 32 and 16, images
-        // narrower than the kernel.
+        // 32 and one of 16, a ragged width; 3-wide kernels of 16 filters, which run direct
+        // tiles: W4's shape, rows of three tiles (13, 13 and 11 pixels), images narrower than
+        // the kernel, 1D, "valid"; 3-wide kernels of other filters, which add their taps as the
+        // direct tiles do.
         let cases = [
             (14, 14, 5, 5, 6, 16, Padding::Valid),
             (8, 8, 3, 3, 16, 32, Padding::Same),
@@ -918,11 +958,10 @@ mod tests {
             (5, 13, 2, 3, 2, 16, Padding::Valid),
             (32, 32, 3, 3, 16, 16, Padding::Same),
             (3, 37, 3, 3, 5, 16, Padding::Same),
-            (4, 29, 3, 5, 3, 32, Padding::Same),
-            (6, 11, 5, 5, 2, 48, Padding::Same),
-            (1, 40, 1, 5, 4, 16, Padding::Valid),
             (2, 2, 3, 3, 4, 16, Padding::Same),
-            (3, 1, 5, 5, 2, 32, Padding::Same),
+            (1, 40, 1, 3, 4, 16, Padding::Same),
+            (6, 9, 3, 3, 7, 16, Padding::Valid),
+            (4, 29, 3, 3, 3, 48, Padding::Same),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
@@ -950,7 +989,7 @@ mod tests {
             // The same sums in the same order: the same bits.
             let narrow = outputs(Tiles::Narrow);
             assert!(outputs(Tiles::Wide) == narrow, "{f} filters, {kw} wide");
-            if direct::fits(kw) {
+            if channel_major(kw, f) {
                 assert!(
                     outputs(Tiles::Direct) == narrow,
                     "{f} filters, {kw} wide, direct"
@@ -1021,7 +1060,7 @@ mod tests {
             (3, 4, 2, 2, 1, 1, Padding::Same),    // one filter: whole vectors span 8 pixels
             (5, 5, 3, 3, 2, 3, Padding::Valid),
             (32, 32, 3, 3, 16, 16, Padding::Same), // W4's
-            (6, 23, 5, 5, 3, 32, Padding::Same),
+            (6, 23, 3, 3, 3, 16, Padding::Same),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
@@ -1084,8 +1123,8 @@ mod tests {
             (32, 32, 5, 5, 1, 6, Padding::Valid), // LeNet's conv1: ragged filters, one channel
             (6, 7, 3, 3, 2, 13, Padding::Same),
             (32, 32, 3, 3, 16, 16, Padding::Same), // W4's
-            (5, 9, 3, 5, 11, 32, Padding::Same),
-            (3, 4, 3, 3, 3, 16, Padding::Valid), // narrower than the kernel is wide, nearly
+            (5, 9, 3, 3, 11, 16, Padding::Same),   // channels in tiles of 6 and 5
+            (3, 4, 3, 3, 3, 16, Padding::Valid),   // narrower than the kernel is wide, nearly
         ];
         for (h, w, kh, kw, c, f, padding) in cases {
             let g = stride_one(h, w, kh, kw, c, padding);
@@ -1125,7 +1164,7 @@ mod tests {
             (6, 5, 4, 4, 2, 8, Padding::Same),
             (1, 11, 1, 3, 4, 5, Padding::Valid),
             (32, 32, 3, 3, 16, 16, Padding::Same), // W4's
-            (9, 9, 5, 5, 16, 16, Padding::Valid),  // padded by 4 on each side
+            (9, 9, 3, 3, 16, 16, Padding::Valid),  // padded by 2 on each side: direct
             (7, 8, 3, 3, 32, 16, Padding::Valid),
         ];
         for (h, w, kh, kw, c, f, padding) in cases {

@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::{prefetch_for_write, Implicit, Tile};
+use super::{channel_major, prefetch_for_write, Implicit, Tile};
 
 /// f32 values per AVX-512 vector.
 pub(super) const WIDE_LANES: usize = 16;
@@ -145,16 +145,12 @@ unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
             *lanes = _mm512_loadu_ps(at.bias.add(v * WIDE_LANES));
         }
     }
-    let pixels: [*const f32; P] = std::array::from_fn(|p| at.x.add(p * at.channels));
     for ky in 0..at.kernel_rows {
-        let row = ky * at.plane_row;
+        let x = at.x.add(ky * at.plane_row);
         let w = at.w.add(ky * at.row_taps * at.packed_filters);
-        // Channel by channel, kernel columns within: the order of every forward tile.
-        for ci in 0..at.channels {
-            for kx in 0..at.kernel_columns {
-                let t = kx * at.channels + ci;
-                fma_tap(&mut acc, &pixels, row + t, w.add(t * at.packed_filters));
-            }
+        match channel_major(at.kernel_columns, at.filters) {
+            true => add_row_channel_major(&mut acc, at, x, w),
+            false => add_row_in_tap_order(&mut acc, at, x, w),
         }
     }
     let zero = _mm512_setzero_ps();
@@ -170,6 +166,52 @@ unsafe fn tile_fma<const P: usize, const V: usize>(at: &At) {
         }
     }
 }
+
+/// Adds one kernel row's taps to the tile, channel by channel with kernel columns within (as
+/// the direct tiles do): `x` is the row's first input, `w` its first tap's kernel vectors.
+#[inline(always)]
+unsafe fn add_row_channel_major<const P: usize, const V: usize>(
+    acc: &mut [[__m512; V]; P],
+    at: &At,
+    x: *const f32,
+    w: *const f32,
+) {
+    let pixels: [*const f32; P] = std::array::from_fn(|p| x.add(p * at.channels));
+    for ci in 0..at.channels {
+        for kx in 0..at.kernel_columns {
+            let t = kx * at.channels + ci;
+            fma_tap(acc, &pixels, t, w.add(t * at.packed_filters));
+        }
+    }
+}
+
+/// Adds one kernel row's taps to the tile in their order, each pixel's pointer stepped
+/// [`TAP_STEP`] taps at a time: within a step each broadcast reads at a constant offset, and
+/// the loop's bookkeeping is paid once per step instead of once per pixel and tap.
+#[inline(always)]
+unsafe fn add_row_in_tap_order<const P: usize, const V: usize>(
+    acc: &mut [[__m512; V]; P],
+    at: &At,
+    x: *const f32,
+    mut w: *const f32,
+) {
+    let mut pixels: [*const f32; P] = std::array::from_fn(|p| x.add(p * at.channels));
+    let whole = at.row_taps / TAP_STEP * TAP_STEP;
+    for _ in (0..whole).step_by(TAP_STEP) {
+        for k in 0..TAP_STEP {
+            fma_tap(acc, &pixels, k, w.add(k * at.packed_filters));
+        }
+        pixels.iter_mut().for_each(|p| *p = p.add(TAP_STEP));
+        w = w.add(TAP_STEP * at.packed_filters);
+    }
+    for k in 0..at.row_taps - whole {
+        fma_tap(acc, &pixels, k, w.add(k * at.packed_filters));
+    }
+}
+
+/// Taps per step of the forward tile's loop in tap order (W4's training, 8,192 images: 4.05 s
+/// with a step of 1, 3.92 with 4, 3.88 with 8).
+const TAP_STEP: usize = 8;
 
 /// Adds tap `k` past each pixel's pointer times its kernel vectors at `w` to the tile.
 #[inline(always)]
