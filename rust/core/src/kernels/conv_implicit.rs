@@ -15,8 +15,8 @@
 //! im2col + GEMM. A kernel with lanes along x for single-channel images (LeNet's first layer)
 //! preceded this one; this one trains that layer faster (forward 0.44-0.72 ms, kernel gradient
 //! 0.64-0.91 against 0.47-0.72 and 1.48-1.84 at batch 128: its gradient needed the output
-//! gradient transposed first), so it was removed. On AVX-512, kernels 3 or 5 wide run the
-//! direct tiles of `conv_implicit/direct.rs`, which read the image without padding it.
+//! gradient transposed first), so it was removed. On AVX-512, 3-wide kernels of 16 filters run
+//! the direct tiles of `conv_implicit/direct.rs`, which read the image without padding it.
 
 // Off x86-64, `new` returns None: the plans and tiles below are never built.
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code, unused_variables))]
@@ -154,8 +154,8 @@ pub struct Implicit {
     /// Whether the forward and the kernel gradient run AVX-512 tiles (vectors of 16 filters)
     /// rather than AVX2's.
     wide: bool,
-    /// Whether the forward runs the AVX-512 tiles that read the image itself
-    /// (`conv_implicit/direct.rs`) rather than a padded band of it.
+    /// Whether the forward and the kernel gradient run the AVX-512 tiles that read the image
+    /// itself (`conv_implicit/direct.rs`) rather than a padded band of it.
     direct: bool,
 }
 
@@ -210,7 +210,7 @@ impl Implicit {
     }
 
     /// [`Implicit::new`] with the forward's tiles chosen: AVX-512's only where
-    /// [`wide_forward`] holds, the direct ones only where they fit the kernel.
+    /// [`wide_forward`] holds, the direct ones only where [`channel_major`] does too.
     fn with_tiles(g: &Geometry, filters: usize, tiles: Tiles) -> Option<Self> {
         let (rows, cols) = (&g.rows, &g.cols);
         let plain = [rows, cols]
@@ -220,11 +220,6 @@ impl Implicit {
             return None;
         }
         let wide = tiles != Tiles::Narrow;
-        // The direct tiles compute 3-wide kernels of 16 filters only.
-        let tiles = match tiles {
-            Tiles::Direct if !channel_major(cols.kernel, filters) => Tiles::Wide,
-            tiles => tiles,
-        };
         let padded_filters = filters.next_multiple_of(LANES);
         #[cfg(target_arch = "x86_64")]
         let (lanes, max_vectors) = match wide {

@@ -213,16 +213,14 @@ pub(super) unsafe fn kernel_gradient(d: &Implicit, image: &[f32], dz: &[f32], pa
     for block_start in (0..rows.output).step_by(block) {
         let block_rows = block_start..(block_start + block).min(rows.output);
         for ky in 0..rows.kernel {
-            // Output row `oy` reads image row `oy + ky − pad` here.
+            // Output row `oy` reads image row `oy + ky − pad` here: the block's rows whose
+            // image row exists.
             let row_offset = ky as isize - rows.pad_before as isize;
-            let valid =
-                |oy: &usize| (0..rows.input as isize).contains(&(*oy as isize + row_offset));
-            let first_row = block_rows.clone().find(valid).unwrap_or(block_rows.end);
-            let end_row = block_rows
-                .clone()
-                .rev()
-                .find(valid)
-                .map_or(first_row, |oy| oy + 1);
+            let first_row = rows.pad_before.saturating_sub(ky).max(block_rows.start);
+            let end_row = (rows.input + rows.pad_before)
+                .saturating_sub(ky)
+                .min(block_rows.end)
+                .max(first_row);
             for c0 in (0..c).step_by(channel_tile) {
                 let at = GradientAt {
                     x: image.as_ptr().add(c0),
