@@ -74,7 +74,8 @@ def test_conv_training_is_bit_identical_for_one_and_two_threads():
         model.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
         return model
 
-    # Batches of 150 run in parts of 64, 64 and 22 samples side by side; the last, of 50, whole.
+    # Batches of 150 run in LeNet's parts of 32 samples (the last of 22) side by side; the last
+    # batch, of 50, in parts of 32 and 18.
     one = weights_after_fit(make_model, x, y, threads=1, epochs=2, batch_size=150)
     two = weights_after_fit(make_model, x, y, threads=2, epochs=2, batch_size=150)
     for a, b in zip(one, two):

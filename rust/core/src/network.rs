@@ -5,7 +5,8 @@
 //! buffer is sized for the largest batch seen and reused, so steady-state batches allocate
 //! nothing.
 //!
-//! A training batch can also be split into parts of [`PART_SAMPLES`] samples, each run in a lane
+//! A training batch can also be split into parts of up to [`MAX_PART_SAMPLES`] samples (fewer where
+//! a part's tensors would outgrow a core's cache: [`crate::graph::Plan`]), each run in a lane
 //! of its own, side by side, their gradients added in part order: one hand-off between threads
 //! per step instead of several per layer (LeNet's step at batch 128 on 2 threads: 8 % faster).
 //! Inference splits large batches the same way, one lane per thread taking its parts in turn,
@@ -55,8 +56,7 @@ pub(crate) fn sample_rows_mut<'b>(
         .collect()
 }
 
-/// Samples per part of a split batch.
-pub const PART_SAMPLES: usize = 64;
+pub use crate::graph::MAX_PART_SAMPLES;
 
 pub struct Network {
     plan: Plan,
@@ -400,7 +400,8 @@ impl Network {
         heads: bool,
         cancel: &Cancel,
     ) -> Result<()> {
-        let parts = batch.div_ceil(PART_SAMPLES);
+        let part_samples = self.plan.part_samples;
+        let parts = batch.div_ceil(part_samples);
         let lanes = rayon::current_num_threads().min(parts);
         if parts > 1 {
             self.ensure_part_lanes(lanes)?;
@@ -429,7 +430,7 @@ impl Network {
             apply_heads(&mut outputs);
             return Ok(());
         }
-        let lane_samples = parts.div_ceil(lanes) * PART_SAMPLES;
+        let lane_samples = parts.div_ceil(lanes) * part_samples;
         // Each lane's run of samples, as slices of every input and output.
         let mut runs: Vec<LaneRun> = (0..lanes).map(|_| (Few::new(), Few::new())).collect();
         for (x, &size) in inputs.iter().zip(&in_sizes) {
@@ -451,8 +452,8 @@ impl Network {
             .zip(runs.par_iter_mut())
             .try_for_each(|(lane, (xs, ys))| {
                 let samples = xs.first().map_or(0, |x| x.len() / in_sizes[0].max(1));
-                for start in (0..samples).step_by(PART_SAMPLES) {
-                    let n = PART_SAMPLES.min(samples - start);
+                for start in (0..samples).step_by(part_samples) {
+                    let n = part_samples.min(samples - start);
                     let part_x = sample_rows(xs, &in_sizes, start..start + n);
                     let mut part_y = sample_rows_mut(ys, &out_sizes, start..start + n);
                     lane.infer(plan, weights, (&part_x, &mut part_y), n, cancel)?;
@@ -574,7 +575,7 @@ impl Network {
         let whole = self.lane.ops.iter().any(|op| op.needs_whole_batch());
         match whole || self.penalizes_activity() {
             true => 1,
-            false => batch.div_ceil(PART_SAMPLES).max(1),
+            false => batch.div_ceil(self.plan.part_samples).max(1),
         }
     }
 
@@ -614,7 +615,8 @@ impl Network {
             .zip(sums.par_iter_mut())
             .enumerate()
             .try_for_each(|(i, ((lane, grads), sums))| {
-                let samples = i * PART_SAMPLES..((i + 1) * PART_SAMPLES).min(batch);
+                let part = plan.part_samples;
+                let samples = i * part..((i + 1) * part).min(batch);
                 let n = samples.len();
                 for input in 0..plan.n_inputs {
                     fill_input(

@@ -1507,5 +1507,8 @@ mod tests {
         assert_eq!(with_penalty.training_parts(300), 1);
         assert_eq!(network().training_parts(300), 5);
         assert_eq!(network().training_parts(64), 1);
+        // Samples of 64 KB: parts of 16, whose tensors stay in a core's cache.
+        let wide = Network::new(&[16384], &[dense(2, Activation::Softmax, 1)]).unwrap();
+        assert_eq!(wide.training_parts(128), 8);
     }
 }

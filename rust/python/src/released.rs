@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pynn_core::cancel::Cancel;
-use pynn_core::network::PART_SAMPLES;
+use pynn_core::network::MAX_PART_SAMPLES;
 use pynn_core::parallel;
 use pynn_core::train::{Next, Progress};
 use pyo3::prelude::*;
@@ -89,7 +89,7 @@ pub fn run_released<T: Send>(
     progress: ProgressReport<'_>,
     work: impl FnOnce(&mut dyn FnMut(&Progress) -> Next, &Cancel) -> pynn_core::Result<T> + Send,
 ) -> PyResult<T> {
-    if batches <= 1 && samples <= PART_SAMPLES {
+    if batches <= 1 && samples <= MAX_PART_SAMPLES {
         return py.detach(|| {
             errors::catch_panic(|| {
                 parallel::install(|| work(&mut |_| Next::Continue, Cancel::never()))

@@ -17,6 +17,7 @@ mod spec;
 
 pub use fuse::fuse;
 pub(crate) use lane::Lane;
+pub use plan::MAX_PART_SAMPLES;
 pub(crate) use plan::{Flow, Plan};
 pub use spec::{ConstantSpec, GraphSpec, Mode, NodeSpec, TensorRef};
 

@@ -50,6 +50,36 @@ pub(crate) struct Plan {
     /// Per output: the sigmoid or softmax its head applies after the output layer (see
     /// [`crate::head`]).
     pub heads: Vec<Option<Activation>>,
+    /// Samples per part of a split batch (see [`part_samples`]).
+    pub part_samples: usize,
+}
+
+/// The most samples per part of a split batch.
+pub const MAX_PART_SAMPLES: usize = 64;
+
+/// A part's largest tensor is kept within this many bytes where parts of fewer samples allow,
+/// so that each node reads its input from the core's own cache: W4 (64 KB per sample per
+/// tensor) trained 3-4 % faster in parts of 16 than of 64.
+const PART_TENSOR_BYTES: usize = 1 << 20;
+
+/// The fewest samples per part: smaller parts would add more gradient buffers than they save.
+const MIN_PART_SAMPLES: usize = 8;
+
+/// Samples per part for samples of `values` values in all, `largest` in the largest tensor,
+/// and `weights` weights: [`MAX_PART_SAMPLES`], halved while a part's largest tensor exceeds
+/// [`PART_TENSOR_BYTES`], as long as a part's values outnumber its gradient buffer's (each part
+/// has one; so the parts' buffers never outgrow the batch's tensors). It depends on the shapes
+/// alone, never on the threads, so neither do the results.
+fn part_samples(largest: usize, values: usize, weights: usize) -> usize {
+    let bytes = largest.saturating_mul(std::mem::size_of::<f32>());
+    let mut samples = MAX_PART_SAMPLES;
+    while samples > MIN_PART_SAMPLES
+        && samples.saturating_mul(bytes) > PART_TENSOR_BYTES
+        && (samples / 2).saturating_mul(values) >= weights
+    {
+        samples /= 2;
+    }
+    samples
 }
 
 /// Which tensors carry a gradient and which nodes run backward, for one set of trainable
@@ -129,6 +159,7 @@ impl Plan {
             outputs,
             heads,
             nodes,
+            part_samples: MAX_PART_SAMPLES,
         };
         let ops = plan.build_first_ops()?;
         plan.sizes = plan
@@ -136,6 +167,13 @@ impl Plan {
             .iter()
             .map(|s| checked_volume(s))
             .collect::<Result<_>>()?;
+        plan.part_samples = part_samples(
+            plan.sizes.iter().copied().max().unwrap_or(0),
+            plan.sizes
+                .iter()
+                .fold(0, |sum: usize, &s| sum.saturating_add(s)),
+            plan.n_weights,
+        );
         plan.assign_slots();
         Ok((plan, ops))
     }
@@ -366,4 +404,30 @@ fn head(
         return None;
     }
     crate::head::head_of(std::slice::from_ref(&spec.layers[node.layer]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_shrink_until_their_largest_tensor_fits_the_cache_share() {
+        let w4 = 32 * 32 * 16;
+        // Dense layers' tensors: whole parts of 64.
+        assert_eq!(part_samples(0, 0, 0), MAX_PART_SAMPLES);
+        assert_eq!(part_samples(4096, 8192, 10_000), MAX_PART_SAMPLES);
+        // LeNet's first convolution, 28x28x6: 64 samples would be 1.2 MB.
+        assert_eq!(part_samples(28 * 28 * 6, 12_000, 61_706), 32);
+        // W4's 32x32x16 tensors, 64 KB a sample.
+        assert_eq!(part_samples(w4, 11 * w4, 14_000), 16);
+        // Never fewer than 8, however large a sample.
+        assert_eq!(
+            part_samples(32 * 32 * 64, 32 * 32 * 64, 0),
+            MIN_PART_SAMPLES
+        );
+        assert_eq!(part_samples(usize::MAX, usize::MAX, 0), MIN_PART_SAMPLES);
+        // Nor so few that the parts' gradient buffers would outweigh their tensors.
+        assert_eq!(part_samples(w4, 2 * w4, 40 * w4), 32);
+        assert_eq!(part_samples(w4, 2 * w4, 1 << 40), MAX_PART_SAMPLES);
+    }
 }

@@ -195,9 +195,15 @@ impl Combine for Merge {
             // Inputs of the output's shape: one pass, chunk by chunk while it is in cache.
             for (c, out) in y.chunks_mut(CHUNK).enumerate() {
                 let range = c * CHUNK..c * CHUNK + out.len();
-                out.copy_from_slice(&inputs[0][range.clone()]);
-                for input in &inputs[1..] {
-                    fold(self.op, out, input[range.clone()].iter().copied());
+                let first = &inputs[0][range.clone()];
+                match &inputs[1..] {
+                    [] => out.copy_from_slice(first),
+                    [second, rest @ ..] => {
+                        fold_pair(self.op, out, first, &second[range.clone()]);
+                        for input in rest {
+                            fold(self.op, out, input[range.clone()].iter().copied());
+                        }
+                    }
                 }
                 self.finish(out, inputs.len());
             }
@@ -285,16 +291,44 @@ impl Combine for Merge {
     }
 }
 
+/// Runs `$body` with `$f` bound to `op` as a function of two values: one loop per op, each
+/// compiled with its operation inlined.
+macro_rules! with_op {
+    ($op:expr, $f:ident => $body:expr) => {
+        match $op {
+            MergeOp::Add | MergeOp::Average => {
+                let $f = |a: f32, b: f32| a + b;
+                $body
+            }
+            MergeOp::Subtract => {
+                let $f = |a: f32, b: f32| a - b;
+                $body
+            }
+            MergeOp::Multiply => {
+                let $f = |a: f32, b: f32| a * b;
+                $body
+            }
+            MergeOp::Maximum => {
+                let $f = |a: f32, b: f32| a.max(b);
+                $body
+            }
+            MergeOp::Minimum => {
+                let $f = |a: f32, b: f32| a.min(b);
+                $body
+            }
+        }
+    };
+}
+
 /// `out = out ∘ values`, element by element: one step of the left-to-right fold.
 fn fold(op: MergeOp, out: &mut [f32], values: impl Iterator<Item = f32>) {
-    let pairs = out.iter_mut().zip(values);
-    match op {
-        MergeOp::Add | MergeOp::Average => pairs.for_each(|(o, v)| *o += v),
-        MergeOp::Subtract => pairs.for_each(|(o, v)| *o -= v),
-        MergeOp::Multiply => pairs.for_each(|(o, v)| *o *= v),
-        MergeOp::Maximum => pairs.for_each(|(o, v)| *o = o.max(v)),
-        MergeOp::Minimum => pairs.for_each(|(o, v)| *o = o.min(v)),
-    }
+    with_op!(op, f => out.iter_mut().zip(values).for_each(|(o, v)| *o = f(*o, v)))
+}
+
+/// `out = first ∘ second`: the fold's first step, without copying `first` into `out`.
+fn fold_pair(op: MergeOp, out: &mut [f32], first: &[f32], second: &[f32]) {
+    let pairs = out.iter_mut().zip(first.iter().zip(second));
+    with_op!(op, f => pairs.for_each(|(o, (&a, &b))| *o = f(a, b)))
 }
 
 /// The shape the inputs broadcast to: aligned at their last axes, each axis the inputs' common
@@ -410,6 +444,17 @@ mod tests {
             merge(op, &[&[2], &[2]]).forward(&refs, &mut y, 2).unwrap();
             assert_eq!(y, expected, "{op:?}");
         }
+        // Three inputs fold left to right; one input passes through.
+        let third = [0.5, 1.0, 2.0, -4.0];
+        let mut y = [0.0; 4];
+        let three = [refs[0], refs[1], &third[..]];
+        let mut m = merge(MergeOp::Add, &[&[2], &[2], &[2]]);
+        m.forward(&three, &mut y, 2).unwrap();
+        assert_eq!(y, [4.5, 11.0, -1.0, 0.5]);
+        merge(MergeOp::Maximum, &[&[2]])
+            .forward(&refs[..1], &mut y, 2)
+            .unwrap();
+        assert_eq!(y, [1.0, 5.0, -2.0, 4.0]);
         // (2, 3) + (3,): the row repeats down each sample.
         let mut m = merge(MergeOp::Add, &[&[2, 3], &[3]]);
         let (a, b) = (
