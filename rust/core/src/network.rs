@@ -6,7 +6,7 @@
 //! nothing.
 //!
 //! A training batch can also be split into parts of up to [`MAX_PART_SAMPLES`] samples (fewer where
-//! a part's tensors would outgrow a core's cache: [`crate::graph::Plan`]), each run in a lane
+//! a part's tensors would outgrow a core's cache: the plan's `part_samples`), each run in a lane
 //! of its own, side by side, their gradients added in part order: one hand-off between threads
 //! per step instead of several per layer (LeNet's step at batch 128 on 2 threads: 8 % faster).
 //! Inference splits large batches the same way, one lane per thread taking its parts in turn,
