@@ -3,6 +3,7 @@
 
 use std::sync::OnceLock;
 
+use crate::codes;
 use crate::context::Gpu;
 use crate::GpuError;
 
@@ -26,7 +27,12 @@ pub struct Kernel {
 
 impl Kernel {
     fn new(gpu: &Gpu, name: &str, sources: &[&str], entry: &str, bindings: &[Access]) -> Self {
-        let source = sources.join("\n");
+        let source = [codes::WGSL]
+            .iter()
+            .chain(sources)
+            .copied()
+            .collect::<Vec<_>>();
+        let source = source.join("\n");
         let module = gpu
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {

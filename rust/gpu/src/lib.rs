@@ -6,6 +6,7 @@
 //! metric (up to four), SGD, Adam (amsgrad too), RMSprop and Adagrad. More metrics report
 //! [`GpuError::Unsupported`], and the caller trains on the CPU engine.
 
+mod codes;
 mod context;
 mod kernels;
 mod params;

@@ -6,6 +6,7 @@ use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
 
+use crate::codes::{self, activation_code};
 use crate::context::Gpu;
 use crate::kernels::{groups_for, Kernel, Kernels};
 use crate::params::{
@@ -57,22 +58,6 @@ pub fn uniform<T: bytemuck::Pod>(gpu: &Gpu, value: &T) -> wgpu::Buffer {
     gpu.queue
         .write_buffer(&buffer, 0, bytemuck::bytes_of(value));
     buffer
-}
-
-pub fn activation_code(activation: Activation) -> u32 {
-    match activation {
-        Activation::Linear => 0,
-        Activation::Relu => 1,
-        Activation::Sigmoid => 2,
-        Activation::Tanh => 3,
-        Activation::Softmax => 4,
-        Activation::Elu => 5,
-        Activation::Selu => 6,
-        Activation::Gelu => 7,
-        Activation::Softplus => 8,
-        Activation::LeakyRelu => 9,
-        Activation::Silu => 10,
-    }
 }
 
 fn epilogue_params(e: &Epilogue, per_sample: usize) -> EpilogueParams {
@@ -195,7 +180,10 @@ impl Recorder<'_> {
         buffers: [&wgpu::Buffer; 3],
         per_sample: usize,
     ) {
-        let kind = (kind == PoolKind::Average) as u32;
+        let kind = match kind {
+            PoolKind::Max => codes::pool::MAX_POOL,
+            PoolKind::Average => codes::pool::AVERAGE_POOL,
+        };
         let params = WindowParams::new(geometry, 0, 0, kind);
         self.three(kernel, buffers, &params, self.capacity * per_sample);
     }

@@ -12,6 +12,7 @@ use pynn_core::metrics::Metric;
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::train::{gather, visiting_order, Dataset, Logs, Next, Progress, Totals};
 
+use crate::codes::{loss, metric, optimizer};
 use crate::context::{gpu, Gpu};
 use crate::kernels::{kernels, Kernels};
 use crate::params::{OptimizerParams, Spec, StepParams, MAX_METRICS};
@@ -179,17 +180,19 @@ fn read_into(gpu: &Gpu, buffer: &wgpu::Buffer, out: &mut [f32]) -> Result<(), Gp
 
 fn loss_spec(loss: Loss) -> Spec {
     let (kind, from_logits, value) = match loss {
-        Loss::MeanSquaredError => (0, false, 0.0),
-        Loss::MeanAbsoluteError => (1, false, 0.0),
+        Loss::MeanSquaredError => (loss::MSE, false, 0.0),
+        Loss::MeanAbsoluteError => (loss::MAE, false, 0.0),
         Loss::BinaryCrossentropy {
             from_logits,
             label_smoothing,
-        } => (2, from_logits, label_smoothing),
+        } => (loss::BINARY_CROSSENTROPY, from_logits, label_smoothing),
         Loss::CategoricalCrossentropy {
             from_logits,
             label_smoothing,
-        } => (3, from_logits, label_smoothing),
-        Loss::SparseCategoricalCrossentropy { from_logits } => (4, from_logits, 0.0),
+        } => (loss::CATEGORICAL_CROSSENTROPY, from_logits, label_smoothing),
+        Loss::SparseCategoricalCrossentropy { from_logits } => {
+            (loss::SPARSE_CATEGORICAL_CROSSENTROPY, from_logits, 0.0)
+        }
     };
     Spec {
         kind,
@@ -202,20 +205,20 @@ fn loss_spec(loss: Loss) -> Spec {
 fn metric_spec(metric: Metric) -> Spec {
     match metric {
         Metric::Accuracy => Spec {
-            kind: 13,
+            kind: metric::ACCURACY,
             ..Spec::default()
         },
         Metric::BinaryAccuracy { threshold } => Spec {
-            kind: 10,
+            kind: metric::BINARY_ACCURACY,
             value: threshold,
             ..Spec::default()
         },
         Metric::CategoricalAccuracy => Spec {
-            kind: 11,
+            kind: metric::CATEGORICAL_ACCURACY,
             ..Spec::default()
         },
         Metric::SparseCategoricalAccuracy => Spec {
-            kind: 12,
+            kind: metric::SPARSE_CATEGORICAL_ACCURACY,
             ..Spec::default()
         },
         Metric::Loss { loss } => loss_spec(loss),
@@ -730,10 +733,10 @@ impl GpuTrainer {
         training.backward(&self.stages, &self.sizes, n_metrics);
         training.penalties(&self.penalties, &self.stages, &self.sizes, n_metrics, true);
         let (kind, nesterov, centered) = match self.optimizer {
-            Optimizer::Sgd { nesterov, .. } => (0, nesterov, false),
-            Optimizer::Adam { amsgrad, .. } => (1, false, amsgrad),
-            Optimizer::Rmsprop { centered, .. } => (2, false, centered),
-            Optimizer::Adagrad { .. } => (3, false, false),
+            Optimizer::Sgd { nesterov, .. } => (optimizer::SGD, nesterov, false),
+            Optimizer::Adam { amsgrad, .. } => (optimizer::ADAM, false, amsgrad),
+            Optimizer::Rmsprop { centered, .. } => (optimizer::RMSPROP, false, centered),
+            Optimizer::Adagrad { .. } => (optimizer::ADAGRAD, false, false),
         };
         let params = OptimizerParams {
             n: self.n_weights as u32,

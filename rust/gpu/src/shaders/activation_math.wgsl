@@ -1,17 +1,5 @@
-// The activations of pynn-core's `kernels::activation`, with the same formulas. Codes follow
-// `Activation` in `kernels.rs`.
-
-const LINEAR: u32 = 0u;
-const RELU: u32 = 1u;
-const SIGMOID: u32 = 2u;
-const TANH: u32 = 3u;
-const SOFTMAX: u32 = 4u;
-const ELU: u32 = 5u;
-const SELU: u32 = 6u;
-const GELU: u32 = 7u;
-const SOFTPLUS: u32 = 8u;
-const LEAKY_RELU: u32 = 9u;
-const SILU: u32 = 10u;
+// The activations of pynn-core's `kernels::activation`, with the same formulas. Their codes
+// (`RELU`, ...) come from `codes.rs`.
 
 const SELU_ALPHA: f32 = 1.6732632423543772;
 const SELU_SCALE: f32 = 1.0507009873554805;
@@ -47,15 +35,15 @@ fn erf(x: f32) -> f32 {
 
 fn activate(code: u32, z: f32) -> f32 {
     switch code {
-        case 1u: { return max(z, 0.0); }
-        case 2u: { return sigmoid(z); }
-        case 3u: { return tanh(clamp(z, -15.0, 15.0)); }
-        case 5u: { return select(exp(z) - 1.0, z, z > 0.0); }
-        case 6u: { return select(SELU_SCALE * SELU_ALPHA * (exp(z) - 1.0), SELU_SCALE * z, z > 0.0); }
-        case 7u: { return 0.5 * z * (1.0 + erf(z * 0.70710678118654752)); }
-        case 8u: { return softplus(z); }
-        case 9u: { return select(LEAKY_RELU_SLOPE * z, z, z >= 0.0); }
-        case 10u: { return z * sigmoid(z); }
+        case RELU: { return max(z, 0.0); }
+        case SIGMOID: { return sigmoid(z); }
+        case TANH: { return tanh(clamp(z, -15.0, 15.0)); }
+        case ELU: { return select(exp(z) - 1.0, z, z > 0.0); }
+        case SELU: { return select(SELU_SCALE * SELU_ALPHA * (exp(z) - 1.0), SELU_SCALE * z, z > 0.0); }
+        case GELU: { return 0.5 * z * (1.0 + erf(z * 0.70710678118654752)); }
+        case SOFTPLUS: { return softplus(z); }
+        case LEAKY_RELU: { return select(LEAKY_RELU_SLOPE * z, z, z >= 0.0); }
+        case SILU: { return z * sigmoid(z); }
         default: { return z; }
     }
 }
@@ -63,19 +51,19 @@ fn activate(code: u32, z: f32) -> f32 {
 // f'(z), given the input z and the output a = f(z).
 fn slope(code: u32, z: f32, a: f32) -> f32 {
     switch code {
-        case 1u: { return select(0.0, 1.0, z > 0.0); }
-        case 2u: { return a * (1.0 - a); }
-        case 3u: { return 1.0 - a * a; }
-        case 5u: { return select(1.0, a + 1.0, a < 0.0); }
-        case 6u: { return select(SELU_SCALE, a + SELU_SCALE * SELU_ALPHA, a < 0.0); }
-        case 7u: {
+        case RELU: { return select(0.0, 1.0, z > 0.0); }
+        case SIGMOID: { return a * (1.0 - a); }
+        case TANH: { return 1.0 - a * a; }
+        case ELU: { return select(1.0, a + 1.0, a < 0.0); }
+        case SELU: { return select(SELU_SCALE, a + SELU_SCALE * SELU_ALPHA, a < 0.0); }
+        case GELU: {
             let cdf = 0.5 * (1.0 + erf(z * 0.70710678118654752));
             let pdf = exp(-0.5 * z * z) / sqrt(2.0 * 3.14159265358979);
             return cdf + z * pdf;
         }
-        case 8u: { return sigmoid(z); }
-        case 9u: { return select(LEAKY_RELU_SLOPE, 1.0, z > 0.0); }
-        case 10u: {
+        case SOFTPLUS: { return sigmoid(z); }
+        case LEAKY_RELU: { return select(LEAKY_RELU_SLOPE, 1.0, z > 0.0); }
+        case SILU: {
             let s = sigmoid(z);
             return s * (1.0 + z * (1.0 - s));
         }

@@ -7,14 +7,6 @@
 // holds the output layer's logits: crossentropies read them as logits, everything else reads
 // the probabilities `out(r, j)`, and the gradient is always with respect to the logits.
 
-const MSE: u32 = 0u;
-const MAE: u32 = 1u;
-const BINARY_CROSSENTROPY: u32 = 2u;
-const CATEGORICAL_CROSSENTROPY: u32 = 3u;
-const SPARSE_CATEGORICAL_CROSSENTROPY: u32 = 4u;
-const BINARY_ACCURACY: u32 = 10u;
-const CATEGORICAL_ACCURACY: u32 = 11u;
-const SPARSE_CATEGORICAL_ACCURACY: u32 = 12u;
 const EPSILON: f32 = 1e-7;
 
 // A loss or a metric: its kind, whether it takes logits, and its label smoothing (losses) or
@@ -41,9 +33,6 @@ struct Params {
     _pad2: u32,
 }
 
-const SIGMOID_HEAD: u32 = 2u;
-const SOFTMAX_HEAD: u32 = 4u;
-
 // The current row's largest logit and its softmax's denominator, with a softmax head.
 var<private> row_top: f32;
 var<private> row_sum: f32;
@@ -62,7 +51,7 @@ fn target_at(r: u32, j: u32) -> f32 {
 
 // The row's softmax statistics, before anything reads `out` of row r.
 fn begin_row(r: u32) {
-    if (p.head != SOFTMAX_HEAD) {
+    if (p.head != SOFTMAX) {
         return;
     }
     row_top = -3.4e38;
@@ -79,8 +68,8 @@ fn begin_row(r: u32) {
 fn out(r: u32, j: u32) -> f32 {
     let x = pred[r * p.width + j];
     switch p.head {
-        case SIGMOID_HEAD: { return sigmoid(x); }
-        case SOFTMAX_HEAD: { return exp(x - row_top) / row_sum; }
+        case SIGMOID: { return sigmoid(x); }
+        case SOFTMAX: { return exp(x - row_top) / row_sum; }
         default: { return x; }
     }
 }
@@ -88,12 +77,12 @@ fn out(r: u32, j: u32) -> f32 {
 // Turns the gradient with respect to the outputs into one with respect to the logits.
 fn through_head(r: u32) {
     let first = r * p.width;
-    if (p.head == SIGMOID_HEAD) {
+    if (p.head == SIGMOID) {
         for (var j = 0u; j < p.width; j++) {
             let a = out(r, j);
             grad[first + j] *= a * (1.0 - a);
         }
-    } else if (p.head == SOFTMAX_HEAD) {
+    } else if (p.head == SOFTMAX) {
         var dot = 0.0;
         for (var j = 0u; j < p.width; j++) {
             dot += grad[first + j] * out(r, j);
@@ -298,7 +287,7 @@ fn argmax_target(r: u32) -> u32 {
 
 fn metric_of_row(s: Spec, r: u32) -> f32 {
     switch s.kind {
-        case 10u: {
+        case BINARY_ACCURACY: {
             var hits = 0.0;
             for (var j = 0u; j < p.width; j++) {
                 let predicted = select(0.0, 1.0, out(r, j) > s.value);
@@ -306,9 +295,9 @@ fn metric_of_row(s: Spec, r: u32) -> f32 {
             }
             return hits / f32(p.width);
         }
-        case 11u: { return select(0.0, 1.0, argmax_target(r) == argmax_pred(r)); }
-        case 12u: { return select(0.0, 1.0, target_at(r, 0u) == f32(argmax_pred(r))); }
-        case 13u: {
+        case CATEGORICAL_ACCURACY: { return select(0.0, 1.0, argmax_target(r) == argmax_pred(r)); }
+        case SPARSE_CATEGORICAL_ACCURACY: { return select(0.0, 1.0, target_at(r, 0u) == f32(argmax_pred(r))); }
+        case ACCURACY: {
             var equal = 0.0;
             for (var j = 0u; j < p.width; j++) {
                 equal += select(0.0, 1.0, target_at(r, j) == out(r, j));

@@ -1,12 +1,7 @@
 // One optimizer step over every weight, with pynn-core's `optim` formulas.
 
 // The step's scalars: SGD and RMSprop use `momentum`; Adam `alpha`, `c1` = 1 − β₁ and
-// `c2` = 1 − β₂; RMSprop `c1` = ρ and `c2` = 1 − ρ.
-
-const SGD: u32 = 0u;
-const ADAM: u32 = 1u;
-const RMSPROP: u32 = 2u;
-const ADAGRAD: u32 = 3u;
+// `c2` = 1 − β₂; RMSprop `c1` = ρ and `c2` = 1 − ρ. The kinds (`SGD`, ...) come from `codes.rs`.
 
 struct Params {
     n: u32,

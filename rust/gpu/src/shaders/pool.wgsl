@@ -45,7 +45,7 @@ fn forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups
             count += 1u;
         }
     }
-    if (g.kind == 0u) {
+    if (g.kind == MAX_POOL) {
         y[i] = best;
         argmax[i] = best_at;
     } else {

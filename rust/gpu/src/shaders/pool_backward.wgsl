@@ -42,7 +42,7 @@ fn backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroup
     for (var oy = rows.x; oy <= rows.y; oy++) {
         for (var ox = cols.x; ox <= cols.y; ox++) {
             let o = outputs + (u32(oy) * g.out_w + u32(ox)) * g.channels + c;
-            if (g.kind == 0u) {
+            if (g.kind == MAX_POOL) {
                 if (argmax[o] == at) {
                     sum += dy[o];
                 }
