@@ -58,6 +58,16 @@ pub enum CoreError {
     /// The caller asked the computation to stop (Ctrl-C) before it ended.
     #[error("interrupted")]
     Interrupted,
+    /// A device other than the CPU does not run what the model uses (named). Maps to
+    /// `NotImplementedError`.
+    #[error("the device does not run {0} yet")]
+    Unsupported(String),
+    /// A device other than the CPU failed. Maps to `RuntimeError`.
+    #[error("{0}")]
+    Device(String),
+    /// A device other than the CPU ran out of memory. Maps to `MemoryError`.
+    #[error("{0}")]
+    DeviceMemory(String),
 }
 
 pub type Result<T> = std::result::Result<T, CoreError>;

@@ -19,6 +19,7 @@ pub mod optim;
 pub mod parallel;
 pub mod regularizers;
 pub mod rng;
+pub mod session;
 pub mod tensor;
 pub mod train;
 

@@ -67,7 +67,7 @@ pub struct OutputSpec {
 
 /// An epoch's (or an evaluation's) averages: the loss, each output's own loss (with several
 /// outputs), then each metric in compile order, output by output.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Logs {
     pub loss: f64,
     pub output_losses: Vec<f64>,

@@ -8,6 +8,7 @@
 
 mod codes;
 mod context;
+mod device;
 mod kernels;
 mod params;
 mod plan;
@@ -15,7 +16,9 @@ mod record;
 mod trainer;
 
 pub use context::{gpu, AdapterSummary};
-pub use trainer::{GpuTrainer, TrainingState};
+pub use device::GpuDevice;
+pub use pynn_core::session::TrainingState;
+pub use trainer::GpuTrainer;
 
 /// Why the GPU cannot do what was asked.
 #[derive(Clone, Debug, PartialEq)]

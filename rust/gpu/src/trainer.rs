@@ -10,6 +10,7 @@ use pynn_core::layers::LayerSpec;
 use pynn_core::memory::{ensure_len, try_filled};
 use pynn_core::metrics::Metric;
 use pynn_core::optim::OptimizerSpec;
+use pynn_core::session::TrainingState;
 use pynn_core::train::{gather, visiting_order, Dataset, Logs, Next, Progress, Totals};
 
 use crate::codes::{loss, metric, optimizer};
@@ -75,14 +76,6 @@ struct Batches {
     inference: Vec<Dispatch>,
     /// Evaluation: inference, then the loss and metrics.
     evaluation: Vec<Dispatch>,
-}
-
-/// What training changes: the weights and the optimizer's state (its slot vectors, in
-/// pynn-core's `Optimizer::state` order, and its step count).
-pub struct TrainingState {
-    pub weights: Vec<f32>,
-    pub slots: Vec<Vec<f32>>,
-    pub iterations: u64,
 }
 
 pub struct GpuTrainer {

@@ -15,31 +15,24 @@ use pynn_core::graph::{self, GraphSpec, Mode};
 use pynn_core::layers::LayerSpec;
 use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
-use pynn_core::train::{self, Dataset, Logs, Next, OutputSpec, Trainer};
+use pynn_core::session::Session;
+use pynn_core::train::{Dataset, Logs, Next, OutputSpec};
 use pynn_core::{CoreError, Tensor};
-use pyo3::exceptions::{PyNotImplementedError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::device;
 use crate::errors::{self, to_py};
-use crate::gpu_mirror::{Mirror, ModelSpec};
 use crate::released::{run_released, ProgressReport};
 
 /// How long a call waits for the engine's lock before it looks for Ctrl-C again.
 const WAIT: Duration = Duration::from_millis(50);
 
+/// A model's engine session (`pynn_core::session`: the network, its trainer, the GPU's copy);
+/// one call at a time reads or changes it.
 #[pyclass(module = "pynn._core", frozen)]
 pub struct Engine {
-    state: ReentrantMutex<RefCell<State>>,
-}
-
-/// What an engine holds; one call at a time reads or changes it.
-struct State {
-    network: Network,
-    trainer: Option<Trainer>,
-    /// What built the network and the trainer, for the GPU's copy of them.
-    graph: GraphSpec,
-    compiled: Option<(Vec<OutputSpec>, OptimizerSpec)>,
-    gpu: Mirror,
+    state: ReentrantMutex<RefCell<Session>>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> PyResult<T> {
@@ -108,10 +101,6 @@ fn to_numpy(py: Python<'_>, tensor: Tensor) -> PyResult<Bound<'_, PyArrayDyn<f32
     data.into_pyarray(py).reshape(shape)
 }
 
-fn no_trainer() -> PyErr {
-    PyRuntimeError::new_err("The engine has no loss and optimizer yet.")
-}
-
 /// A prediction stopped before its end: only by a signal, which `run_released` raises first.
 fn interrupted() -> PyErr {
     PyRuntimeError::new_err("prediction was interrupted")
@@ -120,7 +109,7 @@ fn interrupted() -> PyErr {
 impl Engine {
     /// The engine's state, once the calls of other threads are done. Waits with the GIL
     /// released, looking for Ctrl-C every [`WAIT`].
-    fn lock(&self, py: Python<'_>) -> PyResult<ReentrantMutexGuard<'_, RefCell<State>>> {
+    fn lock(&self, py: Python<'_>) -> PyResult<ReentrantMutexGuard<'_, RefCell<Session>>> {
         loop {
             if let Some(guard) = self.state.try_lock() {
                 return Ok(guard);
@@ -133,7 +122,7 @@ impl Engine {
     }
 
     /// Runs `f` on the state, once it is this thread's turn.
-    fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&mut State) -> PyResult<T>) -> PyResult<T> {
+    fn with<T>(&self, py: Python<'_>, f: impl FnOnce(&mut Session) -> PyResult<T>) -> PyResult<T> {
         let guard = self.lock(py)?;
         let mut state = guard.try_borrow_mut().map_err(|_| {
             PyRuntimeError::new_err(
@@ -142,74 +131,6 @@ impl Engine {
             )
         })?;
         f(&mut state)
-    }
-}
-
-impl State {
-    /// Brings the CPU copy of the weights and optimizer state up to date before it is read.
-    fn on_cpu(&mut self) -> PyResult<()> {
-        self.gpu
-            .bring_to_cpu(&mut self.network, self.trainer.as_mut())
-    }
-
-    /// [`State::on_cpu`], for a call that changes the CPU copy: the GPU takes it up again.
-    fn changing_cpu(&mut self) -> PyResult<()> {
-        self.on_cpu()?;
-        self.gpu.cpu_changed();
-        Ok(())
-    }
-
-    /// Builds the GPU copy, or raises NotImplementedError naming what the GPU does not run.
-    fn require_gpu(&mut self) -> PyResult<()> {
-        match self.gpu_unsupported()? {
-            None => Ok(()),
-            Some(what) => Err(PyNotImplementedError::new_err(format!(
-                "the GPU engine does not run {what} yet; train this model on the CPU with \
-                 pynn.config.set_device('cpu')"
-            ))),
-        }
-    }
-
-    /// Why the GPU engine cannot train this compiled model (`None` when it can), after
-    /// building its GPU copy.
-    fn gpu_unsupported(&mut self) -> PyResult<Option<String>> {
-        let Some((outputs, optimizer)) = &self.compiled else {
-            return Err(no_trainer());
-        };
-        let [output] = &outputs[..] else {
-            return Ok(Some("models of several inputs or outputs".into()));
-        };
-        let Some(loss) = output.loss else {
-            return Err(no_trainer());
-        };
-        if output.weight != 1.0 {
-            return Ok(Some("a loss weight other than 1".into()));
-        }
-        if self.network.trainable().contains(&false) {
-            return Ok(Some("frozen layers (trainable=False)".into()));
-        }
-        let Some((input_shape, layers)) = self.graph.as_chain() else {
-            return Ok(Some("models other than a stack of layers".into()));
-        };
-        let model = ModelSpec {
-            input_shape,
-            layers,
-            loss,
-            metrics: &output.metrics,
-            optimizer,
-        };
-        self.gpu.prepare(&model)
-    }
-
-    fn trainer(&mut self) -> PyResult<&mut Trainer> {
-        Ok(self.parts()?.1)
-    }
-
-    fn parts(&mut self) -> PyResult<(&mut Network, &mut Trainer)> {
-        match self.trainer.as_mut() {
-            Some(trainer) => Ok((&mut self.network, trainer)),
-            None => Err(no_trainer()),
-        }
     }
 }
 
@@ -240,18 +161,11 @@ type GraphShapes = (Vec<Vec<usize>>, Vec<Vec<Vec<usize>>>);
 impl Engine {
     fn build(py: Python<'_>, graph: GraphSpec, names: Option<Vec<String>>) -> PyResult<Self> {
         let names = names.unwrap_or_default();
-        let network = py.detach(|| {
+        let state = py.detach(|| {
             errors::catch_panic(|| {
-                Network::from_graph(&graph).map_err(|e| errors::to_py_in_layers(e, &names))
+                Session::new(graph).map_err(|e| errors::to_py_in_layers(e, &names))
             })
         })?;
-        let state = State {
-            network,
-            trainer: None,
-            graph,
-            compiled: None,
-            gpu: Mirror::default(),
-        };
         Ok(Engine {
             state: ReentrantMutex::new(RefCell::new(state)),
         })
@@ -287,42 +201,35 @@ impl Engine {
     /// if any, is brought back first and rebuilt when next needed.
     fn reshape_inputs(&self, py: Python<'_>, input_shapes: Vec<Vec<usize>>) -> PyResult<()> {
         self.with(py, |s| {
-            s.on_cpu()?;
-            let mut graph = s.graph.clone();
             check_count(
                 "input_shapes",
                 input_shapes.len(),
-                graph.inputs.len(),
+                s.network().input_count(),
                 "input",
             )?;
-            graph.inputs = input_shapes;
-            let network = &mut s.network;
-            py.detach(|| errors::catch_panic(|| network.replan(&graph).map_err(to_py)))?;
-            s.graph = graph;
-            s.gpu.reset();
-            Ok(())
+            py.detach(|| errors::catch_panic(|| s.reshape_inputs(input_shapes).map_err(to_py)))
         })
     }
 
     /// Each layer's per-sample output shape.
     fn layer_output_shapes(&self, py: Python<'_>) -> PyResult<Vec<Vec<usize>>> {
-        self.with(py, |s| Ok(s.network.layer_output_shapes()))
+        self.with(py, |s| Ok(s.network().layer_output_shapes()))
     }
 
     /// Each layer's weight shapes.
     fn layer_weight_shapes(&self, py: Python<'_>) -> PyResult<Vec<Vec<Vec<usize>>>> {
-        self.with(py, |s| Ok(s.network.layer_weight_shapes()))
+        self.with(py, |s| Ok(s.network().layer_weight_shapes()))
     }
 
     /// Every weight's shape, in Keras's `get_weights()` order.
     fn weight_shapes(&self, py: Python<'_>) -> PyResult<Vec<Vec<usize>>> {
-        self.with(py, |s| Ok(s.network.weight_shapes()))
+        self.with(py, |s| Ok(s.network().weight_shapes()))
     }
 
     /// Each output's per-sample shape.
     fn output_shapes(&self, py: Python<'_>) -> PyResult<Vec<Vec<usize>>> {
         self.with(py, |s| {
-            let network = &s.network;
+            let network = s.network();
             Ok((0..network.output_count())
                 .map(|o| network.output_shape_of(o).to_vec())
                 .collect())
@@ -332,8 +239,8 @@ impl Engine {
     /// Every weight as an array of its own shape, in Keras's `get_weights()` order.
     fn get_weights<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyArrayDyn<f32>>>> {
         let tensors = self.with(py, |s| {
-            s.on_cpu()?;
-            errors::catch_panic(|| s.network.weight_tensors().map_err(to_py))
+            let network = s.reading().map_err(to_py)?;
+            errors::catch_panic(|| network.weight_tensors().map_err(to_py))
         })?;
         tensors.into_iter().map(|t| to_numpy(py, t)).collect()
     }
@@ -341,8 +248,8 @@ impl Engine {
     /// Weight `index` of `get_weights()` alone: what saving reads, one weight at a time.
     fn weight<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
         let tensor = self.with(py, |s| {
-            s.on_cpu()?;
-            errors::catch_panic(|| s.network.weight_tensor(index).map_err(to_py))
+            let network = s.reading().map_err(to_py)?;
+            errors::catch_panic(|| network.weight_tensor(index).map_err(to_py))
         })?;
         to_numpy(py, tensor)
     }
@@ -353,19 +260,22 @@ impl Engine {
             .as_slice()
             .map_err(|e| errors::layout("weights", e))?;
         self.with(py, |s| {
-            s.changing_cpu()?;
-            errors::catch_panic(|| s.network.set_weights(values).map_err(to_py))
+            let network = s.changing().map_err(to_py)?;
+            errors::catch_panic(|| network.set_weights(values).map_err(to_py))
         })
     }
 
     /// Sets which layers' weights train (one flag per layer).
     fn set_trainable(&self, py: Python<'_>, trainable: Vec<bool>) -> PyResult<()> {
-        self.with(py, |s| s.network.set_trainable(&trainable).map_err(to_py))
+        self.with(py, |s| {
+            let network = s.changing().map_err(to_py)?;
+            network.set_trainable(&trainable).map_err(to_py)
+        })
     }
 
     /// Gradients of the last training batch, in the layout of `get_weights()`.
     fn get_gradients<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        self.with(py, |s| Ok(PyArray1::from_slice(py, s.network.grads())))
+        self.with(py, |s| Ok(PyArray1::from_slice(py, s.network().grads())))
     }
 
     /// Attaches each output's loss, loss weight and metrics (a JSON list of
@@ -374,28 +284,22 @@ impl Engine {
         let outputs: Vec<OutputSpec> = parse("outputs", outputs_json)?;
         let optimizer: OptimizerSpec = parse("optimizer", optimizer_json)?;
         self.with(py, |s| {
-            s.on_cpu()?;
-            let network = &s.network;
-            let trainer = errors::catch_panic(|| {
-                Trainer::with_outputs(network, outputs.clone(), &optimizer).map_err(to_py)
-            })?;
-            s.trainer = Some(trainer);
-            s.compiled = Some((outputs, optimizer));
-            s.gpu.reset();
-            Ok(())
+            errors::catch_panic(|| s.compile(outputs, optimizer).map_err(to_py))
         })
     }
 
     /// Steps the optimizer has taken.
     fn iterations(&self, py: Python<'_>) -> PyResult<u64> {
         self.with(py, |s| {
-            s.on_cpu()?;
-            Ok(s.trainer()?.optimizer().iterations())
+            let (_, trainer) = s.reading_trained().map_err(to_py)?;
+            Ok(trainer.optimizer().iterations())
         })
     }
 
     fn learning_rate(&self, py: Python<'_>) -> PyResult<f32> {
-        self.with(py, |s| Ok(s.trainer()?.optimizer().learning_rate()))
+        self.with(py, |s| {
+            Ok(s.trainer().map_err(to_py)?.optimizer().learning_rate())
+        })
     }
 
     /// Changes the optimizer's learning rate from the next step on.
@@ -406,7 +310,8 @@ impl Engine {
             )));
         }
         self.with(py, |s| {
-            s.trainer()?
+            s.trainer()
+                .map_err(to_py)?
                 .optimizer_mut()
                 .set_learning_rate(learning_rate);
             Ok(())
@@ -415,7 +320,9 @@ impl Engine {
 
     /// Optimizer state values per weight (Keras's slots, e.g. 2 for Adam).
     fn optimizer_slots(&self, py: Python<'_>) -> PyResult<usize> {
-        self.with(py, |s| Ok(s.trainer()?.optimizer().slots_per_weight()))
+        self.with(py, |s| {
+            Ok(s.trainer().map_err(to_py)?.optimizer().slots_per_weight())
+        })
     }
 
     /// The optimizer's iterations and a copy of its state: one vector per slot, each as long
@@ -425,8 +332,7 @@ impl Engine {
         py: Python<'py>,
     ) -> PyResult<(u64, Vec<Bound<'py, PyArray1<f32>>>)> {
         let (iterations, state) = self.with(py, |s| {
-            s.on_cpu()?;
-            let optimizer = s.trainer()?.optimizer();
+            let optimizer = s.reading_trained().map_err(to_py)?.1.optimizer();
             let state = errors::catch_panic(|| optimizer.state().map_err(to_py))?;
             Ok((optimizer.iterations(), state))
         })?;
@@ -441,8 +347,7 @@ impl Engine {
         index: usize,
     ) -> PyResult<Bound<'py, PyArray1<f32>>> {
         let slot = self.with(py, |s| {
-            s.on_cpu()?;
-            let optimizer = s.trainer()?.optimizer();
+            let optimizer = s.reading_trained().map_err(to_py)?.1.optimizer();
             errors::catch_panic(|| optimizer.slot(index).map_err(to_py))
         })?;
         Ok(slot.into_pyarray(py))
@@ -463,8 +368,7 @@ impl Engine {
             })
             .collect::<PyResult<Vec<_>>>()?;
         self.with(py, |s| {
-            s.changing_cpu()?;
-            let optimizer = s.trainer()?.optimizer_mut();
+            let optimizer = s.changing_trained().map_err(to_py)?.1.optimizer_mut();
             errors::catch_panic(|| optimizer.set_state(iterations, &slices).map_err(to_py))
         })
     }
@@ -486,46 +390,17 @@ impl Engine {
     ) -> PyResult<EpochLogs> {
         let data = dataset(&xs, &ys, len)?;
         self.with(py, |s| {
-            if on_gpu {
-                s.require_gpu()?;
-            } else {
-                s.changing_cpu()?;
-            }
-            let (network, trainer) = (&mut s.network, s.trainer.as_mut());
-            let trainer = trainer.ok_or_else(no_trainer)?;
-            if on_gpu {
-                trainer.check(network, &data).map_err(to_py)?;
-            }
+            let device = device::device_for(s, on_gpu)?;
             let progress = ProgressReport {
                 report: progress,
-                values: trainer.logged_values(),
+                values: s.trainer().map_err(to_py)?.logged_values(),
             };
             let batches = len.div_ceil(batch_size.max(1));
             let samples = batch_size.min(len);
-            let gpu = &mut s.gpu;
-            let logs = if on_gpu {
-                run_released(py, batches, samples, progress, |after_batch, _| {
-                    Ok(gpu.fit_epoch(
-                        network,
-                        trainer,
-                        &data,
-                        batch_size,
-                        shuffle_seed,
-                        after_batch,
-                    ))
-                })??
-            } else {
-                run_released(py, batches, samples, progress, |after_batch, cancel| {
-                    trainer.fit_epoch(
-                        network,
-                        &data,
-                        batch_size,
-                        shuffle_seed,
-                        after_batch,
-                        cancel,
-                    )
-                })?
-            };
+            let logs = run_released(py, batches, samples, progress, |after_batch, cancel| {
+                let batching = (batch_size, shuffle_seed);
+                s.fit_epoch(device, &data, batching, after_batch, cancel)
+            })?;
             let first_non_finite = logs.first_non_finite;
             let (loss, output_losses, metrics) = log_tuple(logs);
             Ok((loss, output_losses, metrics, first_non_finite))
@@ -535,7 +410,7 @@ impl Engine {
     /// Why the GPU engine cannot train this compiled model (`None` when it can), after
     /// building its GPU copy. Raises `RuntimeError` when there is no usable GPU.
     fn gpu_unsupported(&self, py: Python<'_>) -> PyResult<Option<String>> {
-        self.with(py, State::gpu_unsupported)
+        self.with(py, device::gpu_unsupported)
     }
 
     /// Losses and metrics over `len` samples with fixed weights; returns
@@ -554,30 +429,16 @@ impl Engine {
     ) -> PyResult<LogTuple> {
         let data = dataset(&xs, &ys, len)?;
         self.with(py, |s| {
-            if on_gpu {
-                s.require_gpu()?;
-            } else {
-                s.on_cpu()?;
-            }
-            let (network, trainer) = (&mut s.network, s.trainer.as_mut());
-            let trainer = trainer.ok_or_else(no_trainer)?;
+            let device = device::device_for(s, on_gpu)?;
             let progress = ProgressReport {
                 report: progress,
-                values: trainer.logged_values(),
+                values: s.trainer().map_err(to_py)?.logged_values(),
             };
             let batches = len.div_ceil(batch_size.max(1));
             let samples = batch_size.min(len);
-            let logs = if on_gpu {
-                trainer.check(network, &data).map_err(to_py)?;
-                let gpu = &mut s.gpu;
-                run_released(py, batches, samples, progress, |after_batch, _| {
-                    Ok(gpu.evaluate(network, trainer, &data, batch_size, after_batch))
-                })??
-            } else {
-                run_released(py, batches, samples, progress, |after_batch, cancel| {
-                    trainer.evaluate(network, &data, batch_size, after_batch, cancel)
-                })?
-            };
+            let logs = run_released(py, batches, samples, progress, |after_batch, cancel| {
+                s.evaluate(device, &data, batch_size, after_batch, cancel)
+            })?;
             Ok(log_tuple(logs))
         })
     }
@@ -594,12 +455,11 @@ impl Engine {
     ) -> PyResult<(LogTuple, Bound<'py, PyArray1<f32>>)> {
         let data = dataset(&xs, &ys, len)?;
         self.with(py, |s| {
-            s.on_cpu()?;
-            let (network, trainer) = s.parts()?;
+            let (network, trainer) = s.reading_trained().map_err(to_py)?;
             let logs = run_released(py, 1, len, ProgressReport::none(), |_, cancel| {
                 trainer.gradients(network, &data, cancel)
             })?;
-            let grads = PyArray1::from_slice(py, s.network.grads());
+            let grads = PyArray1::from_slice(py, s.network().grads());
             Ok((log_tuple(logs), grads))
         })
     }
@@ -611,8 +471,7 @@ impl Engine {
             .as_slice()
             .map_err(|e| errors::layout("gradients", e))?;
         self.with(py, |s| {
-            s.changing_cpu()?;
-            let (network, trainer) = s.parts()?;
+            let (network, trainer) = s.changing_trained().map_err(to_py)?;
             errors::catch_panic(|| trainer.apply_gradients(network, grads).map_err(to_py))
         })
     }
@@ -636,8 +495,7 @@ impl Engine {
         let mut outs = slices_mut(&mut outs, "out")?;
         let mode = training.map_or(Mode::AsRecorded, Mode::of_training);
         self.with(py, |s| {
-            s.on_cpu()?;
-            let network = &mut s.network;
+            let network = s.reading().map_err(to_py)?;
             check_count("x", xs.len(), network.input_count(), "input")?;
             check_count("out", outs.len(), network.output_count(), "output")?;
             for (i, x) in xs.iter().enumerate() {
@@ -670,38 +528,17 @@ impl Engine {
         let xs = slices(&xs, "x")?;
         let mut outs = slices_mut(&mut outs, "out")?;
         self.with(py, |s| {
-            if on_gpu {
-                s.require_gpu()?;
-            } else {
-                s.on_cpu()?;
-            }
+            let device = device::device_for(s, on_gpu)?;
             let progress = ProgressReport {
                 report: progress,
                 values: 0,
             };
             let batches = len.div_ceil(batch_size.max(1));
             let samples = batch_size.min(len);
-            let next = if on_gpu {
-                let (network, trainer) = (&s.network, s.trainer.as_ref());
-                let trainer = trainer.ok_or_else(no_trainer)?;
-                let gpu = &mut s.gpu;
-                let ([x], [out]) = (&xs[..], &mut outs[..]) else {
-                    return Err(PyValueError::new_err(
-                        "the GPU engine predicts for models of one input and one output",
-                    ));
-                };
-                check_len("x", x, len * network.input_size())?;
-                check_len("out", out, len * network.output_size())?;
-                run_released(py, batches, samples, progress, |after_batch, _| {
-                    Ok(gpu.predict(network, trainer, x, out, batch_size, after_batch))
-                })??
-            } else {
-                let network = &mut s.network;
-                run_released(py, batches, samples, progress, |after_batch, cancel| {
-                    let data = (&xs[..], len);
-                    train::predict_all(network, data, batch_size, &mut outs, after_batch, cancel)
-                })?
-            };
+            let next = run_released(py, batches, samples, progress, |after_batch, cancel| {
+                let data = (&xs[..], len);
+                s.predict(device, data, batch_size, &mut outs, after_batch, cancel)
+            })?;
             match next {
                 Next::Continue => Ok(()),
                 Next::Stop => Err(interrupted()),

@@ -2,11 +2,12 @@
 
 use numpy::AsSliceError;
 use pynn_core::CoreError;
-use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyNotImplementedError, PyRuntimeError, PyValueError};
 use pyo3::{PyErr, PyResult};
 
-/// The exception of an engine error: `MemoryError` for a buffer this machine could not
-/// allocate, `RuntimeError` for a call in the wrong state, `ValueError` otherwise.
+/// The exception of an engine error: `MemoryError` for a buffer this machine (or the GPU) could
+/// not allocate, `RuntimeError` for a call in the wrong state or a failed GPU,
+/// `NotImplementedError` for what the GPU engine does not run, `ValueError` otherwise.
 pub fn to_py(error: CoreError) -> PyErr {
     to_py_with(error, None)
 }
@@ -24,8 +25,15 @@ fn to_py_with(error: CoreError, names: Option<&[String]>) -> PyErr {
         _ => error.to_string(),
     };
     match innermost(&error) {
-        CoreError::OutOfMemory { .. } => PyMemoryError::new_err(message),
-        CoreError::State(_) | CoreError::Interrupted => PyRuntimeError::new_err(message),
+        CoreError::OutOfMemory { .. } | CoreError::DeviceMemory(_) => {
+            PyMemoryError::new_err(message)
+        }
+        CoreError::State(_) | CoreError::Interrupted | CoreError::Device(_) => {
+            PyRuntimeError::new_err(message)
+        }
+        CoreError::Unsupported(what) => {
+            PyNotImplementedError::new_err(crate::device::unsupported_message(what))
+        }
         _ => PyValueError::new_err(message),
     }
 }

@@ -3,9 +3,9 @@
 
 use pyo3::prelude::*;
 
+mod device;
 mod engine;
 mod errors;
-mod gpu_mirror;
 mod kernels;
 mod released;
 mod tensor_file;
@@ -56,7 +56,7 @@ fn _panic_in_engine(message: String) -> PyResult<()> {
 /// CPU implementations of Vulkan (lavapipe). Raises `RuntimeError` saying why there is none.
 #[pyfunction]
 fn gpu_adapter(py: Python<'_>) -> PyResult<(String, String, String, bool)> {
-    py.detach(gpu_mirror::adapter)
+    py.detach(device::adapter)
 }
 
 /// Whether every value of a contiguous (C or Fortran order) float32 or float64 array is finite, scanned in

@@ -1,0 +1,481 @@
+//! A model's engine as a caller holds it: the network (the reference copy of the weights), its
+//! trainer once compiled, and the copy another device trains, kept in step lazily. The weights
+//! and optimizer state come down from the device only when the CPU side reads them, and go up
+//! only when the CPU side changed them since; a new compile or new input shapes drop the copy.
+
+use crate::cancel::Cancel;
+use crate::error::{CoreError, Result};
+use crate::graph::GraphSpec;
+use crate::kernels::loss::Loss;
+use crate::layers::LayerSpec;
+use crate::metrics::Metric;
+use crate::network::Network;
+use crate::optim::OptimizerSpec;
+use crate::train::{self, Dataset, Logs, Next, OutputSpec, Progress, Trainer};
+
+/// A compiled model as a device builds its copy: today a chain of layers with one loss.
+pub struct DeviceModel<'a> {
+    pub input_shape: &'a [usize],
+    pub layers: &'a [LayerSpec],
+    pub loss: Loss,
+    pub metrics: &'a [Metric],
+    pub optimizer: &'a OptimizerSpec,
+}
+
+/// A device other than the CPU (the GPU): it builds copies of compiled models.
+pub trait Device: Sync {
+    /// The device's copy of `model`, or [`CoreError::Unsupported`] naming what it does not run.
+    fn copy_of(&self, model: &DeviceModel) -> Result<Box<dyn DeviceCopy>>;
+}
+
+/// The weights, the optimizer's slots (in [`crate::optim::Optimizer::state`]'s order) and its
+/// step count: what moves between the CPU and a device.
+pub struct TrainingState {
+    pub weights: Vec<f32>,
+    pub slots: Vec<Vec<f32>>,
+    pub iterations: u64,
+}
+
+/// A model's training state resident on a device, and the loops that run there.
+pub trait DeviceCopy: Send {
+    fn upload(&mut self, state: &TrainingState) -> Result<()>;
+    fn download(&self) -> Result<TrainingState>;
+    fn fit_epoch(
+        &mut self,
+        data: &Dataset,
+        batch_size: usize,
+        shuffle_seed_and_learning_rate: (Option<u64>, f32),
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
+    ) -> Result<Logs>;
+    fn evaluate(
+        &mut self,
+        data: &Dataset,
+        batch_size: usize,
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
+    ) -> Result<Logs>;
+    fn predict(
+        &mut self,
+        x: &[f32],
+        out: &mut [f32],
+        batch_size: usize,
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
+    ) -> Result<Next>;
+}
+
+pub struct Session {
+    network: Network,
+    trainer: Option<Trainer>,
+    /// What built the network and the trainer, for a device's copy of them.
+    graph: GraphSpec,
+    compiled: Option<(Vec<OutputSpec>, OptimizerSpec)>,
+    copy: Option<Box<dyn DeviceCopy>>,
+    /// The device trained since the CPU copy was last brought up to date.
+    device_newer: bool,
+    /// The CPU copy changed since it was last uploaded.
+    cpu_newer: bool,
+}
+
+fn no_trainer() -> CoreError {
+    CoreError::State("The engine has no loss and optimizer yet.".into())
+}
+
+impl Session {
+    /// The network of `graph`, its weights initialised.
+    pub fn new(graph: GraphSpec) -> Result<Self> {
+        Ok(Session {
+            network: Network::from_graph(&graph)?,
+            trainer: None,
+            graph,
+            compiled: None,
+            copy: None,
+            device_newer: false,
+            cpu_newer: false,
+        })
+    }
+
+    /// The network, for what does not read its weights (shapes, sizes, trainable flags).
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    /// The network with the weights a device trained, for reading them.
+    pub fn reading(&mut self) -> Result<&mut Network> {
+        self.bring_to_cpu()?;
+        Ok(&mut self.network)
+    }
+
+    /// The network and its trainer with the device's state, for reading them.
+    pub fn reading_trained(&mut self) -> Result<(&mut Network, &mut Trainer)> {
+        self.bring_to_cpu()?;
+        let trainer = self.trainer.as_mut().ok_or_else(no_trainer)?;
+        Ok((&mut self.network, trainer))
+    }
+
+    /// [`Session::reading`], for a call that changes the weights: the device takes them up
+    /// again before it next runs.
+    pub fn changing(&mut self) -> Result<&mut Network> {
+        self.bring_to_cpu()?;
+        self.cpu_newer = true;
+        Ok(&mut self.network)
+    }
+
+    /// [`Session::reading_trained`], for a call that changes the weights or the optimizer.
+    pub fn changing_trained(&mut self) -> Result<(&mut Network, &mut Trainer)> {
+        self.cpu_newer = true;
+        self.reading_trained()
+    }
+
+    /// The trainer, for what the device's copy does not hold (the learning rate, the logs'
+    /// layout).
+    pub fn trainer(&mut self) -> Result<&mut Trainer> {
+        self.trainer.as_mut().ok_or_else(no_trainer)
+    }
+
+    /// Whether `data` fits the model's inputs and compiled outputs.
+    fn check(&self, data: &Dataset) -> Result<()> {
+        let trainer = self.trainer.as_ref().ok_or_else(no_trainer)?;
+        trainer.check(&self.network, data)
+    }
+
+    /// Attaches each output's loss and metrics and an optimizer, whose state starts anew.
+    pub fn compile(&mut self, outputs: Vec<OutputSpec>, optimizer: OptimizerSpec) -> Result<()> {
+        self.bring_to_cpu()?;
+        self.trainer = Some(Trainer::with_outputs(
+            &self.network,
+            outputs.clone(),
+            &optimizer,
+        )?);
+        self.compiled = Some((outputs, optimizer));
+        self.forget_copy();
+        Ok(())
+    }
+
+    /// Plans the network for inputs of `input_shapes`, keeping weights, optimizer and losses.
+    pub fn reshape_inputs(&mut self, input_shapes: Vec<Vec<usize>>) -> Result<()> {
+        self.bring_to_cpu()?;
+        let mut graph = self.graph.clone();
+        if input_shapes.len() != graph.inputs.len() {
+            let expected = format!("{} shapes, one per model input", graph.inputs.len());
+            return Err(CoreError::invalid(
+                "input_shapes",
+                expected,
+                input_shapes.len(),
+            ));
+        }
+        graph.inputs = input_shapes;
+        self.network.replan(&graph)?;
+        self.graph = graph;
+        self.forget_copy();
+        Ok(())
+    }
+
+    fn forget_copy(&mut self) {
+        (self.copy, self.device_newer, self.cpu_newer) = (None, false, false);
+    }
+
+    /// Why `device` cannot run this compiled model (`None` when it can), after building its
+    /// copy.
+    pub fn unsupported_on(&mut self, device: &dyn Device) -> Result<Option<String>> {
+        match self.prepare(device) {
+            Ok(()) => Ok(None),
+            Err(CoreError::Unsupported(what)) => Ok(Some(what)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Builds `device`'s copy unless it exists; checks every time what the device does not run
+    /// (layers may have been frozen since).
+    fn prepare(&mut self, device: &dyn Device) -> Result<()> {
+        let (outputs, optimizer) = self.compiled.as_ref().ok_or_else(no_trainer)?;
+        let unsupported = |what: &str| Err(CoreError::Unsupported(what.into()));
+        let [output] = &outputs[..] else {
+            return unsupported("models of several inputs or outputs");
+        };
+        let loss = output.loss.ok_or_else(no_trainer)?;
+        if output.weight != 1.0 {
+            return unsupported("a loss weight other than 1");
+        }
+        if self.network.trainable().contains(&false) {
+            return unsupported("frozen layers (trainable=False)");
+        }
+        let Some((input_shape, layers)) = self.graph.as_chain() else {
+            return unsupported("models other than a stack of layers");
+        };
+        if self.copy.is_some() {
+            return Ok(());
+        }
+        let model = DeviceModel {
+            input_shape,
+            layers,
+            loss,
+            metrics: &output.metrics,
+            optimizer,
+        };
+        self.copy = Some(device.copy_of(&model)?);
+        self.cpu_newer = true;
+        Ok(())
+    }
+
+    /// Brings the CPU copy up to date with what the device trained.
+    fn bring_to_cpu(&mut self) -> Result<()> {
+        let (Some(copy), true) = (&self.copy, self.device_newer) else {
+            return Ok(());
+        };
+        let state = copy.download()?;
+        self.network.set_weights(&state.weights)?;
+        if let Some(trainer) = &mut self.trainer {
+            let slots: Vec<&[f32]> = state.slots.iter().map(Vec::as_slice).collect();
+            trainer
+                .optimizer_mut()
+                .set_state(state.iterations, &slots)?;
+        }
+        self.device_newer = false;
+        Ok(())
+    }
+
+    /// `device`'s copy with the CPU's weights and optimizer state if they changed since, and
+    /// the trainer.
+    fn on_device(&mut self, device: &dyn Device) -> Result<(&mut dyn DeviceCopy, &Trainer)> {
+        self.prepare(device)?;
+        let trainer = self.trainer.as_ref().ok_or_else(no_trainer)?;
+        let copy = self.copy.as_deref_mut().expect("prepared");
+        if self.cpu_newer {
+            let optimizer = trainer.optimizer();
+            copy.upload(&TrainingState {
+                weights: self.network.weights().to_vec(),
+                slots: optimizer.state()?,
+                iterations: optimizer.iterations(),
+            })?;
+            self.cpu_newer = false;
+        }
+        Ok((copy, trainer))
+    }
+
+    /// One epoch, on `device` or (without) on the CPU.
+    pub fn fit_epoch(
+        &mut self,
+        device: Option<&dyn Device>,
+        data: &Dataset,
+        (batch_size, shuffle_seed): (usize, Option<u64>),
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
+        cancel: &Cancel,
+    ) -> Result<Logs> {
+        let Some(device) = device else {
+            let (network, trainer) = self.changing_trained()?;
+            return trainer.fit_epoch(network, data, batch_size, shuffle_seed, after_batch, cancel);
+        };
+        self.check(data)?;
+        let (copy, trainer) = self.on_device(device)?;
+        let learning_rate = trainer.optimizer().learning_rate();
+        let logs = copy.fit_epoch(data, batch_size, (shuffle_seed, learning_rate), after_batch)?;
+        self.device_newer = true;
+        Ok(logs)
+    }
+
+    /// The losses and metrics over `data` with fixed weights, on `device` or the CPU.
+    pub fn evaluate(
+        &mut self,
+        device: Option<&dyn Device>,
+        data: &Dataset,
+        batch_size: usize,
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
+        cancel: &Cancel,
+    ) -> Result<Logs> {
+        let Some(device) = device else {
+            let (network, trainer) = self.reading_trained()?;
+            return trainer.evaluate(network, data, batch_size, after_batch, cancel);
+        };
+        self.check(data)?;
+        let (copy, _) = self.on_device(device)?;
+        copy.evaluate(data, batch_size, after_batch)
+    }
+
+    /// Predictions for `len` samples of `xs` (one array per input) into `outs` (one per
+    /// output), on `device` (models of one input and one output) or the CPU.
+    pub fn predict(
+        &mut self,
+        device: Option<&dyn Device>,
+        (xs, len): (&[&[f32]], usize),
+        batch_size: usize,
+        outs: &mut [&mut [f32]],
+        after_batch: &mut dyn FnMut(&Progress) -> Next,
+        cancel: &Cancel,
+    ) -> Result<Next> {
+        let Some(device) = device else {
+            let network = self.reading()?;
+            return train::predict_all(network, (xs, len), batch_size, outs, after_batch, cancel);
+        };
+        let ([x], [out]) = (xs, outs) else {
+            let expected = "one input and one output on this device";
+            return Err(CoreError::invalid("data", expected, "several"));
+        };
+        let (inputs, outputs) = (self.network.input_size(), self.network.output_size());
+        if x.len() != len * inputs || out.len() != len * outputs {
+            let expected = format!("{} and {} values", len * inputs, len * outputs);
+            let got = format!("{} and {}", x.len(), out.len());
+            return Err(CoreError::shape("x and out", expected, got));
+        }
+        let (copy, _) = self.on_device(device)?;
+        copy.predict(x, out, batch_size, after_batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::activation::Activation;
+    use crate::layers::DenseSpec;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use std::sync::Arc;
+
+    /// How often a copy moved its state each way.
+    #[derive(Default)]
+    struct Moves {
+        uploads: AtomicUsize,
+        downloads: AtomicUsize,
+    }
+
+    /// A device whose copy keeps the uploaded state and, as its "training", adds 1 to every
+    /// weight and counts a step.
+    struct Counting(Arc<Moves>);
+
+    struct Copy {
+        state: TrainingState,
+        moves: Arc<Moves>,
+    }
+
+    impl Device for Counting {
+        fn copy_of(&self, _: &DeviceModel) -> Result<Box<dyn DeviceCopy>> {
+            let state = TrainingState {
+                weights: Vec::new(),
+                slots: Vec::new(),
+                iterations: 0,
+            };
+            let moves = self.0.clone();
+            Ok(Box::new(Copy { state, moves }))
+        }
+    }
+
+    impl DeviceCopy for Copy {
+        fn upload(&mut self, state: &TrainingState) -> Result<()> {
+            self.moves.uploads.fetch_add(1, Relaxed);
+            self.state = TrainingState {
+                weights: state.weights.clone(),
+                slots: state.slots.clone(),
+                iterations: state.iterations,
+            };
+            Ok(())
+        }
+
+        fn download(&self) -> Result<TrainingState> {
+            self.moves.downloads.fetch_add(1, Relaxed);
+            Ok(TrainingState {
+                weights: self.state.weights.clone(),
+                slots: self.state.slots.clone(),
+                iterations: self.state.iterations,
+            })
+        }
+
+        fn fit_epoch(
+            &mut self,
+            _: &Dataset,
+            _: usize,
+            _: (Option<u64>, f32),
+            _: &mut dyn FnMut(&Progress) -> Next,
+        ) -> Result<Logs> {
+            self.state.weights.iter_mut().for_each(|w| *w += 1.0);
+            self.state.iterations += 1;
+            Ok(Logs::default())
+        }
+
+        fn evaluate(
+            &mut self,
+            _: &Dataset,
+            _: usize,
+            _: &mut dyn FnMut(&Progress) -> Next,
+        ) -> Result<Logs> {
+            Ok(Logs::default())
+        }
+
+        fn predict(
+            &mut self,
+            _: &[f32],
+            _: &mut [f32],
+            _: usize,
+            _: &mut dyn FnMut(&Progress) -> Next,
+        ) -> Result<Next> {
+            Ok(Next::Continue)
+        }
+    }
+
+    fn session() -> Session {
+        let layers = [LayerSpec::Dense(DenseSpec::new(2, Activation::Linear, 1))];
+        let mut session = Session::new(GraphSpec::chain(&[3], &layers)).unwrap();
+        let output = OutputSpec {
+            loss: Some(Loss::MeanSquaredError),
+            weight: 1.0,
+            metrics: Vec::new(),
+        };
+        session
+            .compile(vec![output], OptimizerSpec::sgd(0.1))
+            .unwrap();
+        session
+    }
+
+    #[test]
+    fn state_moves_only_when_the_other_side_reads_what_changed() {
+        let moves = Arc::new(Moves::default());
+        let device = Counting(moves.clone());
+        let (x, y) = (vec![0.5; 12], vec![1.0; 8]);
+        let data = Dataset::new(&x, &y, 4);
+        let mut session = session();
+        let before = session.network().weights().to_vec();
+        let epoch = |session: &mut Session, device: Option<&dyn Device>| {
+            let batching = (2, None);
+            let never = Cancel::never();
+            session.fit_epoch(device, &data, batching, &mut |_| Next::Continue, never)
+        };
+        let count = || (moves.uploads.load(Relaxed), moves.downloads.load(Relaxed));
+        epoch(&mut session, Some(&device)).unwrap();
+        epoch(&mut session, Some(&device)).unwrap();
+        assert_eq!(count(), (1, 0), "uploaded once, nothing read yet");
+        let (network, trainer) = session.reading_trained().unwrap();
+        let moved: Vec<f32> = before.iter().map(|w| w + 2.0).collect();
+        assert_eq!(
+            (network.weights(), trainer.optimizer().iterations()),
+            (&moved[..], 2)
+        );
+        session.reading().unwrap();
+        assert_eq!(count(), (1, 1), "read twice, downloaded once");
+        // A CPU epoch changes the weights: the device takes them up before it runs again.
+        epoch(&mut session, None).unwrap();
+        epoch(&mut session, Some(&device)).unwrap();
+        assert_eq!(count(), (2, 1));
+        // A new compile forgets the copy.
+        let output = OutputSpec {
+            loss: Some(Loss::MeanSquaredError),
+            weight: 1.0,
+            metrics: Vec::new(),
+        };
+        session
+            .compile(vec![output], OptimizerSpec::sgd(0.1))
+            .unwrap();
+        assert_eq!(count(), (2, 2), "brought down before compiling");
+        assert!(session.copy.is_none());
+    }
+
+    #[test]
+    fn what_a_device_cannot_run_is_named_before_a_copy_is_built() {
+        let device = Counting(Arc::default());
+        let mut session = session();
+        session.changing().unwrap().set_trainable(&[false]).unwrap();
+        let why = session.unsupported_on(&device).unwrap();
+        assert_eq!(why.as_deref(), Some("frozen layers (trainable=False)"));
+        assert!(session.copy.is_none());
+        let mut uncompiled = Session::new(session.graph.clone()).unwrap();
+        assert!(matches!(
+            uncompiled.unsupported_on(&device),
+            Err(CoreError::State(_))
+        ));
+    }
+}

@@ -1,0 +1,155 @@
+//! A session (`pynn_core::session`) switching between the CPU and the GPU: the weights and the
+//! optimizer's state follow the model wherever it trains, and what the GPU does not run is
+//! refused by name. Without a Vulkan adapter the tests pass vacuously, unless
+//! `PYNN_REQUIRE_GPU=1` (as CI sets it with lavapipe installed).
+
+use pynn_core::cancel::Cancel;
+use pynn_core::graph::GraphSpec;
+use pynn_core::kernels::activation::Activation;
+use pynn_core::kernels::loss::Loss;
+use pynn_core::layers::{DenseSpec, LayerSpec};
+use pynn_core::metrics::Metric;
+use pynn_core::optim::OptimizerSpec;
+use pynn_core::rng::Rng;
+use pynn_core::session::{Device, Session};
+use pynn_core::train::{Dataset, Next, OutputSpec};
+use pynn_core::CoreError;
+use pynn_gpu::GpuDevice;
+
+fn gpu_present() -> bool {
+    match pynn_gpu::gpu() {
+        Ok(_) => true,
+        Err(error) if std::env::var("PYNN_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("PYNN_REQUIRE_GPU=1 but {error}")
+        }
+        Err(error) => {
+            eprintln!("skipped: {error}");
+            false
+        }
+    }
+}
+
+const SAMPLES: usize = 96;
+
+fn session() -> Session {
+    let layers = [
+        LayerSpec::Dense(DenseSpec::new(16, Activation::Tanh, 1)),
+        LayerSpec::Dense(DenseSpec::new(3, Activation::Softmax, 2)),
+    ];
+    let mut session = Session::new(GraphSpec::chain(&[5], &layers)).unwrap();
+    let output = OutputSpec {
+        loss: Some(Loss::SparseCategoricalCrossentropy { from_logits: false }),
+        weight: 1.0,
+        metrics: vec![Metric::SparseCategoricalAccuracy],
+    };
+    session
+        .compile(vec![output], OptimizerSpec::adam(0.01))
+        .unwrap();
+    session
+}
+
+fn data() -> (Vec<f32>, Vec<f32>) {
+    let mut rng = Rng::new(3);
+    let x = (0..SAMPLES * 5).map(|_| rng.normal(0.0, 1.0)).collect();
+    let y = (0..SAMPLES).map(|i| (i % 3) as f32).collect();
+    (x, y)
+}
+
+/// Trains one epoch on each device of `plan` in turn; returns the weights and the optimizer's
+/// step count, read on the CPU.
+fn train(plan: &[Option<&dyn Device>]) -> (Vec<f32>, u64) {
+    let (x, y) = data();
+    let data = Dataset::new(&x, &y, SAMPLES);
+    let mut session = session();
+    for (epoch, &device) in plan.iter().enumerate() {
+        let batching = (32, Some(epoch as u64));
+        let logs = session
+            .fit_epoch(
+                device,
+                &data,
+                batching,
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            )
+            .unwrap();
+        assert!(logs.loss.is_finite());
+    }
+    let (network, trainer) = session.reading_trained().unwrap();
+    (network.weights().to_vec(), trainer.optimizer().iterations())
+}
+
+#[test]
+fn weights_and_optimizer_state_follow_the_model_between_devices() {
+    if !gpu_present() {
+        return;
+    }
+    let gpu: &dyn Device = &GpuDevice;
+    let (cpu_weights, cpu_steps) = train(&[None, None, None]);
+    for plan in [[None, Some(gpu), None], [Some(gpu), None, Some(gpu)]] {
+        let (weights, steps) = train(&plan);
+        assert_eq!(steps, cpu_steps);
+        for (a, b) in weights.iter().zip(&cpu_weights) {
+            assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn weights_set_on_the_cpu_reach_the_gpu_and_its_predictions() {
+    if !gpu_present() {
+        return;
+    }
+    let (x, _) = data();
+    let mut session = session();
+    let predict = |session: &mut Session, device: Option<&dyn Device>| {
+        let mut out = vec![0.0; SAMPLES * 3];
+        let outs: &mut [&mut [f32]] = &mut [&mut out];
+        session
+            .predict(
+                device,
+                (&[&x], SAMPLES),
+                32,
+                outs,
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            )
+            .unwrap();
+        out
+    };
+    // The GPU builds its copy, then the CPU side changes every weight.
+    predict(&mut session, Some(&GpuDevice));
+    let zeros = vec![0.0; session.network().weights().len()];
+    session.changing().unwrap().set_weights(&zeros).unwrap();
+    let on_gpu = predict(&mut session, Some(&GpuDevice));
+    assert!(
+        on_gpu.iter().all(|&p| (p - 1.0 / 3.0).abs() < 1e-6),
+        "{:?}",
+        &on_gpu[..3]
+    );
+    assert_eq!(predict(&mut session, None), on_gpu);
+}
+
+#[test]
+fn what_the_gpu_does_not_run_is_named() {
+    if !gpu_present() {
+        return;
+    }
+    let mut session = session();
+    session
+        .changing()
+        .unwrap()
+        .set_trainable(&[false, true])
+        .unwrap();
+    let why = session.unsupported_on(&GpuDevice).unwrap();
+    assert_eq!(why.as_deref(), Some("frozen layers (trainable=False)"));
+    let (x, y) = data();
+    let data = Dataset::new(&x, &y, SAMPLES);
+    let refused = session.evaluate(
+        Some(&GpuDevice),
+        &data,
+        32,
+        &mut |_| Next::Continue,
+        Cancel::never(),
+    );
+    assert!(matches!(refused, Err(CoreError::Unsupported(_))));
+}
