@@ -30,6 +30,7 @@ pub trait Device: Sync {
 
 /// The weights, the optimizer's slots (in [`crate::optim::Optimizer::state`]'s order) and its
 /// step count: what moves between the CPU and a device.
+#[derive(Clone, Default)]
 pub struct TrainingState {
     pub weights: Vec<f32>,
     pub slots: Vec<Vec<f32>>,
@@ -346,12 +347,7 @@ mod tests {
 
     impl Device for Counting {
         fn copy_of(&self, _: &DeviceModel) -> Result<Box<dyn DeviceCopy>> {
-            let state = TrainingState {
-                weights: Vec::new(),
-                slots: Vec::new(),
-                iterations: 0,
-            };
-            let moves = self.0.clone();
+            let (state, moves) = (TrainingState::default(), self.0.clone());
             Ok(Box::new(Copy { state, moves }))
         }
     }
@@ -359,21 +355,13 @@ mod tests {
     impl DeviceCopy for Copy {
         fn upload(&mut self, state: &TrainingState) -> Result<()> {
             self.moves.uploads.fetch_add(1, Relaxed);
-            self.state = TrainingState {
-                weights: state.weights.clone(),
-                slots: state.slots.clone(),
-                iterations: state.iterations,
-            };
+            self.state = state.clone();
             Ok(())
         }
 
         fn download(&self) -> Result<TrainingState> {
             self.moves.downloads.fetch_add(1, Relaxed);
-            Ok(TrainingState {
-                weights: self.state.weights.clone(),
-                slots: self.state.slots.clone(),
-                iterations: self.state.iterations,
-            })
+            Ok(self.state.clone())
         }
 
         fn fit_epoch(
