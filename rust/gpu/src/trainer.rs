@@ -9,7 +9,7 @@ use pynn_core::kernels::loss::Loss;
 use pynn_core::layers::LayerSpec;
 use pynn_core::memory::{ensure_len, try_filled};
 use pynn_core::metrics::Metric;
-use pynn_core::optim::OptimizerSpec;
+use pynn_core::optim::{OptimizerSpec, Slot};
 use pynn_core::session::TrainingState;
 use pynn_core::train::{gather, visiting_order, Dataset, Logs, Next, Progress, Totals};
 
@@ -22,32 +22,6 @@ use crate::record::{
     loss_params, statistics_stride, uniform as recorder_uniform, Dispatch, Recorder, StepBuffers,
 };
 use crate::GpuError;
-
-#[derive(Clone, Copy)]
-enum Optimizer {
-    Sgd {
-        momentum: f32,
-        nesterov: bool,
-    },
-    Adam {
-        beta_1: f32,
-        beta_2: f32,
-        c1: f32,
-        c2: f32,
-        epsilon: f32,
-        amsgrad: bool,
-    },
-    Rmsprop {
-        rho: f32,
-        one_minus_rho: f32,
-        momentum: f32,
-        epsilon: f32,
-        centered: bool,
-    },
-    Adagrad {
-        epsilon: f32,
-    },
-}
 
 /// Weights, gradients and optimizer slots: the state that persists across steps.
 struct State {
@@ -94,7 +68,7 @@ pub struct GpuTrainer {
     width: usize,
     rows_per_sample: usize,
     target_width: usize,
-    optimizer: Optimizer,
+    optimizer: OptimizerSpec,
     iterations: u64,
     state: State,
     batches: Option<Batches>,
@@ -218,47 +192,6 @@ fn metric_spec(metric: Metric) -> Spec {
     }
 }
 
-fn optimizer_plan(spec: &OptimizerSpec) -> Result<Optimizer, GpuError> {
-    match *spec {
-        OptimizerSpec::Sgd {
-            momentum, nesterov, ..
-        } => Ok(Optimizer::Sgd {
-            momentum: momentum as f32,
-            nesterov,
-        }),
-        OptimizerSpec::Adam {
-            beta_1,
-            beta_2,
-            epsilon,
-            amsgrad,
-            ..
-        } => Ok(Optimizer::Adam {
-            beta_1: beta_1 as f32,
-            beta_2: beta_2 as f32,
-            c1: (1.0 - beta_1) as f32,
-            c2: (1.0 - beta_2) as f32,
-            epsilon: epsilon as f32,
-            amsgrad,
-        }),
-        OptimizerSpec::Rmsprop {
-            rho,
-            momentum,
-            epsilon,
-            centered,
-            ..
-        } => Ok(Optimizer::Rmsprop {
-            rho: rho as f32,
-            one_minus_rho: (1.0 - rho) as f32,
-            momentum: momentum as f32,
-            epsilon: epsilon as f32,
-            centered,
-        }),
-        OptimizerSpec::Adagrad { epsilon, .. } => Ok(Optimizer::Adagrad {
-            epsilon: epsilon as f32,
-        }),
-    }
-}
-
 impl GpuTrainer {
     /// A trainer for the network of `specs` on samples of `input_shape`, with this loss,
     /// metrics and optimizer; [`GpuError::Unsupported`] names what the GPU does not run yet.
@@ -282,7 +215,6 @@ impl GpuTrainer {
                 "more than {MAX_METRICS} metrics"
             )));
         }
-        let optimizer = optimizer_plan(optimizer)?;
         let width = *output_shape.last().unwrap_or(&1);
         let gpu = gpu()?;
         let kernels = kernels(gpu)?;
@@ -320,7 +252,7 @@ impl GpuTrainer {
             n_weights,
             loss: loss_spec(loss),
             metrics: metrics.iter().copied().map(metric_spec).collect(),
-            optimizer,
+            optimizer: optimizer.clone(),
             iterations: 0,
             state,
             batches: None,
@@ -329,30 +261,16 @@ impl GpuTrainer {
         })
     }
 
-    /// The optimizer's slot vectors, in pynn-core's (Keras's) order: Adam m, v; SGD the
-    /// velocity when there is momentum; RMSprop the velocity, then the momentum and the average
-    /// gradient when in use; Adagrad the accumulator.
+    /// The optimizer's slot vectors, in pynn-core's (Keras's) order: each slot in the buffer
+    /// the optimizer shader keeps it in.
     fn slots(&self) -> Vec<&wgpu::Buffer> {
         let s = &self.state;
-        match self.optimizer {
-            Optimizer::Adam { amsgrad: false, .. } => vec![&s.m, &s.v],
-            Optimizer::Adam { amsgrad: true, .. } => vec![&s.m, &s.v, &s.a],
-            Optimizer::Sgd { momentum, .. } if momentum != 0.0 => vec![&s.m],
-            Optimizer::Sgd { .. } => Vec::new(),
-            Optimizer::Rmsprop {
-                momentum, centered, ..
-            } => {
-                let mut slots = vec![&s.v];
-                if momentum > 0.0 {
-                    slots.push(&s.m);
-                }
-                if centered {
-                    slots.push(&s.a);
-                }
-                slots
-            }
-            Optimizer::Adagrad { .. } => vec![&s.v],
-        }
+        let buffer = |slot| match slot {
+            Slot::Momentum => &s.m,
+            Slot::Square => &s.v,
+            Slot::Extra => &s.a,
+        };
+        self.optimizer.slots().into_iter().map(buffer).collect()
     }
 
     /// Puts weights and optimizer state (as `Optimizer::state` gives them) on the device.
@@ -543,42 +461,19 @@ impl GpuTrainer {
     }
 
     fn step_params(&self, batch: usize, rows: usize, learning_rate: f32) -> StepParams {
-        let mut params = StepParams {
+        let scalars = self.optimizer.step_scalars(learning_rate, self.iterations);
+        StepParams {
             rows: rows as u32,
             batch: batch as u32,
             out_rows: (rows * self.rows_per_sample) as u32,
-            learning_rate,
+            learning_rate: scalars.learning_rate,
+            momentum: scalars.momentum,
+            alpha: scalars.alpha,
+            c1: scalars.c1,
+            c2: scalars.c2,
+            epsilon: scalars.epsilon,
             ..StepParams::default()
-        };
-        match self.optimizer {
-            Optimizer::Sgd { momentum, .. } => params.momentum = momentum,
-            Optimizer::Adam {
-                beta_1,
-                beta_2,
-                c1,
-                c2,
-                epsilon,
-                ..
-            } => {
-                // As pynn-core's Adam computes it, in f32.
-                let t = self.iterations.saturating_add(1) as f32;
-                params.alpha =
-                    learning_rate * (1.0 - beta_2.powf(t)).sqrt() / (1.0 - beta_1.powf(t));
-                (params.c1, params.c2, params.epsilon) = (c1, c2, epsilon);
-            }
-            Optimizer::Rmsprop {
-                rho,
-                one_minus_rho,
-                momentum,
-                epsilon,
-                ..
-            } => {
-                (params.c1, params.c2) = (rho, one_minus_rho);
-                (params.momentum, params.epsilon) = (momentum, epsilon);
-            }
-            Optimizer::Adagrad { epsilon } => params.epsilon = epsilon,
         }
-        params
     }
 
     /// The epoch's logs from each batch's loss and metric sums, weighted as pynn-core's
@@ -726,10 +621,10 @@ impl GpuTrainer {
         training.backward(&self.stages, &self.sizes, n_metrics);
         training.penalties(&self.penalties, &self.stages, &self.sizes, n_metrics, true);
         let (kind, nesterov, centered) = match self.optimizer {
-            Optimizer::Sgd { nesterov, .. } => (optimizer::SGD, nesterov, false),
-            Optimizer::Adam { amsgrad, .. } => (optimizer::ADAM, false, amsgrad),
-            Optimizer::Rmsprop { centered, .. } => (optimizer::RMSPROP, false, centered),
-            Optimizer::Adagrad { .. } => (optimizer::ADAGRAD, false, false),
+            OptimizerSpec::Sgd { nesterov, .. } => (optimizer::SGD, nesterov, false),
+            OptimizerSpec::Adam { amsgrad, .. } => (optimizer::ADAM, false, amsgrad),
+            OptimizerSpec::Rmsprop { centered, .. } => (optimizer::RMSPROP, false, centered),
+            OptimizerSpec::Adagrad { .. } => (optimizer::ADAGRAD, false, false),
         };
         let params = OptimizerParams {
             n: self.n_weights as u32,

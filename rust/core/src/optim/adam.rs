@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::memory::try_filled;
 use crate::parallel::CHUNK;
 
+use super::step::adam_alpha;
 use super::{copy_slot, one_minus, restore, Optimizer};
 
 /// The moments live in separate vectors (not one struct per weight) so that the update
@@ -95,11 +96,9 @@ fn update_amsgrad(
 
 impl Optimizer for Adam {
     fn step_ranges(&mut self, weights: &mut [f32], grads: &[f32], ranges: &[Range<usize>]) {
-        let t = self.iterations.saturating_add(1) as f32;
-        let alpha =
-            self.learning_rate * (1.0 - self.beta_2.powf(t)).sqrt() / (1.0 - self.beta_1.powf(t));
+        let (lr, iterations) = (self.learning_rate, self.iterations);
         let s = Step {
-            alpha,
+            alpha: adam_alpha(lr, self.beta_1, self.beta_2, iterations),
             c1: self.one_minus_beta_1,
             c2: self.one_minus_beta_2,
             epsilon: self.epsilon,

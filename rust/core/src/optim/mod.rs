@@ -8,6 +8,7 @@ mod adagrad;
 mod adam;
 mod rmsprop;
 mod sgd;
+mod step;
 
 pub use adagrad::Adagrad;
 pub use adam::Adam;
@@ -16,6 +17,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 pub use sgd::Sgd;
+pub use step::{Slot, StepScalars};
 
 use crate::error::{CoreError, Result};
 use crate::memory::try_copy;
