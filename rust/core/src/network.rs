@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
-use crate::graph::{self, Flow, GraphSpec, Lane, Mode, Plan};
+use crate::graph::{self, DevicePlan, Flow, GraphSpec, Lane, Mode, Plan};
 use crate::kernels::activation::Activation;
 use crate::layers::LayerSpec;
 use crate::memory::{try_copy, try_filled};
@@ -199,6 +199,11 @@ impl Network {
 
     pub fn output_width(&self) -> usize {
         self.output_width_of(0)
+    }
+
+    /// The planned network as another device builds it (see [`DevicePlan`]).
+    pub fn device_plan(&self) -> DevicePlan {
+        DevicePlan::of(&self.plan, &self.lane.ops)
     }
 
     /// Each layer's per-sample output shape (at its first call).

@@ -5,18 +5,16 @@
 
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
-use crate::graph::GraphSpec;
+use crate::graph::{DevicePlan, GraphSpec};
 use crate::kernels::loss::Loss;
-use crate::layers::LayerSpec;
 use crate::metrics::Metric;
 use crate::network::Network;
 use crate::optim::OptimizerSpec;
 use crate::train::{self, Dataset, Logs, Next, OutputSpec, Progress, Trainer};
 
-/// A compiled model as a device builds its copy: today a chain of layers with one loss.
+/// A compiled model as a device builds its copy: the planned network, and its one loss.
 pub struct DeviceModel<'a> {
-    pub input_shape: &'a [usize],
-    pub layers: &'a [LayerSpec],
+    pub plan: DevicePlan,
     pub loss: Loss,
     pub metrics: &'a [Metric],
     pub optimizer: &'a OptimizerSpec,
@@ -199,15 +197,11 @@ impl Session {
         if self.network.trainable().contains(&false) {
             return unsupported("frozen layers (trainable=False)");
         }
-        let Some((input_shape, layers)) = self.graph.as_chain() else {
-            return unsupported("models other than a stack of layers");
-        };
         if self.copy.is_some() {
             return Ok(());
         }
         let model = DeviceModel {
-            input_shape,
-            layers,
+            plan: self.network.device_plan(),
             loss,
             metrics: &output.metrics,
             optimizer,
@@ -325,7 +319,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::kernels::activation::Activation;
-    use crate::layers::DenseSpec;
+    use crate::layers::{DenseSpec, LayerSpec};
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     use std::sync::Arc;
 

@@ -23,7 +23,7 @@ impl From<GpuError> for CoreError {
 
 impl Device for GpuDevice {
     fn copy_of(&self, m: &DeviceModel) -> Result<Box<dyn DeviceCopy>> {
-        let trainer = GpuTrainer::new(m.input_shape, m.layers, m.loss, m.metrics, m.optimizer)?;
+        let trainer = GpuTrainer::new(&m.plan, m.loss, m.metrics, m.optimizer)?;
         Ok(Box::new(trainer))
     }
 }

@@ -1,6 +1,7 @@
-//! What each layer of a pynn-core network is on the GPU, worked out from its spec and the
-//! layer pynn-core builds from it (shapes, windows, weight offsets), so both engines agree.
+//! What each node of a pynn-core network is on the GPU: its stage, read from the core's plan
+//! (specs, shapes, windows, weight ranges, heads), so both engines agree on the layout.
 
+use pynn_core::graph::{DeviceNode, DevicePlan};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
@@ -66,13 +67,18 @@ pub struct Plan {
     pub n_weights: usize,
 }
 
+fn volume(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
 /// The ranges a layer's kernel and bias regularizers cover (the bias follows the kernel).
 fn weight_penalties(
     [kernel, bias]: [Option<Regularizer>; 2],
-    offset: usize,
-    kernel_len: usize,
-    bias_len: usize,
+    node: &DeviceNode,
 ) -> impl Iterator<Item = Penalty> {
+    let offset = node.weights.start;
+    let kernel_len = volume(&node.weight_shapes[0]);
+    let bias_len = node.weight_shapes.get(1).map_or(0, |s| volume(s));
     let ranges = [
         (kernel, offset, kernel_len),
         (bias, offset + kernel_len, bias_len),
@@ -87,105 +93,82 @@ fn weight_penalties(
     })
 }
 
-/// The stages of `specs` for samples of `input_shape`.
-pub fn plan(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Plan, GpuError> {
-    let head = pynn_core::head::head_of(specs);
-    let mut specs = specs.to_vec();
-    if let (Some(_), Some(last)) = (head, specs.last_mut()) {
-        *last = last.without_activation();
-    }
-    let mut shape = input_shape.to_vec();
-    let mut sizes = vec![shape.iter().product()];
-    let (mut stages, mut offset, mut penalties) = (Vec::new(), 0, Vec::new());
-    for spec in &specs {
-        let unsupported = match spec {
-            LayerSpec::Activation(_) => Some("`Activation` layers"),
-            LayerSpec::Merge(_) | LayerSpec::Concatenate(_) | LayerSpec::Dot(_) => {
-                Some("merge layers")
-            }
-            _ => None,
-        };
-        if let Some(what) = unsupported {
-            return Err(GpuError::Unsupported(what.to_string()));
-        }
-        let layer = spec
-            .build(&shape)
-            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-        let weights: usize = layer
-            .weight_shapes()
-            .iter()
-            .map(|s| s.iter().product::<usize>())
-            .sum();
-        let stage = match spec {
+/// The stages of the core's planned network, which must be a chain of layers.
+pub fn plan(model: &DevicePlan) -> Result<Plan, GpuError> {
+    let unsupported = |what: &str| GpuError::Unsupported(what.to_string());
+    let nodes = model
+        .as_chain()
+        .ok_or_else(|| unsupported("models other than a stack of layers"))?;
+    let mut sizes = vec![model.input_shapes[0].iter().product()];
+    let (mut stages, mut penalties) = (Vec::new(), Vec::new());
+    for node in nodes {
+        let stage = match &node.spec {
             LayerSpec::Dense(dense) => {
-                let inputs = *shape.last().expect("an input has axes");
-                let kernel_len = inputs * dense.units;
-                let bias_len = if dense.use_bias { dense.units } else { 0 };
+                let input_shape = &node.input_shapes[0];
+                let inputs = *input_shape.last().expect("an input has axes");
+                let epilogue = epilogue(node, dense.activation, dense.activity_regularizer);
                 let regularizers = [dense.kernel_regularizer, dense.bias_regularizer];
-                penalties.extend(weight_penalties(regularizers, offset, kernel_len, bias_len));
+                penalties.extend(weight_penalties(regularizers, node));
                 Stage::Dense {
                     inputs,
-                    rows_per_sample: shape.iter().product::<usize>() / inputs,
+                    rows_per_sample: input_shape.iter().product::<usize>() / inputs,
                     units: dense.units,
-                    epilogue: Epilogue {
-                        activation: dense.activation,
-                        use_bias: dense.use_bias,
-                        kernel_offset: offset,
-                        kernel_len,
-                        period: dense.units,
-                        activity: dense.activity_regularizer,
-                    },
+                    epilogue,
                 }
             }
             LayerSpec::Conv(conv) => {
-                let geometry = layer.geometry().expect("a convolution has windows");
-                let kernel_len = geometry.field() * conv.filters;
-                let bias_len = if conv.use_bias { conv.filters } else { 0 };
                 let regularizers = [conv.kernel_regularizer, conv.bias_regularizer];
-                penalties.extend(weight_penalties(regularizers, offset, kernel_len, bias_len));
+                penalties.extend(weight_penalties(regularizers, node));
                 Stage::Conv {
-                    geometry,
+                    geometry: node.geometry.expect("a convolution has windows"),
                     filters: conv.filters,
-                    epilogue: Epilogue {
-                        activation: conv.activation,
-                        use_bias: conv.use_bias,
-                        kernel_offset: offset,
-                        kernel_len,
-                        period: conv.filters,
-                        activity: conv.activity_regularizer,
-                    },
+                    epilogue: epilogue(node, conv.activation, conv.activity_regularizer),
                 }
             }
             LayerSpec::Pool(pool) => Stage::Pool {
-                geometry: layer.geometry().expect("a pooling layer has windows"),
+                geometry: node.geometry.expect("a pooling layer has windows"),
                 kind: pool.op,
             },
             LayerSpec::Dropout(dropout) => {
-                let layer = Dropout::new(dropout.clone(), &shape)
-                    .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-                if layer.drops() {
-                    Stage::Dropout(Box::new(layer))
-                } else {
-                    Stage::Identity
+                let layer = Dropout::new(dropout.clone(), &node.input_shapes[0])
+                    .map_err(|e| unsupported(&e.to_string()))?;
+                match layer.drops() {
+                    true => Stage::Dropout(Box::new(layer)),
+                    false => Stage::Identity,
                 }
             }
             LayerSpec::Reshape(_) => Stage::Identity,
-            LayerSpec::Activation(_)
-            | LayerSpec::Merge(_)
-            | LayerSpec::Concatenate(_)
-            | LayerSpec::Dot(_) => unreachable!("refused above"),
+            LayerSpec::Activation(_) => return Err(unsupported("`Activation` layers")),
+            LayerSpec::Merge(_) | LayerSpec::Concatenate(_) | LayerSpec::Dot(_) => {
+                return Err(unsupported("merge layers"))
+            }
         };
-        offset += weights;
-        shape = layer.output_shape().to_vec();
-        sizes.push(shape.iter().product());
+        sizes.push(node.output_shape.iter().product());
         stages.push(stage);
     }
     Ok(Plan {
         stages,
-        head,
+        head: model.heads[0],
         penalties,
         sizes,
-        output_shape: shape,
-        n_weights: offset,
+        output_shape: nodes
+            .last()
+            .expect("a chain has nodes")
+            .output_shape
+            .clone(),
+        n_weights: model.n_weights,
     })
+}
+
+/// A Dense or convolution node's epilogue: its bias (the weight after the kernel, if any) and
+/// activation, over rows of its output's last axis.
+fn epilogue(node: &DeviceNode, activation: Activation, activity: Option<Regularizer>) -> Epilogue {
+    Epilogue {
+        activation,
+        use_bias: node.weight_shapes.len() > 1,
+        kernel_offset: node.weights.start,
+        kernel_len: volume(&node.weight_shapes[0]),
+        period: *node.output_shape.last().expect("an output has axes"),
+        activity,
+    }
 }

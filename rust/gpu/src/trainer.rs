@@ -4,9 +4,9 @@
 //! command buffer, and submits it; the batches' loss and metric sums stay on the device until
 //! the epoch's end, when they come back in one read.
 
+use pynn_core::graph::DevicePlan;
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::loss::Loss;
-use pynn_core::layers::LayerSpec;
 use pynn_core::memory::{ensure_len, try_filled};
 use pynn_core::metrics::Metric;
 use pynn_core::optim::{OptimizerSpec, Slot};
@@ -193,11 +193,10 @@ fn metric_spec(metric: Metric) -> Spec {
 }
 
 impl GpuTrainer {
-    /// A trainer for the network of `specs` on samples of `input_shape`, with this loss,
+    /// A trainer for the core's planned network `model` (a chain of layers), with this loss,
     /// metrics and optimizer; [`GpuError::Unsupported`] names what the GPU does not run yet.
     pub fn new(
-        input_shape: &[usize],
-        specs: &[LayerSpec],
+        model: &DevicePlan,
         loss: Loss,
         metrics: &[Metric],
         optimizer: &OptimizerSpec,
@@ -209,7 +208,7 @@ impl GpuTrainer {
             sizes,
             output_shape,
             n_weights,
-        } = plan(input_shape, specs)?;
+        } = plan(model)?;
         if metrics.len() > MAX_METRICS {
             return Err(GpuError::Unsupported(format!(
                 "more than {MAX_METRICS} metrics"

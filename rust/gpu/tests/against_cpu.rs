@@ -4,12 +4,13 @@
 //! vacuously, unless `PYNN_REQUIRE_GPU=1` (as CI sets it with lavapipe installed).
 
 use pynn_core::cancel::Cancel;
+use pynn_core::graph::GraphSpec;
 use pynn_core::initializers::{Distribution, FanMode, Initializer};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Padding;
 use pynn_core::kernels::loss::Loss;
 use pynn_core::kernels::pool::PoolKind;
-use pynn_core::layers::{ConvSpec, DenseSpec, LayerSpec, PoolSpec, ReshapeSpec};
+use pynn_core::layers::{ActivationSpec, ConvSpec, DenseSpec, LayerSpec, PoolSpec, ReshapeSpec};
 use pynn_core::metrics::Metric;
 use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
@@ -91,14 +92,8 @@ fn data(case: &Case, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
 fn engines(case: &Case) -> (Network, Trainer, GpuTrainer) {
     let network = Network::new(&case.shape(), &case.specs).unwrap();
     let trainer = Trainer::new(&network, case.loss, &case.optimizer, case.metrics.clone()).unwrap();
-    let mut gpu = GpuTrainer::new(
-        &case.shape(),
-        &case.specs,
-        case.loss,
-        &case.metrics,
-        &case.optimizer,
-    )
-    .unwrap();
+    let plan = network.device_plan();
+    let mut gpu = GpuTrainer::new(&plan, case.loss, &case.metrics, &case.optimizer).unwrap();
     gpu.upload(network.weights(), &trainer.optimizer().state().unwrap(), 0)
         .unwrap();
     (network, trainer, gpu)
@@ -359,13 +354,35 @@ fn unsupported_models_are_named() {
     let sgd = OptimizerSpec::sgd(0.1);
     let metrics = [Metric::BinaryAccuracy { threshold: 0.5 }; 5];
     let loss = Loss::MeanSquaredError;
-    let error = GpuTrainer::new(&[4], &specs, loss, &metrics, &sgd)
-        .err()
-        .unwrap();
+    let plan = Network::new(&[4], &specs).unwrap().device_plan();
+    let error = GpuTrainer::new(&plan, loss, &metrics, &sgd).err().unwrap();
     assert_eq!(error, GpuError::Unsupported("more than 4 metrics".into()));
     assert!(error
         .to_string()
         .contains("does not run more than 4 metrics yet"));
+    // A graph that is not a chain: x + relu(x).
+    use pynn_core::graph::{NodeSpec, TensorRef::*};
+    use pynn_core::ops::{MergeOp, MergeSpec};
+    let relu = ActivationSpec {
+        activation: Activation::Relu,
+    };
+    let graph = GraphSpec {
+        inputs: vec![vec![4]],
+        constants: Vec::new(),
+        layers: vec![
+            LayerSpec::Activation(relu),
+            LayerSpec::Merge(MergeSpec::new(MergeOp::Add)),
+        ],
+        nodes: vec![
+            NodeSpec::new(0, vec![Input(0)]),
+            NodeSpec::new(1, vec![Input(0), Node(0)]),
+        ],
+        outputs: vec![Node(1)],
+    };
+    let plan = Network::from_graph(&graph).unwrap().device_plan();
+    let error = GpuTrainer::new(&plan, loss, &metrics[..1], &sgd).err();
+    let expected = GpuError::Unsupported("models other than a stack of layers".into());
+    assert_eq!(error, Some(expected));
 }
 
 /// Dense layers on the last axis of multi-axis inputs (Keras applies them row by row).

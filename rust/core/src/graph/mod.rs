@@ -10,11 +10,13 @@
 //! fixed order (reverse node order; the first contributor writes, the later ones add), so the
 //! results never depend on the thread count.
 
+mod device_plan;
 mod fuse;
 mod lane;
 mod plan;
 mod spec;
 
+pub use device_plan::{DeviceNode, DevicePlan};
 pub use fuse::fuse;
 pub(crate) use lane::Lane;
 pub use plan::MAX_PART_SAMPLES;
