@@ -385,6 +385,33 @@ fn unsupported_models_are_named() {
     assert_eq!(error, Some(expected));
 }
 
+/// An `Activation` layer after a linear Dense runs in the Dense's epilogue, as on the CPU.
+#[test]
+fn an_activation_layer_folded_into_a_dense_as_on_the_cpu() {
+    if !gpu_present() {
+        return;
+    }
+    let tanh = ActivationSpec {
+        activation: Activation::Tanh,
+    };
+    let case = Case {
+        specs: vec![
+            dense(7, Activation::Linear, 1),
+            LayerSpec::Activation(tanh),
+            dense(3, Activation::Softmax, 2),
+        ],
+        input_shape: Vec::new(),
+        input: 5,
+        loss: Loss::CategoricalCrossentropy {
+            from_logits: false,
+            label_smoothing: 0.0,
+        },
+        metrics: vec![Metric::CategoricalAccuracy],
+        optimizer: OptimizerSpec::adam(0.01),
+    };
+    check(case, 40, 16, 3, 1e-4);
+}
+
 /// Dense layers on the last axis of multi-axis inputs (Keras applies them row by row).
 #[test]
 fn dense_on_multi_axis_inputs_as_on_the_cpu() {
