@@ -264,12 +264,30 @@ def test_the_textbooks_l2_network_trains_as_on_the_cpu():
         np.testing.assert_allclose(histories[1][key], values, rtol=1e-4)
 
 
-def test_frozen_layers_are_refused_by_name_on_the_gpu():
-    pynn.config.set_device("gpu")
+def frozen_base():
     model = mlp()
     model.layers[0].trainable = False
-    with pytest.raises(NotImplementedError, match=r"frozen layers \(trainable=False\)"):
-        model.fit(X, LABELS, verbose=0)
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+def test_frozen_layers_stay_on_the_gpu_and_the_rest_trains_as_on_the_cpu():
+    before = mlp().get_weights()
+    cpu, cpu_history = fit_on("cpu", frozen_base)
+    gpu, gpu_history = fit_on("gpu", frozen_base)
+    for key, values in cpu_history.items():
+        np.testing.assert_allclose(gpu_history[key], values, rtol=1e-3, atol=1e-6)
+    after = gpu.get_weights()
+    for frozen, was in zip(after[:2], before[:2]):
+        np.testing.assert_array_equal(frozen, was)
+    assert not np.array_equal(after[2], before[2])
+    for g, c in zip(after, cpu.get_weights()):
+        np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
+    # Unfrozen and compiled again, the GPU trains every layer.
+    gpu.layers[0].trainable = True
+    gpu.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    gpu.fit(X, LABELS, epochs=1, batch_size=32, verbose=0)
+    assert not np.array_equal(gpu.get_weights()[0], before[0])
 
 
 def test_a_batch_too_large_for_the_gpu_is_a_memory_error():

@@ -203,7 +203,8 @@ impl Network {
 
     /// The planned network as another device builds it (see [`DevicePlan`]).
     pub fn device_plan(&self) -> DevicePlan {
-        DevicePlan::of(&self.plan, &self.lane.ops)
+        let trainable = (&self.trainable[..], &self.trainable_ranges[..]);
+        DevicePlan::of(&self.plan, &self.lane.ops, trainable)
     }
 
     /// Each layer's per-sample output shape (at its first call).

@@ -68,6 +68,8 @@ pub struct Session {
     graph: GraphSpec,
     compiled: Option<(Vec<OutputSpec>, OptimizerSpec)>,
     copy: Option<Box<dyn DeviceCopy>>,
+    /// The trainable flags the copy was built with: it steps only those layers.
+    copy_trains: Vec<bool>,
     /// The device trained since the CPU copy was last brought up to date.
     device_newer: bool,
     /// The CPU copy changed since it was last uploaded.
@@ -87,6 +89,7 @@ impl Session {
             graph,
             compiled: None,
             copy: None,
+            copy_trains: Vec::new(),
             device_newer: false,
             cpu_newer: false,
         })
@@ -182,8 +185,7 @@ impl Session {
         }
     }
 
-    /// Builds `device`'s copy unless it exists; checks every time what the device does not run
-    /// (layers may have been frozen since).
+    /// Builds `device`'s copy unless one exists for the same trainable layers.
     fn prepare(&mut self, device: &dyn Device) -> Result<()> {
         let (outputs, optimizer) = self.compiled.as_ref().ok_or_else(no_trainer)?;
         let unsupported = |what: &str| Err(CoreError::Unsupported(what.into()));
@@ -194,19 +196,21 @@ impl Session {
         if output.weight != 1.0 {
             return unsupported("a loss weight other than 1");
         }
-        if self.network.trainable().contains(&false) {
-            return unsupported("frozen layers (trainable=False)");
-        }
-        if self.copy.is_some() {
+        if self.copy.is_some() && self.copy_trains == self.network.trainable() {
             return Ok(());
         }
+        let (metrics, optimizer) = (output.metrics.clone(), optimizer.clone());
+        // Layers frozen or unfrozen since the copy was built: a new one, from the CPU's state.
+        self.bring_to_cpu()?;
+        self.forget_copy();
         let model = DeviceModel {
             plan: self.network.device_plan(),
             loss,
-            metrics: &output.metrics,
-            optimizer,
+            metrics: &metrics,
+            optimizer: &optimizer,
         };
         self.copy = Some(device.copy_of(&model)?);
+        self.copy_trains = self.network.trainable().to_vec();
         self.cpu_newer = true;
         Ok(())
     }
@@ -450,14 +454,51 @@ mod tests {
     fn what_a_device_cannot_run_is_named_before_a_copy_is_built() {
         let device = Counting(Arc::default());
         let mut session = session();
-        session.changing().unwrap().set_trainable(&[false]).unwrap();
+        let output = OutputSpec {
+            loss: Some(Loss::MeanSquaredError),
+            weight: 0.5,
+            metrics: Vec::new(),
+        };
+        session
+            .compile(vec![output], OptimizerSpec::sgd(0.1))
+            .unwrap();
         let why = session.unsupported_on(&device).unwrap();
-        assert_eq!(why.as_deref(), Some("frozen layers (trainable=False)"));
+        assert_eq!(why.as_deref(), Some("a loss weight other than 1"));
         assert!(session.copy.is_none());
         let mut uncompiled = Session::new(session.graph.clone()).unwrap();
         assert!(matches!(
             uncompiled.unsupported_on(&device),
             Err(CoreError::State(_))
         ));
+    }
+
+    #[test]
+    fn freezing_layers_rebuilds_the_copy_from_the_trained_state() {
+        let moves = Arc::new(Moves::default());
+        let device = Counting(moves.clone());
+        let (x, y) = (vec![0.5; 12], vec![1.0; 8]);
+        let data = Dataset::new(&x, &y, 4);
+        let mut session = session();
+        let epoch = |session: &mut Session| {
+            let (batching, never) = ((2, None), Cancel::never());
+            let after = &mut |_: &Progress| Next::Continue;
+            session
+                .fit_epoch(Some(&device), &data, batching, after, never)
+                .unwrap();
+        };
+        epoch(&mut session);
+        session.network.set_trainable(&[false]).unwrap();
+        epoch(&mut session);
+        // The first copy's training came down, and went up into the new copy.
+        assert_eq!(moves.downloads.load(Relaxed), 1);
+        assert_eq!(moves.uploads.load(Relaxed), 2);
+        assert_eq!(session.copy_trains, [false]);
+        let iterations = session
+            .reading_trained()
+            .unwrap()
+            .1
+            .optimizer()
+            .iterations();
+        assert_eq!(iterations, 2);
     }
 }

@@ -156,8 +156,11 @@ pub struct PenaltyParams {
 #[repr(C)]
 #[derive(Clone, Copy, Default, Pod, Zeroable)]
 pub struct OptimizerParams {
+    /// The weights stepped: `n` from `offset` (one trainable range).
     pub n: u32,
     pub kind: u32,
     pub nesterov: u32,
     pub centered: u32,
+    pub offset: u32,
+    pub _pad: [u32; 3],
 }

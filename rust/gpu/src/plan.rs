@@ -108,7 +108,7 @@ pub fn plan(model: &DevicePlan) -> Result<Plan, GpuError> {
                 let inputs = *input_shape.last().expect("an input has axes");
                 let epilogue = epilogue(node, dense.activation, dense.activity_regularizer);
                 let regularizers = [dense.kernel_regularizer, dense.bias_regularizer];
-                penalties.extend(weight_penalties(regularizers, node));
+                penalties.extend(weight_penalties(regularizers, node).filter(|_| node.trains));
                 Stage::Dense {
                     inputs,
                     rows_per_sample: input_shape.iter().product::<usize>() / inputs,
@@ -118,7 +118,7 @@ pub fn plan(model: &DevicePlan) -> Result<Plan, GpuError> {
             }
             LayerSpec::Conv(conv) => {
                 let regularizers = [conv.kernel_regularizer, conv.bias_regularizer];
-                penalties.extend(weight_penalties(regularizers, node));
+                penalties.extend(weight_penalties(regularizers, node).filter(|_| node.trains));
                 Stage::Conv {
                     geometry: node.geometry.expect("a convolution has windows"),
                     filters: conv.filters,

@@ -59,6 +59,8 @@ pub struct GpuTrainer {
     /// The output layer's sigmoid or softmax, applied after its stage (pynn-core's `head`).
     head: Option<Activation>,
     penalties: Vec<Penalty>,
+    /// The ranges of the weights that the optimizer steps (frozen layers' are left out).
+    trainable_ranges: Vec<std::ops::Range<usize>>,
     /// Values per sample of the input, then of each layer's output.
     sizes: Vec<usize>,
     n_weights: usize,
@@ -247,6 +249,7 @@ impl GpuTrainer {
             stages,
             head,
             penalties,
+            trainable_ranges: model.trainable_ranges.clone(),
             sizes,
             n_weights,
             loss: loss_spec(loss),
@@ -625,14 +628,18 @@ impl GpuTrainer {
             OptimizerSpec::Rmsprop { centered, .. } => (optimizer::RMSPROP, false, centered),
             OptimizerSpec::Adagrad { .. } => (optimizer::ADAGRAD, false, false),
         };
-        let params = OptimizerParams {
-            n: self.n_weights as u32,
-            kind,
-            nesterov: nesterov as u32,
-            centered: centered as u32,
-        };
         let s = &self.state;
-        training.optimizer(params, [&s.m, &s.v, &s.a]);
+        for range in &self.trainable_ranges {
+            let params = OptimizerParams {
+                n: range.len() as u32,
+                kind,
+                nesterov: nesterov as u32,
+                centered: centered as u32,
+                offset: range.start as u32,
+                ..OptimizerParams::default()
+            };
+            training.optimizer(params, [&s.m, &s.v, &s.a]);
+        }
         let mut inference = recorder();
         inference.forward(&self.stages, &self.sizes, Some(&ones));
         let mut output = acts.last().expect("input").clone();

@@ -4,15 +4,16 @@
 //! `PYNN_REQUIRE_GPU=1` (as CI sets it with lavapipe installed).
 
 use pynn_core::cancel::Cancel;
-use pynn_core::graph::GraphSpec;
+use pynn_core::graph::{GraphSpec, NodeSpec, TensorRef::*};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::loss::Loss;
-use pynn_core::layers::{DenseSpec, LayerSpec};
+use pynn_core::layers::{ActivationSpec, DenseSpec, LayerSpec};
 use pynn_core::metrics::Metric;
+use pynn_core::ops::{MergeOp, MergeSpec};
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::rng::Rng;
 use pynn_core::session::{Device, Session};
-use pynn_core::train::{Dataset, Next, OutputSpec};
+use pynn_core::train::{Dataset, Next, OutputSpec, Progress};
 use pynn_core::CoreError;
 use pynn_gpu::GpuDevice;
 
@@ -130,20 +131,75 @@ fn weights_set_on_the_cpu_reach_the_gpu_and_its_predictions() {
 }
 
 #[test]
+fn frozen_layers_stay_on_the_gpu_and_the_rest_trains_as_on_the_cpu() {
+    if !gpu_present() {
+        return;
+    }
+    let (x, y) = data();
+    let data = Dataset::new(&x, &y, SAMPLES);
+    let train = |device: Option<&dyn Device>| {
+        let mut session = session();
+        session
+            .changing()
+            .unwrap()
+            .set_trainable(&[false, true])
+            .unwrap();
+        let before = session.network().weights().to_vec();
+        for epoch in 0..2 {
+            let batching = (32, Some(epoch));
+            let after = &mut |_: &Progress| Next::Continue;
+            session
+                .fit_epoch(device, &data, batching, after, Cancel::never())
+                .unwrap();
+        }
+        (before, session.reading().unwrap().weights().to_vec())
+    };
+    let (before, on_cpu) = train(None);
+    let (_, on_gpu) = train(Some(&GpuDevice));
+    // The first Dense: 5 x 16 kernel and 16 biases, bit for bit as they were.
+    let frozen = 5 * 16 + 16;
+    assert_eq!(on_gpu[..frozen], before[..frozen]);
+    assert_ne!(on_gpu[frozen..], before[frozen..]);
+    for (a, b) in on_gpu.iter().zip(&on_cpu) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+}
+
+#[test]
 fn what_the_gpu_does_not_run_is_named() {
     if !gpu_present() {
         return;
     }
-    let mut session = session();
+    // x + relu(x): not a chain of layers.
+    let relu = ActivationSpec {
+        activation: Activation::Relu,
+    };
+    let graph = GraphSpec {
+        inputs: vec![vec![5]],
+        constants: Vec::new(),
+        layers: vec![
+            LayerSpec::Activation(relu),
+            LayerSpec::Merge(MergeSpec::new(MergeOp::Add)),
+        ],
+        nodes: vec![
+            NodeSpec::new(0, vec![Input(0)]),
+            NodeSpec::new(1, vec![Input(0), Node(0)]),
+        ],
+        outputs: vec![Node(1)],
+    };
+    let mut session = Session::new(graph).unwrap();
+    let output = OutputSpec {
+        loss: Some(Loss::MeanSquaredError),
+        weight: 1.0,
+        metrics: Vec::new(),
+    };
     session
-        .changing()
-        .unwrap()
-        .set_trainable(&[false, true])
+        .compile(vec![output], OptimizerSpec::sgd(0.1))
         .unwrap();
     let why = session.unsupported_on(&GpuDevice).unwrap();
-    assert_eq!(why.as_deref(), Some("frozen layers (trainable=False)"));
-    let (x, y) = data();
-    let data = Dataset::new(&x, &y, SAMPLES);
+    assert_eq!(why.as_deref(), Some("models other than a stack of layers"));
+    let (x, _) = data();
+    let data = Dataset::new(&x, &x, SAMPLES);
     let refused = session.evaluate(
         Some(&GpuDevice),
         &data,

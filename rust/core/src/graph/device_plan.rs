@@ -23,6 +23,9 @@ pub struct DeviceNode {
     pub weight_shapes: Vec<Vec<usize>>,
     /// A convolution's or pooling's windows over its input.
     pub geometry: Option<Geometry>,
+    /// Whether its layer's weights train: a frozen layer's weights stay, and their penalties
+    /// leave the loss.
+    pub trains: bool,
 }
 
 pub struct DevicePlan {
@@ -32,10 +35,16 @@ pub struct DevicePlan {
     pub outputs: Vec<usize>,
     pub heads: Vec<Option<Activation>>,
     pub n_weights: usize,
+    /// The ranges of the weight buffer that train, adjacent layers' merged.
+    pub trainable_ranges: Vec<Range<usize>>,
 }
 
 impl DevicePlan {
-    pub(crate) fn of(plan: &Plan, ops: &[NodeOp]) -> Self {
+    pub(crate) fn of(
+        plan: &Plan,
+        ops: &[NodeOp],
+        (trainable, trainable_ranges): (&[bool], &[Range<usize>]),
+    ) -> Self {
         let nodes = plan
             .nodes
             .iter()
@@ -53,6 +62,7 @@ impl DevicePlan {
                 weights: plan.ranges[node.layer].clone(),
                 weight_shapes: op.weight_shapes(),
                 geometry: op.layer().and_then(|layer| layer.geometry()),
+                trains: trainable[node.layer],
             })
             .collect();
         DevicePlan {
@@ -61,6 +71,7 @@ impl DevicePlan {
             outputs: plan.outputs.clone(),
             heads: plan.heads.clone(),
             n_weights: plan.n_weights,
+            trainable_ranges: trainable_ranges.to_vec(),
         }
     }
 

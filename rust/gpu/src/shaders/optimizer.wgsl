@@ -8,6 +8,10 @@ struct Params {
     kind: u32,
     nesterov: u32,
     centered: u32,  // RMSprop: centered; Adam: amsgrad (the running maximum of v in a)
+    offset: u32,    // the first weight of the range stepped (`n` weights)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Slots: SGD's velocity and Adam's first moment in m; Adam's second moment, RMSprop's velocity
@@ -22,10 +26,11 @@ struct Params {
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let i = flat_index(id, groups);
-    if (i >= p.n) {
+    let k = flat_index(id, groups);
+    if (k >= p.n) {
         return;
     }
+    let i = p.offset + k;
     let gi = g[i];
     if (p.kind == RMSPROP) {
         v[i] = step.c1 * v[i] + step.c2 * (gi * gi);
