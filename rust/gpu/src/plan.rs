@@ -43,6 +43,9 @@ pub enum Stage {
     },
     /// pynn-core's Dropout layer draws the step's mask, which goes up with the batch.
     Dropout(Box<Dropout>),
+    /// An `Activation` layer: its function alone (no weights), its derivative applied to the
+    /// output's gradient in place, which is then the input's.
+    Activation(Epilogue),
     /// Flatten, Reshape, and Dropout with rate 0: the row-major data is unchanged.
     Identity,
 }
@@ -138,7 +141,16 @@ pub fn plan(model: &DevicePlan) -> Result<Plan, GpuError> {
                 }
             }
             LayerSpec::Reshape(_) => Stage::Identity,
-            LayerSpec::Activation(_) => return Err(unsupported("`Activation` layers")),
+            // An output's activation is its head's (the spec keeps a linear one).
+            LayerSpec::Activation(a) if a.activation == Activation::Linear => Stage::Identity,
+            LayerSpec::Activation(a) => Stage::Activation(Epilogue {
+                activation: a.activation,
+                use_bias: false,
+                kernel_offset: 0,
+                kernel_len: 0,
+                period: *node.output_shape.last().expect("an output has axes"),
+                activity: None,
+            }),
             LayerSpec::Merge(_) | LayerSpec::Concatenate(_) | LayerSpec::Dot(_) => {
                 return Err(unsupported("merge layers"))
             }

@@ -165,6 +165,7 @@ impl Recorder<'_> {
                     let mask = ones.cloned().or(extra).expect("mask");
                     self.dropout([&x, &mask, &y], sizes[i]);
                 }
+                Stage::Activation(epilogue) => self.epilogue(epilogue, sizes[i + 1], &x, &y),
                 Stage::Identity => {}
             }
         }
@@ -331,6 +332,10 @@ impl Recorder<'_> {
                 Stage::Dropout(_) if i > 0 => {
                     let mask = extra.expect("mask");
                     self.dropout([&dy, &mask, &dx], sizes[i]);
+                }
+                // In place: the stage's output gradient is its input's buffer.
+                Stage::Activation(epilogue) => {
+                    self.epilogue_backward(epilogue, sizes[i + 1], &dy, &x, &y)
                 }
                 _ => {}
             }

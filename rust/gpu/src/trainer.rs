@@ -553,13 +553,17 @@ impl GpuTrainer {
         );
         let step = recorder_uniform(gpu, &StepParams::default());
         let statistics = storage(gpu, max_batches * stats_stride, "statistics");
-        // Activation i lives in `acts[i]`; layers that leave the data alone share their input's.
+        // Activation i lives in `acts[i]`; layers that leave the data alone share their input's,
+        // and an Activation layer its input's gradient (it rewrites its own in place).
         let mut acts = vec![x.clone()];
         let mut deltas = vec![storage(gpu, capacity * self.sizes[0], "input gradient")];
         let mut extra = Vec::new();
         for (stage, &size) in self.stages.iter().zip(&self.sizes[1..]) {
             if let Stage::Identity = stage {
                 acts.push(acts.last().expect("input").clone());
+                deltas.push(deltas.last().expect("input").clone());
+            } else if let Stage::Activation(_) = stage {
+                acts.push(storage(gpu, capacity * size, "activation"));
                 deltas.push(deltas.last().expect("input").clone());
             } else {
                 acts.push(storage(gpu, capacity * size, "activation"));
@@ -575,7 +579,7 @@ impl GpuTrainer {
                     capacity * self.sizes[input_size],
                     "dropout mask",
                 )),
-                Stage::Identity => None,
+                Stage::Identity | Stage::Activation(_) => None,
             });
         }
         let row_values = storage(gpu, capacity * self.rows_per_sample * stride, "row values");

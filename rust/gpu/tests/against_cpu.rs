@@ -385,20 +385,22 @@ fn unsupported_models_are_named() {
     assert_eq!(error, Some(expected));
 }
 
-/// An `Activation` layer after a linear Dense runs in the Dense's epilogue, as on the CPU.
+/// `Activation` layers as on the CPU: after a linear Dense (folded into its epilogue), after a
+/// Dense with an activation of its own (a stage of its own), and as the output (the head).
 #[test]
-fn an_activation_layer_folded_into_a_dense_as_on_the_cpu() {
+fn activation_layers_as_on_the_cpu() {
     if !gpu_present() {
         return;
     }
-    let tanh = ActivationSpec {
-        activation: Activation::Tanh,
-    };
+    let activation = |activation| LayerSpec::Activation(ActivationSpec { activation });
     let case = Case {
         specs: vec![
             dense(7, Activation::Linear, 1),
-            LayerSpec::Activation(tanh),
-            dense(3, Activation::Softmax, 2),
+            activation(Activation::Tanh),
+            dense(6, Activation::Relu, 2),
+            activation(Activation::Sigmoid),
+            dense(3, Activation::Linear, 3),
+            activation(Activation::Softmax),
         ],
         input_shape: Vec::new(),
         input: 5,
