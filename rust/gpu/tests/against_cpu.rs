@@ -3,8 +3,10 @@
 //! sizes that are not multiples of the 16-wide tiles. Without a Vulkan adapter the tests pass
 //! vacuously, unless `PYNN_REQUIRE_GPU=1` (as CI sets it with lavapipe installed).
 
+mod common;
+
+use common::gpu_present;
 use pynn_core::cancel::Cancel;
-use pynn_core::graph::GraphSpec;
 use pynn_core::initializers::{Distribution, FanMode, Initializer};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Padding;
@@ -17,22 +19,6 @@ use pynn_core::optim::OptimizerSpec;
 use pynn_core::rng::Rng;
 use pynn_core::train::{Dataset, Logs, Next, Trainer};
 use pynn_gpu::{GpuError, GpuTrainer};
-
-fn gpu_present() -> bool {
-    match pynn_gpu::gpu() {
-        Ok(gpu) => {
-            eprintln!("GPU tests on {:?}", gpu.adapter);
-            true
-        }
-        Err(error) if std::env::var("PYNN_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("PYNN_REQUIRE_GPU=1 but {error}")
-        }
-        Err(error) => {
-            eprintln!("skipped: {error}");
-            false
-        }
-    }
-}
 
 fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
     let mut spec = DenseSpec::new(units, activation, seed);
@@ -360,25 +346,8 @@ fn unsupported_models_are_named() {
     assert!(error
         .to_string()
         .contains("does not run more than 4 metrics yet"));
-    // A graph that is not a chain: x + relu(x).
-    use pynn_core::graph::{NodeSpec, TensorRef::*};
-    use pynn_core::ops::{MergeOp, MergeSpec};
-    let relu = ActivationSpec {
-        activation: Activation::Relu,
-    };
-    let graph = GraphSpec {
-        inputs: vec![vec![4]],
-        constants: Vec::new(),
-        layers: vec![
-            LayerSpec::Activation(relu),
-            LayerSpec::Merge(MergeSpec::new(MergeOp::Add)),
-        ],
-        nodes: vec![
-            NodeSpec::new(0, vec![Input(0)]),
-            NodeSpec::new(1, vec![Input(0), Node(0)]),
-        ],
-        outputs: vec![Node(1)],
-    };
+    // A graph that is not a chain.
+    let graph = common::residual(4);
     let plan = Network::from_graph(&graph).unwrap().device_plan();
     let error = GpuTrainer::new(&plan, loss, &metrics[..1], &sgd).err();
     let expected = GpuError::Unsupported("models other than a stack of layers".into());

@@ -3,32 +3,21 @@
 //! refused by name. Without a Vulkan adapter the tests pass vacuously, unless
 //! `PYNN_REQUIRE_GPU=1` (as CI sets it with lavapipe installed).
 
+mod common;
+
+use common::gpu_present;
 use pynn_core::cancel::Cancel;
-use pynn_core::graph::{GraphSpec, NodeSpec, TensorRef::*};
+use pynn_core::graph::GraphSpec;
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::loss::Loss;
-use pynn_core::layers::{ActivationSpec, DenseSpec, LayerSpec};
+use pynn_core::layers::{DenseSpec, LayerSpec};
 use pynn_core::metrics::Metric;
-use pynn_core::ops::{MergeOp, MergeSpec};
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::rng::Rng;
 use pynn_core::session::{Device, Session};
 use pynn_core::train::{Dataset, Next, OutputSpec, Progress};
 use pynn_core::CoreError;
 use pynn_gpu::GpuDevice;
-
-fn gpu_present() -> bool {
-    match pynn_gpu::gpu() {
-        Ok(_) => true,
-        Err(error) if std::env::var("PYNN_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("PYNN_REQUIRE_GPU=1 but {error}")
-        }
-        Err(error) => {
-            eprintln!("skipped: {error}");
-            false
-        }
-    }
-}
 
 const SAMPLES: usize = 96;
 
@@ -170,23 +159,7 @@ fn what_the_gpu_does_not_run_is_named() {
     if !gpu_present() {
         return;
     }
-    // x + relu(x): not a chain of layers.
-    let relu = ActivationSpec {
-        activation: Activation::Relu,
-    };
-    let graph = GraphSpec {
-        inputs: vec![vec![5]],
-        constants: Vec::new(),
-        layers: vec![
-            LayerSpec::Activation(relu),
-            LayerSpec::Merge(MergeSpec::new(MergeOp::Add)),
-        ],
-        nodes: vec![
-            NodeSpec::new(0, vec![Input(0)]),
-            NodeSpec::new(1, vec![Input(0), Node(0)]),
-        ],
-        outputs: vec![Node(1)],
-    };
+    let graph = common::residual(5);
     let mut session = Session::new(graph).unwrap();
     let output = OutputSpec {
         loss: Some(Loss::MeanSquaredError),
