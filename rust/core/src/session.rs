@@ -133,6 +133,12 @@ impl Session {
         self.trainer.as_mut().ok_or_else(no_trainer)
     }
 
+    /// Sets which layers' weights train. Only flags: a device's copy is rebuilt, from the
+    /// trained state, when it next runs.
+    pub fn set_trainable(&mut self, trainable: &[bool]) -> Result<()> {
+        self.network.set_trainable(trainable)
+    }
+
     /// Whether `data` fits the model's inputs and compiled outputs.
     fn check(&self, data: &Dataset) -> Result<()> {
         let trainer = self.trainer.as_ref().ok_or_else(no_trainer)?;
@@ -487,7 +493,7 @@ mod tests {
                 .unwrap();
         };
         epoch(&mut session);
-        session.network.set_trainable(&[false]).unwrap();
+        session.set_trainable(&[false]).unwrap();
         epoch(&mut session);
         // The first copy's training came down, and went up into the new copy.
         assert_eq!(moves.downloads.load(Relaxed), 1);

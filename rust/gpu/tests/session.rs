@@ -128,11 +128,7 @@ fn frozen_layers_stay_on_the_gpu_and_the_rest_trains_as_on_the_cpu() {
     let data = Dataset::new(&x, &y, SAMPLES);
     let train = |device: Option<&dyn Device>| {
         let mut session = session();
-        session
-            .changing()
-            .unwrap()
-            .set_trainable(&[false, true])
-            .unwrap();
+        session.set_trainable(&[false, true]).unwrap();
         let before = session.network().weights().to_vec();
         for epoch in 0..2 {
             let batching = (32, Some(epoch));

@@ -267,10 +267,7 @@ impl Engine {
 
     /// Sets which layers' weights train (one flag per layer).
     fn set_trainable(&self, py: Python<'_>, trainable: Vec<bool>) -> PyResult<()> {
-        self.with(py, |s| {
-            let network = s.changing().map_err(to_py)?;
-            network.set_trainable(&trainable).map_err(to_py)
-        })
+        self.with(py, |s| s.set_trainable(&trainable).map_err(to_py))
     }
 
     /// Gradients of the last training batch, in the layout of `get_weights()`.
