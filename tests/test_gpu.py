@@ -264,6 +264,32 @@ def test_the_textbooks_l2_network_trains_as_on_the_cpu():
         np.testing.assert_allclose(histories[1][key], values, rtol=1e-4)
 
 
+def with_activation_layers():
+    pynn.utils.set_random_seed(1)
+    model = pynn.Sequential(
+        [
+            pynn.Input((6,)),
+            Dense(16),
+            pynn.layers.Activation("tanh"),
+            Dense(8, "relu"),
+            pynn.layers.Activation("sigmoid"),
+            Dense(3),
+            pynn.layers.Activation("softmax"),
+        ]
+    )
+    model.compile(loss="sparse_categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    return model
+
+
+def test_activation_layers_train_on_the_gpu_as_on_the_cpu():
+    cpu, cpu_history = fit_on("cpu", with_activation_layers)
+    gpu, gpu_history = fit_on("gpu", with_activation_layers)
+    for key, values in cpu_history.items():
+        np.testing.assert_allclose(gpu_history[key], values, rtol=1e-3, atol=1e-6)
+    for g, c in zip(gpu.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
+
+
 def frozen_base():
     model = mlp()
     model.layers[0].trainable = False
