@@ -4,7 +4,7 @@ use pynn_core::session::{Device, Session};
 use pyo3::exceptions::PyNotImplementedError;
 use pyo3::prelude::*;
 
-use crate::errors::to_py;
+use crate::errors::{to_py, unsupported_message};
 
 #[cfg(feature = "gpu")]
 mod enabled {
@@ -68,12 +68,4 @@ pub fn device_for(session: &mut Session, on_gpu: bool) -> PyResult<Option<&'stat
         None => Ok(Some(enabled::gpu()?)),
         Some(what) => Err(PyNotImplementedError::new_err(unsupported_message(&what))),
     }
-}
-
-/// What a user reads when the GPU engine does not run `what`.
-pub fn unsupported_message(what: &str) -> String {
-    format!(
-        "the GPU engine does not run {what} yet; train this model on the CPU with \
-         pynn.config.set_device('cpu')"
-    )
 }

@@ -31,11 +31,17 @@ fn to_py_with(error: CoreError, names: Option<&[String]>) -> PyErr {
         CoreError::State(_) | CoreError::Interrupted | CoreError::Device(_) => {
             PyRuntimeError::new_err(message)
         }
-        CoreError::Unsupported(what) => {
-            PyNotImplementedError::new_err(crate::device::unsupported_message(what))
-        }
+        CoreError::Unsupported(what) => PyNotImplementedError::new_err(unsupported_message(what)),
         _ => PyValueError::new_err(message),
     }
+}
+
+/// What a user reads when the GPU engine does not run `what`.
+pub fn unsupported_message(what: &str) -> String {
+    format!(
+        "the GPU engine does not run {what} yet; train this model on the CPU with \
+         pynn.config.set_device('cpu')"
+    )
 }
 
 fn innermost(error: &CoreError) -> &CoreError {
