@@ -102,7 +102,7 @@ pub fn plan(model: &DevicePlan) -> Result<Plan, GpuError> {
     let nodes = model
         .as_chain()
         .ok_or_else(|| unsupported("models other than a stack of layers"))?;
-    let mut sizes = vec![model.input_shapes[0].iter().product()];
+    let mut sizes = vec![volume(&model.input_shapes[0])];
     let (mut stages, mut penalties) = (Vec::new(), Vec::new());
     for node in nodes {
         let stage = match &node.spec {
@@ -155,7 +155,7 @@ pub fn plan(model: &DevicePlan) -> Result<Plan, GpuError> {
                 return Err(unsupported("merge layers"))
             }
         };
-        sizes.push(node.output_shape.iter().product());
+        sizes.push(volume(&node.output_shape));
         stages.push(stage);
     }
     Ok(Plan {
