@@ -290,6 +290,30 @@ def test_activation_layers_train_on_the_gpu_as_on_the_cpu():
         np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
 
 
+def weighted_loss():
+    model = mlp()
+    model.compile(
+        loss="sparse_categorical_crossentropy",
+        loss_weights=[0.25],
+        optimizer="adam",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def test_a_weighted_loss_trains_on_the_gpu_as_on_the_cpu():
+    cpu, cpu_history = fit_on("cpu", weighted_loss)
+    gpu, gpu_history = fit_on("gpu", weighted_loss)
+    for key, values in cpu_history.items():
+        np.testing.assert_allclose(gpu_history[key], values, rtol=1e-3, atol=1e-6)
+    for g, c in zip(gpu.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
+    # The loss is the weighted one, as Keras reports it: a quarter of the same weights' loss.
+    weighted = gpu.evaluate(X, LABELS, verbose=0)[0]
+    gpu.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
+    np.testing.assert_allclose(weighted, gpu.evaluate(X, LABELS, verbose=0) / 4, rtol=1e-5)
+
+
 def frozen_base():
     model = mlp()
     model.layers[0].trainable = False

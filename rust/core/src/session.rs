@@ -12,10 +12,12 @@ use crate::network::Network;
 use crate::optim::OptimizerSpec;
 use crate::train::{self, Dataset, Logs, Next, OutputSpec, Progress, Trainer};
 
-/// A compiled model as a device builds its copy: the planned network, and its one loss.
+/// A compiled model as a device builds its copy: the planned network, and its one loss with
+/// that loss's weight.
 pub struct DeviceModel<'a> {
     pub plan: DevicePlan,
     pub loss: Loss,
+    pub loss_weight: f32,
     pub metrics: &'a [Metric],
     pub optimizer: &'a OptimizerSpec,
 }
@@ -199,19 +201,18 @@ impl Session {
             return unsupported("models of several inputs or outputs");
         };
         let loss = output.loss.ok_or_else(no_trainer)?;
-        if output.weight != 1.0 {
-            return unsupported("a loss weight other than 1");
-        }
         if self.copy.is_some() && self.copy_trains == self.network.trainable() {
             return Ok(());
         }
-        let (metrics, optimizer) = (output.metrics.clone(), optimizer.clone());
+        let (metrics, optimizer, loss_weight) =
+            (output.metrics.clone(), optimizer.clone(), output.weight);
         // Layers frozen or unfrozen since the copy was built: a new one, from the CPU's state.
         self.bring_to_cpu()?;
         self.forget_copy();
         let model = DeviceModel {
             plan: self.network.device_plan(),
             loss,
+            loss_weight,
             metrics: &metrics,
             optimizer: &optimizer,
         };
@@ -459,17 +460,20 @@ mod tests {
     #[test]
     fn what_a_device_cannot_run_is_named_before_a_copy_is_built() {
         let device = Counting(Arc::default());
-        let mut session = session();
+        // The Dense's output twice: a model of two outputs.
+        let layers = [LayerSpec::Dense(DenseSpec::new(2, Activation::Linear, 1))];
+        let mut graph = GraphSpec::chain(&[3], &layers);
+        graph.outputs.push(graph.outputs[0]);
+        let mut session = Session::new(graph).unwrap();
         let output = OutputSpec {
             loss: Some(Loss::MeanSquaredError),
             weight: 0.5,
             metrics: Vec::new(),
         };
-        session
-            .compile(vec![output], OptimizerSpec::sgd(0.1))
-            .unwrap();
+        let outputs = vec![output.clone(), output];
+        session.compile(outputs, OptimizerSpec::sgd(0.1)).unwrap();
         let why = session.unsupported_on(&device).unwrap();
-        assert_eq!(why.as_deref(), Some("a loss weight other than 1"));
+        assert_eq!(why.as_deref(), Some("models of several inputs or outputs"));
         assert!(session.copy.is_none());
         let mut uncompiled = Session::new(session.graph.clone()).unwrap();
         assert!(matches!(

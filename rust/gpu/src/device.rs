@@ -23,7 +23,8 @@ impl From<GpuError> for CoreError {
 
 impl Device for GpuDevice {
     fn copy_of(&self, m: &DeviceModel) -> Result<Box<dyn DeviceCopy>> {
-        let trainer = GpuTrainer::new(&m.plan, m.loss, m.metrics, m.optimizer)?;
+        let loss = (m.loss, m.loss_weight);
+        let trainer = GpuTrainer::new(&m.plan, loss, m.metrics, m.optimizer)?;
         Ok(Box::new(trainer))
     }
 }

@@ -43,7 +43,9 @@ pub struct LossParams {
     pub metrics: [Spec; MAX_METRICS],
     /// The activation code of the network's head (0: none): `pred` then holds logits.
     pub head: u32,
-    pub _pad: [u32; 3],
+    /// The loss's weight (Keras's `loss_weights`): it scales the loss and its gradient.
+    pub loss_weight: f32,
+    pub _pad: [u32; 2],
 }
 
 #[repr(C)]

@@ -529,9 +529,8 @@ pub fn statistics_stride(n_metrics: usize) -> usize {
 
 /// The loss kernel's parameters; with a `head`, the loss kernel reads logits.
 pub fn loss_params(
-    width: usize,
-    target_width: usize,
-    loss: Spec,
+    (width, target_width): (usize, usize),
+    (loss, loss_weight): (Spec, f32),
     metrics: &[Spec],
     head: Option<Activation>,
 ) -> LossParams {
@@ -545,6 +544,7 @@ pub fn loss_params(
         loss,
         metrics: all,
         head: head.map_or(0, activation_code),
-        _pad: [0; 3],
+        loss_weight,
+        _pad: [0; 2],
     }
 }

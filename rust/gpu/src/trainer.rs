@@ -65,6 +65,7 @@ pub struct GpuTrainer {
     sizes: Vec<usize>,
     n_weights: usize,
     loss: Spec,
+    loss_weight: f32,
     metrics: Vec<Spec>,
     /// Predictions per output row (the output's last axis) and rows per sample.
     width: usize,
@@ -199,7 +200,7 @@ impl GpuTrainer {
     /// metrics and optimizer; [`GpuError::Unsupported`] names what the GPU does not run yet.
     pub fn new(
         model: &DevicePlan,
-        loss: Loss,
+        (loss, loss_weight): (Loss, f32),
         metrics: &[Metric],
         optimizer: &OptimizerSpec,
     ) -> Result<Self, GpuError> {
@@ -253,6 +254,7 @@ impl GpuTrainer {
             sizes,
             n_weights,
             loss: loss_spec(loss),
+            loss_weight,
             metrics: metrics.iter().copied().map(metric_spec).collect(),
             optimizer: optimizer.clone(),
             iterations: 0,
@@ -619,7 +621,13 @@ impl GpuTrainer {
             dispatches: Vec::new(),
         };
         let (width, target_width) = (self.width, self.target_width);
-        let loss = loss_params(width, target_width, self.loss, &self.metrics, self.head);
+        let widths = (width, target_width);
+        let loss = loss_params(
+            widths,
+            (self.loss, self.loss_weight),
+            &self.metrics,
+            self.head,
+        );
         let mut training = recorder();
         training.forward(&self.stages, &self.sizes, None);
         training.loss(loss, &y, self.rows_per_sample, &row_values, &statistics);

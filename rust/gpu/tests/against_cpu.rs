@@ -79,7 +79,7 @@ fn engines(case: &Case) -> (Network, Trainer, GpuTrainer) {
     let network = Network::new(&case.shape(), &case.specs).unwrap();
     let trainer = Trainer::new(&network, case.loss, &case.optimizer, case.metrics.clone()).unwrap();
     let plan = network.device_plan();
-    let mut gpu = GpuTrainer::new(&plan, case.loss, &case.metrics, &case.optimizer).unwrap();
+    let mut gpu = GpuTrainer::new(&plan, (case.loss, 1.0), &case.metrics, &case.optimizer).unwrap();
     gpu.upload(network.weights(), &trainer.optimizer().state().unwrap(), 0)
         .unwrap();
     (network, trainer, gpu)
@@ -341,7 +341,9 @@ fn unsupported_models_are_named() {
     let metrics = [Metric::BinaryAccuracy { threshold: 0.5 }; 5];
     let loss = Loss::MeanSquaredError;
     let plan = Network::new(&[4], &specs).unwrap().device_plan();
-    let error = GpuTrainer::new(&plan, loss, &metrics, &sgd).err().unwrap();
+    let error = GpuTrainer::new(&plan, (loss, 1.0), &metrics, &sgd)
+        .err()
+        .unwrap();
     assert_eq!(error, GpuError::Unsupported("more than 4 metrics".into()));
     assert!(error
         .to_string()
@@ -349,7 +351,7 @@ fn unsupported_models_are_named() {
     // A graph that is not a chain.
     let graph = common::residual(4);
     let plan = Network::from_graph(&graph).unwrap().device_plan();
-    let error = GpuTrainer::new(&plan, loss, &metrics[..1], &sgd).err();
+    let error = GpuTrainer::new(&plan, (loss, 1.0), &metrics[..1], &sgd).err();
     let expected = GpuError::Unsupported("models other than a stack of layers".into());
     assert_eq!(error, Some(expected));
 }

@@ -22,6 +22,10 @@ use pynn_gpu::GpuDevice;
 const SAMPLES: usize = 96;
 
 fn session() -> Session {
+    weighted_session(1.0)
+}
+
+fn weighted_session(weight: f32) -> Session {
     let layers = [
         LayerSpec::Dense(DenseSpec::new(16, Activation::Tanh, 1)),
         LayerSpec::Dense(DenseSpec::new(3, Activation::Softmax, 2)),
@@ -29,7 +33,7 @@ fn session() -> Session {
     let mut session = Session::new(GraphSpec::chain(&[5], &layers)).unwrap();
     let output = OutputSpec {
         loss: Some(Loss::SparseCategoricalCrossentropy { from_logits: false }),
-        weight: 1.0,
+        weight,
         metrics: vec![Metric::SparseCategoricalAccuracy],
     };
     session
@@ -82,6 +86,46 @@ fn weights_and_optimizer_state_follow_the_model_between_devices() {
             assert!((a - b).abs() < 1e-4, "{a} vs {b}");
         }
     }
+}
+
+#[test]
+fn a_weighted_loss_trains_as_on_the_cpu() {
+    if !gpu_present() {
+        return;
+    }
+    let (x, y) = data();
+    let data = Dataset::new(&x, &y, SAMPLES);
+    let train = |device: Option<&dyn Device>| {
+        let mut session = weighted_session(0.25);
+        let after = &mut |_: &Progress| Next::Continue;
+        let logs = session
+            .fit_epoch(device, &data, (32, Some(0)), after, Cancel::never())
+            .unwrap();
+        (logs.loss, session.reading().unwrap().weights().to_vec())
+    };
+    let ((cpu_loss, on_cpu), (gpu_loss, on_gpu)) = (train(None), train(Some(&GpuDevice)));
+    assert!(
+        (gpu_loss - cpu_loss).abs() < 1e-5 * cpu_loss.abs(),
+        "{gpu_loss} vs {cpu_loss}"
+    );
+    for (a, b) in on_gpu.iter().zip(&on_cpu) {
+        assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+    }
+    // A quarter of the unweighted loss.
+    let never = || Cancel::never();
+    let unweighted = session()
+        .evaluate(None, &data, 32, &mut |_| Next::Continue, never())
+        .unwrap();
+    let weighted = weighted_session(0.25)
+        .evaluate(
+            Some(&GpuDevice),
+            &data,
+            32,
+            &mut |_| Next::Continue,
+            never(),
+        )
+        .unwrap();
+    assert!((weighted.loss - unweighted.loss / 4.0).abs() < 1e-6 * unweighted.loss);
 }
 
 #[test]

@@ -28,7 +28,7 @@ struct Params {
     metrics: array<Spec, 4>,
 
     head: u32,        // 0: none; the activation code of a sigmoid or a softmax head
-    _pad0: u32,
+    loss_weight: f32, // Keras's `loss_weights`: scales the loss and its gradient
     _pad1: u32,
     _pad2: u32,
 }
@@ -316,7 +316,8 @@ fn rows(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     }
     let stride = 1u + p.n_metrics;
     begin_row(r);
-    row_values[r * stride] = loss_of_row(p.loss, r, true, 1.0 / f32(step.out_rows));
+    let weight = p.loss_weight;
+    row_values[r * stride] = weight * loss_of_row(p.loss, r, true, weight / f32(step.out_rows));
     for (var m = 0u; m < p.n_metrics; m++) {
         row_values[r * stride + 1u + m] = metric_of_row(p.metrics[m], r);
     }
