@@ -281,13 +281,20 @@ def with_activation_layers():
     return model
 
 
-def test_activation_layers_train_on_the_gpu_as_on_the_cpu():
-    cpu, cpu_history = fit_on("cpu", with_activation_layers)
-    gpu, gpu_history = fit_on("gpu", with_activation_layers)
+def trained_alike(build):
+    """The model `build` makes, trained on the GPU, after checking that its history and weights
+    are the CPU's."""
+    cpu, cpu_history = fit_on("cpu", build)
+    gpu, gpu_history = fit_on("gpu", build)
     for key, values in cpu_history.items():
         np.testing.assert_allclose(gpu_history[key], values, rtol=1e-3, atol=1e-6)
     for g, c in zip(gpu.get_weights(), cpu.get_weights()):
         np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
+    return gpu
+
+
+def test_activation_layers_train_on_the_gpu_as_on_the_cpu():
+    trained_alike(with_activation_layers)
 
 
 def weighted_loss():
@@ -302,12 +309,7 @@ def weighted_loss():
 
 
 def test_a_weighted_loss_trains_on_the_gpu_as_on_the_cpu():
-    cpu, cpu_history = fit_on("cpu", weighted_loss)
-    gpu, gpu_history = fit_on("gpu", weighted_loss)
-    for key, values in cpu_history.items():
-        np.testing.assert_allclose(gpu_history[key], values, rtol=1e-3, atol=1e-6)
-    for g, c in zip(gpu.get_weights(), cpu.get_weights()):
-        np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
+    gpu = trained_alike(weighted_loss)
     # The loss is the weighted one, as Keras reports it: a quarter of the same weights' loss.
     weighted = gpu.evaluate(X, LABELS, verbose=0)[0]
     gpu.compile(loss="sparse_categorical_crossentropy", optimizer="adam")
@@ -323,16 +325,11 @@ def frozen_base():
 
 def test_frozen_layers_stay_on_the_gpu_and_the_rest_trains_as_on_the_cpu():
     before = mlp().get_weights()
-    cpu, cpu_history = fit_on("cpu", frozen_base)
-    gpu, gpu_history = fit_on("gpu", frozen_base)
-    for key, values in cpu_history.items():
-        np.testing.assert_allclose(gpu_history[key], values, rtol=1e-3, atol=1e-6)
+    gpu = trained_alike(frozen_base)
     after = gpu.get_weights()
     for frozen, was in zip(after[:2], before[:2]):
         np.testing.assert_array_equal(frozen, was)
     assert not np.array_equal(after[2], before[2])
-    for g, c in zip(after, cpu.get_weights()):
-        np.testing.assert_allclose(g, c, rtol=1e-3, atol=1e-5)
     # Unfrozen and compiled again, the GPU trains every layer.
     gpu.layers[0].trainable = True
     gpu.compile(loss="sparse_categorical_crossentropy", optimizer="adam")

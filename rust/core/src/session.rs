@@ -401,16 +401,19 @@ mod tests {
         }
     }
 
+    fn mse(weight: f32) -> OutputSpec {
+        OutputSpec {
+            loss: Some(Loss::MeanSquaredError),
+            weight,
+            metrics: Vec::new(),
+        }
+    }
+
     fn session() -> Session {
         let layers = [LayerSpec::Dense(DenseSpec::new(2, Activation::Linear, 1))];
         let mut session = Session::new(GraphSpec::chain(&[3], &layers)).unwrap();
-        let output = OutputSpec {
-            loss: Some(Loss::MeanSquaredError),
-            weight: 1.0,
-            metrics: Vec::new(),
-        };
         session
-            .compile(vec![output], OptimizerSpec::sgd(0.1))
+            .compile(vec![mse(1.0)], OptimizerSpec::sgd(0.1))
             .unwrap();
         session
     }
@@ -445,13 +448,8 @@ mod tests {
         epoch(&mut session, Some(&device)).unwrap();
         assert_eq!(count(), (2, 1));
         // A new compile forgets the copy.
-        let output = OutputSpec {
-            loss: Some(Loss::MeanSquaredError),
-            weight: 1.0,
-            metrics: Vec::new(),
-        };
         session
-            .compile(vec![output], OptimizerSpec::sgd(0.1))
+            .compile(vec![mse(1.0)], OptimizerSpec::sgd(0.1))
             .unwrap();
         assert_eq!(count(), (2, 2), "brought down before compiling");
         assert!(session.copy.is_none());
@@ -465,12 +463,7 @@ mod tests {
         let mut graph = GraphSpec::chain(&[3], &layers);
         graph.outputs.push(graph.outputs[0]);
         let mut session = Session::new(graph).unwrap();
-        let output = OutputSpec {
-            loss: Some(Loss::MeanSquaredError),
-            weight: 0.5,
-            metrics: Vec::new(),
-        };
-        let outputs = vec![output.clone(), output];
+        let outputs = vec![mse(1.0), mse(0.5)];
         session.compile(outputs, OptimizerSpec::sgd(0.1)).unwrap();
         let why = session.unsupported_on(&device).unwrap();
         assert_eq!(why.as_deref(), Some("models of several inputs or outputs"));
