@@ -39,7 +39,8 @@ pub struct TrainingState {
 
 /// A model's training state resident on a device, and the loops that run there.
 pub trait DeviceCopy: Send {
-    fn upload(&mut self, state: &TrainingState) -> Result<()>;
+    /// Puts `weights`, the optimizer's `slots` and its step count on the device.
+    fn upload(&mut self, weights: &[f32], slots: &[Vec<f32>], iterations: u64) -> Result<()>;
     fn download(&self) -> Result<TrainingState>;
     fn fit_epoch(
         &mut self,
@@ -247,11 +248,8 @@ impl Session {
         let copy = self.copy.as_deref_mut().expect("prepared");
         if self.cpu_newer {
             let optimizer = trainer.optimizer();
-            copy.upload(&TrainingState {
-                weights: self.network.weights().to_vec(),
-                slots: optimizer.state()?,
-                iterations: optimizer.iterations(),
-            })?;
+            let slots = optimizer.state()?;
+            copy.upload(self.network.weights(), &slots, optimizer.iterations())?;
             self.cpu_newer = false;
         }
         Ok((copy, trainer))
@@ -358,9 +356,13 @@ mod tests {
     }
 
     impl DeviceCopy for Copy {
-        fn upload(&mut self, state: &TrainingState) -> Result<()> {
+        fn upload(&mut self, weights: &[f32], slots: &[Vec<f32>], iterations: u64) -> Result<()> {
             self.moves.uploads.fetch_add(1, Relaxed);
-            self.state = state.clone();
+            self.state = TrainingState {
+                weights: weights.to_vec(),
+                slots: slots.to_vec(),
+                iterations,
+            };
             Ok(())
         }
 

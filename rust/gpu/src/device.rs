@@ -30,13 +30,8 @@ impl Device for GpuDevice {
 }
 
 impl DeviceCopy for GpuTrainer {
-    fn upload(&mut self, state: &TrainingState) -> Result<()> {
-        Ok(GpuTrainer::upload(
-            self,
-            &state.weights,
-            &state.slots,
-            state.iterations,
-        )?)
+    fn upload(&mut self, weights: &[f32], slots: &[Vec<f32>], iterations: u64) -> Result<()> {
+        Ok(GpuTrainer::upload(self, weights, slots, iterations)?)
     }
 
     fn download(&self) -> Result<TrainingState> {
