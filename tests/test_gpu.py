@@ -4,6 +4,7 @@ Mesa's Vulkan driver for the CPU, with PYNN_REQUIRE_GPU=1; elsewhere they skip w
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,11 @@ import pytest
 import pynn
 from pynn.callbacks import EarlyStopping
 from pynn.layers import Dense, Dropout
+
+sys.path.insert(0, str(Path(__file__).parent))
+from functional_models import BUILDERS  # noqa: E402
+from multi_io_models import CASES  # noqa: E402
+from multi_io_models import data as multi_io_data  # noqa: E402
 
 REQUIRED = os.environ.get("PYNN_REQUIRE_GPU") == "1"
 if pynn.config.gpu_info() is None:
@@ -394,3 +400,80 @@ def test_crossentropy_heads_on_the_gpu_match_keras(name):
     expected = model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
     for key, value in expected.items():
         assert evaluation[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+
+
+#: The graphs of the functional and multi-output tests that the GPU runs (all but the `Dot`
+#: ones), each with compile's `loss`, `loss_weights` and `metrics`, and the layers a frozen run
+#: freezes.
+GRAPHS = {
+    "residual_cnn": (
+        BUILDERS["residual_cnn"],
+        "sparse_categorical_crossentropy",
+        None,
+        ["accuracy"],
+        ["stem"],
+    ),
+    "merges": (BUILDERS["merges"], "mse", None, ["mae"], ["a"]),
+    "shared_layer": (BUILDERS["shared_layer"], "mse", None, None, []),
+    "nested": (BUILDERS["nested"], "sparse_categorical_crossentropy", None, None, ["encoder"]),
+    **{
+        name: (*CASES[name], [])
+        for name in ("weighted_dicts", "lists_one_loss", "siamese", "constants", "dict_outputs")
+    },
+    "variable_length": (*CASES["variable_length"], ["conv"]),
+}
+
+
+def graph_data(name, model, n=40):
+    rng = np.random.default_rng(6)
+    if name in CASES:
+        return multi_io_data(name, model, rng, n)
+    x = rng.normal(size=(n, *model.input_shape[1:])).astype(np.float32)
+    if name in ("residual_cnn", "nested"):
+        return x, rng.integers(0, model.output_shape[-1], size=n)
+    return x, rng.normal(size=(n, 2)).astype(np.float32)
+
+
+def graph_on(device, name, frozen=False):
+    """Graph `name` trained for three shuffled epochs of Adam on `device`: the model, its
+    history and its data."""
+    build, loss, loss_weights, metrics, frozen_layers = GRAPHS[name]
+    pynn.config.set_device(device)
+    pynn.utils.set_random_seed(7)
+    model = build(pynn)
+    for layer in frozen_layers if frozen else []:
+        model.get_layer(layer).trainable = False
+    x, y = graph_data(name, model)
+    model.compile("adam", loss=loss, loss_weights=loss_weights, metrics=metrics)
+    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0).history
+    return model, history, x, y
+
+
+@pytest.mark.parametrize(
+    "name, frozen",
+    [(name, False) for name in GRAPHS] + [(name, True) for name in GRAPHS if GRAPHS[name][4]],
+)
+def test_graph_models_train_on_the_gpu_as_on_the_cpu(name, frozen):
+    """Residual, merged (every merge, broadcasting, concatenation), shared, nested, several
+    inputs and outputs (weighted, one without a loss), constants, frozen parts."""
+    cpu, cpu_history, x, y = graph_on("cpu", name, frozen)
+    gpu, gpu_history, _, _ = graph_on("gpu", name, frozen)
+    assert gpu_history.keys() == cpu_history.keys()
+    for key, values in cpu_history.items():
+        np.testing.assert_allclose(gpu_history[key], values, rtol=1e-4, atol=1e-6, err_msg=key)
+    for g, c in zip(gpu.get_weights(), cpu.get_weights()):
+        np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-4)
+    on_gpu = (gpu.predict(x, verbose=0), gpu.evaluate(x, y, verbose=0))
+    pynn.config.set_device("cpu")
+    on_cpu = (gpu.predict(x, verbose=0), gpu.evaluate(x, y, verbose=0))
+    for g, c in zip(flat(on_gpu), flat(on_cpu)):
+        np.testing.assert_allclose(g, c, rtol=1e-5, atol=1e-6)
+
+
+def flat(value):
+    """The arrays and numbers of nested lists, tuples and dicts (dicts in key order)."""
+    if isinstance(value, dict):
+        return [a for key in sorted(value) for a in flat(value[key])]
+    if isinstance(value, (list, tuple)):
+        return [a for item in value for a in flat(item)]
+    return [value]

@@ -6,19 +6,15 @@
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
 use crate::graph::{DevicePlan, GraphSpec};
-use crate::kernels::loss::Loss;
-use crate::metrics::Metric;
 use crate::network::Network;
 use crate::optim::OptimizerSpec;
 use crate::train::{self, Dataset, Logs, Next, OutputSpec, Progress, Trainer};
 
-/// A compiled model as a device builds its copy: the planned network, and its one loss with
-/// that loss's weight.
+/// A compiled model as a device builds its copy: the planned network, each output's loss (with
+/// its weight) and metrics, and the optimizer.
 pub struct DeviceModel<'a> {
     pub plan: DevicePlan,
-    pub loss: Loss,
-    pub loss_weight: f32,
-    pub metrics: &'a [Metric],
+    pub outputs: &'a [OutputSpec],
     pub optimizer: &'a OptimizerSpec,
 }
 
@@ -55,10 +51,12 @@ pub trait DeviceCopy: Send {
         batch_size: usize,
         after_batch: &mut dyn FnMut(&Progress) -> Next,
     ) -> Result<Logs>;
+    /// The outputs of `len` samples of `xs` (one array per input) into `outs` (one per output),
+    /// sizes checked by the caller.
     fn predict(
         &mut self,
-        x: &[f32],
-        out: &mut [f32],
+        inputs: (&[&[f32]], usize),
+        outs: &mut [&mut [f32]],
         batch_size: usize,
         after_batch: &mut dyn FnMut(&Progress) -> Next,
     ) -> Result<Next>;
@@ -197,24 +195,19 @@ impl Session {
     /// Builds `device`'s copy unless one exists for the same trainable layers.
     fn prepare(&mut self, device: &dyn Device) -> Result<()> {
         let (outputs, optimizer) = self.compiled.as_ref().ok_or_else(no_trainer)?;
-        let unsupported = |what: &str| Err(CoreError::Unsupported(what.into()));
-        let [output] = &outputs[..] else {
-            return unsupported("models of several inputs or outputs");
-        };
-        let loss = output.loss.ok_or_else(no_trainer)?;
+        if outputs.iter().all(|o| o.loss.is_none()) {
+            return Err(no_trainer());
+        }
         if self.copy.is_some() && self.copy_trains == self.network.trainable() {
             return Ok(());
         }
-        let (metrics, optimizer, loss_weight) =
-            (output.metrics.clone(), optimizer.clone(), output.weight);
+        let (outputs, optimizer) = (outputs.clone(), optimizer.clone());
         // Layers frozen or unfrozen since the copy was built: a new one, from the CPU's state.
         self.bring_to_cpu()?;
         self.forget_copy();
         let model = DeviceModel {
             plan: self.network.device_plan(),
-            loss,
-            loss_weight,
-            metrics: &metrics,
+            outputs: &outputs,
             optimizer: &optimizer,
         };
         self.copy = Some(device.copy_of(&model)?);
@@ -295,7 +288,7 @@ impl Session {
     }
 
     /// Predictions for `len` samples of `xs` (one array per input) into `outs` (one per
-    /// output), on `device` (models of one input and one output) or the CPU.
+    /// output), on `device` or the CPU.
     pub fn predict(
         &mut self,
         device: Option<&dyn Device>,
@@ -309,18 +302,9 @@ impl Session {
             let network = self.reading()?;
             return train::predict_all(network, (xs, len), batch_size, outs, after_batch, cancel);
         };
-        let ([x], [out]) = (xs, outs) else {
-            let expected = "one input and one output on this device";
-            return Err(CoreError::invalid("data", expected, "several"));
-        };
-        let (inputs, outputs) = (self.network.input_size(), self.network.output_size());
-        if x.len() != len * inputs || out.len() != len * outputs {
-            let expected = format!("{} and {} values", len * inputs, len * outputs);
-            let got = format!("{} and {}", x.len(), out.len());
-            return Err(CoreError::shape("x and out", expected, got));
-        }
+        train::check_predict(&self.network, (xs, len), outs, batch_size)?;
         let (copy, _) = self.on_device(device)?;
-        copy.predict(x, out, batch_size, after_batch)
+        copy.predict((xs, len), outs, batch_size, after_batch)
     }
 }
 
@@ -328,6 +312,7 @@ impl Session {
 mod tests {
     use super::*;
     use crate::kernels::activation::Activation;
+    use crate::kernels::loss::Loss;
     use crate::layers::{DenseSpec, LayerSpec};
     use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
     use std::sync::Arc;
@@ -340,7 +325,7 @@ mod tests {
     }
 
     /// A device whose copy keeps the uploaded state and, as its "training", adds 1 to every
-    /// weight and counts a step.
+    /// weight and counts a step; it refuses models of several outputs.
     struct Counting(Arc<Moves>);
 
     struct Copy {
@@ -349,7 +334,10 @@ mod tests {
     }
 
     impl Device for Counting {
-        fn copy_of(&self, _: &DeviceModel) -> Result<Box<dyn DeviceCopy>> {
+        fn copy_of(&self, model: &DeviceModel) -> Result<Box<dyn DeviceCopy>> {
+            if model.outputs.len() > 1 {
+                return Err(CoreError::Unsupported("models of several outputs".into()));
+            }
             let (state, moves) = (TrainingState::default(), self.0.clone());
             Ok(Box::new(Copy { state, moves }))
         }
@@ -394,8 +382,8 @@ mod tests {
 
         fn predict(
             &mut self,
-            _: &[f32],
-            _: &mut [f32],
+            _: (&[&[f32]], usize),
+            _: &mut [&mut [f32]],
             _: usize,
             _: &mut dyn FnMut(&Progress) -> Next,
         ) -> Result<Next> {
@@ -468,7 +456,7 @@ mod tests {
         let outputs = vec![mse(1.0), mse(0.5)];
         session.compile(outputs, OptimizerSpec::sgd(0.1)).unwrap();
         let why = session.unsupported_on(&device).unwrap();
-        assert_eq!(why.as_deref(), Some("models of several inputs or outputs"));
+        assert_eq!(why.as_deref(), Some("models of several outputs"));
         assert!(session.copy.is_none());
         let mut uncompiled = Session::new(session.graph.clone()).unwrap();
         assert!(matches!(

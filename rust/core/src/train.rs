@@ -65,6 +65,18 @@ pub struct OutputSpec {
     pub metrics: Vec<Metric>,
 }
 
+impl OutputSpec {
+    /// Target values per row of predictions `width` wide: what its loss (or its first metric)
+    /// reads; none where it has neither.
+    pub fn target_width(&self, width: usize) -> usize {
+        match (&self.loss, self.metrics.first()) {
+            (Some(loss), _) => loss.target_width(width),
+            (None, Some(metric)) => metric.target_width(width),
+            (None, None) => 0,
+        }
+    }
+}
+
 /// An epoch's (or an evaluation's) averages: the loss, each output's own loss (with several
 /// outputs), then each metric in compile order, output by output.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -133,13 +145,9 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// Sums for `n_metrics` metrics of a model with one output.
-    pub fn new(n_metrics: usize) -> Self {
-        Totals::with_outputs(0, n_metrics)
-    }
-
-    /// Sums that also track `tracked_outputs` outputs' own losses.
-    fn with_outputs(tracked_outputs: usize, n_metrics: usize) -> Self {
+    /// Sums for `n_metrics` metrics (over all outputs) that also track `tracked_outputs`
+    /// outputs' own losses (see [`Trainer::tracked_losses`]).
+    pub fn with_outputs(tracked_outputs: usize, n_metrics: usize) -> Self {
         Totals {
             loss: 0.0,
             samples: 0,
@@ -168,22 +176,34 @@ impl Totals {
             .chain(metrics)
     }
 
-    /// Adds one batch of `samples` samples of a one-output model (`rows` loss rows): the sum
-    /// of its rows' losses, the weights' penalty (added in full to the batch's mean loss, as
-    /// Keras does) and the sum of each metric's row values.
-    pub fn add_batch(
-        &mut self,
-        loss_sum: f64,
-        penalty: f64,
-        samples: usize,
-        rows: usize,
-        metric_sums: impl IntoIterator<Item = f64>,
-    ) {
-        for (i, sum) in metric_sums.into_iter().enumerate() {
-            self.metrics[i] += sum;
-            self.metric_rows[i] += rows;
+    /// Adds `sums`, each metric's sum over `rows` rows, to the metrics from `first` in the flat
+    /// list.
+    pub fn add_metrics(&mut self, first: usize, sums: impl IntoIterator<Item = f64>, rows: usize) {
+        for (i, sum) in sums.into_iter().enumerate() {
+            self.metrics[first + i] += sum;
+            self.metric_rows[first + i] += rows;
         }
-        self.add_losses(loss_sum / rows as f64 + penalty, samples, &[]);
+    }
+
+    /// Adds one batch of `samples` samples from each output's loss (Keras's total: each loss's
+    /// batch mean times its weight, summed) and the weights' penalty, added in full.
+    pub fn add_outputs(&mut self, samples: usize, losses: &[OutputLoss], penalty: f64) {
+        let means: Few<f64> = losses
+            .iter()
+            .filter_map(|o| Some(o.sum? / o.rows as f64))
+            .collect();
+        let weighted: f64 = losses
+            .iter()
+            .filter(|o| o.sum.is_some())
+            .zip(&means)
+            .map(|(o, &mean)| o.weight as f64 * mean)
+            .sum();
+        let tracked = if self.output_losses.is_empty() {
+            &[][..]
+        } else {
+            &means[..]
+        };
+        self.add_losses(weighted + penalty, samples, tracked);
     }
 
     /// Adds one batch's total loss (penalties included) and each tracked output's mean loss.
@@ -209,6 +229,23 @@ impl Totals {
             first_non_finite: self.first_non_finite,
         }
     }
+}
+
+/// How many outputs' own losses an epoch's logs track: as in Keras, each output's that has a
+/// loss, where more than one has.
+pub fn tracked_losses(outputs: &[OutputSpec]) -> usize {
+    match outputs.iter().filter(|o| o.loss.is_some()).count() {
+        1 => 0,
+        n => n,
+    }
+}
+
+/// One output's part of a batch's loss: its loss's sum over the batch's rows (`None`: it has
+/// no loss), the loss's weight, and the rows.
+pub struct OutputLoss {
+    pub sum: Option<f64>,
+    pub weight: f32,
+    pub rows: usize,
 }
 
 /// Per output, the batch loop's scratch.
@@ -305,10 +342,7 @@ impl Trainer {
     /// How many outputs' own losses the logs track: as in Keras, each output's that has a
     /// loss, where more than one has.
     pub fn tracked_losses(&self) -> usize {
-        match self.outputs.iter().filter(|o| o.loss.is_some()).count() {
-            1 => 0,
-            n => n,
-        }
+        tracked_losses(&self.outputs)
     }
 
     /// How many running values a loop over batches reports: the loss, the tracked output
@@ -328,13 +362,7 @@ impl Trainer {
     /// Target values per sample of output `o`: what its loss (or its first metric) reads.
     fn target_size_of(&self, network: &Network, o: usize) -> usize {
         let width = network.output_width_of(o);
-        let spec = &self.outputs[o];
-        let target_width = match (&spec.loss, spec.metrics.first()) {
-            (Some(loss), _) => loss.target_width(width),
-            (None, Some(metric)) => metric.target_width(width),
-            (None, None) => return 0,
-        };
-        network.output_size_of(o) / width * target_width
+        network.output_size_of(o) / width * self.outputs[o].target_width(width)
     }
 
     /// Target values per sample of a one-output model.
@@ -560,24 +588,16 @@ impl Trainer {
             }
             offset += head.metrics.len();
         }
-        let means: Few<f64> = heads
+        let losses: Few<OutputLoss> = heads
             .iter()
             .zip(&loss_sums)
-            .filter(|(head, _)| head.loss.is_some())
-            .map(|(head, &sum)| sum / head.rows as f64)
+            .map(|(head, &sum)| OutputLoss {
+                sum: head.loss.map(|_| sum),
+                weight: head.weight,
+                rows: head.rows,
+            })
             .collect();
-        let weighted: f64 = heads
-            .iter()
-            .filter(|head| head.loss.is_some())
-            .zip(&means)
-            .map(|(head, &mean)| head.weight as f64 * mean)
-            .sum();
-        let tracked = if totals.output_losses.is_empty() {
-            &[][..]
-        } else {
-            &means[..]
-        };
-        totals.add_losses(weighted + penalty, batch, tracked);
+        totals.add_outputs(batch, &losses, penalty);
         Ok(())
     }
 }
@@ -945,18 +965,14 @@ pub fn gather(source: &[f32], size: usize, indices: &[usize], out: &mut [f32]) {
         .for_each(|(out, indices)| copy_rows(out, indices));
 }
 
-/// Predictions for `xs` (one array per model input, `len` samples each), computed in batches
-/// into `outs` (one per output, `len` times its size: the caller's memory, so a large
-/// prediction is written once and never zeroed first). Returns [`Next::Stop`] when
-/// `after_batch` stopped it.
-pub fn predict_all(
-    network: &mut Network,
+/// Checks the arrays of a prediction: one of `len` samples per input in `xs`, one per output
+/// in `outs`, and the batch size.
+pub fn check_predict(
+    network: &Network,
     (xs, len): (&[&[f32]], usize),
+    outs: &[&mut [f32]],
     batch_size: usize,
-    outs: &mut [&mut [f32]],
-    after_batch: &mut dyn FnMut(&Progress) -> Next,
-    cancel: &Cancel,
-) -> Result<Next> {
+) -> Result<()> {
     check_batch_size(batch_size)?;
     if xs.len() != network.input_count() || outs.len() != network.output_count() {
         return Err(CoreError::invalid(
@@ -969,18 +985,36 @@ pub fn predict_all(
             format!("{} and {}", xs.len(), outs.len()),
         ));
     }
-    let in_sizes: Few<usize> = (0..xs.len()).map(|i| network.input_size_of(i)).collect();
-    let out_sizes: Few<usize> = (0..outs.len()).map(|o| network.output_size_of(o)).collect();
-    for (x, &size) in xs.iter().zip(&in_sizes) {
+    for (i, x) in xs.iter().enumerate() {
+        let size = network.input_size_of(i);
         if x.len() != len * size {
             return Err(CoreError::shape("x", len * size, x.len()));
         }
     }
-    for (out, &size) in outs.iter().zip(&out_sizes) {
+    for (o, out) in outs.iter().enumerate() {
+        let size = network.output_size_of(o);
         if out.len() != len * size {
             return Err(CoreError::shape("out", len * size, out.len()));
         }
     }
+    Ok(())
+}
+
+/// Predictions for `xs` (one array per model input, `len` samples each), computed in batches
+/// into `outs` (one per output, `len` times its size: the caller's memory, so a large
+/// prediction is written once and never zeroed first). Returns [`Next::Stop`] when
+/// `after_batch` stopped it.
+pub fn predict_all(
+    network: &mut Network,
+    (xs, len): (&[&[f32]], usize),
+    batch_size: usize,
+    outs: &mut [&mut [f32]],
+    after_batch: &mut dyn FnMut(&Progress) -> Next,
+    cancel: &Cancel,
+) -> Result<Next> {
+    check_predict(network, (xs, len), outs, batch_size)?;
+    let in_sizes: Few<usize> = (0..xs.len()).map(|i| network.input_size_of(i)).collect();
+    let out_sizes: Few<usize> = (0..outs.len()).map(|o| network.output_size_of(o)).collect();
     let largest = batch_size.min(len);
     network
         .check_batch(largest)

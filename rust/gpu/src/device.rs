@@ -23,8 +23,7 @@ impl From<GpuError> for CoreError {
 
 impl Device for GpuDevice {
     fn copy_of(&self, m: &DeviceModel) -> Result<Box<dyn DeviceCopy>> {
-        let loss = (m.loss, m.loss_weight);
-        let trainer = GpuTrainer::new(&m.plan, loss, m.metrics, m.optimizer)?;
+        let trainer = GpuTrainer::new(&m.plan, m.outputs, m.optimizer)?;
         Ok(Box::new(trainer))
     }
 }
@@ -67,11 +66,17 @@ impl DeviceCopy for GpuTrainer {
 
     fn predict(
         &mut self,
-        x: &[f32],
-        out: &mut [f32],
+        inputs: (&[&[f32]], usize),
+        outs: &mut [&mut [f32]],
         batch_size: usize,
         after_batch: &mut dyn FnMut(&Progress) -> Next,
     ) -> Result<Next> {
-        Ok(GpuTrainer::predict(self, x, out, batch_size, after_batch)?)
+        Ok(GpuTrainer::predict(
+            self,
+            inputs,
+            outs,
+            batch_size,
+            after_batch,
+        )?)
     }
 }

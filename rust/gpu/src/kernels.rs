@@ -130,6 +130,11 @@ pub struct Kernels {
     pub penalty_gradient: Kernel,
     pub sum_partials: Kernel,
     pub penalty_value: Kernel,
+    pub copy: Kernel,
+    pub merge_fold: Kernel,
+    pub merge_local_gradients: Kernel,
+    pub merge_gather: Kernel,
+    pub merge_reduce: Kernel,
 }
 
 static KERNELS: OnceLock<Result<Kernels, GpuError>> = OnceLock::new();
@@ -165,7 +170,23 @@ fn compile(gpu: &Gpu) -> Kernels {
     let pool = include_str!("shaders/pool.wgsl");
     let pool_backward = include_str!("shaders/pool_backward.wgsl");
     let read_read_write = [Read, Read, Write, Uniform, Uniform];
+    let merge = |entry| {
+        let source = [STEP, ACTIVATION_MATH, include_str!("shaders/merge.wgsl")];
+        let bindings = [Write, Write, Read, Read, Uniform, Uniform];
+        Kernel::new(gpu, entry, &source, entry, &bindings)
+    };
     Kernels {
+        copy: Kernel::new(
+            gpu,
+            "copy",
+            &[STEP, include_str!("shaders/copy.wgsl")],
+            "main",
+            &[Write, Write, Uniform, Uniform],
+        ),
+        merge_fold: merge("fold"),
+        merge_local_gradients: merge("local_gradients"),
+        merge_gather: merge("gather"),
+        merge_reduce: merge("reduce"),
         matmul: Kernel::new(gpu, "matmul", &[STEP, matmul], "main", &read_read_write),
         conv_forward: Kernel::new(
             gpu,

@@ -1,13 +1,17 @@
 //! pynn's GPU engine: the training step of a pynn-core network as WGSL compute shaders on wgpu,
 //! with weights, gradients and optimizer state resident on the device.
 //!
-//! Scope today: chains of Dense, Conv1D/2D, max and average pooling (global too), Dropout,
-//! Flatten, Reshape and Activation layers (every activation), frozen layers, kernel, bias and
-//! activity regularizers, every loss (weighted too) and accuracy metric (up to four), SGD, Adam
-//! (amsgrad too), RMSprop and Adagrad. The GPU is a pynn-core `Device` ([`GpuDevice`]): a
+//! Scope today: graphs of Dense, Conv1D/2D, max and average pooling (global too), Dropout,
+//! Flatten, Reshape, Activation (every activation), the element-wise merges (broadcasting too)
+//! and Concatenate, with shared layers, constants, several inputs and outputs, frozen layers,
+//! kernel, bias and activity regularizers, every loss (weighted, or none) and accuracy metric
+//! (up to four per output), SGD, Adam (amsgrad too), RMSprop and Adagrad. The GPU is a pynn-core `Device` ([`GpuDevice`]): a
 //! session's copy of a model is a [`GpuTrainer`] built from the core's plan. What it does not
 //! run reports [`GpuError::Unsupported`], and the caller trains on the CPU engine.
 
+mod backward;
+mod batches;
+mod buffers;
 mod codes;
 mod context;
 mod device;

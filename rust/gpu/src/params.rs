@@ -9,8 +9,7 @@ use pynn_core::kernels::conv::Geometry;
 pub struct StepParams {
     pub rows: u32,
     pub batch: u32,
-    pub out_rows: u32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
     pub learning_rate: f32,
     pub momentum: f32,
     pub alpha: f32,
@@ -41,11 +40,16 @@ pub struct LossParams {
     pub stats_stride: u32,
     pub loss: Spec,
     pub metrics: [Spec; MAX_METRICS],
-    /// The activation code of the network's head (0: none): `pred` then holds logits.
+    /// The activation code of the output's head (0: none): `pred` then holds logits.
     pub head: u32,
-    /// The loss's weight (Keras's `loss_weights`): it scales the loss and its gradient.
+    /// The loss's weight (Keras's `loss_weights`): it scales the loss's gradient.
     pub loss_weight: f32,
-    pub _pad: [u32; 2],
+    /// Rows per sample of the output, and where its sums start in a batch's statistics.
+    pub rows_per_sample: u32,
+    pub stats_offset: u32,
+    /// 1: add the gradient to what the buffer holds (an output given twice).
+    pub accumulate: u32,
+    pub _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -130,15 +134,60 @@ impl WindowParams {
 pub struct SumParams {
     pub len: u32,
     pub offset: u32,
-    pub _pad: [u32; 2],
+    /// 1: add to the gradients (a shared layer's later call) instead of writing them.
+    pub accumulate: u32,
+    pub _pad: u32,
 }
 
-/// Values per sample, for the element-wise kernels (dropout).
+/// Values per sample, for the element-wise kernels (dropout); `accumulate`: add to the output.
 #[repr(C)]
 #[derive(Clone, Copy, Default, Pod, Zeroable)]
 pub struct SizeParams {
     pub n: u32,
-    pub _pad: [u32; 3],
+    pub accumulate: u32,
+    pub _pad: [u32; 2],
+}
+
+/// `copy.wgsl`'s parameters: a narrow tensor's place in a wide one.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct CopyParams {
+    pub n: u32,
+    pub run: u32,
+    pub wide_n: u32,
+    pub wide_run: u32,
+    pub offset: u32,
+    pub to_wide: u32,
+    pub accumulate: u32,
+    pub _pad: u32,
+}
+
+impl CopyParams {
+    /// The whole of a tensor of `n` values per sample onto another of the same size.
+    pub fn whole(n: usize, accumulate: bool) -> Self {
+        CopyParams {
+            n: n as u32,
+            run: n as u32,
+            wide_n: n as u32,
+            wide_run: n as u32,
+            accumulate: accumulate as u32,
+            ..CopyParams::default()
+        }
+    }
+}
+
+/// `merge.wgsl`'s parameters.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct MergeParams {
+    pub n: u32,
+    pub inputs: u32,
+    pub op: u32,
+    pub activation: u32,
+    pub size: u32,
+    pub index: u32,
+    pub accumulate: u32,
+    pub _pad: u32,
 }
 
 /// `penalty.wgsl`'s parameters: one regularized range of the weights.

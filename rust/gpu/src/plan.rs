@@ -1,14 +1,22 @@
-//! What each node of a pynn-core network is on the GPU: its stage, read from the core's plan
-//! (specs, shapes, windows, weight ranges, heads), so both engines agree on the layout.
+//! What each node of a pynn-core graph is on the GPU: its op, read from the core's plan (specs,
+//! shapes, windows, weight ranges, heads, which tensors carry a gradient), so both engines agree
+//! on the layout.
+
+use std::ops::Range;
 
 use pynn_core::graph::{DeviceNode, DevicePlan};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
-use pynn_core::layers::{Dropout, LayerSpec};
+use pynn_core::layers::{Dropout, Layer, LayerSpec};
+use pynn_core::ops::{Concatenate, Merge, MergeOp};
 use pynn_core::regularizers::Regularizer;
+use pynn_core::train::OutputSpec;
 
 use crate::GpuError;
+
+/// The most inputs a merge takes on the GPU (its backward keeps them in registers).
+pub const MAX_MERGE_INPUTS: usize = 16;
 
 /// A layer's bias and activation, and where its weights start.
 #[derive(Clone, Copy)]
@@ -24,7 +32,28 @@ pub struct Epilogue {
     pub activity: Option<Regularizer>,
 }
 
-pub enum Stage {
+impl Epilogue {
+    /// A function alone, over rows of `period` values: an Activation layer or a head.
+    pub fn function(activation: Activation, period: usize) -> Self {
+        Epilogue {
+            activation,
+            use_bias: false,
+            kernel_offset: 0,
+            kernel_len: 0,
+            period,
+            activity: None,
+        }
+    }
+}
+
+/// One input of an element-wise merge: its values per sample and, where it broadcasts, which
+/// of them each output value reads.
+pub struct Operand {
+    pub size: usize,
+    pub map: Option<Vec<u32>>,
+}
+
+pub enum Op {
     Dense {
         /// Values in a row of the input (its last axis) and rows per sample (the other axes).
         inputs: usize,
@@ -43,11 +72,52 @@ pub enum Stage {
     },
     /// pynn-core's Dropout layer draws the step's mask, which goes up with the batch.
     Dropout(Box<Dropout>),
-    /// An `Activation` layer: its function alone (no weights), its derivative applied to the
-    /// output's gradient in place, which is then the input's.
+    /// An `Activation` layer: its function alone (no weights).
     Activation(Epilogue),
     /// Flatten, Reshape, and Dropout with rate 0: the row-major data is unchanged.
     Identity,
+    /// `Add`, `Subtract`, ...: the inputs gathered side by side per sample, folded left to
+    /// right as the CPU folds them, then the fused activation.
+    Merge {
+        op: MergeOp,
+        activation: Option<Activation>,
+        operands: Vec<Operand>,
+    },
+    /// The inputs side by side along one axis: `outer` runs per sample, each input's run.
+    Concatenate {
+        outer: usize,
+        runs: Vec<usize>,
+    },
+}
+
+/// One node: its op, the tensors it reads and writes, its layer and how its backward runs.
+pub struct Stage {
+    pub op: Op,
+    pub inputs: Vec<usize>,
+    pub output: usize,
+    pub layer: usize,
+    /// Whether its layer's weights train (else its weight gradients are not computed).
+    pub trains: bool,
+    /// Whether its backward runs at all: something trainable lies at or behind it.
+    pub runs_backward: bool,
+}
+
+/// One output of the model and what judges it.
+pub struct Output {
+    pub tensor: usize,
+    /// pynn-core's head: the output layer's sigmoid or softmax, applied after its stage.
+    pub head: Option<Activation>,
+    /// Predictions per row (the last axis) and rows per sample.
+    pub width: usize,
+    pub rows_per_sample: usize,
+    pub spec: OutputSpec,
+}
+
+impl Output {
+    /// Target values per sample.
+    pub fn target_size(&self) -> usize {
+        self.spec.target_width(self.width) * self.rows_per_sample
+    }
 }
 
 /// A weight regularizer over one range of the weight buffer.
@@ -61,17 +131,36 @@ pub struct Penalty {
 
 pub struct Plan {
     pub stages: Vec<Stage>,
-    /// pynn-core's head: the output layer's sigmoid or softmax, applied after its stage.
-    pub head: Option<Activation>,
-    pub penalties: Vec<Penalty>,
-    /// Values per sample of the input, then of each layer's output.
+    pub n_inputs: usize,
+    /// Each constant's values for one sample (tensor `n_inputs + k`).
+    pub constants: Vec<Vec<f32>>,
+    /// Values per sample of every tensor: the inputs, the constants, each node's output.
     pub sizes: Vec<usize>,
-    pub output_shape: Vec<usize>,
+    /// How many node inputs read each tensor.
+    pub consumers: Vec<usize>,
+    pub needs_grad: Vec<bool>,
+    pub outputs: Vec<Output>,
+    pub penalties: Vec<Penalty>,
     pub n_weights: usize,
+    /// The ranges of the weights the optimizer steps (frozen layers' are left out).
+    pub trainable_ranges: Vec<Range<usize>>,
 }
 
 fn volume(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+fn unsupported(what: impl Into<String>) -> GpuError {
+    GpuError::Unsupported(what.into())
+}
+
+/// A Dense or convolution layer's kernel and bias regularizers.
+fn weight_regularizers(spec: &LayerSpec) -> Option<[Option<Regularizer>; 2]> {
+    match spec {
+        LayerSpec::Dense(dense) => Some([dense.kernel_regularizer, dense.bias_regularizer]),
+        LayerSpec::Conv(conv) => Some([conv.kernel_regularizer, conv.bias_regularizer]),
+        _ => None,
+    }
 }
 
 /// The ranges a layer's kernel and bias regularizers cover (the bias follows the kernel).
@@ -96,79 +185,130 @@ fn weight_penalties(
     })
 }
 
-/// The stages of the core's planned network, which must be a chain of layers.
-pub fn plan(model: &DevicePlan) -> Result<Plan, GpuError> {
-    let unsupported = |what: &str| GpuError::Unsupported(what.to_string());
-    let nodes = model
-        .as_chain()
-        .ok_or_else(|| unsupported("models other than a stack of layers"))?;
-    let mut sizes = vec![volume(&model.input_shapes[0])];
-    let (mut stages, mut penalties) = (Vec::new(), Vec::new());
-    for node in nodes {
-        let stage = match &node.spec {
-            LayerSpec::Dense(dense) => {
-                let input_shape = &node.input_shapes[0];
-                let inputs = *input_shape.last().expect("an input has axes");
-                let epilogue = epilogue(node, dense.activation, dense.activity_regularizer);
-                let regularizers = [dense.kernel_regularizer, dense.bias_regularizer];
-                penalties.extend(weight_penalties(regularizers, node).filter(|_| node.trains));
-                Stage::Dense {
-                    inputs,
-                    rows_per_sample: input_shape.iter().product::<usize>() / inputs,
-                    units: dense.units,
-                    epilogue,
-                }
-            }
-            LayerSpec::Conv(conv) => {
-                let regularizers = [conv.kernel_regularizer, conv.bias_regularizer];
-                penalties.extend(weight_penalties(regularizers, node).filter(|_| node.trains));
-                Stage::Conv {
-                    geometry: node.geometry.expect("a convolution has windows"),
-                    filters: conv.filters,
-                    epilogue: epilogue(node, conv.activation, conv.activity_regularizer),
-                }
-            }
-            LayerSpec::Pool(pool) => Stage::Pool {
-                geometry: node.geometry.expect("a pooling layer has windows"),
-                kind: pool.op,
-            },
-            LayerSpec::Dropout(dropout) => {
-                let layer = Dropout::new(dropout.clone(), &node.input_shapes[0])
-                    .map_err(|e| unsupported(&e.to_string()))?;
-                match layer.drops() {
-                    true => Stage::Dropout(Box::new(layer)),
-                    false => Stage::Identity,
-                }
-            }
-            LayerSpec::Reshape(_) => Stage::Identity,
-            // An output's activation is its head's (the spec keeps a linear one).
-            LayerSpec::Activation(a) if a.activation == Activation::Linear => Stage::Identity,
-            LayerSpec::Activation(a) => Stage::Activation(Epilogue {
-                activation: a.activation,
-                use_bias: false,
-                kernel_offset: 0,
-                kernel_len: 0,
-                period: *node.output_shape.last().expect("an output has axes"),
-                activity: None,
-            }),
-            LayerSpec::Merge(_) | LayerSpec::Concatenate(_) | LayerSpec::Dot(_) => {
-                return Err(unsupported("merge layers"))
-            }
-        };
-        sizes.push(volume(&node.output_shape));
-        stages.push(stage);
+/// The stages of the core's planned graph, judged by `outputs` (one spec per model output).
+pub fn plan(model: &DevicePlan, outputs: &[OutputSpec]) -> Result<Plan, GpuError> {
+    let mut penalties = Vec::new();
+    let mut stages = Vec::with_capacity(model.nodes.len());
+    for node in &model.nodes {
+        // A shared layer's weights are penalized once, from its first call.
+        let penalized = node.trains && node.call == 0;
+        if let Some(regularizers) = weight_regularizers(&node.spec).filter(|_| penalized) {
+            penalties.extend(weight_penalties(regularizers, node));
+        }
+        stages.push(Stage {
+            op: op(node)?,
+            inputs: node.inputs.clone(),
+            output: node.output,
+            layer: node.layer,
+            trains: node.trains,
+            runs_backward: node.runs_backward,
+        });
     }
+    let n_sources = model.input_shapes.len() + model.constants.len();
+    let outputs = model
+        .outputs
+        .iter()
+        .zip(&model.heads)
+        .zip(outputs)
+        .map(|((&tensor, &head), spec)| {
+            if tensor < n_sources {
+                return Err(unsupported("outputs that are model inputs"));
+            }
+            let shape = &model.shapes[tensor];
+            let width = *shape.last().unwrap_or(&1);
+            Ok(Output {
+                tensor,
+                head,
+                width,
+                rows_per_sample: volume(shape) / width.max(1),
+                spec: spec.clone(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
     Ok(Plan {
         stages,
-        head: model.heads[0],
+        n_inputs: model.input_shapes.len(),
+        constants: model.constants.clone(),
+        sizes: model.shapes.iter().map(|s| volume(s)).collect(),
+        consumers: model.consumers.clone(),
+        needs_grad: model.needs_grad.clone(),
+        outputs,
         penalties,
-        sizes,
-        output_shape: nodes
-            .last()
-            .expect("a chain has nodes")
-            .output_shape
-            .clone(),
         n_weights: model.n_weights,
+        trainable_ranges: model.trainable_ranges.clone(),
+    })
+}
+
+/// What node `node` runs on the GPU, or why it cannot.
+fn op(node: &DeviceNode) -> Result<Op, GpuError> {
+    let core_error = |e: pynn_core::CoreError| unsupported(e.to_string());
+    Ok(match &node.spec {
+        LayerSpec::Dense(dense) => {
+            let input_shape = &node.input_shapes[0];
+            let inputs = *input_shape.last().expect("an input has axes");
+            Op::Dense {
+                inputs,
+                rows_per_sample: volume(input_shape) / inputs,
+                units: dense.units,
+                epilogue: epilogue(node, dense.activation, dense.activity_regularizer),
+            }
+        }
+        LayerSpec::Conv(conv) => Op::Conv {
+            geometry: node.geometry.expect("a convolution has windows"),
+            filters: conv.filters,
+            epilogue: epilogue(node, conv.activation, conv.activity_regularizer),
+        },
+        LayerSpec::Pool(pool) => Op::Pool {
+            geometry: node.geometry.expect("a pooling layer has windows"),
+            kind: pool.op,
+        },
+        LayerSpec::Dropout(dropout) => {
+            let mut layer =
+                Dropout::new(dropout.clone(), &node.input_shapes[0]).map_err(core_error)?;
+            if node.call > 0 {
+                layer.distinguish_call(node.call);
+            }
+            match layer.drops() {
+                true => Op::Dropout(Box::new(layer)),
+                false => Op::Identity,
+            }
+        }
+        LayerSpec::Reshape(_) => Op::Identity,
+        // An output's activation is its head's (the spec keeps a linear one).
+        LayerSpec::Activation(a) if a.activation == Activation::Linear => Op::Identity,
+        LayerSpec::Activation(a) => Op::Activation(Epilogue::function(
+            a.activation,
+            *node.output_shape.last().expect("an output has axes"),
+        )),
+        LayerSpec::Merge(spec) => {
+            if node.inputs.len() > MAX_MERGE_INPUTS {
+                return Err(unsupported(format!(
+                    "merges of more than {MAX_MERGE_INPUTS} inputs"
+                )));
+            }
+            let merge = Merge::new(spec, &node.input_shapes).map_err(core_error)?;
+            let operands = merge
+                .operands()
+                .map(|(size, map)| Operand {
+                    size,
+                    map: map.map(<[u32]>::to_vec),
+                })
+                .collect();
+            Op::Merge {
+                op: merge.op(),
+                activation: merge.activation(),
+                operands,
+            }
+        }
+        LayerSpec::Concatenate(spec) => {
+            let concatenate = Concatenate::new(spec, &node.input_shapes).map_err(core_error)?;
+            let (outer, runs) = concatenate.layout();
+            Op::Concatenate {
+                outer,
+                runs: runs.to_vec(),
+            }
+        }
+        LayerSpec::Dot(_) => return Err(unsupported("Dot layers")),
     })
 }
 

@@ -6,14 +6,14 @@ use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
 
-use crate::codes::{self, activation_code};
+use crate::codes::{self, activation_code, merge_code};
 use crate::context::Gpu;
 use crate::kernels::{groups_for, Kernel, Kernels};
 use crate::params::{
-    EpilogueParams, LossParams, MatmulDims, OptimizerParams, PenaltyParams, SizeParams, Spec,
-    SumParams, WindowParams, MAX_METRICS,
+    CopyParams, EpilogueParams, LossParams, MatmulDims, MergeParams, OptimizerParams,
+    PenaltyParams, SizeParams, Spec, SumParams, WindowParams, MAX_METRICS,
 };
-use crate::plan::{Epilogue, Penalty, Stage};
+use crate::plan::{Epilogue, Op, Output, Penalty, Stage};
 use pynn_core::regularizers::Regularizer;
 
 pub struct Dispatch {
@@ -27,16 +27,26 @@ pub struct StepBuffers<'a> {
     pub weights: &'a wgpu::Buffer,
     pub grads: &'a wgpu::Buffer,
     pub step: &'a wgpu::Buffer,
-    /// Activation i of each sample (0: the input).
-    pub acts: &'a [wgpu::Buffer],
-    /// ∂loss/∂activation i.
-    pub deltas: &'a [wgpu::Buffer],
-    /// Per stage: pre-activations (Dense, convolution), argmax (max pooling) or mask (dropout).
+    /// Each tensor's values for the batch (an Identity's output is its input's buffer).
+    pub values: &'a [wgpu::Buffer],
+    /// Each tensor's gradient, where it carries one.
+    pub deltas: &'a [Option<wgpu::Buffer>],
+    /// Per stage: whether its input's gradient is its output's buffer (an Identity or
+    /// Activation whose input nothing else reads).
+    pub passes_delta: &'a [bool],
+    /// Per stage: pre-activations (Dense, convolution), argmax (max pooling), mask (dropout),
+    /// or a merge's inputs side by side.
     pub extra: &'a [Option<wgpu::Buffer>],
+    /// Per stage and input: a broadcast merge input's map (see merge.wgsl).
+    pub maps: &'a [Vec<Option<wgpu::Buffer>>],
     /// Each batch's loss, metric and penalty sums.
     pub statistics: &'a wgpu::Buffer,
     /// Per-sample partial sums of a gradient, before they are added up (room for the largest).
     pub partials: &'a wgpu::Buffer,
+    /// Room for a tensor's gradient that is then added to another's.
+    pub scratch: &'a wgpu::Buffer,
+    /// A stand-in for a binding a kernel does not read.
+    pub unused: &'a wgpu::Buffer,
 }
 
 pub struct Recorder<'a> {
@@ -72,7 +82,12 @@ fn epilogue_params(e: &Epilogue, per_sample: usize) -> EpilogueParams {
 }
 
 impl Recorder<'_> {
-    fn push(&mut self, kernel: &'static Kernel, buffers: &[&wgpu::Buffer], groups: (u32, u32)) {
+    pub(crate) fn push(
+        &mut self,
+        kernel: &'static Kernel,
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32),
+    ) {
         let bind_group = kernel.bind(self.gpu, buffers);
         self.dispatches.push(Dispatch {
             kernel,
@@ -82,7 +97,7 @@ impl Recorder<'_> {
     }
 
     /// A kernel over `a`, `b` and `out` with its parameters, `items` invocations per sample.
-    fn three<T: bytemuck::Pod>(
+    pub(crate) fn three<T: bytemuck::Pod>(
         &mut self,
         kernel: &'static Kernel,
         [a, b, out]: [&wgpu::Buffer; 3],
@@ -94,7 +109,7 @@ impl Recorder<'_> {
         self.push(kernel, &[a, b, out, &params, step], groups_for(items));
     }
 
-    fn matmul(&mut self, dims: MatmulDims, buffers: [&wgpu::Buffer; 3]) {
+    pub(crate) fn matmul(&mut self, dims: MatmulDims, buffers: [&wgpu::Buffer; 3]) {
         let m = if dims.m == 0 {
             self.capacity * dims.rows_per_sample as usize
         } else {
@@ -112,14 +127,44 @@ impl Recorder<'_> {
         );
     }
 
+    /// `narrow` to or from its place in `wide` (see copy.wgsl), over `params.n` values per
+    /// sample.
+    pub(crate) fn copy(&mut self, params: CopyParams, narrow: &wgpu::Buffer, wide: &wgpu::Buffer) {
+        let items = self.capacity * params.n as usize;
+        let params = uniform(self.gpu, &params);
+        let step = self.buffers.step;
+        self.push(
+            &self.kernels.copy,
+            &[narrow, wide, &params, step],
+            groups_for(items),
+        );
+    }
+
+    /// One of merge.wgsl's kernels, `items` invocations per sample.
+    pub(crate) fn merge_kernel(
+        &mut self,
+        kernel: &'static Kernel,
+        [stacked, tensor, y, map]: [&wgpu::Buffer; 4],
+        params: MergeParams,
+        items: usize,
+    ) {
+        let params = uniform(self.gpu, &params);
+        let step = self.buffers.step;
+        let groups = groups_for(self.capacity * items);
+        self.push(kernel, &[stacked, tensor, y, map, &params, step], groups);
+    }
+
     /// The forward pass; without `training`, Dropout multiplies by `ones` (the identity).
     pub fn forward(&mut self, stages: &[Stage], sizes: &[usize], ones: Option<&wgpu::Buffer>) {
-        for (i, stage) in stages.iter().enumerate() {
+        for (s, stage) in stages.iter().enumerate() {
             let b = &self.buffers;
-            let (x, y, extra) = (b.acts[i].clone(), b.acts[i + 1].clone(), b.extra[i].clone());
-            let weights = self.buffers.weights.clone();
-            match stage {
-                Stage::Dense {
+            let x = b.values[stage.inputs[0]].clone();
+            let y = b.values[stage.output].clone();
+            let extra = b.extra[s].clone();
+            let weights = b.weights.clone();
+            let (in_size, out_size) = (sizes[stage.inputs[0]], sizes[stage.output]);
+            match &stage.op {
+                Op::Dense {
                     inputs,
                     rows_per_sample,
                     units,
@@ -138,9 +183,9 @@ impl Recorder<'_> {
                         ..MatmulDims::default()
                     };
                     self.matmul(dims, [&x, &weights, &z]);
-                    self.epilogue(epilogue, sizes[i + 1], &z, &y);
+                    self.epilogue(epilogue, out_size, &z, &y);
                 }
-                Stage::Conv {
+                Op::Conv {
                     geometry,
                     filters,
                     epilogue,
@@ -148,32 +193,74 @@ impl Recorder<'_> {
                     let z = extra.expect("pre-activations");
                     let params = WindowParams::new(geometry, *filters, epilogue.kernel_offset, 0);
                     let kernel = &self.kernels.conv_forward;
-                    self.three(
-                        kernel,
-                        [&x, &weights, &z],
-                        &params,
-                        self.capacity * sizes[i + 1],
-                    );
-                    self.epilogue(epilogue, sizes[i + 1], &z, &y);
+                    let items = self.capacity * out_size;
+                    self.three(kernel, [&x, &weights, &z], &params, items);
+                    self.epilogue(epilogue, out_size, &z, &y);
                 }
-                Stage::Pool { geometry, kind } => {
+                Op::Pool { geometry, kind } => {
                     let kernel = &self.kernels.pool_forward;
                     let argmax = extra.expect("argmax");
-                    self.pool(kernel, geometry, *kind, [&x, &y, &argmax], sizes[i + 1]);
+                    self.pool(kernel, geometry, *kind, [&x, &y, &argmax], out_size);
                 }
-                Stage::Dropout(_) => {
+                Op::Dropout(_) => {
                     let mask = ones.cloned().or(extra).expect("mask");
-                    self.dropout([&x, &mask, &y], sizes[i]);
+                    self.dropout([&x, &mask, &y], in_size, false);
                 }
-                Stage::Activation(epilogue) => self.epilogue(epilogue, sizes[i + 1], &x, &y),
-                Stage::Identity => {}
+                Op::Activation(epilogue) => self.epilogue(epilogue, out_size, &x, &y),
+                Op::Identity => {}
+                Op::Merge {
+                    op,
+                    activation,
+                    operands,
+                } => {
+                    let stacked = extra.expect("the merge's inputs");
+                    let params = MergeParams {
+                        n: out_size as u32,
+                        inputs: operands.len() as u32,
+                        op: merge_code(*op),
+                        activation: activation_code(activation.unwrap_or(Activation::Linear)),
+                        ..MergeParams::default()
+                    };
+                    for (k, (operand, &input)) in operands.iter().zip(&stage.inputs).enumerate() {
+                        let x = self.buffers.values[input].clone();
+                        match &self.buffers.maps[s][k] {
+                            None => {
+                                let params = side_by_side(out_size, operands.len(), k, true);
+                                self.copy(params, &x, &stacked);
+                            }
+                            Some(map) => {
+                                let map = map.clone();
+                                let params = MergeParams {
+                                    size: operand.size as u32,
+                                    index: k as u32,
+                                    ..params
+                                };
+                                let unused = self.buffers.unused;
+                                let buffers = [&stacked, &x, unused, &map];
+                                let kernel = &self.kernels.merge_gather;
+                                self.merge_kernel(kernel, buffers, params, out_size);
+                            }
+                        }
+                    }
+                    let unused = self.buffers.unused;
+                    let buffers = [&stacked, &y, unused, unused];
+                    let kernel = &self.kernels.merge_fold;
+                    self.merge_kernel(kernel, buffers, params, out_size);
+                }
+                Op::Concatenate { outer, runs } => {
+                    for (k, &input) in stage.inputs.iter().enumerate() {
+                        let x = self.buffers.values[input].clone();
+                        let params = concatenated(*outer, runs, k, true);
+                        self.copy(params, &x, &y);
+                    }
+                }
             }
         }
     }
 
     /// A pooling kernel over the windows of `geometry`, one invocation per value of the
     /// `per_sample` values of each sample.
-    fn pool(
+    pub(crate) fn pool(
         &mut self,
         kernel: &'static Kernel,
         geometry: &Geometry,
@@ -189,18 +276,25 @@ impl Recorder<'_> {
         self.three(kernel, buffers, &params, self.capacity * per_sample);
     }
 
-    /// `out = input ⊙ mask` over `per_sample` values of each sample.
-    fn dropout(&mut self, buffers: [&wgpu::Buffer; 3], per_sample: usize) {
+    /// `out = input ⊙ mask` (or `out +=`, with `accumulate`) over `per_sample` values of each
+    /// sample.
+    pub(crate) fn dropout(
+        &mut self,
+        buffers: [&wgpu::Buffer; 3],
+        per_sample: usize,
+        accumulate: bool,
+    ) {
         let params = SizeParams {
             n: per_sample as u32,
-            _pad: [0; 3],
+            accumulate: accumulate as u32,
+            _pad: [0; 2],
         };
         let kernel = &self.kernels.dropout;
         self.three(kernel, buffers, &params, self.capacity * per_sample);
     }
 
     /// `probabilities = head(logits)` over `per_sample` values of each sample, in rows of
-    /// `width`: the network's head (see pynn-core's `head`), for predictions.
+    /// `width`: an output's head (see pynn-core's `head`), for predictions.
     pub fn head(
         &mut self,
         activation: Activation,
@@ -208,14 +302,7 @@ impl Recorder<'_> {
         logits: &wgpu::Buffer,
         probabilities: &wgpu::Buffer,
     ) {
-        let head = Epilogue {
-            activation,
-            use_bias: false,
-            kernel_offset: 0,
-            kernel_len: 0,
-            period: width,
-            activity: None,
-        };
+        let head = Epilogue::function(activation, width);
         self.epilogue(&head, per_sample, logits, probabilities);
     }
 
@@ -231,125 +318,33 @@ impl Recorder<'_> {
         self.push(kernel, &[z, y, weights, &params, step], groups);
     }
 
-    /// The loss's gradient into the last delta, each row's values, and the batch's sums.
+    /// Output `output`'s loss: its gradient into the tensor's gradient (or into scratch, where
+    /// the tensor carries none), each row's values, and the batch's sums.
     pub fn loss(
         &mut self,
         params: LossParams,
+        output: &Output,
         y: &wgpu::Buffer,
-        rows_per_sample: usize,
         row_values: &wgpu::Buffer,
-        statistics: &wgpu::Buffer,
     ) {
         let params = uniform(self.gpu, &params);
-        let last = self.buffers.acts.len() - 1;
-        let (pred, grad) = (
-            self.buffers.acts[last].clone(),
-            self.buffers.deltas[last].clone(),
-        );
-        let step = self.buffers.step;
-        let buffers = [&pred, y, &grad, row_values, statistics, &params, step];
-        let rows = groups_for(self.capacity * rows_per_sample);
+        let b = &self.buffers;
+        let pred = &b.values[output.tensor];
+        let grad = b.deltas[output.tensor].as_ref().unwrap_or(b.scratch);
+        let buffers = [pred, y, grad, row_values, b.statistics, &params, b.step];
+        let rows = groups_for(self.capacity * output.rows_per_sample);
         self.push(&self.kernels.loss_rows, &buffers, rows);
         self.push(&self.kernels.loss_sum, &buffers, (1, 1));
     }
 
-    pub fn backward(&mut self, stages: &[Stage], sizes: &[usize], n_metrics: usize) {
-        for (i, stage) in stages.iter().enumerate().rev() {
-            self.activity_gradient(stage, i, sizes[i + 1], n_metrics);
-            let b = &self.buffers;
-            let (x, y, extra) = (b.acts[i].clone(), b.acts[i + 1].clone(), b.extra[i].clone());
-            let (dy, dx) = (b.deltas[i + 1].clone(), b.deltas[i].clone());
-            let (weights, grads) = (b.weights.clone(), b.grads.clone());
-            match stage {
-                Stage::Dense {
-                    inputs,
-                    rows_per_sample,
-                    units,
-                    epilogue,
-                } => {
-                    let z = extra.expect("pre-activations");
-                    let rows_per_sample = *rows_per_sample as u32;
-                    self.epilogue_backward(epilogue, sizes[i + 1], &dy, &z, &y);
-                    // ∂kernel = xᵀ·dz, summed over the batch's rows.
-                    let kernel_gradient = MatmulDims {
-                        m: *inputs as u32,
-                        n: *units as u32,
-                        a_row: 1,
-                        a_col: *inputs as u32,
-                        b_row: *units as u32,
-                        b_col: 1,
-                        c_offset: epilogue.kernel_offset as u32,
-                        rows_per_sample,
-                        ..MatmulDims::default()
-                    };
-                    self.matmul(kernel_gradient, [&x, &dy, &grads]);
-                    if i > 0 {
-                        // ∂x = dz·kernelᵀ.
-                        let input_gradient = MatmulDims {
-                            n: *inputs as u32,
-                            k: *units as u32,
-                            a_row: *units as u32,
-                            a_col: 1,
-                            b_offset: epilogue.kernel_offset as u32,
-                            b_row: 1,
-                            b_col: *units as u32,
-                            rows_per_sample,
-                            ..MatmulDims::default()
-                        };
-                        self.matmul(input_gradient, [&dy, &weights, &dx]);
-                    }
-                }
-                Stage::Conv {
-                    geometry,
-                    filters,
-                    epilogue,
-                } => {
-                    let z = extra.expect("pre-activations");
-                    self.epilogue_backward(epilogue, sizes[i + 1], &dy, &z, &y);
-                    let params = WindowParams::new(geometry, *filters, epilogue.kernel_offset, 0);
-                    // Each image's part of each kernel value, then their sum.
-                    let kernel = &self.kernels.conv_kernel_gradient;
-                    let partials = self.buffers.partials.clone();
-                    let len = epilogue.kernel_len;
-                    let items = self.capacity * len;
-                    self.three(kernel, [&x, &dy, &partials], &params, items);
-                    self.sum_partials(len, epilogue.kernel_offset);
-                    if i > 0 {
-                        let kernel = &self.kernels.conv_input_gradient;
-                        self.three(
-                            kernel,
-                            [&dy, &weights, &dx],
-                            &params,
-                            self.capacity * sizes[i],
-                        );
-                    }
-                }
-                Stage::Pool { geometry, kind } if i > 0 => {
-                    let kernel = &self.kernels.pool_backward;
-                    let argmax = extra.expect("argmax");
-                    self.pool(kernel, geometry, *kind, [&dy, &dx, &argmax], sizes[i]);
-                }
-                Stage::Dropout(_) if i > 0 => {
-                    let mask = extra.expect("mask");
-                    self.dropout([&dy, &mask, &dx], sizes[i]);
-                }
-                // In place: the stage's output gradient is its input's buffer.
-                Stage::Activation(epilogue) => {
-                    self.epilogue_backward(epilogue, sizes[i + 1], &dy, &x, &y)
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// ∂loss/∂z in place of ∂loss/∂y, then the bias's gradient.
-    fn epilogue_backward(
+    /// ∂loss/∂z in place of ∂loss/∂y, then, with `bias_gradient` (whether to add to it), the
+    /// bias's gradient.
+    pub(crate) fn epilogue_backward(
         &mut self,
         e: &Epilogue,
         per_sample: usize,
-        dy: &wgpu::Buffer,
-        z: &wgpu::Buffer,
-        y: &wgpu::Buffer,
+        [dy, z, y]: [&wgpu::Buffer; 3],
+        bias_gradient: Option<bool>,
     ) {
         let params = uniform(self.gpu, &epilogue_params(e, per_sample));
         let (grads, step) = (self.buffers.grads, self.buffers.step);
@@ -362,22 +357,24 @@ impl Recorder<'_> {
         if let Some((kernel, items)) = slope {
             self.push(kernel, &buffers, groups_for(self.capacity * items));
         }
-        if e.use_bias {
+        if let (true, Some(accumulate)) = (e.use_bias, bias_gradient) {
             // Each sample's column sums, then their sum.
             let partials = self.buffers.partials;
             let buffers = [dy, z, y, partials, &params, step];
             let groups = groups_for(self.capacity * e.period);
             self.push(&self.kernels.bias_gradient, &buffers, groups);
-            self.sum_partials(e.period, e.kernel_offset + e.kernel_len);
+            self.sum_partials(e.period, e.kernel_offset + e.kernel_len, accumulate);
         }
     }
 
-    /// Adds the per-sample partials (`len` values each) into the gradients from `offset`.
-    fn sum_partials(&mut self, len: usize, offset: usize) {
+    /// Sums the per-sample partials (`len` values each) into the gradients from `offset`, or
+    /// adds them there.
+    pub(crate) fn sum_partials(&mut self, len: usize, offset: usize, accumulate: bool) {
         let params = SumParams {
             len: len as u32,
             offset: offset as u32,
-            _pad: [0; 2],
+            accumulate: accumulate as u32,
+            _pad: 0,
         };
         let params = uniform(self.gpu, &params);
         let b = &self.buffers;
@@ -393,30 +390,29 @@ impl Recorder<'_> {
         penalties: &[Penalty],
         stages: &[Stage],
         sizes: &[usize],
-        n_metrics: usize,
+        stats_stride: usize,
         training: bool,
     ) {
         let (weights, grads) = (self.buffers.weights.clone(), self.buffers.grads.clone());
         for penalty in penalties {
             let params = penalty_params(
-                n_metrics,
-                penalty.offset,
-                penalty.len,
-                penalty.l1,
-                penalty.l2,
+                stats_stride,
+                (penalty.offset, penalty.len),
+                (penalty.l1, penalty.l2),
                 false,
             );
             self.regularizer(&weights, &grads, params, training);
         }
-        for (i, stage) in stages.iter().enumerate() {
+        for stage in stages {
             if let Some(activity) = stage_activity(stage) {
+                let size = sizes[stage.output];
                 let params =
-                    penalty_params(n_metrics, 0, sizes[i + 1], activity.l1, activity.l2, true);
-                let (output, delta) = (
-                    self.buffers.acts[i + 1].clone(),
-                    self.buffers.deltas[i + 1].clone(),
-                );
-                self.push_regularizer(&self.kernels.penalty_value, &output, &delta, params, (1, 1));
+                    penalty_params(stats_stride, (0, size), (activity.l1, activity.l2), true);
+                let b = &self.buffers;
+                let output = b.values[stage.output].clone();
+                let unread = b.deltas[stage.output].as_ref().unwrap_or(b.scratch).clone();
+                let kernel = &self.kernels.penalty_value;
+                self.push_regularizer(kernel, &output, &unread, params, (1, 1));
             }
         }
     }
@@ -465,22 +461,22 @@ impl Recorder<'_> {
         );
     }
 
-    /// An activity regularizer's gradient into ∂loss/∂output of layer `i`, before its backward.
-    fn activity_gradient(&mut self, stage: &Stage, i: usize, per_sample: usize, n_metrics: usize) {
+    /// An activity regularizer's gradient into ∂loss/∂output of `stage`, before its backward.
+    pub(crate) fn activity_gradient(
+        &mut self,
+        stage: &Stage,
+        per_sample: usize,
+        stats_stride: usize,
+    ) {
         if let Some(activity) = stage_activity(stage) {
-            let params = penalty_params(n_metrics, 0, per_sample, activity.l1, activity.l2, true);
-            let (output, delta) = (
-                self.buffers.acts[i + 1].clone(),
-                self.buffers.deltas[i + 1].clone(),
-            );
+            let l = (activity.l1, activity.l2);
+            let params = penalty_params(stats_stride, (0, per_sample), l, true);
+            let b = &self.buffers;
+            let output = b.values[stage.output].clone();
+            let delta = b.deltas[stage.output].clone().expect("a gradient");
             let groups = groups_for(self.capacity * per_sample);
-            self.push_regularizer(
-                &self.kernels.penalty_gradient,
-                &output,
-                &delta,
-                params,
-                groups,
-            );
+            let kernel = &self.kernels.penalty_gradient;
+            self.push_regularizer(kernel, &output, &delta, params, groups);
         }
     }
 
@@ -493,28 +489,54 @@ impl Recorder<'_> {
     }
 }
 
+/// Input `k` of `inputs`, `n` values per sample each, to or from its place side by side with
+/// the others (a merge's gathered inputs).
+pub(crate) fn side_by_side(n: usize, inputs: usize, k: usize, to_wide: bool) -> CopyParams {
+    CopyParams {
+        n: n as u32,
+        run: n as u32,
+        wide_n: (inputs * n) as u32,
+        wide_run: (inputs * n) as u32,
+        offset: (k * n) as u32,
+        to_wide: to_wide as u32,
+        ..CopyParams::default()
+    }
+}
+
+/// Input `k` of a concatenation of `outer` runs of `runs` to or from its place in the output.
+pub(crate) fn concatenated(outer: usize, runs: &[usize], k: usize, to_wide: bool) -> CopyParams {
+    let wide_run: usize = runs.iter().sum();
+    CopyParams {
+        n: (outer * runs[k]) as u32,
+        run: runs[k] as u32,
+        wide_n: (outer * wide_run) as u32,
+        wide_run: wide_run as u32,
+        offset: runs[..k].iter().sum::<usize>() as u32,
+        to_wide: to_wide as u32,
+        ..CopyParams::default()
+    }
+}
+
 fn stage_activity(stage: &Stage) -> Option<Regularizer> {
-    match stage {
-        Stage::Dense { epilogue, .. } | Stage::Conv { epilogue, .. } => epilogue.activity,
+    match &stage.op {
+        Op::Dense { epilogue, .. } | Op::Conv { epilogue, .. } => epilogue.activity,
         _ => None,
     }
 }
 
-/// The parameters of a regularizer over `len` values from `offset` (per sample, for outputs).
+/// The parameters of a regularizer over `len` values from `offset` (per sample, for outputs),
+/// its value going to the last of each batch's `stats_stride` statistics.
 fn penalty_params(
-    n_metrics: usize,
-    offset: usize,
-    len: usize,
-    l1: f32,
-    l2: f32,
+    stats_stride: usize,
+    (offset, len): (usize, usize),
+    (l1, l2): (f32, f32),
     per_sample: bool,
 ) -> PenaltyParams {
-    let stride = statistics_stride(n_metrics);
     PenaltyParams {
         offset: offset as u32,
         len: len as u32,
-        slot: (stride - 1) as u32,
-        stride: stride as u32,
+        slot: (stats_stride - 1) as u32,
+        stride: stats_stride as u32,
         l1,
         l2,
         per_sample: per_sample as u32,
@@ -522,29 +544,37 @@ fn penalty_params(
     }
 }
 
-/// Statistics per batch: the loss's sum, each metric's sum, the weights' penalty.
-pub fn statistics_stride(n_metrics: usize) -> usize {
-    2 + n_metrics
+/// Statistics per batch: each output's loss sum and metric sums, then the weights' penalty.
+pub fn statistics_stride(outputs: &[Output]) -> usize {
+    outputs
+        .iter()
+        .map(|o| 1 + o.spec.metrics.len())
+        .sum::<usize>()
+        + 1
 }
 
-/// The loss kernel's parameters; with a `head`, the loss kernel reads logits.
+/// The loss kernel's parameters for `output`, its sums from `stats_offset` of each batch's
+/// `stats_stride`; with a head, the loss kernel reads logits.
 pub fn loss_params(
-    (width, target_width): (usize, usize),
-    (loss, loss_weight): (Spec, f32),
-    metrics: &[Spec],
-    head: Option<Activation>,
+    output: &Output,
+    (stats_offset, stats_stride): (usize, usize),
+    (loss, metrics): (Spec, &[Spec]),
+    accumulate: bool,
 ) -> LossParams {
     let mut all = [Spec::default(); MAX_METRICS];
     all[..metrics.len()].copy_from_slice(metrics);
     LossParams {
-        width: width as u32,
-        target_width: target_width as u32,
+        width: output.width as u32,
+        target_width: output.spec.target_width(output.width) as u32,
         n_metrics: metrics.len() as u32,
-        stats_stride: statistics_stride(metrics.len()) as u32,
+        stats_stride: stats_stride as u32,
         loss,
         metrics: all,
-        head: head.map_or(0, activation_code),
-        loss_weight,
-        _pad: [0; 2],
+        head: output.head.map_or(0, activation_code),
+        loss_weight: output.spec.weight,
+        rows_per_sample: output.rows_per_sample as u32,
+        stats_offset: stats_offset as u32,
+        accumulate: accumulate as u32,
+        _pad: [0; 3],
     }
 }

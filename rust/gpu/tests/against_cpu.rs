@@ -17,7 +17,7 @@ use pynn_core::metrics::Metric;
 use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::rng::Rng;
-use pynn_core::train::{Dataset, Logs, Next, Trainer};
+use pynn_core::train::{Dataset, Logs, Next, OutputSpec, Trainer};
 use pynn_gpu::{GpuError, GpuTrainer};
 
 fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
@@ -74,12 +74,22 @@ fn data(case: &Case, n: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
     (x, y)
 }
 
+/// What judges a model of one output: `loss` and `metrics`.
+fn one_output(loss: Loss, metrics: &[Metric]) -> Vec<OutputSpec> {
+    vec![OutputSpec {
+        loss: Some(loss),
+        weight: 1.0,
+        metrics: metrics.to_vec(),
+    }]
+}
+
 /// The case's network and trainer on the CPU, and its GPU trainer holding the same weights.
 fn engines(case: &Case) -> (Network, Trainer, GpuTrainer) {
     let network = Network::new(&case.shape(), &case.specs).unwrap();
     let trainer = Trainer::new(&network, case.loss, &case.optimizer, case.metrics.clone()).unwrap();
     let plan = network.device_plan();
-    let mut gpu = GpuTrainer::new(&plan, (case.loss, 1.0), &case.metrics, &case.optimizer).unwrap();
+    let outputs = one_output(case.loss, &case.metrics);
+    let mut gpu = GpuTrainer::new(&plan, &outputs, &case.optimizer).unwrap();
     gpu.upload(network.weights(), &trainer.optimizer().state().unwrap(), 0)
         .unwrap();
     (network, trainer, gpu)
@@ -341,19 +351,19 @@ fn unsupported_models_are_named() {
     let metrics = [Metric::BinaryAccuracy { threshold: 0.5 }; 5];
     let loss = Loss::MeanSquaredError;
     let plan = Network::new(&[4], &specs).unwrap().device_plan();
-    let error = GpuTrainer::new(&plan, (loss, 1.0), &metrics, &sgd)
+    let error = GpuTrainer::new(&plan, &one_output(loss, &metrics), &sgd)
         .err()
         .unwrap();
-    assert_eq!(error, GpuError::Unsupported("more than 4 metrics".into()));
+    let expected = GpuError::Unsupported("more than 4 metrics for one output".into());
+    assert_eq!(error, expected);
     assert!(error
         .to_string()
-        .contains("does not run more than 4 metrics yet"));
-    // A graph that is not a chain.
-    let graph = common::residual(4);
+        .contains("does not run more than 4 metrics for one output yet"));
+    // A graph with a Dot layer.
+    let graph = common::dot_product(4);
     let plan = Network::from_graph(&graph).unwrap().device_plan();
-    let error = GpuTrainer::new(&plan, (loss, 1.0), &metrics[..1], &sgd).err();
-    let expected = GpuError::Unsupported("models other than a stack of layers".into());
-    assert_eq!(error, Some(expected));
+    let error = GpuTrainer::new(&plan, &one_output(loss, &metrics[..1]), &sgd).err();
+    assert_eq!(error, Some(GpuError::Unsupported("Dot layers".into())));
 }
 
 /// `Activation` layers as on the CPU: after a linear Dense (folded into its epilogue), after a
@@ -639,7 +649,7 @@ fn predict_and_evaluate_as_on_the_cpu() {
     )
     .unwrap();
     let mut out = vec![f32::NAN; cpu.len()];
-    gpu.predict(&x, &mut out, 16, &mut |_| Next::Continue)
+    gpu.predict((&[&x], n), &mut [&mut out], 16, &mut |_| Next::Continue)
         .unwrap();
     assert_eq!(out.len(), cpu.len());
     for (i, (&g, &c)) in out.iter().zip(&cpu).enumerate() {

@@ -26,10 +26,24 @@ pub struct DeviceNode {
     /// Whether its layer's weights train: a frozen layer's weights stay, and their penalties
     /// leave the loss.
     pub trains: bool,
+    /// Its layer, and which of that layer's calls it is (a later call of a shared layer draws
+    /// dropout masks of its own).
+    pub layer: usize,
+    pub call: usize,
+    /// Whether its backward runs: something trainable lies at or behind it.
+    pub runs_backward: bool,
 }
 
 pub struct DevicePlan {
     pub input_shapes: Vec<Vec<usize>>,
+    /// Each constant's values for one sample (tensor `input_shapes.len() + k`).
+    pub constants: Vec<Vec<f32>>,
+    /// Every tensor's per-sample shape: the inputs, the constants, then each node's output.
+    pub shapes: Vec<Vec<usize>>,
+    /// How many node inputs read each tensor.
+    pub consumers: Vec<usize>,
+    /// Which tensors carry a gradient (see the CPU's flow: none below the trainable layers).
+    pub needs_grad: Vec<bool>,
     pub nodes: Vec<DeviceNode>,
     /// The tensors the model outputs, and each one's head (see [`crate::head`]).
     pub outputs: Vec<usize>,
@@ -45,11 +59,14 @@ impl DevicePlan {
         ops: &[NodeOp],
         (trainable, trainable_ranges): (&[bool], &[Range<usize>]),
     ) -> Self {
+        let flow = plan.flow(trainable);
+        let mut calls = vec![0usize; plan.specs.len()];
         let nodes = plan
             .nodes
             .iter()
             .zip(ops)
-            .map(|(node, op)| DeviceNode {
+            .zip(&flow.runs_backward)
+            .map(|((node, op), &runs_backward)| DeviceNode {
                 spec: plan.specs[node.layer].clone(),
                 inputs: node.inputs.clone(),
                 output: node.output,
@@ -63,31 +80,25 @@ impl DevicePlan {
                 weight_shapes: op.weight_shapes(),
                 geometry: op.layer().and_then(|layer| layer.geometry()),
                 trains: trainable[node.layer],
+                layer: node.layer,
+                call: {
+                    calls[node.layer] += 1;
+                    calls[node.layer] - 1
+                },
+                runs_backward,
             })
             .collect();
         DevicePlan {
             input_shapes: plan.shapes[..plan.n_inputs].to_vec(),
+            constants: plan.constants.clone(),
+            shapes: plan.shapes.clone(),
+            consumers: plan.consumers.clone(),
+            needs_grad: flow.needs_grad,
             nodes,
             outputs: plan.outputs.clone(),
             heads: plan.heads.clone(),
             n_weights: plan.n_weights,
             trainable_ranges: trainable_ranges.to_vec(),
         }
-    }
-
-    /// The nodes in order where each reads the one before it (the first, the model's one
-    /// input) and the last is the one output: a `Sequential` model's chain of layers.
-    pub fn as_chain(&self) -> Option<&[DeviceNode]> {
-        let [_] = self.input_shapes[..] else {
-            return None;
-        };
-        let mut previous = 0;
-        for node in &self.nodes {
-            if node.inputs != [previous] {
-                return None;
-            }
-            previous = node.output;
-        }
-        (self.outputs == [previous] && !self.nodes.is_empty()).then_some(&self.nodes)
     }
 }

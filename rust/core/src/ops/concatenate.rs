@@ -81,6 +81,12 @@ impl Concatenate {
     fn output_run(&self) -> usize {
         self.runs.iter().sum()
     }
+
+    /// Values per sample before the axis (the count of runs), and each input's run: its values
+    /// from the axis on, per outer index. The output's run is the runs' sum.
+    pub fn layout(&self) -> (usize, &[usize]) {
+        (self.outer, &self.runs)
+    }
 }
 
 impl Combine for Concatenate {

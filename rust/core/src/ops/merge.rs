@@ -114,6 +114,20 @@ impl Merge {
         })
     }
 
+    pub fn op(&self) -> MergeOp {
+        self.op
+    }
+
+    pub fn activation(&self) -> Option<Activation> {
+        self.activation
+    }
+
+    /// Per input: its values per sample, and for each output value of a sample the input
+    /// value it reads (`None` where the shapes are the same: the identity).
+    pub fn operands(&self) -> impl Iterator<Item = (usize, Option<&[u32]>)> {
+        self.operands.iter().map(|o| (o.size, o.map.as_deref()))
+    }
+
     /// The fold's last steps on `out`, some output values: `Average` divides by the count of
     /// `inputs`, then the fused activation.
     fn finish(&self, out: &mut [f32], inputs: usize) {

@@ -1,10 +1,10 @@
 // Dropout on the GPU: out = input ⊙ mask, where the mask (already scaled by 1/(1 − rate)) is
 // drawn by pynn-core's Dropout for the step and uploaded with the batch; the backward is the same
-// product on the gradient.
+// product on the gradient, added to what `out` holds with `accumulate`.
 
 struct Params {
     n: u32,   // values per sample
-    _pad: u32,
+    accumulate: u32,
     _pad2: u32,
     _pad3: u32,
 }
@@ -21,5 +21,5 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
     if (i >= step.rows * p.n) {
         return;
     }
-    out[i] = input[i] * mask[i];
+    out[i] = select(0.0, out[i], p.accumulate == 1u) + input[i] * mask[i];
 }

@@ -1,5 +1,5 @@
-// The loss of each output row and its gradient with respect to the prediction (scaled by
-// 1/rows: the batch mean), and each metric's row value, with pynn-core's `kernels::loss` and
+// The loss of each row of one output and its gradient with respect to the prediction (scaled
+// by the loss's weight over the rows: the batch mean), and each metric's row value, with pynn-core's `kernels::loss` and
 // `metrics` formulas. `rows` runs one invocation per row; `statistics` sums the rows' values
 // into the batch's slot of the epoch's statistics.
 //
@@ -22,15 +22,19 @@ struct Params {
     width: u32,       // predictions per row
     target_width: u32,
     n_metrics: u32,
-    stats_stride: u32, // statistics per batch: the loss, the metrics, the weights' penalty
+    stats_stride: u32, // statistics per batch: each output's loss and metrics, the penalty
 
     loss: Spec,
     metrics: array<Spec, 4>,
 
     head: u32,        // 0: none; the activation code of a sigmoid or a softmax head
-    loss_weight: f32, // Keras's `loss_weights`: scales the loss and its gradient
+    loss_weight: f32, // Keras's `loss_weights`: scales the loss's gradient
+    rows_per_sample: u32,
+    stats_offset: u32, // where this output's sums start in a batch's statistics
+    accumulate: u32,   // 1: add the gradient to what `grad` holds (an output given twice)
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
 }
 
 // The current row's largest logit and its softmax's denominator, with a softmax head.
@@ -44,6 +48,11 @@ var<private> row_sum: f32;
 @group(0) @binding(4) var<storage, read_write> statistics: array<f32>;
 @group(0) @binding(5) var<uniform> p: Params;
 @group(0) @binding(6) var<uniform> step: Step;
+
+// Writes (or with `accumulate`, adds) gradient value i.
+fn put(i: u32, value: f32) {
+    grad[i] = select(0.0, grad[i], p.accumulate == 1u) + value;
+}
 
 fn target_at(r: u32, j: u32) -> f32 {
     return targets[r * p.target_width + j];
@@ -108,7 +117,7 @@ fn mean_squared_error(r: u32, write: bool, scale: f32) -> f32 {
         let d = out(r, j) - target_at(r, j);
         total += d * d;
         if (write) {
-            grad[r * n + j] = scale * 2.0 * d / f32(n);
+            put(r * n + j, scale * 2.0 * d / f32(n));
         }
     }
     return total / f32(n);
@@ -121,7 +130,7 @@ fn mean_absolute_error(r: u32, write: bool, scale: f32) -> f32 {
         let d = out(r, j) - target_at(r, j);
         total += abs(d);
         if (write) {
-            grad[r * n + j] = scale * sign(d) / f32(n);
+            put(r * n + j, scale * sign(d) / f32(n));
         }
     }
     return total / f32(n);
@@ -146,7 +155,7 @@ fn binary_crossentropy(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
         }
         total += value;
         if (write) {
-            grad[r * n + j] = scale * derivative / f32(n);
+            put(r * n + j, scale * derivative / f32(n));
         }
     }
     return total / f32(n);
@@ -172,7 +181,7 @@ fn categorical_crossentropy(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
             let y = class_target(s, r, j);
             total -= y * (pred[first + j] - log_sum);
             if (write) {
-                grad[first + j] = scale * (exp(pred[first + j] - top) / sum_exp * y_sum - y);
+                put(first + j, scale * (exp(pred[first + j] - top) / sum_exp * y_sum - y));
             }
         }
         return total;
@@ -199,7 +208,7 @@ fn categorical_crossentropy(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
             if (q >= EPSILON && q <= 1.0 - EPSILON) {
                 dc = -class_target(s, r, i) / q;
             }
-            grad[first + i] = scale * (dc - dot) / sum;
+            put(first + i, scale * (dc - dot) / sum);
         }
     }
     return total;
@@ -220,7 +229,7 @@ fn sparse_crossentropy_of_probabilities(r: u32, write: bool, scale: f32) -> f32 
             let v = pred[first + j];
             let inside = v >= EPSILON && v <= 1.0 - EPSILON;
             let own = select(0.0, 1.0 / clamp(v, EPSILON, 1.0 - EPSILON), j == label);
-            grad[first + j] = select(0.0, scale * (1.0 / sum - own), inside);
+            put(first + j, select(0.0, scale * (1.0 / sum - own), inside));
         }
     }
     return log(sum) - log(clamp(pred[first + label], EPSILON, 1.0 - EPSILON));
@@ -228,6 +237,12 @@ fn sparse_crossentropy_of_probabilities(r: u32, write: bool, scale: f32) -> f32 
 
 fn loss_of_row(s: Spec, r: u32, write: bool, scale: f32) -> f32 {
     switch s.kind {
+        case NO_LOSS: {
+            for (var j = 0u; j < p.width && write; j++) {
+                put(r * p.width + j, 0.0);
+            }
+            return 0.0;
+        }
         case MSE: {
             let value = mean_squared_error(r, write, scale);
             if (write) {
@@ -311,13 +326,13 @@ fn metric_of_row(s: Spec, r: u32) -> f32 {
 @compute @workgroup_size(64)
 fn rows(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let r = flat_index(id, groups);
-    if (r >= step.out_rows) {
+    let rows = step.rows * p.rows_per_sample;
+    if (r >= rows) {
         return;
     }
     let stride = 1u + p.n_metrics;
     begin_row(r);
-    let weight = p.loss_weight;
-    row_values[r * stride] = weight * loss_of_row(p.loss, r, true, weight / f32(step.out_rows));
+    row_values[r * stride] = loss_of_row(p.loss, r, true, p.loss_weight / f32(rows));
     for (var m = 0u; m < p.n_metrics; m++) {
         row_values[r * stride + 1u + m] = metric_of_row(p.metrics[m], r);
     }
@@ -326,13 +341,16 @@ fn rows(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) g
 @compute @workgroup_size(1)
 fn sum_rows() {
     let stride = 1u + p.n_metrics;
+    let first = step.batch * p.stats_stride;
     for (var k = 0u; k < stride; k++) {
         var total = 0.0;
-        for (var r = 0u; r < step.out_rows; r++) {
+        for (var r = 0u; r < step.rows * p.rows_per_sample; r++) {
             total += row_values[r * stride + k];
         }
-        statistics[step.batch * p.stats_stride + k] = total;
+        statistics[first + p.stats_offset + k] = total;
     }
     // The penalty slot, which the regularizers' `value` dispatches add to.
-    statistics[step.batch * p.stats_stride + stride] = 0.0;
+    if (p.stats_offset == 0u) {
+        statistics[first + p.stats_stride - 1u] = 0.0;
+    }
 }

@@ -2,8 +2,8 @@
 struct Step {
     rows: u32,      // samples in this batch
     batch: u32,     // the batch's index in the epoch (where its statistics go)
-    out_rows: u32,  // rows the loss sees: samples x rows per sample
-    _pad: u32,
+    _pad0: u32,
+    _pad1: u32,
     learning_rate: f32,
     momentum: f32,
     alpha: f32,     // Adam: learning_rate * sqrt(1 - beta_2^t) / (1 - beta_1^t)

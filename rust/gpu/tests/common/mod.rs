@@ -1,9 +1,12 @@
 //! What the GPU test files share.
 
+// Each test file compiles this module on its own and uses only some of it.
+#![allow(dead_code)]
+
 use pynn_core::graph::{GraphSpec, NodeSpec, TensorRef::*};
 use pynn_core::kernels::activation::Activation;
-use pynn_core::layers::{ActivationSpec, LayerSpec};
-use pynn_core::ops::{MergeOp, MergeSpec};
+use pynn_core::layers::{DenseSpec, LayerSpec};
+use pynn_core::ops::{DotSpec, MergeOp, MergeSpec};
 
 /// Whether a Vulkan adapter is there; without one the tests pass vacuously, unless
 /// `PYNN_REQUIRE_GPU=1` (as CI sets it with lavapipe installed).
@@ -23,22 +26,40 @@ pub fn gpu_present() -> bool {
     }
 }
 
-/// `x + relu(x)` on samples of `width` values: a graph that is not a chain of layers.
-pub fn residual(width: usize) -> GraphSpec {
-    let relu = ActivationSpec {
-        activation: Activation::Relu,
-    };
+/// A residual block with two heads: `h = tanh(Dense(x))`, then softmax classes from
+/// `Dense(x + h)` and values from `Dense(h)`, on samples of `width` values.
+pub fn two_heads(width: usize) -> GraphSpec {
+    let dense = |units, activation, seed| LayerSpec::Dense(DenseSpec::new(units, activation, seed));
     GraphSpec {
         inputs: vec![vec![width]],
         constants: Vec::new(),
         layers: vec![
-            LayerSpec::Activation(relu),
+            dense(width, Activation::Tanh, 1),
             LayerSpec::Merge(MergeSpec::new(MergeOp::Add)),
+            dense(3, Activation::Softmax, 2),
+            dense(2, Activation::Linear, 3),
         ],
         nodes: vec![
             NodeSpec::new(0, vec![Input(0)]),
             NodeSpec::new(1, vec![Input(0), Node(0)]),
+            NodeSpec::new(2, vec![Node(1)]),
+            NodeSpec::new(3, vec![Node(0)]),
         ],
-        outputs: vec![Node(1)],
+        outputs: vec![Node(2), Node(3)],
+    }
+}
+
+/// The dot product of a sample of `width` values with itself: a graph with a `Dot` layer.
+pub fn dot_product(width: usize) -> GraphSpec {
+    let dot = DotSpec {
+        axes: [1, 1],
+        normalize: false,
+    };
+    GraphSpec {
+        inputs: vec![vec![width]],
+        constants: Vec::new(),
+        layers: vec![LayerSpec::Dot(dot)],
+        nodes: vec![NodeSpec::new(0, vec![Input(0), Input(0)])],
+        outputs: vec![Node(0)],
     }
 }
