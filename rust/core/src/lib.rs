@@ -5,6 +5,7 @@
 //! step, metrics).
 
 pub mod cancel;
+pub mod epoch;
 pub mod error;
 pub mod graph;
 pub mod head;

@@ -3,7 +3,10 @@
 //! and optimizer state come down from the device only when the CPU side reads them, and go up
 //! only when the CPU side changed them since; a new compile or new input shapes drop the copy.
 
+use std::ops::Range;
+
 use crate::cancel::Cancel;
+use crate::epoch::{self, SumsLayout};
 use crate::error::{CoreError, Result};
 use crate::graph::{DevicePlan, GraphSpec};
 use crate::network::Network;
@@ -33,34 +36,41 @@ pub struct TrainingState {
     pub iterations: u64,
 }
 
-/// A model's training state resident on a device, and the loops that run there.
+/// A model's training state resident on a device, and what runs there batch by batch; the
+/// loops over batches are the core's ([`crate::epoch`]).
 pub trait DeviceCopy: Send {
     /// Puts `weights`, the optimizer's `slots` and its step count on the device.
     fn upload(&mut self, weights: &[f32], slots: &[Vec<f32>], iterations: u64) -> Result<()>;
     fn download(&self) -> Result<TrainingState>;
-    fn fit_epoch(
+    /// Makes room for a loop of `batches` batches of up to `samples` samples.
+    fn prepare(&mut self, samples: usize, batches: usize) -> Result<()>;
+    /// A training step on the samples `indices` of `data` as the loop's batch `index`, at
+    /// `learning_rate`; its sums stay on the device.
+    fn train_batch(
         &mut self,
         data: &Dataset,
-        batch_size: usize,
-        shuffle_seed_and_learning_rate: (Option<u64>, f32),
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Logs>;
-    fn evaluate(
+        indices: &[usize],
+        index_and_learning_rate: (usize, f32),
+    ) -> Result<()>;
+    /// The losses and metrics of the samples `indices` with fixed weights, as batch `index`.
+    fn test_batch(&mut self, data: &Dataset, indices: &[usize], index: usize) -> Result<()>;
+    /// The sums of the loop's first `batches` batches, laid out as
+    /// [`crate::epoch::SumsLayout`] says.
+    fn batch_sums(&self, batches: usize) -> Result<Vec<f32>>;
+    /// The outputs of samples `rows` of `xs` (one array per input) into the same rows of
+    /// `outs` (one per output); with `last`, every output computed since the loop began is in
+    /// `outs` when it returns.
+    fn predict_batch(
         &mut self,
-        data: &Dataset,
-        batch_size: usize,
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Logs>;
-    /// The outputs of `len` samples of `xs` (one array per input) into `outs` (one per output),
-    /// sizes checked by the caller.
-    fn predict(
-        &mut self,
-        inputs: (&[&[f32]], usize),
+        xs: &[&[f32]],
+        rows: Range<usize>,
         outs: &mut [&mut [f32]],
-        batch_size: usize,
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Next>;
+        last: bool,
+    ) -> Result<()>;
 }
+
+/// A device's copy brought up to date, how its sums are laid out, and the trainer.
+type OnDevice<'a> = (&'a mut dyn DeviceCopy, &'a SumsLayout, &'a Trainer);
 
 pub struct Session {
     network: Network,
@@ -69,6 +79,8 @@ pub struct Session {
     graph: GraphSpec,
     compiled: Option<(Vec<OutputSpec>, OptimizerSpec)>,
     copy: Option<Box<dyn DeviceCopy>>,
+    /// How the copy's batch sums are laid out.
+    layout: Option<SumsLayout>,
     /// The trainable flags the copy was built with: it steps only those layers.
     copy_trains: Vec<bool>,
     /// The device trained since the CPU copy was last brought up to date.
@@ -90,6 +102,7 @@ impl Session {
             graph,
             compiled: None,
             copy: None,
+            layout: None,
             copy_trains: Vec::new(),
             device_newer: false,
             cpu_newer: false,
@@ -179,7 +192,8 @@ impl Session {
     }
 
     fn forget_copy(&mut self) {
-        (self.copy, self.device_newer, self.cpu_newer) = (None, false, false);
+        (self.copy, self.layout) = (None, None);
+        (self.device_newer, self.cpu_newer) = (false, false);
     }
 
     /// Why `device` cannot run this compiled model (`None` when it can), after building its
@@ -211,6 +225,13 @@ impl Session {
             optimizer: &optimizer,
         };
         self.copy = Some(device.copy_of(&model)?);
+        let network = &self.network;
+        self.layout = Some(SumsLayout {
+            rows_per_sample: (0..outputs.len())
+                .map(|o| network.output_size_of(o) / network.output_width_of(o))
+                .collect(),
+            outputs,
+        });
         self.copy_trains = self.network.trainable().to_vec();
         self.cpu_newer = true;
         Ok(())
@@ -235,17 +256,18 @@ impl Session {
 
     /// `device`'s copy with the CPU's weights and optimizer state if they changed since, and
     /// the trainer.
-    fn on_device(&mut self, device: &dyn Device) -> Result<(&mut dyn DeviceCopy, &Trainer)> {
+    fn on_device(&mut self, device: &dyn Device) -> Result<OnDevice<'_>> {
         self.prepare(device)?;
         let trainer = self.trainer.as_ref().ok_or_else(no_trainer)?;
         let copy = self.copy.as_deref_mut().expect("prepared");
+        let layout = self.layout.as_ref().expect("prepared");
         if self.cpu_newer {
             let optimizer = trainer.optimizer();
             let slots = optimizer.state()?;
             copy.upload(self.network.weights(), &slots, optimizer.iterations())?;
             self.cpu_newer = false;
         }
-        Ok((copy, trainer))
+        Ok((copy, layout, trainer))
     }
 
     /// One epoch, on `device` or (without) on the CPU.
@@ -262,11 +284,13 @@ impl Session {
             return trainer.fit_epoch(network, data, batch_size, shuffle_seed, after_batch, cancel);
         };
         self.check(data)?;
-        let (copy, trainer) = self.on_device(device)?;
+        let (copy, layout, trainer) = self.on_device(device)?;
         let learning_rate = trainer.optimizer().learning_rate();
-        let logs = copy.fit_epoch(data, batch_size, (shuffle_seed, learning_rate), after_batch)?;
+        let batching = (batch_size, shuffle_seed, learning_rate);
+        let logs = epoch::fit_on_device(copy, layout, data, batching, after_batch, cancel);
+        // Even a failed or interrupted epoch may have stepped the device's weights.
         self.device_newer = true;
-        Ok(logs)
+        logs
     }
 
     /// The losses and metrics over `data` with fixed weights, on `device` or the CPU.
@@ -283,8 +307,8 @@ impl Session {
             return trainer.evaluate(network, data, batch_size, after_batch, cancel);
         };
         self.check(data)?;
-        let (copy, _) = self.on_device(device)?;
-        copy.evaluate(data, batch_size, after_batch)
+        let (copy, layout, _) = self.on_device(device)?;
+        epoch::evaluate_on_device(copy, layout, data, batch_size, after_batch, cancel)
     }
 
     /// Predictions for `len` samples of `xs` (one array per input) into `outs` (one per
@@ -303,8 +327,8 @@ impl Session {
             return train::predict_all(network, (xs, len), batch_size, outs, after_batch, cancel);
         };
         train::check_predict(&self.network, (xs, len), outs, batch_size)?;
-        let (copy, _) = self.on_device(device)?;
-        copy.predict((xs, len), outs, batch_size, after_batch)
+        let (copy, _, _) = self.on_device(device)?;
+        epoch::predict_on_device(copy, (xs, len), batch_size, outs, after_batch, cancel)
     }
 }
 
@@ -325,12 +349,14 @@ mod tests {
     }
 
     /// A device whose copy keeps the uploaded state and, as its "training", adds 1 to every
-    /// weight and counts a step; it refuses models of several outputs.
+    /// weight and counts a step for each batch; it refuses models of several outputs.
     struct Counting(Arc<Moves>);
 
     struct Copy {
         state: TrainingState,
         moves: Arc<Moves>,
+        /// Sums per batch.
+        stride: usize,
     }
 
     impl Device for Counting {
@@ -339,7 +365,12 @@ mod tests {
                 return Err(CoreError::Unsupported("models of several outputs".into()));
             }
             let (state, moves) = (TrainingState::default(), self.0.clone());
-            Ok(Box::new(Copy { state, moves }))
+            let stride = SumsLayout::stride(model.outputs);
+            Ok(Box::new(Copy {
+                state,
+                moves,
+                stride,
+            }))
         }
     }
 
@@ -359,35 +390,32 @@ mod tests {
             Ok(self.state.clone())
         }
 
-        fn fit_epoch(
-            &mut self,
-            _: &Dataset,
-            _: usize,
-            _: (Option<u64>, f32),
-            _: &mut dyn FnMut(&Progress) -> Next,
-        ) -> Result<Logs> {
+        fn prepare(&mut self, _: usize, _: usize) -> Result<()> {
+            Ok(())
+        }
+
+        fn train_batch(&mut self, _: &Dataset, _: &[usize], _: (usize, f32)) -> Result<()> {
             self.state.weights.iter_mut().for_each(|w| *w += 1.0);
             self.state.iterations += 1;
-            Ok(Logs::default())
+            Ok(())
         }
 
-        fn evaluate(
-            &mut self,
-            _: &Dataset,
-            _: usize,
-            _: &mut dyn FnMut(&Progress) -> Next,
-        ) -> Result<Logs> {
-            Ok(Logs::default())
+        fn test_batch(&mut self, _: &Dataset, _: &[usize], _: usize) -> Result<()> {
+            Ok(())
         }
 
-        fn predict(
+        fn batch_sums(&self, batches: usize) -> Result<Vec<f32>> {
+            Ok(vec![0.0; batches * self.stride])
+        }
+
+        fn predict_batch(
             &mut self,
-            _: (&[&[f32]], usize),
+            _: &[&[f32]],
+            _: Range<usize>,
             _: &mut [&mut [f32]],
-            _: usize,
-            _: &mut dyn FnMut(&Progress) -> Next,
-        ) -> Result<Next> {
-            Ok(Next::Continue)
+            _: bool,
+        ) -> Result<()> {
+            Ok(())
         }
     }
 
@@ -426,10 +454,11 @@ mod tests {
         epoch(&mut session, Some(&device)).unwrap();
         assert_eq!(count(), (1, 0), "uploaded once, nothing read yet");
         let (network, trainer) = session.reading_trained().unwrap();
-        let moved: Vec<f32> = before.iter().map(|w| w + 2.0).collect();
+        // Two epochs of two batches.
+        let moved: Vec<f32> = before.iter().map(|w| w + 4.0).collect();
         assert_eq!(
             (network.weights(), trainer.optimizer().iterations()),
-            (&moved[..], 2)
+            (&moved[..], 4)
         );
         session.reading().unwrap();
         assert_eq!(count(), (1, 1), "read twice, downloaded once");
@@ -492,6 +521,6 @@ mod tests {
             .1
             .optimizer()
             .iterations();
-        assert_eq!(iterations, 2);
+        assert_eq!(iterations, 4);
     }
 }

@@ -11,6 +11,7 @@
 use std::ops::Range;
 
 use crate::cancel::Cancel;
+use crate::epoch::{for_each_batch, run_batches, Runner, SumsLayout};
 use crate::error::{CoreError, Result};
 use crate::head::Outputs;
 use crate::kernels::activation::Activation;
@@ -104,7 +105,12 @@ pub struct Progress<'a> {
     totals: Option<&'a Totals>,
 }
 
-impl Progress<'_> {
+impl<'a> Progress<'a> {
+    /// Progress after `batches` batches, with the running sums where the loop keeps them.
+    pub(crate) fn of(batches: usize, totals: Option<&'a Totals>) -> Self {
+        Progress { batches, totals }
+    }
+
     /// Progress of a loop that keeps no running logs (predictions).
     pub fn batches_only(batches: usize) -> Self {
         Progress {
@@ -204,6 +210,26 @@ impl Totals {
             &means[..]
         };
         self.add_losses(weighted + penalty, samples, tracked);
+    }
+
+    /// Adds one batch of `samples` samples from its `sums` as a device lays them out (see
+    /// [`SumsLayout`]).
+    pub fn add_batch_sums(&mut self, sums: &[f32], samples: usize, layout: &SumsLayout) {
+        let mut losses: Few<OutputLoss> = Few::new();
+        let (mut at, mut first_metric) = (0, 0);
+        for (output, &rows_per_sample) in layout.outputs.iter().zip(&layout.rows_per_sample) {
+            let metrics = output.metrics.len();
+            let rows = samples * rows_per_sample;
+            let metric_sums = sums[at + 1..at + 1 + metrics].iter().map(|&m| m as f64);
+            self.add_metrics(first_metric, metric_sums, rows);
+            losses.push(OutputLoss {
+                sum: output.loss.map(|_| sums[at] as f64),
+                weight: output.weight,
+                rows,
+            });
+            (at, first_metric) = (at + 1 + metrics, first_metric + metrics);
+        }
+        self.add_outputs(samples, &losses, sums[at] as f64);
     }
 
     /// Adds one batch's total loss (penalties included) and each tracked output's mean loss.
@@ -449,19 +475,22 @@ impl Trainer {
         let mut order = std::mem::take(&mut self.order);
         fill_order(&mut order, data.len, shuffle_seed)?;
         let mut totals = Totals::with_outputs(self.tracked_losses(), self.metric_count());
-        for batch in order.chunks(batch_size) {
-            self.run_batch(network, data, batch, pass, &mut totals, cancel)
-                .map_err(|e| out_of_memory(network, e, batch.len()))?;
-            let progress = Progress {
-                batches: totals.batches,
-                totals: Some(&totals),
-            };
-            if let Next::Stop = after_batch(&progress) {
-                break;
-            }
-        }
+        let mut runner = CpuRunner {
+            trainer: self,
+            network,
+            data,
+            pass,
+            cancel,
+        };
+        let result = run_batches(
+            &order,
+            batch_size,
+            &mut totals,
+            &mut runner,
+            (after_batch, cancel),
+        );
         self.order = order;
-        Ok(totals.logs())
+        result.map(|()| totals.logs())
     }
 
     /// ∂loss/∂weights over all of `data` as one batch, left in [`Network::grads`]: what a
@@ -599,6 +628,24 @@ impl Trainer {
             .collect();
         totals.add_outputs(batch, &losses, penalty);
         Ok(())
+    }
+}
+
+/// The CPU's trainer and network as a [`Runner`] of one pass over `data`.
+struct CpuRunner<'a, 'd> {
+    trainer: &'a mut Trainer,
+    network: &'a mut Network,
+    data: &'a Dataset<'d>,
+    pass: Pass,
+    cancel: &'a Cancel,
+}
+
+impl Runner for CpuRunner<'_, '_> {
+    fn run(&mut self, _: usize, indices: &[usize], totals: &mut Totals) -> Result<()> {
+        let (network, data) = (&mut *self.network, self.data);
+        self.trainer
+            .run_batch(network, data, indices, self.pass, totals, self.cancel)
+            .map_err(|e| out_of_memory(network, e, indices.len()))
     }
 }
 
@@ -930,7 +977,7 @@ fn out_of_memory(network: &mut Network, error: CoreError, samples: usize) -> Cor
     error.for_buffer(what, "Lower `batch_size`.")
 }
 
-fn check_batch_size(batch_size: usize) -> Result<()> {
+pub(crate) fn check_batch_size(batch_size: usize) -> Result<()> {
     if batch_size == 0 {
         return Err(CoreError::invalid("batch_size", "a positive integer", 0));
     }
@@ -938,7 +985,7 @@ fn check_batch_size(batch_size: usize) -> Result<()> {
 }
 
 /// The first index, where `indices` are consecutive.
-fn consecutive(indices: &[usize]) -> Option<usize> {
+pub fn consecutive(indices: &[usize]) -> Option<usize> {
     let first = *indices.first()?;
     let mut expected = first..;
     indices
@@ -1019,18 +1066,14 @@ pub fn predict_all(
     network
         .check_batch(largest)
         .map_err(|e| out_of_memory(network, e, largest))?;
-    for start in (0..len).step_by(batch_size) {
-        let batch = batch_size.min(len - start);
-        let inputs = sample_rows(xs, &in_sizes, start..start + batch);
-        let mut outputs = sample_rows_mut(outs, &out_sizes, start..start + batch);
+    for_each_batch(len, batch_size, (after_batch, cancel), |rows| {
+        let batch = rows.len();
+        let inputs = sample_rows(xs, &in_sizes, rows.clone());
+        let mut outputs = sample_rows_mut(outs, &out_sizes, rows);
         network
             .infer_all(&inputs, &mut outputs, batch, true, cancel)
-            .map_err(|e| out_of_memory(network, e, batch))?;
-        if let Next::Stop = after_batch(&Progress::batches_only(start / batch_size + 1)) {
-            return Ok(Next::Stop);
-        }
-    }
-    Ok(Next::Continue)
+            .map_err(|e| out_of_memory(network, e, batch))
+    })
 }
 
 /// [`predict_all`] for a model of one input and one output.

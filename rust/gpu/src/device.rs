@@ -1,7 +1,9 @@
 //! The GPU as a pynn-core [`Device`]: a session's copy of a compiled model is a [`GpuTrainer`].
 
 use pynn_core::session::{Device, DeviceCopy, DeviceModel, TrainingState};
-use pynn_core::train::{Dataset, Logs, Next, Progress};
+use std::ops::Range;
+
+use pynn_core::train::Dataset;
 use pynn_core::{CoreError, Result};
 
 use crate::{GpuError, GpuTrainer};
@@ -37,46 +39,39 @@ impl DeviceCopy for GpuTrainer {
         Ok(GpuTrainer::download(self)?)
     }
 
-    fn fit_epoch(
+    fn prepare(&mut self, samples: usize, batches: usize) -> Result<()> {
+        Ok(GpuTrainer::prepare(self, samples, batches)?)
+    }
+
+    fn train_batch(
         &mut self,
         data: &Dataset,
-        batch_size: usize,
-        (shuffle_seed, learning_rate): (Option<u64>, f32),
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Logs> {
-        let epoch = GpuTrainer::fit_epoch(
+        indices: &[usize],
+        index_and_learning_rate: (usize, f32),
+    ) -> Result<()> {
+        Ok(GpuTrainer::train_batch(
             self,
             data,
-            batch_size,
-            shuffle_seed,
-            learning_rate,
-            after_batch,
-        );
-        Ok(epoch?)
-    }
-
-    fn evaluate(
-        &mut self,
-        data: &Dataset,
-        batch_size: usize,
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Logs> {
-        Ok(GpuTrainer::evaluate(self, data, batch_size, after_batch)?)
-    }
-
-    fn predict(
-        &mut self,
-        inputs: (&[&[f32]], usize),
-        outs: &mut [&mut [f32]],
-        batch_size: usize,
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Next> {
-        Ok(GpuTrainer::predict(
-            self,
-            inputs,
-            outs,
-            batch_size,
-            after_batch,
+            indices,
+            index_and_learning_rate,
         )?)
+    }
+
+    fn test_batch(&mut self, data: &Dataset, indices: &[usize], index: usize) -> Result<()> {
+        Ok(GpuTrainer::test_batch(self, data, indices, index)?)
+    }
+
+    fn batch_sums(&self, batches: usize) -> Result<Vec<f32>> {
+        Ok(GpuTrainer::batch_sums(self, batches)?)
+    }
+
+    fn predict_batch(
+        &mut self,
+        xs: &[&[f32]],
+        rows: Range<usize>,
+        outs: &mut [&mut [f32]],
+        last: bool,
+    ) -> Result<()> {
+        Ok(GpuTrainer::predict_batch(self, xs, rows, outs, last)?)
     }
 }

@@ -14,6 +14,7 @@ use crate::params::{
     PenaltyParams, SizeParams, Spec, SumParams, WindowParams, MAX_METRICS,
 };
 use crate::plan::{Epilogue, Op, Output, Penalty, Stage};
+use pynn_core::epoch::SumsLayout;
 use pynn_core::regularizers::Regularizer;
 
 pub struct Dispatch {
@@ -544,13 +545,9 @@ fn penalty_params(
     }
 }
 
-/// Statistics per batch: each output's loss sum and metric sums, then the weights' penalty.
+/// Statistics per batch, laid out as pynn-core's `SumsLayout` says.
 pub fn statistics_stride(outputs: &[Output]) -> usize {
-    outputs
-        .iter()
-        .map(|o| 1 + o.spec.metrics.len())
-        .sum::<usize>()
-        + 1
+    SumsLayout::stride(outputs.iter().map(|o| &o.spec))
 }
 
 /// The loss kernel's parameters for `output`, its sums from `stats_offset` of each batch's

@@ -1,8 +1,11 @@
-//! Training on the GPU. Weights, gradients and optimizer slots live on the device from
-//! [`GpuTrainer::upload`] to [`GpuTrainer::download`]. Each step writes its batch and its
-//! scalars, replays every dispatch of forward, losses, backward and optimizer step in one
-//! command buffer, and submits it; the batches' loss and metric sums stay on the device until
-//! the epoch's end, when they come back in one read.
+//! Training on the GPU, batch by batch, as the core's loops (`pynn_core::epoch`) drive it.
+//! Weights, gradients and optimizer slots live on the device from [`GpuTrainer::upload`] to
+//! [`GpuTrainer::download`]. Each step writes its batch and its scalars, replays every dispatch
+//! of forward, losses, backward and optimizer step in one command buffer, and submits it; the
+//! batches' loss and metric sums stay on the device until the loop's end, when they come back
+//! in one read.
+
+use std::ops::Range;
 
 use pynn_core::graph::DevicePlan;
 use pynn_core::kernels::loss::Loss;
@@ -10,10 +13,7 @@ use pynn_core::memory::ensure_len;
 use pynn_core::metrics::Metric;
 use pynn_core::optim::{OptimizerSpec, Slot};
 use pynn_core::session::TrainingState;
-use pynn_core::train::{
-    gather, tracked_losses, visiting_order, Dataset, Logs, Next, OutputLoss, OutputSpec, Progress,
-    Totals,
-};
+use pynn_core::train::{consecutive, gather, Dataset, OutputSpec};
 
 use crate::batches::{widest_per_sample, Batches, Model, State};
 use crate::buffers::{host_memory, largest_buffer_values, read, read_into, storage, storage_with};
@@ -36,9 +36,22 @@ pub struct GpuTrainer {
     iterations: u64,
     state: State,
     batches: Option<Batches>,
+    /// Batches in the loop being run.
+    loop_batches: usize,
+    /// A prediction loop's outputs gathered on the device, not read yet.
+    pending: Option<PendingOutputs>,
     /// Each input's and each output's rows of the batch, gathered.
     x_batches: Vec<Vec<f32>>,
     y_batches: Vec<Vec<f32>>,
+}
+
+/// Outputs of a prediction loop's batches gathered on the device: room for `held` batches,
+/// `batches` of them filled since sample `first`.
+struct PendingOutputs {
+    buffers: Vec<wgpu::Buffer>,
+    held: usize,
+    first: usize,
+    batches: usize,
 }
 
 /// A broadcast input's map as merge.wgsl reads it: for each output value the input value it
@@ -171,6 +184,8 @@ impl GpuTrainer {
             iterations: 0,
             state,
             batches: None,
+            loop_batches: 1,
+            pending: None,
         })
     }
 
@@ -236,41 +251,22 @@ impl GpuTrainer {
         read(self.gpu, &self.state.grads, self.plan.n_weights)
     }
 
-    /// One pass over `data` in batches of `batch_size`, in the order that `shuffle_seed` gives
-    /// on the CPU engine, at `learning_rate`. `after_batch` hears the batches run (no running
-    /// logs: they stay on the device until the end) and may stop the epoch.
-    pub fn fit_epoch(
+    /// A training step on the samples `indices` of `data` as the loop's batch `index`, at
+    /// `learning_rate`: the batch and the step's scalars go up, every dispatch goes in one
+    /// submit, and the batch's sums stay on the device.
+    pub fn train_batch(
         &mut self,
         data: &Dataset,
-        batch_size: usize,
-        shuffle_seed: Option<u64>,
-        learning_rate: f32,
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Logs, GpuError> {
-        let order = visiting_order(data.len, shuffle_seed).map_err(host_memory)?;
-        let n_batches = data.len.div_ceil(batch_size.max(1));
-        self.prepare(batch_size.min(data.len), n_batches)?;
-        let mut rows = Vec::with_capacity(n_batches);
-        for (b, indices) in order.chunks(batch_size).enumerate() {
-            for (i, x) in data.xs.iter().enumerate() {
-                gather_into(x, self.plan.sizes[i], indices, &mut self.x_batches[i])?;
-            }
-            for (o, y) in data.ys.iter().enumerate() {
-                let size = self.plan.outputs[o].target_size();
-                gather_into(y, size, indices, &mut self.y_batches[o])?;
-            }
-            self.step(b, indices.len(), learning_rate)?;
-            rows.push(indices.len());
-            if let Next::Stop = after_batch(&Progress::batches_only(b + 1)) {
-                break;
-            }
+        indices: &[usize],
+        (index, learning_rate): (usize, f32),
+    ) -> Result<(), GpuError> {
+        for (i, x) in data.xs.iter().enumerate() {
+            gather_into(x, self.plan.sizes[i], indices, &mut self.x_batches[i])?;
         }
-        self.gpu.take_errors()?;
-        self.logs(&rows)
-    }
-
-    /// One step: the batch and the step's scalars go up, every dispatch goes in one submit.
-    fn step(&mut self, batch: usize, rows: usize, learning_rate: f32) -> Result<(), GpuError> {
+        for (o, y) in data.ys.iter().enumerate() {
+            let size = self.plan.outputs[o].target_size();
+            gather_into(y, size, indices, &mut self.y_batches[o])?;
+        }
         let batches = self.batches.as_ref().expect("prepared");
         let queue = &self.gpu.queue;
         for (buffer, x) in batches.xs.iter().zip(&self.x_batches) {
@@ -279,6 +275,7 @@ impl GpuTrainer {
         for (buffer, y) in batches.ys.iter().zip(&self.y_batches) {
             queue.write_buffer(buffer, 0, bytemuck::cast_slice(y));
         }
+        let rows = indices.len();
         for (stage, mask) in self.plan.stages.iter_mut().zip(&batches.masks) {
             if let (Op::Dropout(layer), Some(mask)) = (&mut stage.op, mask) {
                 let values = layer
@@ -287,122 +284,157 @@ impl GpuTrainer {
                 queue.write_buffer(mask, 0, bytemuck::cast_slice(values));
             }
         }
-        let params = self.step_params(batch, rows, learning_rate);
-        queue.write_buffer(&batches.step, 0, bytemuck::bytes_of(&params));
-        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        replay(&mut encoder, &batches.training);
-        queue.submit([encoder.finish()]);
+        self.submit(
+            &batches.training,
+            self.step_params(index, rows, learning_rate),
+        );
         self.iterations = self.iterations.saturating_add(1);
         Ok(())
     }
 
-    /// Writes samples `first..first + n` of `arrays` (one per buffer, `sizes[k]` values a
-    /// sample) into `buffers`.
-    fn write_rows(
-        &self,
-        buffers: &[wgpu::Buffer],
-        arrays: &[&[f32]],
-        sizes: impl Iterator<Item = usize>,
-        (first, n): (usize, usize),
-    ) {
-        for ((buffer, array), size) in buffers.iter().zip(arrays).zip(sizes) {
-            let rows = &array[first * size..(first + n) * size];
-            self.gpu
-                .queue
-                .write_buffer(buffer, 0, bytemuck::cast_slice(rows));
-        }
-    }
-
-    /// The losses and metrics over `data` with fixed weights (no training behaviour), in
-    /// batches of `batch_size`; they come back once, at the end.
-    pub fn evaluate(
+    /// The losses and metrics of the samples `indices` of `data` with fixed weights (no
+    /// training behaviour), as the loop's batch `index`; the sums stay on the device.
+    pub fn test_batch(
         &mut self,
         data: &Dataset,
-        batch_size: usize,
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Logs, GpuError> {
-        let n_batches = data.len.div_ceil(batch_size.max(1));
-        self.prepare(batch_size.min(data.len), n_batches)?;
+        indices: &[usize],
+        index: usize,
+    ) -> Result<(), GpuError> {
         let batches = self.batches.as_ref().expect("prepared");
-        let mut rows = Vec::with_capacity(n_batches);
-        for b in 0..n_batches {
-            let first = b * batch_size;
-            let n = batch_size.min(data.len - first);
-            let in_sizes = self.plan.sizes[..self.plan.n_inputs].iter().copied();
-            self.write_rows(&batches.xs, &data.xs, in_sizes, (first, n));
-            let target_sizes = self.plan.outputs.iter().map(|o| o.target_size());
-            self.write_rows(&batches.ys, &data.ys, target_sizes, (first, n));
-            let params = self.step_params(b, n, 0.0);
-            let queue = &self.gpu.queue;
-            queue.write_buffer(&batches.step, 0, bytemuck::bytes_of(&params));
-            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-            replay(&mut encoder, &batches.evaluation);
-            queue.submit([encoder.finish()]);
-            rows.push(n);
-            if let Next::Stop = after_batch(&Progress::batches_only(b + 1)) {
-                break;
-            }
-        }
-        self.gpu.take_errors()?;
-        self.logs(&rows)
+        let in_sizes = self.plan.sizes[..self.plan.n_inputs].iter().copied();
+        self.write_rows(&batches.xs, &data.xs, in_sizes, indices)?;
+        let target_sizes = self.plan.outputs.iter().map(|o| o.target_size());
+        self.write_rows(&batches.ys, &data.ys, target_sizes, indices)?;
+        self.submit(
+            &batches.evaluation,
+            self.step_params(index, indices.len(), 0.0),
+        );
+        Ok(())
     }
 
-    /// The network's outputs for `len` samples of `xs` (one array per input) into `outs` (one
-    /// per output), computed in batches of `batch_size`. The outputs gather on the device, as
-    /// many batches as one buffer holds, and come down when it is full and at the end. Returns
-    /// [`Next::Stop`] when `after_batch` stopped it.
-    pub fn predict(
+    /// The sums of the loop's first `batches` batches (see pynn-core's `SumsLayout`), in one
+    /// read.
+    pub fn batch_sums(&self, batches: usize) -> Result<Vec<f32>, GpuError> {
+        self.gpu.take_errors()?;
+        let stride = crate::record::statistics_stride(&self.plan.outputs);
+        let statistics = &self.batches.as_ref().expect("prepared").statistics;
+        read(self.gpu, statistics, batches * stride)
+    }
+
+    /// The outputs of samples `rows` of `xs` (one array per input) into the same rows of
+    /// `outs` (one per output). The outputs gather on the device, as many batches as one
+    /// buffer holds, and come down when it is full and with the `last` batch.
+    pub fn predict_batch(
         &mut self,
-        (xs, len): (&[&[f32]], usize),
+        xs: &[&[f32]],
+        rows: Range<usize>,
         outs: &mut [&mut [f32]],
-        batch_size: usize,
-        after_batch: &mut dyn FnMut(&Progress) -> Next,
-    ) -> Result<Next, GpuError> {
+        last: bool,
+    ) -> Result<(), GpuError> {
         let out_sizes: Vec<usize> = self
             .plan
             .outputs
             .iter()
             .map(|o| self.plan.sizes[o.tensor])
             .collect();
-        let n_batches = len.div_ceil(batch_size.max(1));
-        self.prepare(batch_size.min(len), n_batches)?;
-        let batch_samples = batch_size.min(len).max(1);
-        let widest = out_sizes.iter().max().copied().unwrap_or(1) * batch_samples;
-        let held = (largest_buffer_values(self.gpu) / widest.max(1)).clamp(1, n_batches.max(1));
-        let gathered: Vec<_> = out_sizes
-            .iter()
-            .map(|&size| storage(self.gpu, held * batch_samples * size, "outputs"))
-            .collect();
-        let batches = self.batches.as_ref().expect("prepared");
-        let mut unread = 0..0; // samples gathered on the device, not yet read
-        for b in 0..n_batches {
-            let first = b * batch_size;
-            let n = batch_size.min(len - first);
-            let in_sizes = self.plan.sizes[..self.plan.n_inputs].iter().copied();
-            self.write_rows(&batches.xs, xs, in_sizes, (first, n));
-            let params = self.step_params(b, n, 0.0);
-            let queue = &self.gpu.queue;
-            queue.write_buffer(&batches.step, 0, bytemuck::bytes_of(&params));
-            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-            replay(&mut encoder, &batches.inference);
-            for ((output, target), &size) in batches.outputs.iter().zip(&gathered).zip(&out_sizes) {
-                let at = ((first - unread.start) * size * 4) as u64;
-                encoder.copy_buffer_to_buffer(output, 0, target, at, (n * size * 4) as u64);
-            }
-            queue.submit([encoder.finish()]);
-            unread.end = first + n;
-            if b + 1 == n_batches || (b + 1) % held == 0 {
-                for ((out, buffer), &size) in outs.iter_mut().zip(&gathered).zip(&out_sizes) {
-                    let target = &mut out[unread.start * size..unread.end * size];
-                    read_into(self.gpu, buffer, target)?;
-                }
-                unread = unread.end..unread.end;
-            }
-            if let Next::Stop = after_batch(&Progress::batches_only(b + 1)) {
-                return Ok(Next::Stop);
-            }
+        if rows.start == 0 || self.pending.is_none() {
+            self.pending = Some(self.pending_outputs(&out_sizes, rows.start));
         }
-        Ok(Next::Continue)
+        let batches = self.batches.as_ref().expect("prepared");
+        let in_sizes = self.plan.sizes[..self.plan.n_inputs].iter().copied();
+        self.write_range(&batches.xs, xs, in_sizes, rows.clone());
+        let params = self.step_params(0, rows.len(), 0.0);
+        self.gpu
+            .queue
+            .write_buffer(&batches.step, 0, bytemuck::bytes_of(&params));
+        let pending = self.pending.as_mut().expect("made above");
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        replay(&mut encoder, &batches.inference);
+        let outputs = batches.outputs.iter().zip(&pending.buffers).zip(&out_sizes);
+        for ((output, target), &size) in outputs {
+            let at = ((rows.start - pending.first) * size * 4) as u64;
+            encoder.copy_buffer_to_buffer(output, 0, target, at, (rows.len() * size * 4) as u64);
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+        pending.batches += 1;
+        if last || pending.batches == pending.held {
+            let buffers = pending.buffers.iter().zip(&out_sizes);
+            for (out, (buffer, &size)) in outs.iter_mut().zip(buffers) {
+                let target = &mut out[pending.first * size..rows.end * size];
+                read_into(self.gpu, buffer, target)?;
+            }
+            pending.first = rows.end;
+            pending.batches = 0;
+        }
+        Ok(())
+    }
+
+    /// Room on the device for the outputs of as many batches as one buffer holds, from sample
+    /// `first`.
+    fn pending_outputs(&self, out_sizes: &[usize], first: usize) -> PendingOutputs {
+        let batches = self.batches.as_ref().expect("prepared");
+        let widest = out_sizes.iter().max().copied().unwrap_or(1) * batches.capacity;
+        let held = (largest_buffer_values(self.gpu) / widest.max(1)).clamp(1, self.loop_batches);
+        let buffers = out_sizes
+            .iter()
+            .map(|&size| storage(self.gpu, held * batches.capacity * size, "outputs"))
+            .collect();
+        PendingOutputs {
+            buffers,
+            held,
+            first,
+            batches: 0,
+        }
+    }
+
+    /// Replays `dispatches` with the step's `params`, in one submit.
+    fn submit(&self, dispatches: &[crate::record::Dispatch], params: StepParams) {
+        let queue = &self.gpu.queue;
+        let step = &self.batches.as_ref().expect("prepared").step;
+        queue.write_buffer(step, 0, bytemuck::bytes_of(&params));
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        replay(&mut encoder, dispatches);
+        queue.submit([encoder.finish()]);
+    }
+
+    /// Writes the samples `indices` of `arrays` (one per buffer, `sizes[k]` values a sample)
+    /// into `buffers`: in place where they are consecutive, gathered otherwise.
+    fn write_rows(
+        &self,
+        buffers: &[wgpu::Buffer],
+        arrays: &[&[f32]],
+        sizes: impl Iterator<Item = usize>,
+        indices: &[usize],
+    ) -> Result<(), GpuError> {
+        if let Some(first) = consecutive(indices) {
+            self.write_range(buffers, arrays, sizes, first..first + indices.len());
+            return Ok(());
+        }
+        let mut gathered = Vec::new();
+        for ((buffer, array), size) in buffers.iter().zip(arrays).zip(sizes) {
+            gather_into(array, size, indices, &mut gathered)?;
+            self.gpu
+                .queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(&gathered));
+        }
+        Ok(())
+    }
+
+    /// Writes the samples `rows` of `arrays` (one per buffer, `sizes[k]` values a sample) into
+    /// `buffers`.
+    fn write_range(
+        &self,
+        buffers: &[wgpu::Buffer],
+        arrays: &[&[f32]],
+        sizes: impl Iterator<Item = usize>,
+        rows: Range<usize>,
+    ) {
+        for ((buffer, array), size) in buffers.iter().zip(arrays).zip(sizes) {
+            let values = &array[rows.start * size..rows.end * size];
+            self.gpu
+                .queue
+                .write_buffer(buffer, 0, bytemuck::cast_slice(values));
+        }
     }
 
     fn step_params(&self, batch: usize, rows: usize, learning_rate: f32) -> StepParams {
@@ -420,42 +452,12 @@ impl GpuTrainer {
         }
     }
 
-    /// The epoch's logs from each batch's loss and metric sums, weighted as pynn-core's
-    /// trainer weights them.
-    fn logs(&self, rows: &[usize]) -> Result<Logs, GpuError> {
-        let outputs = &self.plan.outputs;
-        let stride = crate::record::statistics_stride(outputs);
-        let batches = self.batches.as_ref().expect("prepared");
-        let sums = read(self.gpu, &batches.statistics, rows.len() * stride)?;
-        let specs: Vec<OutputSpec> = outputs.iter().map(|o| o.spec.clone()).collect();
-        let n_metrics = specs.iter().map(|o| o.metrics.len()).sum();
-        let mut totals = Totals::with_outputs(tracked_losses(&specs), n_metrics);
-        let mut losses = Vec::with_capacity(outputs.len());
-        for (&n, sums) in rows.iter().zip(sums.chunks(stride)) {
-            let (mut at, mut first_metric) = (0, 0);
-            losses.clear();
-            for output in outputs {
-                let metrics = output.spec.metrics.len();
-                let output_rows = n * output.rows_per_sample;
-                let metric_sums = sums[at + 1..at + 1 + metrics].iter().map(|&m| m as f64);
-                totals.add_metrics(first_metric, metric_sums, output_rows);
-                losses.push(OutputLoss {
-                    sum: output.spec.loss.map(|_| sums[at] as f64),
-                    weight: output.spec.weight,
-                    rows: output_rows,
-                });
-                (at, first_metric) = (at + 1 + metrics, first_metric + metrics);
-            }
-            totals.add_outputs(n, &losses, sums[stride - 1] as f64);
-        }
-        Ok(totals.logs())
-    }
-
-    /// Sizes the batch buffers for batches of up to `batch_size` samples (at least one) and
-    /// `n_batches` statistics, and records the dispatches over them (kept while the sizes fit).
-    /// A batch whose buffers exceed what the GPU allows, or its memory, is an error.
-    fn prepare(&mut self, batch_size: usize, n_batches: usize) -> Result<(), GpuError> {
+    /// Sizes the batch buffers for a loop of `n_batches` batches of up to `batch_size` samples
+    /// (at least one), and records the dispatches over them (kept while the sizes fit). A
+    /// batch whose buffers exceed what the GPU allows, or its memory, is an error.
+    pub fn prepare(&mut self, batch_size: usize, n_batches: usize) -> Result<(), GpuError> {
         let batch_size = batch_size.max(1);
+        self.loop_batches = n_batches.max(1);
         let fits = self
             .batches
             .as_ref()

@@ -7,6 +7,7 @@ mod common;
 
 use common::gpu_present;
 use pynn_core::cancel::Cancel;
+use pynn_core::epoch::{self, SumsLayout};
 use pynn_core::initializers::{Distribution, FanMode, Initializer};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Padding;
@@ -17,7 +18,7 @@ use pynn_core::metrics::Metric;
 use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::rng::Rng;
-use pynn_core::train::{Dataset, Logs, Next, OutputSpec, Trainer};
+use pynn_core::train::{Dataset, Logs, Next, OutputSpec, Progress, Trainer};
 use pynn_gpu::{GpuError, GpuTrainer};
 
 fn dense(units: usize, activation: Activation, seed: u64) -> LayerSpec {
@@ -83,6 +84,24 @@ fn one_output(loss: Loss, metrics: &[Metric]) -> Vec<OutputSpec> {
     }]
 }
 
+/// How a GPU trainer of the case lays out its batch sums.
+fn layout(case: &Case, network: &Network) -> SumsLayout {
+    SumsLayout {
+        outputs: one_output(case.loss, &case.metrics),
+        rows_per_sample: vec![network.output_size() / network.output_width_of(0)],
+    }
+}
+
+fn evaluate_on_gpu(
+    gpu: &mut GpuTrainer,
+    layout: &SumsLayout,
+    data: &Dataset,
+    batch: usize,
+) -> Logs {
+    let never = &mut |_: &Progress| Next::Continue;
+    epoch::evaluate_on_device(gpu, layout, data, batch, never, Cancel::never()).unwrap()
+}
+
 /// The case's network and trainer on the CPU, and its GPU trainer holding the same weights.
 fn engines(case: &Case) -> (Network, Trainer, GpuTrainer) {
     let network = Network::new(&case.shape(), &case.specs).unwrap();
@@ -118,8 +137,15 @@ fn train_both(case: &Case, n: usize, batch: usize, epochs: usize) -> [(Vec<f32>,
                 .unwrap(),
         );
         gpu_logs = Some(
-            gpu.fit_epoch(&dataset, batch, Some(epoch), lr, &mut |_| Next::Continue)
-                .unwrap(),
+            epoch::fit_on_device(
+                &mut gpu,
+                &layout(case, &network),
+                &dataset,
+                (batch, Some(epoch), lr),
+                &mut |_| Next::Continue,
+                Cancel::never(),
+            )
+            .unwrap(),
         );
     }
     let state = gpu.download().unwrap();
@@ -649,8 +675,9 @@ fn predict_and_evaluate_as_on_the_cpu() {
     )
     .unwrap();
     let mut out = vec![f32::NAN; cpu.len()];
-    gpu.predict((&[&x], n), &mut [&mut out], 16, &mut |_| Next::Continue)
-        .unwrap();
+    let never = &mut |_: &Progress| Next::Continue;
+    let outs = &mut [&mut out[..]];
+    epoch::predict_on_device(&mut gpu, (&[&x], n), 16, outs, never, Cancel::never()).unwrap();
     assert_eq!(out.len(), cpu.len());
     for (i, (&g, &c)) in out.iter().zip(&cpu).enumerate() {
         assert!(
@@ -668,7 +695,7 @@ fn predict_and_evaluate_as_on_the_cpu() {
             Cancel::never(),
         )
         .unwrap();
-    let gpu_logs = gpu.evaluate(&dataset, 16, &mut |_| Next::Continue).unwrap();
+    let gpu_logs = evaluate_on_gpu(&mut gpu, &layout(&case, &network), &dataset, 16);
     assert!((gpu_logs.loss - cpu_logs.loss).abs() <= 1e-5 * cpu_logs.loss.abs());
     assert_eq!(gpu_logs.metrics, cpu_logs.metrics);
     assert_eq!(gpu_logs.batches, 3);
@@ -730,7 +757,7 @@ fn weight_regularizers_as_on_the_cpu() {
             Cancel::never(),
         )
         .unwrap();
-    let on_gpu = gpu.evaluate(&dataset, 8, &mut |_| Next::Continue).unwrap();
+    let on_gpu = evaluate_on_gpu(&mut gpu, &layout(&case, &network), &dataset, 8);
     assert!(
         (on_gpu.loss - cpu.loss).abs() <= 1e-5 * cpu.loss,
         "{} vs {}",
