@@ -1,71 +1,54 @@
-//! The backward pass of a graph, recorded in reverse node order. Gradients arrive as the CPU's
-//! do: a tensor's first contributor writes its gradient and later ones add to it, and a shared
-//! layer's first call (in reverse order) writes its weight gradients and its other calls add
-//! to them. Kernels that cannot add write into scratch, which is then added.
+//! The backward pass of a graph, recorded along the core's routes (`pynn_core::graph::Routes`):
+//! the nodes in the order they run, each input's gradient written where it is the first to
+//! arrive and added where it is a later one, and a shared layer's weight gradients likewise.
+//! Kernels that cannot add write into scratch, which is then added.
 
-use pynn_core::kernels::activation::Activation;
+use pynn_core::graph::{Arrival, NodeRoute, Routes};
 
-use crate::codes::{activation_code, merge_code};
 use crate::params::{CopyParams, MatmulDims, MergeParams, WindowParams};
 use crate::plan::{Op, Stage};
-use crate::record::{concatenated, side_by_side, Recorder};
-
-/// Which gradients hold a value so far in the recorded backward.
-struct Written {
-    tensors: Vec<bool>,
-    /// Per layer: its weight gradients.
-    layers: Vec<bool>,
-}
-
-impl Written {
-    /// Whether a gradient of tensor `v` adds to one already there, marking it written.
-    fn tensor(&mut self, v: usize) -> bool {
-        std::mem::replace(&mut self.tensors[v], true)
-    }
-
-    /// Whether `layer`'s weight gradients add to ones already there, marking them written.
-    fn layer(&mut self, layer: usize) -> bool {
-        std::mem::replace(&mut self.layers[layer], true)
-    }
-}
+use crate::record::{concatenated, merge_params, side_by_side, Recorder};
 
 /// Where one input's gradient goes: its buffer, and whether it adds to what that holds.
 type Target = Option<(wgpu::Buffer, bool)>;
 
+/// Whether a gradient that arrives so adds to what is there (`None`: it is not computed).
+fn adds(arrival: Arrival) -> Option<bool> {
+    match arrival {
+        Arrival::None => None,
+        Arrival::First => Some(false),
+        Arrival::Later => Some(true),
+    }
+}
+
 impl Recorder<'_> {
-    /// The backward of `stages`, whose `outputs` tensors got their gradients from the losses;
-    /// `layers` is how many layers the stages call.
+    /// The backward of `stages` along `routes`.
     pub fn backward(
         &mut self,
         stages: &[Stage],
-        (sizes, outputs): (&[usize], &[usize]),
-        layers: usize,
+        routes: &Routes,
+        sizes: &[usize],
         stats_stride: usize,
     ) {
-        let mut written = Written {
-            tensors: vec![false; sizes.len()],
-            layers: vec![false; layers],
-        };
-        for &v in outputs {
-            written.tensors[v] = self.buffers.deltas[v].is_some();
-        }
-        for (s, stage) in stages.iter().enumerate().rev() {
-            if !stage.runs_backward || !written.tensors[stage.output] {
-                continue;
-            }
+        for route in &routes.nodes {
+            let stage = &stages[route.node];
             self.activity_gradient(stage, sizes[stage.output], stats_stride);
-            self.stage_backward(s, stage, sizes, &mut written);
+            self.stage_backward(stage, route, sizes);
         }
     }
 
-    /// Where the gradient of input `k` of `stage` goes, if it carries one.
-    fn target(&self, stage: &Stage, k: usize, written: &mut Written) -> Target {
-        let v = stage.inputs[k];
-        let buffer = self.buffers.deltas[v].clone()?;
-        Some((buffer, written.tensor(v)))
+    /// Where the gradient of input `k` of `stage` goes, if it is computed.
+    fn target(&self, stage: &Stage, route: &NodeRoute, k: usize) -> Target {
+        let accumulate = adds(route.inputs[k])?;
+        let buffer = self.buffers.deltas[stage.inputs[k]].clone();
+        Some((
+            buffer.expect("a tensor with a gradient has a buffer"),
+            accumulate,
+        ))
     }
 
-    fn stage_backward(&mut self, s: usize, stage: &Stage, sizes: &[usize], written: &mut Written) {
+    fn stage_backward(&mut self, stage: &Stage, route: &NodeRoute, sizes: &[usize]) {
+        let s = route.node;
         let b = &self.buffers;
         let x = b.values[stage.inputs[0]].clone();
         let y = b.values[stage.output].clone();
@@ -73,7 +56,7 @@ impl Recorder<'_> {
         let dy = b.deltas[stage.output].clone().expect("a gradient");
         let (weights, grads) = (b.weights.clone(), b.grads.clone());
         let (in_size, out_size) = (sizes[stage.inputs[0]], sizes[stage.output]);
-        let weight_gradients = stage.trains.then(|| written.layer(stage.layer));
+        let weight_gradients = adds(route.weights);
         match &stage.op {
             Op::Dense {
                 inputs,
@@ -101,7 +84,7 @@ impl Recorder<'_> {
                     };
                     self.matmul(kernel_gradient, [&x, &dy, &grads]);
                 }
-                if let Some((dx, accumulate)) = self.target(stage, 0, written) {
+                if let Some((dx, accumulate)) = self.target(stage, route, 0) {
                     // ∂x = dz·kernelᵀ.
                     let input_gradient = MatmulDims {
                         n: *inputs as u32,
@@ -136,7 +119,7 @@ impl Recorder<'_> {
                     self.three(kernel, [&x, &dy, &partials], &params, items);
                     self.sum_partials(len, epilogue.kernel_offset, accumulate);
                 }
-                if let Some(target) = self.target(stage, 0, written) {
+                if let Some(target) = self.target(stage, route, 0) {
                     let kernel = &self.kernels.conv_input_gradient;
                     let items = self.capacity * in_size;
                     self.through_scratch(target, in_size, |r, dx| {
@@ -145,7 +128,7 @@ impl Recorder<'_> {
                 }
             }
             Op::Pool { geometry, kind } => {
-                if let Some(target) = self.target(stage, 0, written) {
+                if let Some(target) = self.target(stage, route, 0) {
                     let kernel = &self.kernels.pool_backward;
                     let argmax = extra.expect("argmax");
                     self.through_scratch(target, in_size, |r, dx| {
@@ -154,7 +137,7 @@ impl Recorder<'_> {
                 }
             }
             Op::Dropout(_) => {
-                if let Some((dx, accumulate)) = self.target(stage, 0, written) {
+                if let Some((dx, accumulate)) = self.target(stage, route, 0) {
                     let mask = extra.expect("mask");
                     self.dropout([&dy, &mask, &dx], in_size, accumulate);
                 }
@@ -163,27 +146,21 @@ impl Recorder<'_> {
                 // In place on the output's gradient, which is then the input's (or is added to
                 // it).
                 self.epilogue_backward(epilogue, out_size, [&dy, &x, &y], None);
-                self.hand_on((s, stage), (&dy, in_size), written);
+                self.hand_on((s, stage, route), (&dy, in_size));
             }
-            Op::Identity => self.hand_on((s, stage), (&dy, in_size), written),
+            Op::Identity => self.hand_on((s, stage, route), (&dy, in_size)),
             Op::Merge {
                 op,
                 activation,
                 operands,
             } => {
                 let stacked = extra.expect("the merge's inputs");
-                let params = MergeParams {
-                    n: out_size as u32,
-                    inputs: operands.len() as u32,
-                    op: merge_code(*op),
-                    activation: activation_code(activation.unwrap_or(Activation::Linear)),
-                    ..MergeParams::default()
-                };
+                let params = merge_params((*op, *activation), operands.len(), out_size);
                 let kernel = &self.kernels.merge_local_gradients;
                 let map = self.buffers.unused;
                 self.merge_kernel(kernel, [&stacked, &dy, &y, map], params, out_size);
                 for (k, operand) in operands.iter().enumerate() {
-                    let Some((dx, accumulate)) = self.target(stage, k, written) else {
+                    let Some((dx, accumulate)) = self.target(stage, route, k) else {
                         continue;
                     };
                     match self.buffers.maps[s][k].clone() {
@@ -211,7 +188,7 @@ impl Recorder<'_> {
             }
             Op::Concatenate { outer, runs } => {
                 for k in 0..stage.inputs.len() {
-                    if let Some((dx, accumulate)) = self.target(stage, k, written) {
+                    if let Some((dx, accumulate)) = self.target(stage, route, k) {
                         let params = CopyParams {
                             accumulate: accumulate as u32,
                             ..concatenated(*outer, runs, k, false)
@@ -227,12 +204,11 @@ impl Recorder<'_> {
     /// they share a buffer, else written or added there.
     fn hand_on(
         &mut self,
-        (s, stage): (usize, &Stage),
+        (s, stage, route): (usize, &Stage, &NodeRoute),
         (dy, per_sample): (&wgpu::Buffer, usize),
-        written: &mut Written,
     ) {
         let shared = self.buffers.passes_delta[s];
-        match self.target(stage, 0, written) {
+        match self.target(stage, route, 0) {
             Some(_) if shared => {}
             Some((dx, accumulate)) => {
                 self.copy(CopyParams::whole(per_sample, accumulate), &dx, dy);

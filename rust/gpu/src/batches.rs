@@ -220,10 +220,7 @@ impl Model<'_> {
         let mut training = recorder();
         training.forward(&plan.stages, &plan.sizes, None);
         losses(&mut training);
-        let output_tensors: Vec<usize> = plan.outputs.iter().map(|o| o.tensor).collect();
-        let layers = plan.stages.iter().map(|s| s.layer + 1).max().unwrap_or(0);
-        let graph = (&plan.sizes[..], &output_tensors[..]);
-        training.backward(&plan.stages, graph, layers, stats_stride);
+        training.backward(&plan.stages, &plan.routes, &plan.sizes, stats_stride);
         let penalties = &plan.penalties;
         training.penalties(penalties, &plan.stages, &plan.sizes, stats_stride, true);
         self.optimizer_steps(&mut training);

@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use pynn_core::graph::{DeviceNode, DevicePlan};
+use pynn_core::graph::{DeviceNode, DevicePlan, Routes};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
@@ -90,16 +90,12 @@ pub enum Op {
     },
 }
 
-/// One node: its op, the tensors it reads and writes, its layer and how its backward runs.
+/// One node: its op and the tensors it reads and writes (how its backward runs is the
+/// routes').
 pub struct Stage {
     pub op: Op,
     pub inputs: Vec<usize>,
     pub output: usize,
-    pub layer: usize,
-    /// Whether its layer's weights train (else its weight gradients are not computed).
-    pub trains: bool,
-    /// Whether its backward runs at all: something trainable lies at or behind it.
-    pub runs_backward: bool,
 }
 
 /// One output of the model and what judges it.
@@ -144,6 +140,8 @@ pub struct Plan {
     pub n_weights: usize,
     /// The ranges of the weights the optimizer steps (frozen layers' are left out).
     pub trainable_ranges: Vec<Range<usize>>,
+    /// The backward's routes, every output seeded (one without a loss with zeros).
+    pub routes: Routes,
 }
 
 fn volume(shape: &[usize]) -> usize {
@@ -199,9 +197,6 @@ pub fn plan(model: &DevicePlan, outputs: &[OutputSpec]) -> Result<Plan, GpuError
             op: op(node)?,
             inputs: node.inputs.clone(),
             output: node.output,
-            layer: node.layer,
-            trains: node.trains,
-            runs_backward: node.runs_backward,
         });
     }
     let n_sources = model.input_shapes.len() + model.constants.len();
@@ -225,6 +220,20 @@ pub fn plan(model: &DevicePlan, outputs: &[OutputSpec]) -> Result<Plan, GpuError
             })
         })
         .collect::<Result<_, _>>()?;
+    let routes = model.routes(&vec![true; model.outputs.len()]);
+    let weighted = |layer: usize| {
+        model
+            .nodes
+            .iter()
+            .any(|n| n.layer == layer && !n.weights.is_empty())
+    };
+    let unreached = (0..model.trainable.len())
+        .any(|layer| model.trainable[layer] && !routes.reached[layer] && weighted(layer));
+    if unreached {
+        return Err(unsupported(
+            "trainable layers that no output's gradient reaches",
+        ));
+    }
     Ok(Plan {
         stages,
         n_inputs: model.input_shapes.len(),
@@ -236,6 +245,7 @@ pub fn plan(model: &DevicePlan, outputs: &[OutputSpec]) -> Result<Plan, GpuError
         penalties,
         n_weights: model.n_weights,
         trainable_ranges: model.trainable_ranges.clone(),
+        routes,
     })
 }
 

@@ -5,6 +5,7 @@
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
+use pynn_core::ops::MergeOp;
 
 use crate::codes::{self, activation_code, merge_code};
 use crate::context::Gpu;
@@ -215,13 +216,7 @@ impl Recorder<'_> {
                     operands,
                 } => {
                     let stacked = extra.expect("the merge's inputs");
-                    let params = MergeParams {
-                        n: out_size as u32,
-                        inputs: operands.len() as u32,
-                        op: merge_code(*op),
-                        activation: activation_code(activation.unwrap_or(Activation::Linear)),
-                        ..MergeParams::default()
-                    };
+                    let params = merge_params((*op, *activation), operands.len(), out_size);
                     for (k, (operand, &input)) in operands.iter().zip(&stage.inputs).enumerate() {
                         let x = self.buffers.values[input].clone();
                         match &self.buffers.maps[s][k] {
@@ -487,6 +482,22 @@ impl Recorder<'_> {
         let b = &self.buffers;
         let buffers = [b.weights, b.grads, m, v, a, &params, b.step];
         self.push(&self.kernels.optimizer, &buffers, groups_for(n));
+    }
+}
+
+/// The parameters of a merge of `inputs` inputs by `op` then `activation`, `n` output values
+/// per sample.
+pub(crate) fn merge_params(
+    (op, activation): (MergeOp, Option<Activation>),
+    inputs: usize,
+    n: usize,
+) -> MergeParams {
+    MergeParams {
+        n: n as u32,
+        inputs: inputs as u32,
+        op: merge_code(op),
+        activation: activation_code(activation.unwrap_or(Activation::Linear)),
+        ..MergeParams::default()
     }
 }
 

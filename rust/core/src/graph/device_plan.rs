@@ -6,6 +6,7 @@
 use std::ops::Range;
 
 use super::lane::NodeOp;
+use super::routes::{Graph as RouteGraph, RouteNode, Routes};
 use super::Plan;
 use crate::kernels::activation::Activation;
 use crate::kernels::conv::Geometry;
@@ -49,6 +50,8 @@ pub struct DevicePlan {
     pub outputs: Vec<usize>,
     pub heads: Vec<Option<Activation>>,
     pub n_weights: usize,
+    /// Per layer: whether its weights train.
+    pub trainable: Vec<bool>,
     /// The ranges of the weight buffer that train, adjacent layers' merged.
     pub trainable_ranges: Vec<Range<usize>>,
 }
@@ -98,7 +101,30 @@ impl DevicePlan {
             outputs: plan.outputs.clone(),
             heads: plan.heads.clone(),
             n_weights: plan.n_weights,
+            trainable: trainable.to_vec(),
             trainable_ranges: trainable_ranges.to_vec(),
         }
+    }
+
+    /// The backward's routes (see [`Routes`]) when the outputs that `seeded` marks receive a
+    /// loss's gradient.
+    pub fn routes(&self, seeded: &[bool]) -> Routes {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|node| RouteNode {
+                inputs: &node.inputs,
+                output: node.output,
+                layer: node.layer,
+                runs_backward: node.runs_backward,
+            })
+            .collect();
+        let graph = RouteGraph {
+            nodes,
+            needs_grad: &self.needs_grad,
+            trainable: &self.trainable,
+            outputs: &self.outputs,
+        };
+        Routes::new(&graph, seeded)
     }
 }

@@ -3,7 +3,8 @@
 
 use smallvec::SmallVec;
 
-use super::plan::{Flow, Plan};
+use super::plan::{Flow, NodePlan, Plan};
+use super::routes::{Arrival, NodeRoute, Routes};
 use super::spec::Mode;
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
@@ -84,6 +85,22 @@ impl NodeOp {
     }
 }
 
+/// Where `node`'s backward writes each input's gradient, along its `route`.
+fn targets(plan: &Plan, node: &NodePlan, route: &NodeRoute) -> Few<Target> {
+    node.inputs
+        .iter()
+        .zip(&route.inputs)
+        .map(|(&v, &arrival)| {
+            let slot = || plan.slots[v].expect("a tensor with a gradient has a slot");
+            match arrival {
+                Arrival::None => Target::None,
+                Arrival::First => Target::Slot(slot()),
+                Arrival::Later => Target::Add(slot()),
+            }
+        })
+        .collect()
+}
+
 /// Where a node's backward writes the gradient of one of its inputs.
 #[derive(Clone, Copy)]
 enum Target {
@@ -107,10 +124,9 @@ pub(crate) struct Lane {
     scratch: Vec<Vec<f32>>,
     /// Weight gradients of a layer's later calls and of frozen layers.
     weight_scratch: Vec<f32>,
-    /// During a backward: which tensors' slots hold a gradient, which layers' ranges of the
-    /// gradient buffer are written.
-    written: Vec<bool>,
-    grads_written: Vec<bool>,
+    /// The backward's routes, and the seeded outputs and trainable layers they were worked
+    /// out for (kept until those change).
+    routes: Option<(Few<bool>, Vec<bool>, Routes)>,
 }
 
 impl Lane {
@@ -122,8 +138,7 @@ impl Lane {
             deltas: vec![Vec::new(); plan.n_slots],
             scratch: vec![Vec::new(); plan.max_inputs()],
             weight_scratch: Vec::new(),
-            written: vec![false; plan.shapes.len()],
-            grads_written: vec![false; plan.specs.len()],
+            routes: None,
         }
     }
 
@@ -275,37 +290,50 @@ impl Lane {
         batch: usize,
         cancel: &Cancel,
     ) -> Result<()> {
-        self.written.fill(false);
-        self.grads_written.fill(false);
-        for (&out, &seeded) in plan.outputs.iter().zip(seeded) {
-            self.written[out] |= seeded;
+        let (seeded_now, trainable_now) = (seeded, trainable);
+        let fresh = matches!(&self.routes, Some((seeded, trainable, _))
+            if seeded[..] == *seeded_now && trainable[..] == *trainable_now);
+        if !fresh {
+            let routes = plan.routes(flow, trainable, seeded);
+            self.routes = Some((seeded.into(), trainable.to_vec(), routes));
         }
-        for (n, node) in plan.nodes.iter().enumerate().rev() {
-            if !flow.runs_backward[n] || !self.written[node.output] {
-                continue;
-            }
+        let (key_seeded, key_trainable, routes) = self.routes.take().expect("made above");
+        let result = self.backward_by(plan, &routes, weights, grads, batch, cancel);
+        self.routes = Some((key_seeded, key_trainable, routes));
+        result
+    }
+
+    /// The backward along `routes`; layers that no gradient reached get zeros.
+    fn backward_by(
+        &mut self,
+        plan: &Plan,
+        routes: &Routes,
+        weights: &[f32],
+        grads: &mut [f32],
+        batch: usize,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        for route in &routes.nodes {
             cancel.check()?;
-            self.backward_node(plan, flow, trainable, n, weights, grads, batch)?;
+            self.backward_node(plan, route, weights, grads, batch)?;
         }
-        for (layer, range) in plan.ranges.iter().enumerate() {
-            if !self.grads_written[layer] {
+        for (range, &reached) in plan.ranges.iter().zip(&routes.reached) {
+            if !reached {
                 grads[range.clone()].fill(0.0);
             }
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn backward_node(
         &mut self,
         plan: &Plan,
-        flow: &Flow,
-        trainable: &[bool],
-        n: usize,
+        route: &NodeRoute,
         weights: &[f32],
         grads: &mut [f32],
         batch: usize,
     ) -> Result<()> {
+        let n = route.node;
         let node = &plan.nodes[n];
         let out_len = batch * plan.sizes[node.output];
         let out_slot = plan.slots[node.output].expect("a node's output has a slot");
@@ -314,13 +342,13 @@ impl Lane {
             let output = &self.values[node.output][..out_len];
             regularizer.apply(output, 1.0 / batch as f32, Some(&mut dy[..out_len]));
         }
-        let targets = self.targets(plan, flow, n);
+        let targets = targets(plan, node, route);
         if let NodeOp::Combine(op) = &mut self.ops[n] {
             let y = &self.values[node.output][..out_len];
             let distinct =
                 !(1..node.inputs.len()).any(|p| node.inputs[..p].contains(&node.inputs[p]));
             if distinct && op.passes_gradient_through(y, &mut dy[..out_len], batch) {
-                self.hand_on(node, &targets, dy, out_slot, out_len)?;
+                self.hand_on(&targets, dy, out_slot, out_len)?;
                 return Ok(());
             }
         }
@@ -337,8 +365,8 @@ impl Lane {
             buffers.push(buffer);
         }
         let range = plan.ranges[node.layer].clone();
-        let layer_trains = trainable[node.layer];
-        let direct_grads = layer_trains && !self.grads_written[node.layer];
+        let layer_trains = route.weights != Arrival::None;
+        let direct_grads = route.weights == Arrival::First;
         if !direct_grads {
             ensure_len(&mut self.weight_scratch, range.len())?;
         }
@@ -385,7 +413,6 @@ impl Lane {
         for (p, &target) in targets.iter().enumerate() {
             if let Target::Slot(slot) = target {
                 self.deltas[slot] = std::mem::take(&mut buffers[p]);
-                self.written[node.inputs[p]] = true;
             }
         }
         for (p, &target) in targets.iter().enumerate() {
@@ -402,66 +429,41 @@ impl Lane {
                 .zip(&self.weight_scratch[..range.len()])
                 .for_each(|(s, g)| *s += g);
         }
-        self.grads_written[node.layer] |= layer_trains;
         result
     }
 
-    /// Gives each input of `node` the gradient `dy` (an op whose inputs' gradients are its
-    /// output's, on distinct inputs): added where a gradient arrived before, copied into the
-    /// other slots, and the buffer itself moved into the last of them.
+    /// Gives each input the gradient `dy` (an op whose inputs' gradients are its output's, on
+    /// distinct inputs) at its `targets`: added where a gradient arrived before, copied into
+    /// the other slots, and the buffer itself moved into the last of them.
     fn hand_on(
         &mut self,
-        node: &super::plan::NodePlan,
         targets: &[Target],
         mut dy: Vec<f32>,
         out_slot: usize,
         len: usize,
     ) -> Result<()> {
-        for (&target, &v) in targets.iter().zip(&node.inputs) {
+        for &target in targets {
             if let Target::Add(slot) = target {
                 let sum = &mut self.deltas[slot][..len];
                 sum.iter_mut().zip(&dy[..len]).for_each(|(s, g)| *s += g);
-                self.written[v] = true;
             }
         }
-        let slots: Few<(usize, usize)> = targets
+        let slots: Few<usize> = targets
             .iter()
-            .zip(&node.inputs)
-            .filter_map(|(&target, &v)| match target {
-                Target::Slot(slot) => Some((slot, v)),
+            .filter_map(|&target| match target {
+                Target::Slot(slot) => Some(slot),
                 _ => None,
             })
             .collect();
-        if let Some((&(last, last_value), copies)) = slots.split_last() {
-            for &(slot, v) in copies {
+        if let Some((&last, copies)) = slots.split_last() {
+            for &slot in copies {
                 ensure_len(&mut self.deltas[slot], len)?;
                 self.deltas[slot][..len].copy_from_slice(&dy[..len]);
-                self.written[v] = true;
             }
             std::mem::swap(&mut self.deltas[last], &mut dy);
-            self.written[last_value] = true;
         }
         self.deltas[out_slot] = dy;
         Ok(())
-    }
-
-    /// Where node `n`'s backward writes each input's gradient.
-    fn targets(&self, plan: &Plan, flow: &Flow, n: usize) -> Few<Target> {
-        let inputs = &plan.nodes[n].inputs;
-        inputs
-            .iter()
-            .enumerate()
-            .map(|(p, &v)| {
-                let Some(slot) = plan.slots[v].filter(|_| flow.needs_grad[v]) else {
-                    return Target::None;
-                };
-                let earlier = inputs[..p].contains(&v);
-                match self.written[v] || earlier {
-                    true => Target::Add(slot),
-                    false => Target::Slot(slot),
-                }
-            })
-            .collect()
     }
 
     /// The activity penalties of the last forward's nodes (each call's own), divided by the

@@ -14,6 +14,7 @@ mod device_plan;
 mod fuse;
 mod lane;
 mod plan;
+mod routes;
 mod spec;
 
 pub use device_plan::{DeviceNode, DevicePlan};
@@ -21,6 +22,7 @@ pub use fuse::fuse;
 pub(crate) use lane::Lane;
 pub use plan::MAX_PART_SAMPLES;
 pub(crate) use plan::{Flow, Plan};
+pub use routes::{Arrival, NodeRoute, RouteNode, Routes};
 pub use spec::{ConstantSpec, GraphSpec, Mode, NodeSpec, TensorRef};
 
 use crate::error::Result;

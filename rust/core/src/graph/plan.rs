@@ -9,6 +9,7 @@
 use std::ops::Range;
 
 use super::lane::NodeOp;
+use super::routes::{Graph as RouteGraph, RouteNode, Routes};
 use super::spec::{GraphSpec, TensorRef};
 use crate::error::{CoreError, Result};
 use crate::kernels::activation::Activation;
@@ -292,6 +293,29 @@ impl Plan {
             needs_grad,
             runs_backward,
         }
+    }
+
+    /// The backward's routes (see [`Routes`]) for `flow` over the `trainable` layers, the
+    /// outputs that `seeded` marks receiving a loss's gradient.
+    pub fn routes(&self, flow: &Flow, trainable: &[bool], seeded: &[bool]) -> Routes {
+        let nodes = self
+            .nodes
+            .iter()
+            .zip(&flow.runs_backward)
+            .map(|(node, &runs_backward)| RouteNode {
+                inputs: &node.inputs,
+                output: node.output,
+                layer: node.layer,
+                runs_backward,
+            })
+            .collect();
+        let graph = RouteGraph {
+            nodes,
+            needs_grad: &flow.needs_grad,
+            trainable,
+            outputs: &self.outputs,
+        };
+        Routes::new(&graph, seeded)
     }
 
     /// The output index whose buffer tensor `value` is written into during inference, where
