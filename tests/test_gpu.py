@@ -402,9 +402,8 @@ def test_crossentropy_heads_on_the_gpu_match_keras(name):
         assert evaluation[key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
 
 
-#: The graphs of the functional and multi-output tests that the GPU runs (all but the `Dot`
-#: ones), each with compile's `loss`, `loss_weights` and `metrics`, and the layers a frozen run
-#: freezes.
+#: The graphs of the functional and multi-output tests, each with compile's `loss`,
+#: `loss_weights` and `metrics`, and the layers a frozen run freezes.
 GRAPHS = {
     "residual_cnn": (
         BUILDERS["residual_cnn"],
@@ -418,7 +417,15 @@ GRAPHS = {
     "nested": (BUILDERS["nested"], "sparse_categorical_crossentropy", None, None, ["encoder"]),
     **{
         name: (*CASES[name], [])
-        for name in ("weighted_dicts", "lists_one_loss", "siamese", "constants", "dict_outputs")
+        for name in (
+            "weighted_dicts",
+            "lists_one_loss",
+            "siamese",
+            "constants",
+            "dict_outputs",
+            "cosine",
+            "attention_scores",
+        )
     },
     "variable_length": (*CASES["variable_length"], ["conv"]),
 }
@@ -454,8 +461,9 @@ def graph_on(device, name, frozen=False):
     [(name, False) for name in GRAPHS] + [(name, True) for name in GRAPHS if GRAPHS[name][4]],
 )
 def test_graph_models_train_on_the_gpu_as_on_the_cpu(name, frozen):
-    """Residual, merged (every merge, broadcasting, concatenation), shared, nested, several
-    inputs and outputs (weighted, one without a loss), constants, frozen parts."""
+    """Residual, merged (every merge, broadcasting, concatenation, `Dot` with and without
+    `normalize`), shared, nested, several inputs and outputs (weighted, one without a loss),
+    constants, frozen parts."""
     cpu, cpu_history, x, y = graph_on("cpu", name, frozen)
     gpu, gpu_history, _, _ = graph_on("gpu", name, frozen)
     assert gpu_history.keys() == cpu_history.keys()

@@ -7,7 +7,7 @@ use pynn_core::graph::{Arrival, NodeRoute, Routes};
 
 use crate::params::{CopyParams, MatmulDims, MergeParams, WindowParams};
 use crate::plan::{Op, Stage};
-use crate::record::{concatenated, merge_params, side_by_side, Recorder};
+use crate::record::{concatenated, dot_params, merge_params, side_by_side, Recorder};
 
 /// Where one input's gradient goes: its buffer, and whether it adds to what that holds.
 type Target = Option<(wgpu::Buffer, bool)>;
@@ -183,6 +183,18 @@ impl Recorder<'_> {
                             let buffers = [&stacked, &dx, unused, &map];
                             self.merge_kernel(kernel, buffers, params, operand.size);
                         }
+                    }
+                }
+            }
+            Op::Dot { sides, normalize } => {
+                let scales = extra.expect("the fibers' scales");
+                let b = self.buffers.values[stage.inputs[1]].clone();
+                for (k, side) in sides.iter().enumerate() {
+                    if let Some((dx, accumulate)) = self.target(stage, route, k) {
+                        let params = dot_params(sides, *normalize, (k, accumulate));
+                        let buffers = [&x, &b, &scales, &dy, &y, &dx];
+                        let kernel = &self.kernels.dot_input_gradient;
+                        self.dot_kernel(kernel, buffers, params, side.0 * side.1 * side.2);
                     }
                 }
             }

@@ -135,6 +135,7 @@ fn extras(gpu: &Gpu, plan: &Plan, capacity: usize) -> Vec<Option<wgpu::Buffer>> 
                 Op::Dense { .. } | Op::Conv { .. } | Op::Pool { .. } => plan.sizes[stage.output],
                 Op::Dropout(_) => plan.sizes[stage.inputs[0]],
                 Op::Merge { operands, .. } => operands.len() * plan.sizes[stage.output],
+                Op::Dot { sides, .. } => Op::dot_fibers(sides).iter().sum(),
                 Op::Identity | Op::Activation(_) | Op::Concatenate { .. } => return None,
             };
             Some(storage(gpu, capacity * per_sample, "kept for the backward"))

@@ -135,6 +135,9 @@ pub struct Kernels {
     pub merge_local_gradients: Kernel,
     pub merge_gather: Kernel,
     pub merge_reduce: Kernel,
+    pub dot_scales: Kernel,
+    pub dot_forward: Kernel,
+    pub dot_input_gradient: Kernel,
 }
 
 static KERNELS: OnceLock<Result<Kernels, GpuError>> = OnceLock::new();
@@ -175,7 +178,15 @@ fn compile(gpu: &Gpu) -> Kernels {
         let bindings = [Write, Write, Read, Read, Uniform, Uniform];
         Kernel::new(gpu, entry, &source, entry, &bindings)
     };
+    let dot = |name, entry| {
+        let source = [STEP, include_str!("shaders/dot.wgsl")];
+        let bindings = [Read, Read, Write, Read, Read, Write, Uniform, Uniform];
+        Kernel::new(gpu, name, &source, entry, &bindings)
+    };
     Kernels {
+        dot_scales: dot("dot_scales", "fiber_scales"),
+        dot_forward: dot("dot_forward", "forward"),
+        dot_input_gradient: dot("dot_input_gradient", "input_gradient"),
         copy: Kernel::new(
             gpu,
             "copy",

@@ -2,8 +2,8 @@
 //! with weights, gradients and optimizer state resident on the device.
 //!
 //! Scope today: graphs of Dense, Conv1D/2D, max and average pooling (global too), Dropout,
-//! Flatten, Reshape, Activation (every activation), the element-wise merges (broadcasting too)
-//! and Concatenate, with shared layers, constants, several inputs and outputs, frozen layers,
+//! Flatten, Reshape, Activation (every activation), the element-wise merges (broadcasting too),
+//! Concatenate and Dot, with shared layers, constants, several inputs and outputs, frozen layers,
 //! kernel, bias and activity regularizers, every loss (weighted, or none) and accuracy metric
 //! (up to four per output), SGD, Adam (amsgrad too), RMSprop and Adagrad. The GPU is a pynn-core `Device` ([`GpuDevice`]): a
 //! session's copy of a model is a [`GpuTrainer`] built from the core's plan. What it does not

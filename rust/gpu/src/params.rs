@@ -215,3 +215,15 @@ pub struct OptimizerParams {
     pub offset: u32,
     pub _pad: [u32; 3],
 }
+
+/// `dot.wgsl`'s parameters: each input's `(outer, len, inner)` around its axis.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub struct DotParams {
+    pub x: [u32; 3],
+    pub y: [u32; 3],
+    pub normalize: u32,
+    pub side: u32,
+    pub accumulate: u32,
+    pub _pad: [u32; 3],
+}

@@ -9,7 +9,7 @@ use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
 use pynn_core::layers::{Dropout, Layer, LayerSpec};
-use pynn_core::ops::{Concatenate, Merge, MergeOp};
+use pynn_core::ops::{Concatenate, Dot, Merge, MergeOp};
 use pynn_core::regularizers::Regularizer;
 use pynn_core::train::OutputSpec;
 
@@ -88,6 +88,19 @@ pub enum Op {
         outer: usize,
         runs: Vec<usize>,
     },
+    /// `Dot`: each input's `(outer, len, inner)` around its axis, and whether its fibers are
+    /// scaled to unit length first.
+    Dot {
+        sides: [(usize, usize, usize); 2],
+        normalize: bool,
+    },
+}
+
+impl Op {
+    /// A `Dot`'s fibers per sample: `x`'s, then `y`'s.
+    pub fn dot_fibers(sides: &[(usize, usize, usize); 2]) -> [usize; 2] {
+        sides.map(|(outer, _, inner)| outer * inner)
+    }
 }
 
 /// One node: its op and the tensors it reads and writes (how its backward runs is the
@@ -318,7 +331,13 @@ fn op(node: &DeviceNode) -> Result<Op, GpuError> {
                 runs: runs.to_vec(),
             }
         }
-        LayerSpec::Dot(_) => return Err(unsupported("Dot layers")),
+        LayerSpec::Dot(spec) => {
+            let dot = Dot::new(spec, &node.input_shapes).map_err(core_error)?;
+            Op::Dot {
+                sides: dot.sides(),
+                normalize: dot.normalizes(),
+            }
+        }
     })
 }
 

@@ -11,7 +11,7 @@ use crate::codes::{self, activation_code, merge_code};
 use crate::context::Gpu;
 use crate::kernels::{groups_for, Kernel, Kernels};
 use crate::params::{
-    CopyParams, EpilogueParams, LossParams, MatmulDims, MergeParams, OptimizerParams,
+    CopyParams, DotParams, EpilogueParams, LossParams, MatmulDims, MergeParams, OptimizerParams,
     PenaltyParams, SizeParams, Spec, SumParams, WindowParams, MAX_METRICS,
 };
 use crate::plan::{Epilogue, Op, Output, Penalty, Stage};
@@ -250,8 +250,32 @@ impl Recorder<'_> {
                         self.copy(params, &x, &y);
                     }
                 }
+                Op::Dot { sides, normalize } => {
+                    let scales = extra.expect("the fibers' scales");
+                    let b = self.buffers.values[stage.inputs[1]].clone();
+                    let params = dot_params(sides, *normalize, (0, false));
+                    let [fx, fy] = Op::dot_fibers(sides);
+                    let buffers = [&x, &b, &scales, &x, &x, &y];
+                    self.dot_kernel(&self.kernels.dot_scales, buffers, params, fx + fy);
+                    self.dot_kernel(&self.kernels.dot_forward, buffers, params, fx * fy);
+                }
             }
         }
+    }
+
+    /// One of dot.wgsl's kernels, `items` invocations per sample.
+    pub(crate) fn dot_kernel(
+        &mut self,
+        kernel: &'static Kernel,
+        buffers: [&wgpu::Buffer; 6],
+        params: DotParams,
+        items: usize,
+    ) {
+        let params = uniform(self.gpu, &params);
+        let step = self.buffers.step;
+        let [x, y, scales, dy, out, target] = buffers;
+        let bindings = [x, y, scales, dy, out, target, &params, step];
+        self.push(kernel, &bindings, groups_for(self.capacity * items));
     }
 
     /// A pooling kernel over the windows of `geometry`, one invocation per value of the
@@ -498,6 +522,24 @@ pub(crate) fn merge_params(
         op: merge_code(op),
         activation: activation_code(activation.unwrap_or(Activation::Linear)),
         ..MergeParams::default()
+    }
+}
+
+/// The parameters of a `Dot` of inputs laid out as `sides`, for the gradient of input `side`
+/// (written, or added with `accumulate`).
+pub(crate) fn dot_params(
+    sides: &[(usize, usize, usize); 2],
+    normalize: bool,
+    (side, accumulate): (usize, bool),
+) -> DotParams {
+    let [x, y] = sides.map(|(outer, len, inner)| [outer as u32, len as u32, inner as u32]);
+    DotParams {
+        x,
+        y,
+        normalize: normalize as u32,
+        side: side as u32,
+        accumulate: accumulate as u32,
+        _pad: [0; 3],
     }
 }
 

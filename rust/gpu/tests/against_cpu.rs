@@ -385,11 +385,12 @@ fn unsupported_models_are_named() {
     assert!(error
         .to_string()
         .contains("does not run more than 4 metrics for one output yet"));
-    // A graph with a Dot layer.
-    let graph = common::dot_product(4);
+    // A merge of more inputs than the GPU's merges take.
+    let graph = common::wide_merge(4);
     let plan = Network::from_graph(&graph).unwrap().device_plan();
     let error = GpuTrainer::new(&plan, &one_output(loss, &metrics[..1]), &sgd).err();
-    assert_eq!(error, Some(GpuError::Unsupported("Dot layers".into())));
+    let expected = GpuError::Unsupported("merges of more than 16 inputs".into());
+    assert_eq!(error, Some(expected));
 }
 
 /// `Activation` layers as on the CPU: after a linear Dense (folded into its epilogue), after a

@@ -261,7 +261,7 @@ fn what_the_gpu_does_not_run_is_named() {
     if !gpu_present() {
         return;
     }
-    let graph = common::dot_product(5);
+    let graph = common::wide_merge(5);
     let mut session = Session::new(graph).unwrap();
     let output = OutputSpec {
         loss: Some(Loss::MeanSquaredError),
@@ -272,9 +272,9 @@ fn what_the_gpu_does_not_run_is_named() {
         .compile(vec![output], OptimizerSpec::sgd(0.1))
         .unwrap();
     let why = session.unsupported_on(&GpuDevice).unwrap();
-    assert_eq!(why.as_deref(), Some("Dot layers"));
+    assert_eq!(why.as_deref(), Some("merges of more than 16 inputs"));
     let (x, _) = data();
-    let y = vec![0.0; SAMPLES];
+    let y = x.clone();
     let data = Dataset::new(&x, &y, SAMPLES);
     let refused = session.evaluate(
         Some(&GpuDevice),

@@ -115,6 +115,16 @@ impl Dot {
         })
     }
 
+    /// Each input's layout around its axis: `(outer, len, inner)`, the fibers before the axis,
+    /// the values along it, and the values after it.
+    pub fn sides(&self) -> [(usize, usize, usize); 2] {
+        [self.x, self.y].map(|s| (s.outer, s.len, s.inner))
+    }
+
+    pub fn normalizes(&self) -> bool {
+        self.normalize
+    }
+
     /// Each fiber's scale over `batch` samples of `xs` and `ys` (1 without `normalize`).
     fn fill_scales(&mut self, xs: &[f32], ys: &[f32], batch: usize) -> Result<()> {
         let (nx, ny) = (batch * self.x.fibers(), batch * self.y.fibers());

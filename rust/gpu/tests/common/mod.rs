@@ -6,7 +6,7 @@
 use pynn_core::graph::{GraphSpec, NodeSpec, TensorRef::*};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::layers::{DenseSpec, LayerSpec};
-use pynn_core::ops::{DotSpec, MergeOp, MergeSpec};
+use pynn_core::ops::{MergeOp, MergeSpec};
 
 /// Whether a Vulkan adapter is there; without one the tests pass vacuously, unless
 /// `PYNN_REQUIRE_GPU=1` (as CI sets it with lavapipe installed).
@@ -49,17 +49,14 @@ pub fn two_heads(width: usize) -> GraphSpec {
     }
 }
 
-/// The dot product of a sample of `width` values with itself: a graph with a `Dot` layer.
-pub fn dot_product(width: usize) -> GraphSpec {
-    let dot = DotSpec {
-        axes: [1, 1],
-        normalize: false,
-    };
+/// A sample of `width` values added to itself by one `Add` of 17 inputs: more than the GPU's
+/// merges take.
+pub fn wide_merge(width: usize) -> GraphSpec {
     GraphSpec {
         inputs: vec![vec![width]],
         constants: Vec::new(),
-        layers: vec![LayerSpec::Dot(dot)],
-        nodes: vec![NodeSpec::new(0, vec![Input(0), Input(0)])],
+        layers: vec![LayerSpec::Merge(MergeSpec::new(MergeOp::Add))],
+        nodes: vec![NodeSpec::new(0, vec![Input(0); 17])],
         outputs: vec![Node(0)],
     }
 }
