@@ -257,6 +257,37 @@ fn a_graph_of_two_outputs_trains_across_devices_as_on_the_cpu() {
 }
 
 #[test]
+fn ctrl_c_stops_a_gpu_epoch_between_batches_keeping_the_steps_taken() {
+    if !gpu_present() {
+        return;
+    }
+    let (x, y) = data();
+    let data = Dataset::new(&x, &y, SAMPLES);
+    let mut session = session();
+    let cancel = Cancel::new();
+    let mut request_after_two = |p: &Progress| {
+        if p.batches == 2 {
+            cancel.request();
+        }
+        Next::Continue
+    };
+    let interrupted = session.fit_epoch(
+        Some(&GpuDevice),
+        &data,
+        (16, None),
+        &mut request_after_two,
+        &cancel,
+    );
+    assert!(matches!(interrupted, Err(CoreError::Interrupted)));
+    let (_, trainer) = session.reading_trained().unwrap();
+    assert_eq!(
+        trainer.optimizer().iterations(),
+        2,
+        "two of six batches ran"
+    );
+}
+
+#[test]
 fn what_the_gpu_does_not_run_is_named() {
     if !gpu_present() {
         return;
