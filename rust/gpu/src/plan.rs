@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use pynn_core::graph::{DeviceNode, DevicePlan, Routes};
+use pynn_core::graph::{decomposition, DeviceNode, DevicePlan, Routes};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Geometry;
 use pynn_core::kernels::pool::PoolKind;
@@ -196,8 +196,19 @@ fn weight_penalties(
     })
 }
 
-/// The stages of the core's planned graph, judged by `outputs` (one spec per model output).
-pub fn plan(model: &DevicePlan, outputs: &[OutputSpec]) -> Result<Plan, GpuError> {
+/// Which of the core's ops the GPU runs with a fused kernel of its own: each of them, unless
+/// asked to run every op by its decomposition (the reference the fused kernels are tested
+/// against).
+pub fn has_kernel(spec: &LayerSpec, decompose: bool) -> bool {
+    !decompose || decomposition(spec).is_none()
+}
+
+/// The stages of the core's planned graph, judged by `outputs` (one spec per model output),
+/// with every fused op the GPU has no kernel for decomposed (see [`has_kernel`]).
+pub fn plan(model: &DevicePlan, outputs: &[OutputSpec], decompose: bool) -> Result<Plan, GpuError> {
+    let model = &model
+        .decomposed(&|spec| has_kernel(spec, decompose))
+        .map_err(|e| unsupported(e.to_string()))?;
     let mut penalties = Vec::new();
     let mut stages = Vec::with_capacity(model.nodes.len());
     for node in &model.nodes {

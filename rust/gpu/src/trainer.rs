@@ -128,7 +128,27 @@ impl GpuTrainer {
         outputs: &[OutputSpec],
         optimizer: &OptimizerSpec,
     ) -> Result<Self, GpuError> {
-        let plan = plan(model, outputs)?;
+        Self::build(model, outputs, optimizer, false)
+    }
+
+    /// [`GpuTrainer::new`] running every fused op by its decomposition (a Dense with an
+    /// activation as a Dense, then the activation): the reference the fused kernels are tested
+    /// against.
+    pub fn decomposing(
+        model: &DevicePlan,
+        outputs: &[OutputSpec],
+        optimizer: &OptimizerSpec,
+    ) -> Result<Self, GpuError> {
+        Self::build(model, outputs, optimizer, true)
+    }
+
+    fn build(
+        model: &DevicePlan,
+        outputs: &[OutputSpec],
+        optimizer: &OptimizerSpec,
+        decompose: bool,
+    ) -> Result<Self, GpuError> {
+        let plan = plan(model, outputs, decompose)?;
         if outputs.iter().any(|o| o.metrics.len() > MAX_METRICS) {
             return Err(GpuError::Unsupported(format!(
                 "more than {MAX_METRICS} metrics for one output"
@@ -187,6 +207,11 @@ impl GpuTrainer {
             loop_batches: 1,
             pending: None,
         })
+    }
+
+    /// How many ops a forward runs (a decomposed op counts each of its parts).
+    pub fn stage_count(&self) -> usize {
+        self.plan.stages.len()
     }
 
     /// The optimizer's slot vectors, in pynn-core's (Keras's) order: each slot in the buffer

@@ -8,6 +8,7 @@ mod common;
 use common::gpu_present;
 use pynn_core::cancel::Cancel;
 use pynn_core::epoch::{self, SumsLayout};
+use pynn_core::graph::GraphSpec;
 use pynn_core::initializers::{Distribution, FanMode, Initializer};
 use pynn_core::kernels::activation::Activation;
 use pynn_core::kernels::conv::Padding;
@@ -16,6 +17,7 @@ use pynn_core::kernels::pool::PoolKind;
 use pynn_core::layers::{ActivationSpec, ConvSpec, DenseSpec, LayerSpec, PoolSpec, ReshapeSpec};
 use pynn_core::metrics::Metric;
 use pynn_core::network::Network;
+use pynn_core::ops::{MergeOp, MergeSpec};
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::rng::Rng;
 use pynn_core::train::{Dataset, Logs, Next, OutputSpec, Progress, Trainer};
@@ -776,4 +778,107 @@ fn case_clone(case: &Case) -> Case {
         metrics: case.metrics.clone(),
         optimizer: case.optimizer.clone(),
     }
+}
+
+/// A convolution with a relu, a Dense with a tanh, and a residual `Add` that the fusion gives
+/// the relu after it: three fused ops, on images of 6x6x2.
+fn fused_ops_graph() -> GraphSpec {
+    use pynn_core::graph::{NodeSpec, TensorRef::*};
+    let relu = LayerSpec::Activation(ActivationSpec {
+        activation: Activation::Relu,
+    });
+    let same = conv(
+        4,
+        vec![3, 3],
+        vec![1, 1],
+        Padding::Same,
+        vec![1, 1],
+        Activation::Relu,
+        1,
+    );
+    GraphSpec {
+        inputs: vec![vec![6, 6, 2]],
+        constants: Vec::new(),
+        layers: vec![
+            same,
+            flatten(),
+            dense(8, Activation::Tanh, 2),
+            dense(8, Activation::Linear, 3),
+            LayerSpec::Merge(MergeSpec::new(MergeOp::Add)),
+            relu,
+            dense(3, Activation::Softmax, 4),
+        ],
+        nodes: vec![
+            NodeSpec::new(0, vec![Input(0)]),
+            NodeSpec::new(1, vec![Node(0)]),
+            NodeSpec::new(2, vec![Node(1)]),
+            NodeSpec::new(3, vec![Node(2)]),
+            NodeSpec::new(4, vec![Node(2), Node(3)]),
+            NodeSpec::new(5, vec![Node(4)]),
+            NodeSpec::new(6, vec![Node(5)]),
+        ],
+        outputs: vec![Node(6)],
+    }
+}
+
+/// The fused kernels against their decompositions on the GPU (and both against the CPU):
+/// two epochs of Adam end on the same weights.
+#[test]
+fn fused_kernels_train_as_their_decompositions() {
+    if !gpu_present() {
+        return;
+    }
+    let graph = fused_ops_graph();
+    let network = Network::from_graph(&graph).unwrap();
+    let loss = Loss::SparseCategoricalCrossentropy { from_logits: false };
+    let outputs = one_output(loss, &[Metric::SparseCategoricalAccuracy]);
+    let adam = OptimizerSpec::adam(0.01);
+    let mut rng = Rng::new(8);
+    let n = 40;
+    let x: Vec<f32> = (0..n * 72).map(|_| rng.normal(0.0, 1.0)).collect();
+    let y: Vec<f32> = (0..n).map(|i| (i % 3) as f32).collect();
+    let data = Dataset::new(&x, &y, n);
+    let layout = SumsLayout {
+        outputs: outputs.clone(),
+        rows_per_sample: vec![1],
+    };
+    let plan = network.device_plan();
+    let mut cpu_network = Network::from_graph(&graph).unwrap();
+    let mut trainer = Trainer::with_outputs(&cpu_network, outputs.clone(), &adam).unwrap();
+    let slots = trainer.optimizer().state().unwrap();
+    let fused = GpuTrainer::new(&plan, &outputs, &adam).unwrap();
+    let decomposed = GpuTrainer::decomposing(&plan, &outputs, &adam).unwrap();
+    // The convolution's relu, the first Dense's tanh and the merge's relu run on their own
+    // (the softmax is the head's, the output layer runs linear).
+    assert_eq!(decomposed.stage_count(), fused.stage_count() + 3);
+    let mut results = Vec::new();
+    for mut gpu in [fused, decomposed] {
+        gpu.upload(network.weights(), &slots, 0).unwrap();
+        for epoch in 0..2 {
+            let batching = (16, Some(epoch), 0.01);
+            let never = &mut |_: &Progress| Next::Continue;
+            epoch::fit_on_device(&mut gpu, &layout, &data, batching, never, Cancel::never())
+                .unwrap();
+        }
+        results.push(gpu.download().unwrap().weights);
+    }
+    for epoch in 0..2 {
+        let never = &mut |_: &Progress| Next::Continue;
+        trainer
+            .fit_epoch(
+                &mut cpu_network,
+                &data,
+                16,
+                Some(epoch),
+                never,
+                Cancel::never(),
+            )
+            .unwrap();
+    }
+    let [fused, decomposed] = &results[..] else {
+        unreachable!()
+    };
+    assert_ne!(fused, network.weights(), "it trained");
+    assert_close("decomposed", decomposed, fused, 1e-5);
+    assert_close("fused against the CPU", fused, cpu_network.weights(), 1e-4);
 }

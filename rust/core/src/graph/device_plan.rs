@@ -12,6 +12,7 @@ use crate::kernels::activation::Activation;
 use crate::kernels::conv::Geometry;
 use crate::layers::LayerSpec;
 
+#[derive(Clone)]
 pub struct DeviceNode {
     pub spec: LayerSpec,
     /// The tensors it reads (model inputs first, then constants, then node outputs).

@@ -10,6 +10,7 @@
 //! fixed order (reverse node order; the first contributor writes, the later ones add), so the
 //! results never depend on the thread count.
 
+mod decompose;
 mod device_plan;
 mod fuse;
 mod lane;
@@ -17,6 +18,7 @@ mod plan;
 mod routes;
 mod spec;
 
+pub use decompose::{decomposition, op_name};
 pub use device_plan::{DeviceNode, DevicePlan};
 pub use fuse::fuse;
 pub(crate) use lane::Lane;
