@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use crate::cancel::Cancel;
 use crate::error::{CoreError, Result};
-use crate::graph::{self, DevicePlan, Flow, GraphSpec, Lane, Mode, Plan};
+use crate::graph::{self, DevicePlan, Flow, GraphSpec, Lane, LanePass, Mode, Plan};
 use crate::kernels::activation::Activation;
 use crate::layers::LayerSpec;
 use crate::memory::{try_copy, try_filled};
@@ -568,6 +568,28 @@ impl Network {
         )
     }
 
+    /// A training forward and backward of the `batch` samples in the inputs' buffers (see
+    /// [`Network::input_mut_of`]) as one pass: after the forward, `loss(o, output, grad)`
+    /// writes ∂loss/∂output of output `o` and says whether it did (an output without a loss
+    /// gets no gradient).
+    pub fn train_pass(
+        &mut self,
+        batch: usize,
+        loss: impl FnMut(usize, &[f32], &mut [f32]) -> Result<bool>,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let pass = LanePass {
+            lane: &mut self.lane,
+            plan: &self.plan,
+            flow: (&self.flow, &self.trainable),
+            weights: &self.weights,
+            grads: &mut self.grads,
+            batch,
+            loss,
+        };
+        pass.run(cancel)
+    }
+
     /// [`Network::backward_seeded`] from every output's gradient.
     pub fn backward(&mut self, batch: usize, cancel: &Cancel) -> Result<()> {
         let seeded = vec![true; self.output_count()];
@@ -631,14 +653,18 @@ impl Network {
                         lane.input_mut(input, n * plan.sizes[input])?,
                     );
                 }
-                lane.forward(plan, weights, n, Mode::Training, cancel)?;
-                let mut seeded: Few<bool> = Few::new();
-                for (o, &value) in plan.outputs.iter().enumerate() {
-                    let (output, grad) =
-                        lane.value_and_grad_mut(plan, value, n * plan.sizes[value])?;
-                    seeded.push(loss(samples.clone(), o, output, grad, sums)?);
-                }
-                lane.backward(plan, (flow, trainable), &seeded, weights, grads, n, cancel)
+                let pass = LanePass {
+                    lane,
+                    plan,
+                    flow: (flow, trainable),
+                    weights,
+                    grads,
+                    batch: n,
+                    loss: |o, output: &[f32], grad: &mut [f32]| {
+                        loss(samples.clone(), o, output, grad, sums)
+                    },
+                };
+                pass.run(cancel)
             })?;
         let (first, rest) = self.part_grads[..sums.len()]
             .split_first()

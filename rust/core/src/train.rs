@@ -781,29 +781,23 @@ fn run_whole(
         let size = network.input_size_of(i);
         gather(x, size, data.indices, network.input_mut_of(i, batch)?);
     }
-    network.forward(batch, train, cancel)?;
-    let mut seeded: Few<bool> = Few::new();
+    if train {
+        let loss = |o: usize, raw: &[f32], grad: &mut [f32]| {
+            let head = &heads[o];
+            let buffers = (&mut scratch[o].probabilities, &mut *row_losses);
+            let add_metric = |index: usize, sum: f64| totals.metrics[index] += sum;
+            let grad = head.loss.is_some().then_some(grad);
+            loss_sums[o] = score(head, data.targets[o], raw, grad, buffers, add_metric)?;
+            Ok(head.loss.is_some())
+        };
+        return network.train_pass(batch, loss, cancel);
+    }
+    network.forward(batch, false, cancel)?;
     for (o, head) in heads.iter().enumerate() {
         let buffers = (&mut scratch[o].probabilities, &mut *row_losses);
         let add_metric = |index: usize, sum: f64| totals.metrics[index] += sum;
-        let targets = data.targets[o];
-        loss_sums[o] = if train && head.loss.is_some() {
-            let (raw, grad) = network.output_and_grad_mut_of(o, batch)?;
-            score(head, targets, raw, Some(grad), buffers, add_metric)?
-        } else {
-            score(
-                head,
-                targets,
-                network.output_of(o, batch),
-                None,
-                buffers,
-                add_metric,
-            )?
-        };
-        seeded.push(head.loss.is_some());
-    }
-    if train {
-        network.backward_seeded(batch, &seeded, cancel)?;
+        let raw = network.output_of(o, batch);
+        loss_sums[o] = score(head, data.targets[o], raw, None, buffers, add_metric)?;
     }
     Ok(())
 }

@@ -1,9 +1,9 @@
-//! The backward pass of a graph, recorded along the core's routes (`pynn_core::graph::Routes`):
-//! the nodes in the order they run, each input's gradient written where it is the first to
-//! arrive and added where it is a later one, and a shared layer's weight gradients likewise.
-//! Kernels that cannot add write into scratch, which is then added.
+//! A node's backward, recorded along its route from the core (`pynn_core::graph::Routes`): each
+//! input's gradient written where it is the first to arrive and added where it is a later one,
+//! and a shared layer's weight gradients likewise. Kernels that cannot add write into scratch,
+//! which is then added.
 
-use pynn_core::graph::{Arrival, NodeRoute, Routes};
+use pynn_core::graph::{Arrival, NodeRoute};
 
 use crate::params::{CopyParams, MatmulDims, MergeParams, WindowParams};
 use crate::plan::{Op, Stage};
@@ -22,19 +22,18 @@ fn adds(arrival: Arrival) -> Option<bool> {
 }
 
 impl Recorder<'_> {
-    /// The backward of `stages` along `routes`.
-    pub fn backward(
+    /// The backward of one node of `stages` along its route: its activity regularizer's
+    /// gradient, then its own.
+    pub fn backward_node(
         &mut self,
         stages: &[Stage],
-        routes: &Routes,
+        route: &NodeRoute,
         sizes: &[usize],
         stats_stride: usize,
     ) {
-        for route in &routes.nodes {
-            let stage = &stages[route.node];
-            self.activity_gradient(stage, sizes[stage.output], stats_stride);
-            self.stage_backward(stage, route, sizes);
-        }
+        let stage = &stages[route.node];
+        self.activity_gradient(stage, sizes[stage.output], stats_stride);
+        self.stage_backward(stage, route, sizes);
     }
 
     /// Where the gradient of input `k` of `stage` goes, if it is computed.

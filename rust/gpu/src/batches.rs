@@ -1,10 +1,19 @@
 //! The buffers of batches of up to a capacity of samples, and the dispatches of a training
-//! step, an inference and an evaluation over them, recorded once and replayed every batch.
+//! step (the core's training pass, then the penalties and the optimizer's step), an inference
+//! and an evaluation over them, recorded once and replayed every batch.
 //!
 //! Each tensor has a buffer of values; an Identity's output is its input's. Each tensor that
 //! carries a gradient has a gradient buffer, which an Identity or Activation shares with its
 //! input where nothing else reads that input (the Activation's derivative then applies in
 //! place).
+
+use std::sync::Arc;
+
+use pynn_core::cancel::Cancel;
+use pynn_core::epoch::SumsLayout;
+use pynn_core::graph::{training_pass, NodeRoute, PassOps, Routes};
+use pynn_core::optim::OptimizerSpec;
+use pynn_core::Result;
 
 use crate::buffers::storage;
 use crate::codes::optimizer;
@@ -13,7 +22,6 @@ use crate::kernels::Kernels;
 use crate::params::{OptimizerParams, Spec, StepParams};
 use crate::plan::{Op, Plan};
 use crate::record::{loss_params, statistics_stride, uniform, Dispatch, Recorder, StepBuffers};
-use pynn_core::optim::OptimizerSpec;
 
 /// Weights, gradients and optimizer slots: the state that persists across steps.
 pub struct State {
@@ -56,6 +64,44 @@ pub struct Batches {
     pub inference: Vec<Dispatch>,
     /// Evaluation: inference, then the losses and metrics.
     pub evaluation: Vec<Dispatch>,
+}
+
+/// The recorder as the core's training pass drives it (see `pynn_core::graph::training_pass`):
+/// every output seeded (one without a loss writes zeros), so the plan's routes.
+struct RecordedPass<'a, 'r> {
+    recorder: &'a mut Recorder<'r>,
+    plan: &'a Plan,
+    /// Records output `o`'s loss.
+    loss: &'a dyn Fn(&mut Recorder, usize),
+    stats_stride: usize,
+}
+
+impl PassOps for RecordedPass<'_, '_> {
+    fn forward(&mut self, node: usize) -> Result<()> {
+        let stage = (node, &self.plan.stages[node]);
+        self.recorder.forward_stage(stage, &self.plan.sizes, None);
+        Ok(())
+    }
+
+    fn loss(&mut self, output: usize) -> Result<bool> {
+        (self.loss)(self.recorder, output);
+        Ok(true)
+    }
+
+    fn routes(&mut self, _: &[bool]) -> Arc<Routes> {
+        self.plan.routes.clone()
+    }
+
+    fn backward(&mut self, route: &NodeRoute) -> Result<()> {
+        let (stages, sizes) = (&self.plan.stages, &self.plan.sizes);
+        self.recorder
+            .backward_node(stages, route, sizes, self.stats_stride);
+        Ok(())
+    }
+
+    fn finish(&mut self, _: &Routes) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Values per sample of the largest buffer a batch needs: a tensor, a merge's gathered inputs,
@@ -208,20 +254,22 @@ impl Model<'_> {
             capacity,
             dispatches: Vec::new(),
         };
-        let losses = |recorder: &mut Recorder| {
-            let mut offset = 0;
-            for (o, (output, (loss, metrics))) in plan.outputs.iter().zip(self.specs).enumerate() {
-                let again = plan.outputs[..o].iter().any(|e| e.tensor == output.tensor);
-                let stats = (offset, stats_stride);
-                let params = loss_params(output, stats, (*loss, metrics), again);
-                recorder.loss(params, output, &ys[o], &row_values);
-                offset += 1 + metrics.len();
-            }
+        let loss = |recorder: &mut Recorder, o: usize| {
+            let (output, (loss, metrics)) = (&plan.outputs[o], &self.specs[o]);
+            let again = plan.outputs[..o].iter().any(|e| e.tensor == output.tensor);
+            let offset = SumsLayout::stride(plan.outputs[..o].iter().map(|e| &e.spec)) - 1;
+            let params = loss_params(output, (offset, stats_stride), (*loss, metrics), again);
+            recorder.loss(params, output, &ys[o], &row_values);
         };
         let mut training = recorder();
-        training.forward(&plan.stages, &plan.sizes, None);
-        losses(&mut training);
-        training.backward(&plan.stages, &plan.routes, &plan.sizes, stats_stride);
+        let mut pass = RecordedPass {
+            recorder: &mut training,
+            plan,
+            loss: &loss,
+            stats_stride,
+        };
+        let shape = (plan.stages.len(), plan.outputs.len());
+        training_pass(&mut pass, shape, Cancel::never()).expect("recording does not fail");
         let penalties = &plan.penalties;
         training.penalties(penalties, &plan.stages, &plan.sizes, stats_stride, true);
         self.optimizer_steps(&mut training);
@@ -243,7 +291,9 @@ impl Model<'_> {
             .collect();
         let mut evaluation = recorder();
         evaluation.forward(&plan.stages, &plan.sizes, Some(&ones));
-        losses(&mut evaluation);
+        for o in 0..plan.outputs.len() {
+            loss(&mut evaluation, o);
+        }
         evaluation.penalties(penalties, &plan.stages, &plan.sizes, stats_stride, false);
         let masks = plan
             .stages

@@ -3,6 +3,7 @@
 //! on the layout.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use pynn_core::graph::{decomposition, DeviceNode, DevicePlan, Routes};
 use pynn_core::kernels::activation::Activation;
@@ -154,7 +155,7 @@ pub struct Plan {
     /// The ranges of the weights the optimizer steps (frozen layers' are left out).
     pub trainable_ranges: Vec<Range<usize>>,
     /// The backward's routes, every output seeded (one without a loss with zeros).
-    pub routes: Routes,
+    pub routes: Arc<Routes>,
 }
 
 fn volume(shape: &[usize]) -> usize {
@@ -269,7 +270,7 @@ pub fn plan(model: &DevicePlan, outputs: &[OutputSpec], decompose: bool) -> Resu
         penalties,
         n_weights: model.n_weights,
         trainable_ranges: model.trainable_ranges.clone(),
-        routes,
+        routes: Arc::new(routes),
     })
 }
 

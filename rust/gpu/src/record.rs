@@ -159,106 +159,116 @@ impl Recorder<'_> {
     /// The forward pass; without `training`, Dropout multiplies by `ones` (the identity).
     pub fn forward(&mut self, stages: &[Stage], sizes: &[usize], ones: Option<&wgpu::Buffer>) {
         for (s, stage) in stages.iter().enumerate() {
-            let b = &self.buffers;
-            let x = b.values[stage.inputs[0]].clone();
-            let y = b.values[stage.output].clone();
-            let extra = b.extra[s].clone();
-            let weights = b.weights.clone();
-            let (in_size, out_size) = (sizes[stage.inputs[0]], sizes[stage.output]);
-            match &stage.op {
-                Op::Dense {
-                    inputs,
-                    rows_per_sample,
-                    units,
-                    epilogue,
-                } => {
-                    let z = extra.expect("pre-activations");
-                    let dims = MatmulDims {
-                        n: *units as u32,
-                        k: *inputs as u32,
-                        a_row: *inputs as u32,
-                        a_col: 1,
-                        b_offset: epilogue.kernel_offset as u32,
-                        b_row: *units as u32,
-                        b_col: 1,
-                        rows_per_sample: *rows_per_sample as u32,
-                        ..MatmulDims::default()
-                    };
-                    self.matmul(dims, [&x, &weights, &z]);
-                    self.epilogue(epilogue, out_size, &z, &y);
-                }
-                Op::Conv {
-                    geometry,
-                    filters,
-                    epilogue,
-                } => {
-                    let z = extra.expect("pre-activations");
-                    let params = WindowParams::new(geometry, *filters, epilogue.kernel_offset, 0);
-                    let kernel = &self.kernels.conv_forward;
-                    let items = self.capacity * out_size;
-                    self.three(kernel, [&x, &weights, &z], &params, items);
-                    self.epilogue(epilogue, out_size, &z, &y);
-                }
-                Op::Pool { geometry, kind } => {
-                    let kernel = &self.kernels.pool_forward;
-                    let argmax = extra.expect("argmax");
-                    self.pool(kernel, geometry, *kind, [&x, &y, &argmax], out_size);
-                }
-                Op::Dropout(_) => {
-                    let mask = ones.cloned().or(extra).expect("mask");
-                    self.dropout([&x, &mask, &y], in_size, false);
-                }
-                Op::Activation(epilogue) => self.epilogue(epilogue, out_size, &x, &y),
-                Op::Identity => {}
-                Op::Merge {
-                    op,
-                    activation,
-                    operands,
-                } => {
-                    let stacked = extra.expect("the merge's inputs");
-                    let params = merge_params((*op, *activation), operands.len(), out_size);
-                    for (k, (operand, &input)) in operands.iter().zip(&stage.inputs).enumerate() {
-                        let x = self.buffers.values[input].clone();
-                        match &self.buffers.maps[s][k] {
-                            None => {
-                                let params = side_by_side(out_size, operands.len(), k, true);
-                                self.copy(params, &x, &stacked);
-                            }
-                            Some(map) => {
-                                let map = map.clone();
-                                let params = MergeParams {
-                                    size: operand.size as u32,
-                                    index: k as u32,
-                                    ..params
-                                };
-                                let unused = self.buffers.unused;
-                                let buffers = [&stacked, &x, unused, &map];
-                                let kernel = &self.kernels.merge_gather;
-                                self.merge_kernel(kernel, buffers, params, out_size);
-                            }
+            self.forward_stage((s, stage), sizes, ones);
+        }
+    }
+
+    /// Stage `s`'s forward (see [`Recorder::forward`]).
+    pub fn forward_stage(
+        &mut self,
+        (s, stage): (usize, &Stage),
+        sizes: &[usize],
+        ones: Option<&wgpu::Buffer>,
+    ) {
+        let b = &self.buffers;
+        let x = b.values[stage.inputs[0]].clone();
+        let y = b.values[stage.output].clone();
+        let extra = b.extra[s].clone();
+        let weights = b.weights.clone();
+        let (in_size, out_size) = (sizes[stage.inputs[0]], sizes[stage.output]);
+        match &stage.op {
+            Op::Dense {
+                inputs,
+                rows_per_sample,
+                units,
+                epilogue,
+            } => {
+                let z = extra.expect("pre-activations");
+                let dims = MatmulDims {
+                    n: *units as u32,
+                    k: *inputs as u32,
+                    a_row: *inputs as u32,
+                    a_col: 1,
+                    b_offset: epilogue.kernel_offset as u32,
+                    b_row: *units as u32,
+                    b_col: 1,
+                    rows_per_sample: *rows_per_sample as u32,
+                    ..MatmulDims::default()
+                };
+                self.matmul(dims, [&x, &weights, &z]);
+                self.epilogue(epilogue, out_size, &z, &y);
+            }
+            Op::Conv {
+                geometry,
+                filters,
+                epilogue,
+            } => {
+                let z = extra.expect("pre-activations");
+                let params = WindowParams::new(geometry, *filters, epilogue.kernel_offset, 0);
+                let kernel = &self.kernels.conv_forward;
+                let items = self.capacity * out_size;
+                self.three(kernel, [&x, &weights, &z], &params, items);
+                self.epilogue(epilogue, out_size, &z, &y);
+            }
+            Op::Pool { geometry, kind } => {
+                let kernel = &self.kernels.pool_forward;
+                let argmax = extra.expect("argmax");
+                self.pool(kernel, geometry, *kind, [&x, &y, &argmax], out_size);
+            }
+            Op::Dropout(_) => {
+                let mask = ones.cloned().or(extra).expect("mask");
+                self.dropout([&x, &mask, &y], in_size, false);
+            }
+            Op::Activation(epilogue) => self.epilogue(epilogue, out_size, &x, &y),
+            Op::Identity => {}
+            Op::Merge {
+                op,
+                activation,
+                operands,
+            } => {
+                let stacked = extra.expect("the merge's inputs");
+                let params = merge_params((*op, *activation), operands.len(), out_size);
+                for (k, (operand, &input)) in operands.iter().zip(&stage.inputs).enumerate() {
+                    let x = self.buffers.values[input].clone();
+                    match &self.buffers.maps[s][k] {
+                        None => {
+                            let params = side_by_side(out_size, operands.len(), k, true);
+                            self.copy(params, &x, &stacked);
+                        }
+                        Some(map) => {
+                            let map = map.clone();
+                            let params = MergeParams {
+                                size: operand.size as u32,
+                                index: k as u32,
+                                ..params
+                            };
+                            let unused = self.buffers.unused;
+                            let buffers = [&stacked, &x, unused, &map];
+                            let kernel = &self.kernels.merge_gather;
+                            self.merge_kernel(kernel, buffers, params, out_size);
                         }
                     }
-                    let unused = self.buffers.unused;
-                    let buffers = [&stacked, &y, unused, unused];
-                    let kernel = &self.kernels.merge_fold;
-                    self.merge_kernel(kernel, buffers, params, out_size);
                 }
-                Op::Concatenate { outer, runs } => {
-                    for (k, &input) in stage.inputs.iter().enumerate() {
-                        let x = self.buffers.values[input].clone();
-                        let params = concatenated(*outer, runs, k, true);
-                        self.copy(params, &x, &y);
-                    }
+                let unused = self.buffers.unused;
+                let buffers = [&stacked, &y, unused, unused];
+                let kernel = &self.kernels.merge_fold;
+                self.merge_kernel(kernel, buffers, params, out_size);
+            }
+            Op::Concatenate { outer, runs } => {
+                for (k, &input) in stage.inputs.iter().enumerate() {
+                    let x = self.buffers.values[input].clone();
+                    let params = concatenated(*outer, runs, k, true);
+                    self.copy(params, &x, &y);
                 }
-                Op::Dot { sides, normalize } => {
-                    let scales = extra.expect("the fibers' scales");
-                    let b = self.buffers.values[stage.inputs[1]].clone();
-                    let params = dot_params(sides, *normalize, (0, false));
-                    let [fx, fy] = Op::dot_fibers(sides);
-                    let buffers = [&x, &b, &scales, &x, &x, &y];
-                    self.dot_kernel(&self.kernels.dot_scales, buffers, params, fx + fy);
-                    self.dot_kernel(&self.kernels.dot_forward, buffers, params, fx * fy);
-                }
+            }
+            Op::Dot { sides, normalize } => {
+                let scales = extra.expect("the fibers' scales");
+                let b = self.buffers.values[stage.inputs[1]].clone();
+                let params = dot_params(sides, *normalize, (0, false));
+                let [fx, fy] = Op::dot_fibers(sides);
+                let buffers = [&x, &b, &scales, &x, &x, &y];
+                self.dot_kernel(&self.kernels.dot_scales, buffers, params, fx + fy);
+                self.dot_kernel(&self.kernels.dot_forward, buffers, params, fx * fy);
             }
         }
     }

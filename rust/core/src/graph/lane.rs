@@ -3,6 +3,9 @@
 
 use smallvec::SmallVec;
 
+use std::sync::Arc;
+
+use super::pass::PassOps;
 use super::plan::{Flow, NodePlan, Plan};
 use super::routes::{Arrival, NodeRoute, Routes};
 use super::spec::Mode;
@@ -85,6 +88,72 @@ impl NodeOp {
     }
 }
 
+/// Zeroes the gradients of the layers that `routes` never reached.
+fn zero_unreached(plan: &Plan, routes: &Routes, grads: &mut [f32]) {
+    for (range, &reached) in plan.ranges.iter().zip(&routes.reached) {
+        if !reached {
+            grads[range.clone()].fill(0.0);
+        }
+    }
+}
+
+/// A lane's ops for one training pass of `batch` samples (see [`super::pass`]) into `grads`:
+/// `loss(o, output, gradient)` writes ∂loss/∂output of output `o` and says whether it did.
+pub(crate) struct LanePass<'a, L> {
+    pub lane: &'a mut Lane,
+    pub plan: &'a Plan,
+    pub flow: (&'a Flow, &'a [bool]),
+    pub weights: &'a [f32],
+    pub grads: &'a mut [f32],
+    pub batch: usize,
+    pub loss: L,
+}
+
+impl<L> LanePass<'_, L>
+where
+    L: FnMut(usize, &[f32], &mut [f32]) -> Result<bool>,
+{
+    /// Runs the pass, the model inputs already in place (see [`Lane::input_mut`]).
+    pub fn run(mut self, cancel: &Cancel) -> Result<()> {
+        self.lane.fill_constants(self.plan, self.batch)?;
+        let shape = (self.plan.nodes.len(), self.plan.outputs.len());
+        super::pass::training_pass(&mut self, shape, cancel)
+    }
+}
+
+impl<L> PassOps for LanePass<'_, L>
+where
+    L: FnMut(usize, &[f32], &mut [f32]) -> Result<bool>,
+{
+    fn forward(&mut self, node: usize) -> Result<()> {
+        let at = (node, self.batch, Mode::Training);
+        self.lane
+            .forward_node(self.plan, self.weights, at, &mut None)
+    }
+
+    fn loss(&mut self, output: usize) -> Result<bool> {
+        let value = self.plan.outputs[output];
+        let len = self.batch * self.plan.sizes[value];
+        let (y, grad) = self.lane.value_and_grad_mut(self.plan, value, len)?;
+        (self.loss)(output, y, grad)
+    }
+
+    fn routes(&mut self, seeded: &[bool]) -> Arc<Routes> {
+        self.lane.routes_for(self.plan, self.flow, seeded)
+    }
+
+    fn backward(&mut self, route: &NodeRoute) -> Result<()> {
+        let (plan, weights, batch) = (self.plan, self.weights, self.batch);
+        self.lane
+            .backward_node(plan, route, weights, self.grads, batch)
+    }
+
+    fn finish(&mut self, routes: &Routes) -> Result<()> {
+        zero_unreached(self.plan, routes, self.grads);
+        Ok(())
+    }
+}
+
 /// Where `node`'s backward writes each input's gradient, along its `route`.
 fn targets(plan: &Plan, node: &NodePlan, route: &NodeRoute) -> Few<Target> {
     node.inputs
@@ -126,7 +195,7 @@ pub(crate) struct Lane {
     weight_scratch: Vec<f32>,
     /// The backward's routes, and the seeded outputs and trainable layers they were worked
     /// out for (kept until those change).
-    routes: Option<(Few<bool>, Vec<bool>, Routes)>,
+    routes: Option<(Few<bool>, Vec<bool>, Arc<Routes>)>,
 }
 
 impl Lane {
@@ -220,42 +289,55 @@ impl Lane {
         cancel: &Cancel,
     ) -> Result<()> {
         self.fill_constants(plan, batch)?;
-        for (n, node) in plan.nodes.iter().enumerate() {
+        for n in 0..plan.nodes.len() {
             cancel.check()?;
-            let out_len = batch * plan.sizes[node.output];
-            let (before, after) = self.values.split_at_mut(node.output);
-            let input = |v: usize| -> &[f32] {
-                match &external {
-                    Some((xs, _)) if v < plan.n_inputs => xs[v],
-                    _ => &before[v][..batch * plan.sizes[v]],
-                }
-            };
-            let inputs: Few<&[f32]> = node.inputs.iter().map(|&v| input(v)).collect();
-            let caller = match (&mut external, plan.writes_caller(node.output)) {
-                (Some((_, ys)), Some(k)) => Some(&mut ys[k][..out_len]),
-                _ => None,
-            };
-            let y = match caller {
-                Some(y) => y,
-                None => {
-                    ensure_len(&mut after[0], out_len)?;
-                    &mut after[0][..out_len]
-                }
-            };
-            match &mut self.ops[n] {
-                NodeOp::Layer(layer) => {
-                    let weights = &weights[plan.ranges[node.layer].clone()];
-                    let training = match mode {
-                        Mode::Training => true,
-                        Mode::Inference => false,
-                        Mode::AsRecorded => node.training,
-                    };
-                    layer.forward(weights, inputs[0], y, batch, training)?;
-                }
-                NodeOp::Combine(op) => op.forward(&inputs, y, batch)?,
-            }
+            self.forward_node(plan, weights, (n, batch, mode), &mut external)?;
         }
         Ok(())
+    }
+
+    /// Node `n`'s forward over `batch` samples, reading model inputs from and writing the
+    /// outputs nothing else reads into the caller's buffers where there are some.
+    fn forward_node(
+        &mut self,
+        plan: &Plan,
+        weights: &[f32],
+        (n, batch, mode): (usize, usize, Mode),
+        external: &mut Option<CallerBuffers>,
+    ) -> Result<()> {
+        let node = &plan.nodes[n];
+        let out_len = batch * plan.sizes[node.output];
+        let (before, after) = self.values.split_at_mut(node.output);
+        let input = |v: usize| -> &[f32] {
+            match &external {
+                Some((xs, _)) if v < plan.n_inputs => xs[v],
+                _ => &before[v][..batch * plan.sizes[v]],
+            }
+        };
+        let inputs: Few<&[f32]> = node.inputs.iter().map(|&v| input(v)).collect();
+        let caller = match (external, plan.writes_caller(node.output)) {
+            (Some((_, ys)), Some(k)) => Some(&mut ys[k][..out_len]),
+            _ => None,
+        };
+        let y = match caller {
+            Some(y) => y,
+            None => {
+                ensure_len(&mut after[0], out_len)?;
+                &mut after[0][..out_len]
+            }
+        };
+        match &mut self.ops[n] {
+            NodeOp::Layer(layer) => {
+                let weights = &weights[plan.ranges[node.layer].clone()];
+                let training = match mode {
+                    Mode::Training => true,
+                    Mode::Inference => false,
+                    Mode::AsRecorded => node.training,
+                };
+                layer.forward(weights, inputs[0], y, batch, training)
+            }
+            NodeOp::Combine(op) => op.forward(&inputs, y, batch),
+        }
     }
 
     /// Repeats each constant over `batch` samples, once for the largest batch seen (a smaller
@@ -290,17 +372,26 @@ impl Lane {
         batch: usize,
         cancel: &Cancel,
     ) -> Result<()> {
-        let (seeded_now, trainable_now) = (seeded, trainable);
-        let fresh = matches!(&self.routes, Some((seeded, trainable, _))
-            if seeded[..] == *seeded_now && trainable[..] == *trainable_now);
-        if !fresh {
-            let routes = plan.routes(flow, trainable, seeded);
-            self.routes = Some((seeded.into(), trainable.to_vec(), routes));
+        let routes = self.routes_for(plan, (flow, trainable), seeded);
+        self.backward_by(plan, &routes, weights, grads, batch, cancel)
+    }
+
+    /// The backward's routes for `flow` over the `trainable` layers and the outputs `seeded`
+    /// marks: worked out again only when those change.
+    fn routes_for(
+        &mut self,
+        plan: &Plan,
+        (flow, trainable): (&Flow, &[bool]),
+        seeded: &[bool],
+    ) -> Arc<Routes> {
+        match &self.routes {
+            Some((s, t, routes)) if s[..] == *seeded && t[..] == *trainable => routes.clone(),
+            _ => {
+                let routes = Arc::new(plan.routes(flow, trainable, seeded));
+                self.routes = Some((seeded.into(), trainable.to_vec(), routes.clone()));
+                routes
+            }
         }
-        let (key_seeded, key_trainable, routes) = self.routes.take().expect("made above");
-        let result = self.backward_by(plan, &routes, weights, grads, batch, cancel);
-        self.routes = Some((key_seeded, key_trainable, routes));
-        result
     }
 
     /// The backward along `routes`; layers that no gradient reached get zeros.
@@ -317,11 +408,7 @@ impl Lane {
             cancel.check()?;
             self.backward_node(plan, route, weights, grads, batch)?;
         }
-        for (range, &reached) in plan.ranges.iter().zip(&routes.reached) {
-            if !reached {
-                grads[range.clone()].fill(0.0);
-            }
-        }
+        zero_unreached(plan, routes, grads);
         Ok(())
     }
 
