@@ -48,10 +48,8 @@ impl Recorder<'_> {
 
     fn stage_backward(&mut self, stage: &Stage, route: &NodeRoute, sizes: &[usize]) {
         let s = route.node;
+        let (x, y, extra) = self.stage_buffers(s, stage);
         let b = &self.buffers;
-        let x = b.values[stage.inputs[0]].clone();
-        let y = b.values[stage.output].clone();
-        let extra = b.extra[s].clone();
         let dy = b.deltas[stage.output].clone().expect("a gradient");
         let (weights, grads) = (b.weights.clone(), b.grads.clone());
         let (in_size, out_size) = (sizes[stage.inputs[0]], sizes[stage.output]);

@@ -163,6 +163,17 @@ impl Recorder<'_> {
         }
     }
 
+    /// Stage `s`'s first input, its output and what it keeps for its backward.
+    pub(crate) fn stage_buffers(
+        &self,
+        s: usize,
+        stage: &Stage,
+    ) -> (wgpu::Buffer, wgpu::Buffer, Option<wgpu::Buffer>) {
+        let b = &self.buffers;
+        let x = b.values[stage.inputs[0]].clone();
+        (x, b.values[stage.output].clone(), b.extra[s].clone())
+    }
+
     /// Stage `s`'s forward (see [`Recorder::forward`]).
     pub fn forward_stage(
         &mut self,
@@ -170,11 +181,8 @@ impl Recorder<'_> {
         sizes: &[usize],
         ones: Option<&wgpu::Buffer>,
     ) {
-        let b = &self.buffers;
-        let x = b.values[stage.inputs[0]].clone();
-        let y = b.values[stage.output].clone();
-        let extra = b.extra[s].clone();
-        let weights = b.weights.clone();
+        let (x, y, extra) = self.stage_buffers(s, stage);
+        let weights = self.buffers.weights.clone();
         let (in_size, out_size) = (sizes[stage.inputs[0]], sizes[stage.output]);
         match &stage.op {
             Op::Dense {
