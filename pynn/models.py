@@ -378,17 +378,28 @@ class Model(Layer, Trainer):
 
     # Display
 
-    def summary(self, line_length=None, print_fn=None) -> None:
-        """Prints Keras 3's summary table: each layer's output shape and parameter count."""
-        rows = []
+    def summary(self, line_length=None, print_fn=None, expand_nested=False) -> None:
+        """Prints Keras 3's summary table: each layer's output shape and parameter count; with
+        `expand_nested`, a nested model's layers under it, indented (`└`)."""
         connected = self._summary_connections()
-        for layer in self._summary_layers():
-            name = f"{layer.name} ({type(layer).__name__})"
+        rows = []
+
+        def add_rows(layer, level: int) -> None:
+            prefix = "   " * level + "└ " if level else ""
+            name = f"{prefix}{layer.name} ({type(layer).__name__})"
             if not layer.built:
                 row = (name, "?", "0 (unbuilt)")
             else:
                 row = (name, str(layer.output_shape), f"{layer.count_params():,}")
-            rows.append(row if connected is None else (*row, connected(layer)))
+            # A nested model's layers are not connected in this model's graph.
+            inputs = "-" if level else None
+            rows.append(row if connected is None else (*row, inputs or connected(layer)))
+            if expand_nested and isinstance(layer, Model):
+                for inner in layer.layers:
+                    add_rows(inner, level + 1)
+
+        for layer in self._summary_layers():
+            add_rows(layer, 0)
         trainable = non_trainable = 0
         if self._engine is not None:
             for layer, trains in zip(self._engine_layers, self._trainable_layers()):

@@ -1,11 +1,18 @@
 """`summary()` prints Keras 3's table; `count_params` agrees with it."""
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import pynn
 from pynn.layers import Dense, InputLayer
 from pynn.models import Sequential
+
+sys.path.insert(0, str(Path(__file__).parent))
+from summary_models import BUILDERS as SUMMARY_BUILDERS  # noqa: E402
 
 SEED_SUMMARY_88 = """\
 Model: "sequential"
@@ -144,3 +151,17 @@ def test_a_graph_shows_what_each_layer_is_connected_to_as_keras_does():
     chain = pynn.Model(a, Dense(2, name="out")(ha))
     chain.summary(line_length=76, print_fn=lines.append)
     assert "Connected to" not in lines[1] and "da (Dense)" in lines[1]
+
+
+SUMMARIES = json.loads((Path(__file__).parent / "golden" / "keras_summaries.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(SUMMARY_BUILDERS))
+@pytest.mark.parametrize("expanded", [True, False])
+def test_models_inside_models_expand_as_in_keras(name, expanded):
+    """`expand_nested=True` lists a nested model's layers under it, indented with `└` (three
+    spaces a level deeper), their connections `-`; the golden text is Keras 3's."""
+    lines = []
+    model = SUMMARY_BUILDERS[name](pynn)
+    model.summary(line_length=76, print_fn=lines.append, expand_nested=expanded)
+    assert lines[0] == SUMMARIES[name]["expanded" if expanded else "collapsed"]
