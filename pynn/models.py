@@ -656,6 +656,14 @@ def load_model(filepath, compile: bool = True) -> Sequential:
     return load(filepath, compile=compile)
 
 
+def clone_model(model, input_tensors=None, clone_function=None, recursive=False, **kwargs):
+    """A new model of `model`'s architecture, with new layers and freshly initialized weights
+    (see `pynn._cloning.clone_model`, Keras's `keras.models.clone_model`)."""
+    from pynn._cloning import clone_model as clone
+
+    return clone(model, input_tensors, clone_function, recursive, **kwargs)
+
+
 def model_from_json(json_string: str) -> Sequential:
     """A new, untrained model with the architecture `model.to_json()` described."""
     from pynn.saving.serialization import deserialize
