@@ -1,4 +1,5 @@
-"""`keras.utils`: label encoding, seeding, the progress bar and learning-curve plots."""
+"""`keras.utils`: label encoding, seeding, the progress bar, learning-curve plots and model
+drawings."""
 
 from __future__ import annotations
 
@@ -7,10 +8,19 @@ import random
 import numpy as np
 
 from pynn.backend import clear_session
+from pynn.utils.model_visualization import model_to_dot, plot_model
 from pynn.utils.plotting import plot_history
 from pynn.utils.progbar import Progbar
 
-__all__ = ["Progbar", "clear_session", "plot_history", "set_random_seed", "to_categorical"]
+__all__ = [
+    "Progbar",
+    "clear_session",
+    "model_to_dot",
+    "plot_history",
+    "plot_model",
+    "set_random_seed",
+    "to_categorical",
+]
 
 
 def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
