@@ -16,42 +16,9 @@ pydot = pytest.importorskip("pydot")
 
 sys.path.insert(0, str(Path(__file__).parent))
 from functional_models import BUILDERS  # noqa: E402
-from multi_io_models import CASES  # noqa: E402
-from summary_models import BUILDERS as NESTED  # noqa: E402
+from plot_drawings import DETAILS, MODELS, drawing  # noqa: E402
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "keras_plots.json").read_text())
-MODELS = {**BUILDERS, **{name: case[0] for name, case in CASES.items()}, **NESTED}
-DETAILS = {
-    "show_shapes": True,
-    "show_dtype": True,
-    "show_layer_names": True,
-    "show_layer_activations": True,
-    "show_trainable": True,
-}
-
-
-def drawing(dot) -> dict:
-    """The boxes' labels in the order they were added, cluster by cluster, and the arrows as
-    pairs of box indices (as the golden script reads Keras's graph)."""
-    boxes, clusters, edges = [], [], []
-
-    def walk(graph):
-        for node in graph.get_nodes():
-            if node.get_name() not in ("node", "edge", "graph"):
-                boxes.append((node.get_name(), node.get("label")))
-        for cluster in graph.get_subgraphs():
-            clusters.append(cluster.get("label"))
-            walk(cluster)
-
-    def arrows(graph, index):
-        for edge in graph.get_edges():
-            edges.append([index[edge.get_source()], index[edge.get_destination()]])
-        for cluster in graph.get_subgraphs():
-            arrows(cluster, index)
-
-    walk(dot)
-    arrows(dot, {name: i for i, (name, _) in enumerate(boxes)})
-    return {"labels": [label for _, label in boxes], "edges": edges, "clusters": clusters}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -16,45 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from functional_models import BUILDERS  # noqa: E402
-from multi_io_models import CASES  # noqa: E402
-from summary_models import BUILDERS as NESTED  # noqa: E402
-
-MODELS = {**BUILDERS, **{name: case[0] for name, case in CASES.items()}, **NESTED}
-DETAILS = {
-    "show_shapes": True,
-    "show_dtype": True,
-    "show_layer_names": True,
-    "show_layer_activations": True,
-    "show_trainable": True,
-}
-
-
-def drawing(dot) -> dict:
-    """The boxes' labels in the order they were added (clusters' boxes where they come), and
-    the arrows as pairs of box indices, in order."""
-    boxes, clusters = [], []
-
-    def walk(graph):
-        for node in graph.get_nodes():
-            if node.get_name() not in ("node", "edge", "graph"):
-                boxes.append((node.get_name(), node.get("label")))
-        for cluster in graph.get_subgraphs():
-            clusters.append(cluster.get("label"))
-            walk(cluster)
-
-    walk(dot)
-    index = {name: i for i, (name, _) in enumerate(boxes)}
-    edges = []
-
-    def arrows(graph):
-        for edge in graph.get_edges():
-            edges.append([index[edge.get_source()], index[edge.get_destination()]])
-        for cluster in graph.get_subgraphs():
-            arrows(cluster)
-
-    arrows(dot)
-    return {"labels": [label for _, label in boxes], "edges": edges, "clusters": clusters}
+from plot_drawings import DETAILS, MODELS, drawing  # noqa: E402
 
 
 def main() -> None:
