@@ -254,6 +254,22 @@ def test_overwrite_false_keeps_the_file(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pynn"]  # no temporary left behind
 
 
+def test_configs_name_keras_modules_and_older_pynn_modules_still_load():
+    """Keras 3 reads a config by its module (`keras.layers`, `keras` for a Sequential): pynn
+    writes those, so `keras.models.model_from_json(model.to_json())` rebuilds the model (checked
+    in the Keras venv for every layer type). Files written with `pynn.*` modules still load."""
+    config = json.loads(_image_model().to_json())
+    assert config["module"] == "keras"
+    layer_config = config["config"]["layers"][1]
+    assert layer_config["module"] == "keras.layers"
+    kernel = layer_config["config"]["kernel_initializer"]
+    assert kernel["class_name"] == "GlorotUniform"
+    legacy = json.dumps(config).replace('"keras.layers"', '"pynn.layers"')
+    legacy = legacy.replace('"module": "keras"', '"module": "pynn.models"')
+    rebuilt = pynn.models.model_from_json(legacy)
+    assert json.loads(rebuilt.to_json()) == config
+
+
 def test_json_round_trip_rebuilds_the_architecture():
     model = _image_model()
     text = model.to_json()

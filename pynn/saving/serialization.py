@@ -1,5 +1,6 @@
 """Objects to and from their configs (`keras.saving.serialize_keras_object` and
-`deserialize_keras_object`): `{"module", "class_name", "config"}` dicts of plain JSON values.
+`deserialize_keras_object`): `{"module", "class_name", "config"}` dicts of plain JSON values,
+with Keras's module names, so that a config pynn writes is one Keras reads.
 
 Deserializing looks class names up in pynn's own tables only. It never imports a module,
 evaluates code or unpickles, so a config from an untrusted file can build pynn objects and
@@ -44,9 +45,12 @@ def _registry() -> dict[str, dict[str, type]]:
 
 
 def _module_of(obj) -> str:
-    """The public module an object's class belongs to (`pynn.layers`, not `pynn.layers.dense`)."""
-    parts = type(obj).__module__.split(".")
-    return ".".join(parts[:2])
+    """The Keras module of the public pynn module an object's class belongs to (`pynn.layers`
+    for `pynn.layers.dense`, written `keras.layers`; a model, `keras`), so that Keras reads
+    the config too. Reading looks classes up by the caller's family, whatever the module says
+    (files that pynn wrote with `pynn.*` modules still load)."""
+    family = type(obj).__module__.split(".")[1]
+    return "keras" if family == "models" else f"keras.{family}"
 
 
 def serialize(obj) -> dict[str, Any] | None:
@@ -58,13 +62,19 @@ def serialize(obj) -> dict[str, Any] | None:
 
 
 def deserialize(config, module: str):
-    """Builds the object `config` describes, from the pynn module `module` only."""
+    """Builds the object `config` describes, from the pynn module `module` only (given as
+    `pynn.layers` or as Keras names it, `keras.layers`; `keras` is `pynn.models`)."""
+    if module == "keras" or module.startswith("keras."):
+        module = "pynn." + (module.split(".")[1] if "." in module else "models")
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ValueError(
             f"Expected a dict with a 'class_name' and a 'config' to build a {module} object; "
             f"got {_short(config)}."
         )
-    classes = _registry()[module]
+    registry = _registry()
+    if module not in registry:
+        raise ValueError(f"Unknown module {_short(module)}; known: {', '.join(sorted(registry))}.")
+    classes = registry[module]
     class_name = config["class_name"]
     if class_name not in classes:
         raise ValueError(
