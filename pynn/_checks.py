@@ -87,3 +87,14 @@ def seed(value, name: str = "seed") -> int | None:
             f"Argument `{name}` must be None or an integer in [0, 2**64). {_received(name, value)}"
         )
     return int(value)
+
+
+def refuse_unless_default(owner, **arguments) -> None:
+    """Refuses an argument of Keras's that pynn takes only at its default (`None` or `False`):
+    Keras's configs name it, and another value would be silently ignored."""
+    for argument, value in arguments.items():
+        if value is not None and value is not False:
+            raise NotImplementedError(
+                f"pynn does not support `{argument}` yet: {type(owner).__name__} takes "
+                f"{argument}={value!r} only at its default."
+            )

@@ -136,8 +136,11 @@ class VarianceScaling(_Seeded):
         mode: str = "fan_in",
         distribution: str = "truncated_normal",
         seed: int | None = None,
+        input_axes=None,
+        output_axes=None,
     ):
         super().__init__(seed)
+        _checks.refuse_unless_default(self, input_axes=input_axes, output_axes=output_axes)
         scale = _checks.real(scale, "scale", low=0.0, low_open=True)
         if mode not in self._MODES:
             raise ValueError(f"Invalid `mode` argument: {mode!r}. Expected one of {self._MODES}.")
@@ -156,8 +159,8 @@ class VarianceScaling(_Seeded):
 
 
 def _preset(name: str, scale: float, mode: str, distribution: str) -> type:
-    def __init__(self, seed: int | None = None):
-        VarianceScaling.__init__(self, scale, mode, distribution, seed)
+    def __init__(self, seed: int | None = None, input_axes=None, output_axes=None):
+        VarianceScaling.__init__(self, scale, mode, distribution, seed, input_axes, output_axes)
 
     def get_config(self):
         """`{"seed": ...}`: the scale, mode and distribution are the class's own."""

@@ -2,6 +2,7 @@
 round trip bit for bit, and training continued after loading equals an uninterrupted run."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -268,6 +269,42 @@ def test_configs_name_keras_modules_and_older_pynn_modules_still_load():
     legacy = legacy.replace('"module": "keras"', '"module": "pynn.models"')
     rebuilt = pynn.models.model_from_json(legacy)
     assert json.loads(rebuilt.to_json()) == config
+
+
+KERAS_CONFIGS = json.loads((Path(__file__).parent / "golden" / "keras_configs.json").read_text())
+
+
+@pytest.mark.parametrize("entry", KERAS_CONFIGS["layers"], ids=lambda e: e["class_name"])
+def test_every_layer_reads_the_config_keras_writes(entry):
+    """Keras 3's layer configs (dtype policies, constraints and quantization at their
+    defaults, initializers' axes) build the same pynn layer."""
+    layer = pynn.saving.deserialize(entry, "keras.layers")
+    assert type(layer).__name__ == entry["class_name"]
+    settings = ("units", "filters", "kernel_size", "strides", "padding", "rate", "axis", "axes")
+    for key in settings:
+        if key in entry["config"]:
+            assert _plain(layer.get_config()[key]) == _plain(entry["config"][key]), key
+
+
+def test_a_sequential_keras_wrote_loads_with_its_layers_and_parameter_count():
+    model = pynn.models.model_from_json(KERAS_CONFIGS["sequential"])
+    assert model.name == "keras_written"
+    assert model.count_params() == KERAS_CONFIGS["sequential_params"]
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D",
+        "MaxPooling2D",
+        "Dropout",
+        "Flatten",
+        "Dense",
+    ]
+    with pytest.raises(NotImplementedError, match="kernel_constraint"):
+        layers.Dense(2, kernel_constraint="non_neg")
+    with pytest.raises(NotImplementedError, match="sparse"):
+        layers.InputLayer(shape=(3,), sparse=True)
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def test_json_round_trip_rebuilds_the_architecture():

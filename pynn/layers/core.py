@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+from pynn._checks import refuse_unless_default
 from pynn._symbolic import KerasTensor, Node
 from pynn.layers.layer import Layer, _as_shape
 
@@ -27,8 +28,12 @@ class InputLayer(Layer):
         name=None,
         input_shape=None,
         batch_input_shape=None,
+        sparse=False,
+        ragged=False,
+        optional=False,
         **kwargs,
     ):
+        refuse_unless_default(self, sparse=sparse, ragged=ragged, optional=optional)
         if input_shape is not None:
             warnings.warn(
                 "Argument `input_shape` is deprecated. Use `shape` instead.",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynn import activations, initializers, regularizers
+from pynn._checks import refuse_unless_default
 from pynn.layers.layer import Layer
 
 
@@ -19,9 +20,18 @@ class KernelLayer(Layer):
         kernel_regularizer=None,
         bias_regularizer=None,
         activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        quantization_config=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        refuse_unless_default(
+            self,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            quantization_config=quantization_config,
+        )
         self.activation = activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
