@@ -45,10 +45,12 @@ pub struct GpuTrainer {
     y_batches: Vec<Vec<f32>>,
 }
 
-/// Outputs of a prediction loop's batches gathered on the device: room for `held` batches,
-/// `batches` of them filled since sample `first`.
+/// Outputs of a prediction loop's batches gathered on the device (`sizes` values per sample
+/// each): room for `held` batches, `batches` of them filled since sample `first`.
 struct PendingOutputs {
     buffers: Vec<wgpu::Buffer>,
+    /// Values per sample of each output.
+    sizes: Vec<usize>,
     held: usize,
     first: usize,
     batches: usize,
@@ -356,14 +358,8 @@ impl GpuTrainer {
         outs: &mut [&mut [f32]],
         last: bool,
     ) -> Result<(), GpuError> {
-        let out_sizes: Vec<usize> = self
-            .plan
-            .outputs
-            .iter()
-            .map(|o| self.plan.sizes[o.tensor])
-            .collect();
         if rows.start == 0 || self.pending.is_none() {
-            self.pending = Some(self.pending_outputs(&out_sizes, rows.start));
+            self.pending = Some(self.pending_outputs(rows.start));
         }
         let batches = self.batches.as_ref().expect("prepared");
         let in_sizes = self.plan.sizes[..self.plan.n_inputs].iter().copied();
@@ -375,7 +371,11 @@ impl GpuTrainer {
         let pending = self.pending.as_mut().expect("made above");
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         replay(&mut encoder, &batches.inference);
-        let outputs = batches.outputs.iter().zip(&pending.buffers).zip(&out_sizes);
+        let outputs = batches
+            .outputs
+            .iter()
+            .zip(&pending.buffers)
+            .zip(&pending.sizes);
         for ((output, target), &size) in outputs {
             let at = ((rows.start - pending.first) * size * 4) as u64;
             encoder.copy_buffer_to_buffer(output, 0, target, at, (rows.len() * size * 4) as u64);
@@ -383,7 +383,7 @@ impl GpuTrainer {
         self.gpu.queue.submit([encoder.finish()]);
         pending.batches += 1;
         if last || pending.batches == pending.held {
-            let buffers = pending.buffers.iter().zip(&out_sizes);
+            let buffers = pending.buffers.iter().zip(&pending.sizes);
             for (out, (buffer, &size)) in outs.iter_mut().zip(buffers) {
                 let target = &mut out[pending.first * size..rows.end * size];
                 read_into(self.gpu, buffer, target)?;
@@ -396,7 +396,9 @@ impl GpuTrainer {
 
     /// Room on the device for the outputs of as many batches as one buffer holds, from sample
     /// `first`.
-    fn pending_outputs(&self, out_sizes: &[usize], first: usize) -> PendingOutputs {
+    fn pending_outputs(&self, first: usize) -> PendingOutputs {
+        let outputs = &self.plan.outputs;
+        let out_sizes: Vec<usize> = outputs.iter().map(|o| self.plan.sizes[o.tensor]).collect();
         let batches = self.batches.as_ref().expect("prepared");
         let widest = out_sizes.iter().max().copied().unwrap_or(1) * batches.capacity;
         let held = (largest_buffer_values(self.gpu) / widest.max(1)).clamp(1, self.loop_batches);
@@ -406,6 +408,7 @@ impl GpuTrainer {
             .collect();
         PendingOutputs {
             buffers,
+            sizes: out_sizes,
             held,
             first,
             batches: 0,
