@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from pynn import _graph
-from pynn._symbolic import flatten, is_keras_tensor
+from pynn._symbolic import flatten, is_keras_tensor, map_structure
 
 
 def clone_model(model, input_tensors=None, clone_function=None, recursive=False, **kwargs):
@@ -106,7 +106,7 @@ def _clone_functional(model, clone, input_tensors):
 
     originals = model._input_tensors
     if input_tensors is None:
-        input_tensors = _map_structure(
+        input_tensors = map_structure(
             lambda t: Input(batch_shape=t.shape, name=t._keras_history.operation.name),
             model._inputs_struct,
         )
@@ -133,16 +133,8 @@ def _clone_functional(model, clone, input_tensors):
         outputs = clone(node.operation)(inputs, training=node.training)
         for old, tensor in zip(node.outputs, flatten(outputs)):
             new[id(old)] = tensor
-    outputs = _map_structure(lambda t: new[id(t)], model._outputs_struct)
+    outputs = map_structure(lambda t: new[id(t)], model._outputs_struct)
     return Functional(input_tensors, outputs, name=model.name, trainable=model.trainable)
-
-
-def _map_structure(fn, structure):
-    if isinstance(structure, dict):
-        return {key: _map_structure(fn, value) for key, value in structure.items()}
-    if isinstance(structure, (list, tuple)):
-        return type(structure)(_map_structure(fn, item) for item in structure)
-    return fn(structure)
 
 
 def _same_structure(a, b) -> bool:

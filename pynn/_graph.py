@@ -9,7 +9,7 @@ import collections
 
 import numpy as np
 
-from pynn._symbolic import KerasTensor, Node
+from pynn._symbolic import KerasTensor, Node, flatten, is_keras_tensor, map_structure
 
 
 def node_of(tensor: KerasTensor) -> Node | None:
@@ -134,6 +134,43 @@ def check_connected(inputs, outputs, output_paths) -> None:
     for tensor, path in zip(outputs, output_paths):
         if id(tensor) not in computable:
             raise ValueError(f"Output with path `{path}` is not connected to `inputs`")
+
+
+def rooted_at_input_layers(inputs, outputs) -> tuple:
+    """Keras's `clone_graph_nodes`: where a model's input is an intermediate tensor (not an
+    `Input`), an `Input` of its shape named `<tensor name>CLONE` takes its place, and the calls
+    between the inputs and the outputs are recorded again on the new tensors (the same layers,
+    new nodes and tensors). Returns the inputs and outputs in their structures."""
+    from pynn.layers.core import Input
+
+    flat_inputs = flatten(inputs)
+    if all(node_of(t) is not None and node_of(t).is_input for t in flat_inputs):
+        return inputs, outputs
+    new = {}
+    for tensor in flat_inputs:
+        node = node_of(tensor)
+        if node is not None and node.is_input:
+            new[id(tensor)] = tensor
+        else:
+            new[id(tensor)] = Input(batch_shape=tensor.shape, name=f"{tensor.name}CLONE")
+
+    def renewed(item):
+        return new[id(item)] if is_keras_tensor(item) else item
+
+    for node in ordered_nodes(flat_inputs, flatten(outputs)):
+        if node.is_input:
+            continue
+        copies = [KerasTensor(t.shape, t.dtype) for t in node.outputs]
+        Node(
+            node.operation,
+            [new[id(t)] for t in node.input_tensors],
+            copies,
+            structure=map_structure(renewed, node.input_structure),
+            training=node.training,
+            arguments=[renewed(a) for a in node.arguments],
+        )
+        new.update(zip(map(id, node.outputs), copies))
+    return map_structure(renewed, inputs), map_structure(renewed, outputs)
 
 
 def flat_layers(model) -> list:

@@ -123,6 +123,16 @@ def flatten(structure) -> list:
     return [item for _, item in flatten_with_paths(structure)]
 
 
+def map_structure(fn, structure):
+    """`structure` (one item, a list or tuple, or a dict) with `fn` applied to each item, in
+    `flatten`'s order (a dict's keys sorted)."""
+    if isinstance(structure, dict):
+        return {key: map_structure(fn, structure[key]) for key in sorted(structure)}
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(map_structure(fn, item) for item in structure)
+    return fn(structure)
+
+
 def flatten_with_paths(structure, path: str = "") -> list[tuple[str, object]]:
     """`flatten`, each item with its path as Keras writes it in messages (`""` for a single
     tensor, `"1"`, `"q"`, `"0.b"`)."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pynn import _graph
 from pynn._naming import auto_name
-from pynn._symbolic import flatten_with_paths, is_keras_tensor
+from pynn._symbolic import flatten, flatten_with_paths, is_keras_tensor
 from pynn.layers.layer import Layer
 from pynn.models import Model
 
@@ -20,6 +20,10 @@ class Functional(Model):
         outputs: the tensor(s) the model computes from them: one, a list, or a dict.
         name: the model's name; defaults to `functional`, `functional_1`, ...
     """
+
+    #: Where Keras 3 writes its functional model's class, and the name it registers it by.
+    _keras_module = "keras.src.models.functional"
+    _keras_registered_name = "Functional"
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
         inputs_with_paths = flatten_with_paths(inputs)
@@ -35,11 +39,11 @@ class Functional(Model):
                         f"{argument}={structure} including invalid value {item} of type "
                         f"{type(item)}"
                     )
-        self._inputs_struct, self._outputs_struct = inputs, outputs
-        self._input_tensors = [t for _, t in inputs_with_paths]
-        self._output_tensors = [t for _, t in outputs_with_paths]
         paths = [path for path, _ in outputs_with_paths]
-        _graph.check_connected(self._input_tensors, self._output_tensors, paths)
+        _graph.check_connected(flatten(inputs), flatten(outputs), paths)
+        inputs, outputs = _graph.rooted_at_input_layers(inputs, outputs)
+        self._inputs_struct, self._outputs_struct = inputs, outputs
+        self._input_tensors, self._output_tensors = flatten(inputs), flatten(outputs)
         self._operations = _graph.ordered_operations(self._input_tensors, self._output_tensors)
         Layer.__init__(self, name=name or auto_name("functional"), trainable=trainable)
         self._build_engine()
@@ -84,18 +88,10 @@ class Functional(Model):
     def _summary_layers(self) -> list:
         return self.layers
 
-    def save(self, filepath, overwrite: bool = True) -> None:
-        from pynn.saving import save_model
-
-        save_model(self, filepath, overwrite=overwrite)
-
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
-        from pynn.saving import save_weights
-
-        save_weights(self, filepath, overwrite=overwrite)
-
     def get_config(self) -> dict:
-        raise NotImplementedError("pynn does not serialize functional models yet.")
+        """The architecture in Keras 3's structure: every layer's config with the calls that
+        connect it (`inbound_nodes`), and which layers' outputs are the model's inputs and
+        outputs (see `pynn.saving.functional_config`)."""
+        from pynn.saving.functional_config import functional_config
 
-    def to_json(self, **kwargs) -> str:
-        return self.get_config()
+        return functional_config(self)

@@ -9,6 +9,7 @@ layers' weights before it computes (see `pynn.layers.layer`).
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from pynn._naming import auto_name
 from pynn._symbolic import KerasTensor, Node, flatten, is_keras_tensor
 from pynn.layers.core import InputLayer
 from pynn.layers.layer import Layer, checked_weights, is_custom, sized
+from pynn.saving.weight_budget import check_weight_budget
 from pynn.trainer import Trainer
 
 _BYTES_PER_VALUE = 4
@@ -66,6 +68,9 @@ class Model(Layer, Trainer):
     def _build_engine(self) -> None:
         """Builds one engine for the whole graph and takes over the layers' weights."""
         layers = _graph.flat_layers(self)
+        check_weight_budget(
+            sum(math.prod(shape) for layer in layers for shape in layer._weight_shapes)
+        )
         spec = _graph.engine_graph(self, layers)
         self._variable_inputs = any(d is None for shape in spec["inputs"] for d in shape)
         spec["inputs"] = [list(sized(shape)) for shape in spec["inputs"]]
@@ -376,6 +381,49 @@ class Model(Layer, Trainer):
     def spec(self):
         raise TypeError(f"Model '{self.name}' is not one layer: its graph is inlined.")
 
+    # Configuration and saving
+
+    @classmethod
+    def from_config(cls, config: dict):
+        """A new, untrained model with the architecture `get_config()` described: a functional
+        model's config (it has `layers`, `input_layers` and `output_layers`) builds one."""
+        from pynn.functional import Functional
+        from pynn.saving.functional_config import functional_from_config
+
+        functional_keys = ("name", "layers", "input_layers", "output_layers")
+        if issubclass(cls, Functional) or (
+            isinstance(config, dict) and all(key in config for key in functional_keys)
+        ):
+            return functional_from_config(config)
+        return super().from_config(config)
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture as a JSON string; `pynn.models.model_from_json` rebuilds it (weights
+        not included: see `save`)."""
+        from pynn.saving.serialization import serialize
+
+        return json.dumps(serialize(self), **kwargs)
+
+    def save(self, filepath, overwrite: bool = True) -> None:
+        """Writes the architecture, the weights, the compile settings and the optimizer's state
+        to a `.pynn` file (atomically); `pynn.models.load_model` reads it back."""
+        from pynn.saving import save_model
+
+        save_model(self, filepath, overwrite=overwrite)
+
+    def save_weights(self, filepath, overwrite: bool = True) -> None:
+        """Writes the weights alone to a `.weights.safetensors` file (atomically)."""
+        from pynn.saving import save_weights
+
+        save_weights(self, filepath, overwrite=overwrite)
+
+    def load_weights(self, filepath) -> None:
+        """Reads weights saved by `save_weights` (or `save`) into this model, which must have
+        the same architecture."""
+        from pynn.saving import load_weights
+
+        load_weights(self, filepath)
+
     # Display
 
     def summary(self, line_length=None, print_fn=None, expand_nested=False) -> None:
@@ -610,7 +658,7 @@ class Sequential(Model):
     @classmethod
     def from_config(cls, config: dict) -> Sequential:
         """A new, untrained model with the architecture `get_config()` described."""
-        from pynn.saving.serialization import deserialize
+        from pynn.saving.serialization import deserialize_layer
 
         layers = config.get("layers")
         if not isinstance(layers, list):
@@ -618,37 +666,10 @@ class Sequential(Model):
         name = config.get("name")
         if name is not None and not isinstance(name, str):
             raise ValueError(f"A Sequential config's 'name' must be a string; got {name!r}.")
-        return cls([deserialize(layer, "pynn.layers") for layer in layers], name=name)
-
-    def to_json(self, **kwargs) -> str:
-        """The architecture as a JSON string; `pynn.models.model_from_json` rebuilds it (weights
-        not included: see `save`)."""
-        from pynn.saving.serialization import serialize
-
-        return json.dumps(serialize(self), **kwargs)
-
-    def save(self, filepath, overwrite: bool = True) -> None:
-        """Writes the architecture, the weights, the compile settings and the optimizer's state
-        to a `.pynn` file (atomically); `pynn.models.load_model` reads it back."""
-        from pynn.saving import save_model
-
-        save_model(self, filepath, overwrite=overwrite)
-
-    def save_weights(self, filepath, overwrite: bool = True) -> None:
-        """Writes the weights alone to a `.weights.safetensors` file (atomically)."""
-        from pynn.saving import save_weights
-
-        save_weights(self, filepath, overwrite=overwrite)
-
-    def load_weights(self, filepath) -> None:
-        """Reads weights saved by `save_weights` (or `save`) into this model, which must have
-        the same architecture."""
-        from pynn.saving import load_weights
-
-        load_weights(self, filepath)
+        return cls([deserialize_layer(layer) for layer in layers], name=name)
 
 
-def load_model(filepath, compile: bool = True) -> Sequential:
+def load_model(filepath, compile: bool = True) -> Model:
     """The model saved by `model.save(filepath)`: architecture, weights and, with `compile`,
     the compile settings and optimizer state. Reading never runs code from the file."""
     from pynn.saving import load_model as load
@@ -664,7 +685,7 @@ def clone_model(model, input_tensors=None, clone_function=None, recursive=False,
     return clone(model, input_tensors, clone_function, recursive, **kwargs)
 
 
-def model_from_json(json_string: str) -> Sequential:
+def model_from_json(json_string: str) -> Model:
     """A new, untrained model with the architecture `model.to_json()` described."""
     from pynn.saving.serialization import deserialize
 

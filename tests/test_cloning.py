@@ -94,10 +94,14 @@ def test_a_clone_function_replaces_layers_and_recursive_reaches_into_nested_mode
             config = {**config, "activation": "relu"}
         return layer.__class__.from_config(config)
 
-    with pytest.raises(NotImplementedError):
-        # Not recursive: the nested models go to the clone function whole, and a functional
-        # model has no config yet.
-        clone_model(model, clone_function=relu_everywhere)
+    # Not recursive: the nested models go to the clone function whole (rebuilt from their
+    # configs, their layers' activations kept).
+    whole = clone_model(model, clone_function=relu_everywhere)
+    assert seen == ["encoder", "block", "head"]
+    assert whole.get_layer("head").get_config()["activation"] == "relu"
+    assert whole.get_layer("encoder").get_layer("e2").get_config()["activation"] == "tanh"
+    assert whole.get_layer("block").get_layer("inner").get_config()["activation"] == "tanh"
+    assert whole.get_layer("block") is not model.get_layer("block")
     seen.clear()
     clone = clone_model(model, clone_function=relu_everywhere, recursive=True)
     assert seen == ["e1", "e2", "inner", "skip", "head"]

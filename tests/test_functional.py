@@ -251,16 +251,8 @@ def test_graph_errors_are_keras_errors():
         dense(pynn.Input((5,)))
 
 
-def test_graph_models_refuse_saving_and_the_gpu_refuses_wide_merges_saying_so(tmp_path):
+def test_the_gpu_refuses_wide_merges_saying_so():
     inputs = pynn.Input((3,))
-    model = pynn.Model(inputs, layers.add([inputs, layers.Dense(3)(inputs)]))
-    for save in (model.save, model.save_weights):
-        suffix = ".pynn" if save == model.save else ".weights.safetensors"
-        with pytest.raises(NotImplementedError, match="does not save functional models"):
-            save(tmp_path / f"m{suffix}")
-    nested = pynn.Sequential([pynn.Input((3,)), pynn.Sequential([layers.Dense(2)])])
-    with pytest.raises(NotImplementedError, match="models inside models"):
-        nested.save(tmp_path / "n.pynn")
     if pynn.config.gpu_info() is None:
         return
     wide = pynn.Model(inputs, layers.add([inputs] * 17))
@@ -446,3 +438,22 @@ def test_variable_dimensions_give_a_plan_per_batch_shape_and_refuse_weights_that
         layers.Dense(2)(layers.Flatten()(pynn.Input((None, 3))))
     with pytest.raises(ValueError, match="incompatible"):
         model.predict(np.zeros((2, 5, 4)), verbose=0)
+
+
+def test_an_intermediate_tensor_as_input_gets_an_input_layer_of_its_own_as_in_keras():
+    x = pynn.Input((3,))
+    hidden = layers.Dense(4, name="hidden")
+    h = hidden(x)
+    head = layers.Dense(2, name="head")
+    model = pynn.Model(h, head(h))
+    # Keras 3 roots the graph at a new Input named after the tensor (`clone_graph_nodes`).
+    assert [layer.name for layer in model.layers] == [f"{h.name}CLONE", "head"]
+    assert isinstance(model.layers[0], layers.InputLayer) and model.input_shape == (None, 4)
+    assert len(head._inbound_nodes) == 2 and head.output is not model.output
+    values = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    expected = values @ head.kernel.numpy() + head.bias.numpy()
+    np.testing.assert_allclose(model.predict(values, verbose=0), expected, rtol=1e-6)
+    rebuilt = pynn.Model.from_config(model.get_config())
+    assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in model.layers]
+    # The whole graph is unchanged by the new records.
+    assert [layer.name for layer in pynn.Model(x, head.output).layers][1:] == ["hidden", "head"]

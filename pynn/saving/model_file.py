@@ -4,8 +4,10 @@ A model file is a zip archive (stored, not compressed) of three members:
 
 - `metadata.json`: the format name and version, the pynn version, the date;
 - `config.json`: the architecture and the compile settings, as `{"class_name", "config"}` dicts;
-- `model.weights.safetensors`: every weight (`layers/<index>/vars/<index>`) and the optimizer's
-  state (`optimizer/vars/<slot>`, its iterations in the safetensors metadata).
+- `model.weights.safetensors`: every weight (`layers/<index>/vars/<index>`, the layers that hold
+  weights numbered as `model.weights` orders them: a model inside a model by its own layers, a
+  shared layer once) and the optimizer's state (`optimizer/vars/<slot>`, its iterations in the
+  safetensors metadata).
 
 Reading checks every size against the bytes actually present before it allocates anything, and
 reports anything malformed as `ValueError`.
@@ -22,11 +24,10 @@ import zipfile
 
 import numpy as np
 
-from pynn import _core
-from pynn.layers.core import InputLayer
-from pynn.layers.layer import sized
+from pynn import _core, _graph
 from pynn.saving.atomic import atomic_file
 from pynn.saving.serialization import deserialize, serialize
+from pynn.saving.weight_budget import weight_budget
 
 FORMAT = "pynn.model"
 FORMAT_VERSION = 1
@@ -35,6 +36,7 @@ WEIGHTS_SUFFIX = ".weights.safetensors"
 _METADATA, _CONFIG, _WEIGHTS = "metadata.json", "config.json", "model.weights.safetensors"
 _ITERATIONS = "optimizer_iterations"
 _OPTIMIZER_PREFIX = "optimizer/vars/"
+_MODEL_CLASSES = ("Sequential", "Functional", "Model")
 #: The optimizer's step counter is an int64 in Keras.
 _MAX_ITERATIONS = 2**63 - 1
 
@@ -74,7 +76,7 @@ def _check_suffix(filepath, suffix: str, what: str) -> str:
 def _weight_tensors(model) -> list[tuple[str, tuple[int, ...], object]]:
     """Each weight's name, shape and a function that reads it from the engine."""
     engine, tensors, index = model._engine, [], 0
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(_graph.flat_layers(model)):
         for j, shape in enumerate(layer._weight_shapes):
             tensors.append((_weight_name(i, j), shape, functools.partial(engine.weight, index)))
             index += 1
@@ -114,15 +116,27 @@ def _write_tensors(stream, tensors, metadata=None) -> None:
         stream.write(memoryview(np.ascontiguousarray(values)).cast("B"))
 
 
-def _refuse_graph_models(model) -> None:
-    """Model files hold stacks of layers for now."""
-    from pynn.models import Model, Sequential
+def _refuse_layers_in_two_models(model) -> None:
+    """A layer (or a model) inside two of the models a file holds would be rebuilt twice from
+    the config, each with its own weights: refused, naming it."""
+    from pynn.models import Model
 
-    if not isinstance(model, Sequential) or any(isinstance(layer, Model) for layer in model.layers):
-        raise NotImplementedError(
-            "pynn does not save functional models or models inside models yet (only "
-            "`Sequential` stacks of layers); `get_weights()` returns their weights."
-        )
+    owners: dict[int, list[str]] = {}
+
+    def walk(owner) -> None:
+        for layer in owner.layers:
+            names = owners.setdefault(id(layer), [])
+            names.append(owner.name)
+            if len(names) == 2:
+                raise NotImplementedError(
+                    f"Layer '{layer.name}' is inside both model '{names[0]}' and model "
+                    f"'{names[1]}': pynn does not save a layer shared across models inside a "
+                    "model yet (each would load with weights of its own)."
+                )
+            if len(names) == 1 and isinstance(layer, Model):
+                walk(layer)
+
+    walk(model)
 
 
 def save_model(model, filepath, overwrite: bool = True, training_state=None) -> None:
@@ -131,8 +145,8 @@ def save_model(model, filepath, overwrite: bool = True, training_state=None) -> 
     stored in the same file, so that it can never disagree with the weights. The weights go
     straight from the engine to the file, one at a time."""
     path = _check_suffix(filepath, MODEL_SUFFIX, "a saved model")
-    _refuse_graph_models(model)
     model._require_built()
+    _refuse_layers_in_two_models(model)
     config = serialize(model)
     config["compile_config"] = model.get_compile_config()
     tensors = _weight_tensors(model)
@@ -162,7 +176,6 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     """Writes `model`'s weights to a `.weights.safetensors` file, atomically, one weight at a
     time."""
     path = _check_suffix(filepath, WEIGHTS_SUFFIX, "a weights file")
-    _refuse_graph_models(model)
     model._require_built()
     with atomic_file(path, overwrite) as file:
         _write_tensors(file, _weight_tensors(model))
@@ -247,34 +260,26 @@ def _open(path: str, data: bytes) -> tuple[dict, dict, bytes]:
 
 
 def _build(config: dict, tensors: dict[str, np.ndarray], path: str):
-    """The model `config` describes, after checking that `tensors` hold exactly its weights."""
-    if config.get("class_name") != "Sequential" or not isinstance(config.get("config"), dict):
-        raise ValueError(f"{path}: the config does not describe a Sequential model.")
-    layers = config["config"].get("layers")
-    if not isinstance(layers, list) or not layers:
-        raise ValueError(f"{path}: the model config has no layers.")
-    layers = [deserialize(layer, "pynn.layers") for layer in layers]
-    if isinstance(layers[0], InputLayer):
-        specs = json.dumps([layer.spec() for layer in layers[1:]])
-        expected = _core.count_weights(list(sized(layers[0].shape)), specs)
-        stored = sum(a.size for name, a in tensors.items() if name.startswith("layers/"))
-        if expected != stored:
-            raise ValueError(
-                f"{path}: the architecture has {expected} weight values, but the file holds "
-                f"{stored}."
-            )
-    from pynn.models import Sequential  # here: models import this module through the trainer
-
-    name = config["config"].get("name")
-    if name is not None and not isinstance(name, str):
-        raise ValueError(f"{path}: the model's name must be a string; got {name!r}.")
-    return Sequential(layers, name=name)
+    """The model `config` describes, after checking that `tensors` hold exactly its weights:
+    no model of more weights than the file holds is ever built."""
+    if config.get("class_name") not in _MODEL_CLASSES or not isinstance(config.get("config"), dict):
+        raise ValueError(f"{path}: the config does not describe a Sequential or functional model.")
+    stored = sum(a.size for name, a in tensors.items() if name.startswith("layers/"))
+    with weight_budget(stored, path):
+        model = deserialize(config, "pynn.models")
+    model._require_built()
+    if model.count_params() != stored:
+        raise ValueError(
+            f"{path}: the architecture has {model.count_params()} weight values, but the file "
+            f"holds {stored}."
+        )
+    return model
 
 
 def _set_weights(model, tensors: dict[str, np.ndarray], path: str) -> None:
     """Sets each layer's weights from `tensors`, checking names and shapes."""
     weights = []
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(_graph.flat_layers(model)):
         for j, shape in enumerate(layer._weight_shapes):
             name = _weight_name(i, j)
             if name not in tensors:
@@ -294,7 +299,7 @@ def _set_weights(model, tensors: dict[str, np.ndarray], path: str) -> None:
 def _names(model) -> set[str]:
     return {
         _weight_name(i, j)
-        for i, layer in enumerate(model.layers)
+        for i, layer in enumerate(_graph.flat_layers(model))
         for j in range(len(layer._weight_shapes))
     }
 
@@ -311,7 +316,6 @@ def load_model(filepath, compile: bool = True):
     _, config, tensor_bytes = _open(path, data)
     tensors, tensor_metadata = _decode(tensor_bytes)
     model = _build(config, tensors, path)
-    model._require_built()
     _set_weights(model, tensors, path)
     compile_config = config.get("compile_config")
     if compile and compile_config is not None:

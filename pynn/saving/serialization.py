@@ -28,6 +28,7 @@ def _classes(module, base: type, *abstract: type) -> dict[str, type]:
 
 def _registry() -> dict[str, dict[str, type]]:
     from pynn import initializers, layers, losses, metrics, models, optimizers, regularizers
+    from pynn.functional import Functional
     from pynn.layers.kernel_layer import KernelLayer
 
     return {
@@ -40,32 +41,58 @@ def _registry() -> dict[str, dict[str, type]]:
             **_classes(metrics, metrics.Metric),
             "LossMetric": metrics._LossMetric,
         },
-        "pynn.models": {"Sequential": models.Sequential},
+        "pynn.models": {
+            "Sequential": models.Sequential,
+            "Functional": Functional,
+            # Configs of Keras 2's HDF5 files name a functional model `Model`.
+            "Model": Functional,
+        },
     }
 
 
 def _module_of(obj) -> str:
     """The Keras module of the public pynn module an object's class belongs to (`pynn.layers`
-    for `pynn.layers.dense`, written `keras.layers`; a model, `keras`), so that Keras reads
-    the config too. Reading looks classes up by the caller's family, whatever the module says
-    (files that pynn wrote with `pynn.*` modules still load)."""
+    for `pynn.layers.dense`, written `keras.layers`; a Sequential, `keras`), or the class's own
+    `_keras_module` (a functional model's), so that Keras reads the config too. Reading looks
+    classes up by family, whatever the module says (files that pynn wrote with `pynn.*`
+    modules still load)."""
+    own = getattr(type(obj), "_keras_module", None)
+    if own is not None:
+        return own
     family = type(obj).__module__.split(".")[1]
     return "keras" if family == "models" else f"keras.{family}"
+
+
+def _family(module: str) -> str:
+    """The pynn module whose table holds the classes of a config's `module`: `keras.layers`,
+    `keras.src.layers.core.dense` and `pynn.layers` are `pynn.layers`; `keras`,
+    `keras.src.models.functional` and `pynn.models` are `pynn.models`."""
+    parts = module.split(".")
+    if parts[0] != "keras":
+        return module
+    if len(parts) == 1:
+        return "pynn.models"
+    return "pynn." + (parts[2] if parts[1] == "src" and len(parts) > 2 else parts[1])
 
 
 def serialize(obj) -> dict[str, Any] | None:
     """`obj`'s class and config, or `None` for `None`."""
     if obj is None:
         return None
-    class_name = getattr(type(obj), "registered_name", type(obj).__name__)
-    return {"module": _module_of(obj), "class_name": class_name, "config": obj.get_config()}
+    cls = type(obj)
+    return {
+        "module": _module_of(obj),
+        "class_name": getattr(cls, "registered_name", cls.__name__),
+        "config": obj.get_config(),
+        # Keras writes a name here for the classes it registers by name (`Functional`).
+        "registered_name": getattr(cls, "_keras_registered_name", None),
+    }
 
 
 def deserialize(config, module: str):
     """Builds the object `config` describes, from the pynn module `module` only (given as
     `pynn.layers` or as Keras names it, `keras.layers`; `keras` is `pynn.models`)."""
-    if module == "keras" or module.startswith("keras."):
-        module = "pynn." + (module.split(".")[1] if "." in module else "models")
+    module = _family(module)
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ValueError(
             f"Expected a dict with a 'class_name' and a 'config' to build a {module} object; "
@@ -84,6 +111,52 @@ def deserialize(config, module: str):
     if not isinstance(arguments, dict):
         raise ValueError(f"The config of '{class_name}' must be a dict; got {_short(arguments)}.")
     return classes[class_name].from_config(arguments)
+
+
+def deserialize_layer(config):
+    """A layer, or a model inside a model, from its config: the family its `module` names, or
+    (a config without one, as Keras 2 wrote) the models' table for a model's class name."""
+    module = config.get("module") if isinstance(config, dict) else None
+    if module is None and isinstance(config, dict):
+        model_classes = _registry()["pynn.models"]
+        module = "pynn.models" if config.get("class_name") in model_classes else "pynn.layers"
+    if not isinstance(module, str) or _family(module) not in ("pynn.layers", "pynn.models"):
+        raise ValueError(f"Expected the config of a layer or a model; got {_short(config)}.")
+    return deserialize(config, module)
+
+
+def serialize_keras_object(obj):
+    """`keras.saving.serialize_keras_object`: `obj`'s `{"module", "class_name", "config",
+    "registered_name"}` dict (see `serialize`); `None`, strings, numbers and lists of them as
+    they are."""
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [serialize_keras_object(item) for item in obj]
+    if not hasattr(obj, "get_config"):
+        raise ValueError(f"Cannot serialize {_short(obj)} (of type {type(obj).__name__}).")
+    return serialize(obj)
+
+
+def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwargs):
+    """`keras.saving.deserialize_keras_object`: the object a config of
+    `serialize_keras_object` describes, built from pynn's own classes only (the config's
+    `module` says which family: `keras.regularizers`, `keras.layers`, ...)."""
+    if custom_objects:
+        raise NotImplementedError(
+            "pynn builds its own classes only and does not take `custom_objects` yet; got "
+            f"{', '.join(map(str, custom_objects))}."
+        )
+    if config is None or isinstance(config, (str, int, float, bool)):
+        return config
+    if isinstance(config, list):
+        return [deserialize_keras_object(item) for item in config]
+    module = config.get("module") if isinstance(config, dict) else None
+    if not isinstance(module, str):
+        raise ValueError(
+            f"Expected a dict with a 'module', a 'class_name' and a 'config'; got {_short(config)}."
+        )
+    return deserialize(config, module)
 
 
 def from_config(cls: type, config: dict[str, Any]):

@@ -77,14 +77,6 @@ pub struct Network {
 }
 
 impl Network {
-    /// How many weight values the network of `specs` would hold, without allocating them: what a
-    /// model file's data is checked against before the network is built.
-    pub fn count_weights(input_shape: &[usize], specs: &[LayerSpec]) -> Result<usize> {
-        Ok(Plan::new(&GraphSpec::chain(input_shape, specs))?
-            .0
-            .n_weights)
-    }
-
     /// A stack of layers (`Sequential`) for per-sample inputs of `input_shape`, its weights
     /// initialised.
     pub fn new(input_shape: &[usize], specs: &[LayerSpec]) -> Result<Self> {

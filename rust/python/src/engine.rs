@@ -13,7 +13,6 @@ use numpy::{
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 use pynn_core::graph::{self, GraphSpec, Mode};
 use pynn_core::layers::LayerSpec;
-use pynn_core::network::Network;
 use pynn_core::optim::OptimizerSpec;
 use pynn_core::session::Session;
 use pynn_core::train::{Dataset, Logs, Next, OutputSpec};
@@ -132,13 +131,6 @@ impl Engine {
         })?;
         f(&mut state)
     }
-}
-
-/// How many weight values a network of `layers_json` for `input_shape` holds; allocates none.
-#[pyfunction]
-pub fn count_weights(input_shape: Vec<usize>, layers_json: &str) -> PyResult<usize> {
-    let specs: Vec<LayerSpec> = parse("layer", layers_json)?;
-    errors::catch_panic(|| Network::count_weights(&input_shape, &specs).map_err(to_py))
 }
 
 /// Each node's per-sample output shape and each layer's weight shapes of the graph described

@@ -107,7 +107,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(all_finite, m)?)?;
     m.add_function(wrap_pyfunction!(gpu_adapter, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_in_engine, m)?)?;
-    m.add_function(wrap_pyfunction!(engine::count_weights, m)?)?;
     m.add_function(wrap_pyfunction!(engine::graph_shapes, m)?)?;
     kernels::register(m)?;
     tensor_file::register(m)?;
