@@ -194,3 +194,67 @@ def test_arbitrary_json_in_a_member_raises_value_error(tmp_path, saved, member, 
     members[member] = json.dumps(text).encode()
     with pytest.raises(ValueError):
         _load(tmp_path, _archive(members))
+
+
+@pytest.fixture(scope="module")
+def saved_graph(tmp_path_factory):
+    """The bytes of a functional model's file: a shared layer, a merge with a constant, a
+    Sequential and a functional block inside."""
+    x = pynn.Input((4,), name="x")
+    shared = layers.Dense(4, activation="tanh", name="shared")
+    h = layers.Add(name="add")([shared(x), shared(shared(x)), np.ones((1, 4), np.float32)])
+    inner = pynn.Sequential([pynn.Input((4,)), layers.Dense(3, name="d")], name="inner")
+    block_in = pynn.Input((3,), name="block_in")
+    block = pynn.Model(block_in, layers.Dense(2, name="e")(block_in), name="block")
+    model = pynn.Model(x, [block(inner(h)), layers.Dense(1, name="out")(h)], name="graph")
+    path = tmp_path_factory.mktemp("saved") / "graph.pynn"
+    model.save(path)
+    return path.read_bytes()
+
+
+def _paths(value, path=()):
+    """Every place inside a JSON value, as the keys and indices that lead to it."""
+    yield path
+    if isinstance(value, (dict, list)):
+        for key, item in value.items() if isinstance(value, dict) else enumerate(value):
+            yield from _paths(item, (*path, key))
+
+
+def test_the_graph_fixture_loads(tmp_path, saved_graph):
+    model = _load(tmp_path, saved_graph)
+    assert [layer.name for layer in model.layers] == ["x", "shared", "add", "inner", "block", "out"]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    where=st.floats(0, 1, exclude_max=True),
+    value=st.recursive(
+        st.none() | st.booleans() | st.integers(-3, 10**13) | st.floats() | st.text(max_size=8),
+        lambda children: (
+            st.lists(children, max_size=3)
+            | st.dictionaries(st.text(max_size=8), children, max_size=3)
+        ),
+        max_leaves=6,
+    ),
+)
+def test_any_part_of_a_functional_config_replaced_loads_or_raises_value_error(
+    tmp_path, saved_graph, where, value
+):
+    config = json.loads(_members(saved_graph)["config.json"])
+    paths = list(_paths(config))[1:]
+    *parents, last = paths[int(where * len(paths))]
+    target = config
+    for key in parents:
+        target = target[key]
+    target[last] = value
+    members = _members(saved_graph)
+    members["config.json"] = json.dumps(config).encode()
+    try:
+        model = _load(tmp_path, _archive(members))
+    except (ValueError, NotImplementedError):
+        return
+    model.predict(np.zeros((2, 4), np.float32), verbose=0)

@@ -460,10 +460,10 @@ def graph_on(device, name, frozen=False):
     "name, frozen",
     [(name, False) for name in GRAPHS] + [(name, True) for name in GRAPHS if GRAPHS[name][4]],
 )
-def test_graph_models_train_on_the_gpu_as_on_the_cpu(name, frozen):
+def test_graph_models_train_on_the_gpu_as_on_the_cpu(tmp_path, name, frozen):
     """Residual, merged (every merge, broadcasting, concatenation, `Dot` with and without
     `normalize`), shared, nested, several inputs and outputs (weighted, one without a loss),
-    constants, frozen parts."""
+    constants, frozen parts; saved from the GPU, each loads with its weights."""
     cpu, cpu_history, x, y = graph_on("cpu", name, frozen)
     gpu, gpu_history, _, _ = graph_on("gpu", name, frozen)
     assert gpu_history.keys() == cpu_history.keys()
@@ -471,6 +471,11 @@ def test_graph_models_train_on_the_gpu_as_on_the_cpu(name, frozen):
         np.testing.assert_allclose(gpu_history[key], values, rtol=1e-4, atol=1e-6, err_msg=key)
     for g, c in zip(gpu.get_weights(), cpu.get_weights()):
         np.testing.assert_allclose(g, c, rtol=1e-4, atol=1e-4)
+    gpu.save(tmp_path / "gpu.pynn")
+    loaded = pynn.models.load_model(tmp_path / "gpu.pynn")
+    for a, b in zip(loaded.get_weights(), gpu.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.optimizer.iterations == gpu.optimizer.iterations
     on_gpu = (gpu.predict(x, verbose=0), gpu.evaluate(x, y, verbose=0))
     pynn.config.set_device("cpu")
     on_cpu = (gpu.predict(x, verbose=0), gpu.evaluate(x, y, verbose=0))

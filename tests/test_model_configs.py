@@ -223,6 +223,11 @@ def _history(layer, call=0, argument=0):
         ),
         (
             "siamese",
+            lambda layers, _: layers["left"]["config"].update(batch_shape={}),
+            "Layer 'left' of the functional config: `batch_shape` must be a tuple",
+        ),
+        (
+            "siamese",
             lambda layers, _: layers["same"]["inbound_nodes"][0]["kwargs"].update(scale=2),
             "Layer 'same' cannot be called as the config says",
         ),

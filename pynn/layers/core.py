@@ -46,6 +46,11 @@ class InputLayer(Layer):
         if shape is not None and batch_shape is not None:
             raise ValueError("You cannot pass both `shape` and `batch_shape` at the same time.")
         if batch_shape is not None:
+            if not isinstance(batch_shape, (list, tuple)) or not batch_shape:
+                raise ValueError(
+                    "`batch_shape` must be a tuple: the batch size (or None), then the shape of "
+                    f"one sample. Received: batch_shape={batch_shape!r}"
+                )
             batch_size, shape = batch_shape[0], batch_shape[1:]
         if shape is None:
             raise ValueError("You must pass a `shape` argument.")
