@@ -666,7 +666,8 @@ class Sequential(Model):
         name = config.get("name")
         if name is not None and not isinstance(name, str):
             raise ValueError(f"A Sequential config's 'name' must be a string; got {name!r}.")
-        return cls([deserialize_layer(layer) for layer in layers], name=name)
+        trainable = bool(config.get("trainable", True))
+        return cls([deserialize_layer(layer) for layer in layers], trainable=trainable, name=name)
 
 
 def load_model(filepath, compile: bool = True) -> Model:

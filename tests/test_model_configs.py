@@ -260,3 +260,26 @@ def test_serialize_keras_object_round_trips_and_builds_pynn_classes_only():
         pynn.saving.deserialize_keras_object({"module": "os", "class_name": "system"})
     with pytest.raises(NotImplementedError, match="custom_objects"):
         pynn.saving.deserialize_keras_object(config, custom_objects={"L1": object})
+
+
+@pytest.mark.parametrize("name", ["nested", "sequentials_two_deep", "graph_with_a_sequential"])
+def test_frozen_layers_and_models_stay_frozen_through_configs_and_files(tmp_path, name):
+    model = BUILDERS[name](pynn)
+    nested = next(layer for layer in model.layers if isinstance(layer, pynn.Model))
+    nested.trainable = False
+    for rebuilt in (
+        type(model).from_config(model.get_config()),
+        pynn.models.load_model(_saved(model, tmp_path)),
+    ):
+        assert rebuilt.get_config() == model.get_config()
+        assert [layer.trainable for layer in rebuilt.layers] == [
+            layer.trainable for layer in model.layers
+        ]
+        assert len(rebuilt.trainable_weights) == len(model.trainable_weights) > 0
+    model.trainable = False
+    assert type(model).from_config(model.get_config()).trainable_weights == []
+
+
+def _saved(model, tmp_path):
+    model.save(tmp_path / "m.pynn")
+    return tmp_path / "m.pynn"

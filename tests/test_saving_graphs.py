@@ -213,6 +213,13 @@ def test_a_layer_inside_two_models_of_a_file_is_refused_naming_it(tmp_path):
     model = pynn.Model(x, inner(shared(x)), name="outer")
     with pytest.raises(NotImplementedError, match="Layer 'shared' is inside both model"):
         model.save(tmp_path / "m.pynn")
+    # Without weights, a layer in two models (here the Input both start from) is no trouble.
+    block = pynn.Model(x, layers.Dense(3, name="d")(x), name="block")
+    both = pynn.Model(x, layers.Dense(1, name="head")(block(x)), name="both")
+    both.save(tmp_path / "both.pynn")
+    loaded = pynn.models.load_model(tmp_path / "both.pynn")
+    values = np.ones((2, 3), np.float32)
+    _assert_same(loaded.predict(values, verbose=0), both.predict(values, verbose=0))
 
 
 def test_an_architecture_larger_than_its_weights_is_refused_before_it_is_built(tmp_path):

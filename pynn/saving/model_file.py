@@ -117,8 +117,9 @@ def _write_tensors(stream, tensors, metadata=None) -> None:
 
 
 def _refuse_layers_in_two_models(model) -> None:
-    """A layer (or a model) inside two of the models a file holds would be rebuilt twice from
-    the config, each with its own weights: refused, naming it."""
+    """A layer (or a model) with weights inside two of the models a file holds would be rebuilt
+    twice from the config, each with weights of its own: refused, naming it. (One without
+    weights, such as an `Input` both models start from, rebuilds twice harmlessly.)"""
     from pynn.models import Model
 
     owners: dict[int, list[str]] = {}
@@ -127,7 +128,7 @@ def _refuse_layers_in_two_models(model) -> None:
         for layer in owner.layers:
             names = owners.setdefault(id(layer), [])
             names.append(owner.name)
-            if len(names) == 2:
+            if len(names) == 2 and layer.count_params():
                 raise NotImplementedError(
                     f"Layer '{layer.name}' is inside both model '{names[0]}' and model "
                     f"'{names[1]}': pynn does not save a layer shared across models inside a "
