@@ -251,20 +251,6 @@ def test_graph_errors_are_keras_errors():
         dense(pynn.Input((5,)))
 
 
-def test_the_gpu_refuses_wide_merges_saying_so():
-    inputs = pynn.Input((3,))
-    if pynn.config.gpu_info() is None:
-        return
-    wide = pynn.Model(inputs, layers.add([inputs] * 17))
-    wide.compile(loss="mse", optimizer="sgd")
-    pynn.config.set_device("gpu")
-    try:
-        with pytest.raises(NotImplementedError, match="does not run merges of more than 16 inputs"):
-            wide.fit(np.ones((4, 3)), np.ones((4, 3)), verbose=0)
-    finally:
-        pynn.config.set_device("cpu")
-
-
 def test_training_recorded_on_a_call_is_overridden_by_fit_and_predict_as_in_keras():
     inputs = pynn.Input((4,))
     dropped = layers.Dropout(0.9)(layers.Dense(4)(inputs), training=True)

@@ -130,6 +130,15 @@ def test_a_model_the_gpu_does_not_run_is_named():
         model.fit(X, (X[:, 0] > 0).astype(np.float32), verbose=0)
 
 
+def test_merges_of_more_than_16_inputs_are_named():
+    inputs = pynn.Input((3,))
+    wide = pynn.Model(inputs, pynn.layers.add([inputs] * 17))
+    wide.compile(loss="mse", optimizer="sgd")
+    pynn.config.set_device("gpu")
+    with pytest.raises(NotImplementedError, match="does not run merges of more than 16 inputs"):
+        wide.fit(np.ones((4, 3)), np.ones((4, 3)), verbose=0)
+
+
 def test_dense_on_sequences_trains_as_on_the_cpu():
     """Dense on the last axis of (steps, channels) outputs, as Keras applies it."""
     series = RNG.normal(size=(40, 9, 2)).astype(np.float32)
