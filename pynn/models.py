@@ -688,7 +688,7 @@ def clone_model(model, input_tensors=None, clone_function=None, recursive=False,
 
 def model_from_json(json_string: str) -> Model:
     """A new, untrained model with the architecture `model.to_json()` described."""
-    from pynn.saving.serialization import deserialize
+    from pynn.saving.serialization import deserialize, nesting_checked
 
     try:
         config = json.loads(json_string)
@@ -696,7 +696,8 @@ def model_from_json(json_string: str) -> Model:
         raise ValueError(f"`json_string` is not valid JSON: {error}") from None
     except RecursionError:
         raise ValueError("`json_string` nests its JSON too deeply to be a model.") from None
-    return deserialize(config, "pynn.models")
+    with nesting_checked("`json_string`"):
+        return deserialize(config, "pynn.models")
 
 
 def _compatible(shape: tuple, expected: tuple) -> bool:

@@ -258,3 +258,34 @@ def test_any_part_of_a_functional_config_replaced_loads_or_raises_value_error(
     except (ValueError, NotImplementedError):
         return
     model.predict(np.zeros((2, 4), np.float32), verbose=0)
+
+
+def _models_inside_models(depth: int) -> dict:
+    config = {"module": "keras.layers", "class_name": "Dense", "config": {"units": 3}}
+    for level in range(depth):
+        config = {
+            "module": "keras",
+            "class_name": "Sequential",
+            "config": {
+                "name": f"level_{level}",
+                "layers": [
+                    {
+                        "module": "keras.layers",
+                        "class_name": "InputLayer",
+                        "config": {"batch_shape": [None, 32]},
+                    },
+                    config,
+                ],
+            },
+        }
+    return config
+
+
+def test_models_nested_hundreds_deep_raise_value_error(tmp_path, saved):
+    # 32 * 3 + 3 weight values, as the fixture's last Dense holds: only the nesting is wrong.
+    data = _edit_json(saved, "config.json", lambda c: c.update(_models_inside_models(300)))
+    with pytest.raises(ValueError, match="nests models inside models too deeply"):
+        _load(tmp_path, data)
+    with pytest.raises(ValueError, match="nests models inside models too deeply"):
+        pynn.models.model_from_json(json.dumps(_models_inside_models(300)))
+    assert pynn.models.model_from_json(json.dumps(_models_inside_models(50))).count_params() == 99

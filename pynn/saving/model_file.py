@@ -26,7 +26,7 @@ import numpy as np
 
 from pynn import _core, _graph
 from pynn.saving.atomic import atomic_file
-from pynn.saving.serialization import deserialize, serialize
+from pynn.saving.serialization import deserialize, nesting_checked, serialize
 from pynn.saving.weight_budget import weight_budget
 
 FORMAT = "pynn.model"
@@ -266,7 +266,7 @@ def _build(config: dict, tensors: dict[str, np.ndarray], path: str):
     if config.get("class_name") not in _MODEL_CLASSES or not isinstance(config.get("config"), dict):
         raise ValueError(f"{path}: the config does not describe a Sequential or functional model.")
     stored = sum(a.size for name, a in tensors.items() if name.startswith("layers/"))
-    with weight_budget(stored, path):
+    with weight_budget(stored, path), nesting_checked(path):
         model = deserialize(config, "pynn.models")
     model._require_built()
     if model.count_params() != stored:

@@ -9,6 +9,7 @@ nothing else.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 
@@ -113,6 +114,16 @@ def deserialize(config, module: str):
     return classes[class_name].from_config(arguments)
 
 
+@contextlib.contextmanager
+def nesting_checked(what: str):
+    """Reports models nested too deeply to build (a crafted config hundreds of models deep
+    exhausts Python's stack) as `ValueError` about `what`, not `RecursionError`."""
+    try:
+        yield
+    except RecursionError:
+        raise ValueError(f"{what} nests models inside models too deeply to be built.") from None
+
+
 def deserialize_layer(config):
     """A layer, or a model inside a model, from its config: the family its `module` names, or
     (a config without one, as Keras 2 wrote) the models' table for a model's class name."""
@@ -156,7 +167,8 @@ def deserialize_keras_object(config, custom_objects=None, safe_mode=True, **kwar
         raise ValueError(
             f"Expected a dict with a 'module', a 'class_name' and a 'config'; got {_short(config)}."
         )
-    return deserialize(config, module)
+    with nesting_checked("The config"):
+        return deserialize(config, module)
 
 
 def from_config(cls: type, config: dict[str, Any]):
