@@ -27,34 +27,37 @@ def ordered_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor]) -> list
 
 def _build_map(inputs, outputs) -> tuple[list[Node], dict[int, int]]:
     """Keras's walk: the nodes from the inputs to the outputs, and each operation's index in
-    the order the walk first entered one of its nodes (what orders layers of equal depth)."""
+    the order the walk first entered one of its nodes (what orders layers of equal depth). A
+    depth-first walk from each output, parents in order, kept on a stack of its own so that
+    graphs thousands of layers deep do not exhaust Python's."""
     input_ids = {id(t) for t in inputs}
     finished: set[int] = set()
     in_progress: set[int] = set()
     order: list[Node] = []
     first_seen: dict[int, int] = {}
-
-    def visit(tensor: KerasTensor) -> None:
-        node = node_of(tensor)
-        if node is None or id(node) in finished:
-            return
-        if not node.is_input and id(tensor) in input_ids:
-            finished.add(id(node))
-            return
-        if id(node) in in_progress:
-            raise ValueError(
-                f"Tensor {tensor} from operation '{node.operation.name}' is part of a cycle."
-            )
-        first_seen.setdefault(id(node.operation), len(first_seen))
-        in_progress.add(id(node))
-        for parent in node.input_tensors:
-            visit(parent)
-        in_progress.discard(id(node))
-        finished.add(id(node))
-        order.append(node)
-
     for output in outputs:
-        visit(output)
+        stack = [(output, False)]
+        while stack:
+            tensor, parents_done = stack.pop()
+            node = node_of(tensor)
+            if parents_done:
+                in_progress.discard(id(node))
+                finished.add(id(node))
+                order.append(node)
+                continue
+            if node is None or id(node) in finished:
+                continue
+            if not node.is_input and id(tensor) in input_ids:
+                finished.add(id(node))
+                continue
+            if id(node) in in_progress:
+                raise ValueError(
+                    f"Tensor {tensor} from operation '{node.operation.name}' is part of a cycle."
+                )
+            first_seen.setdefault(id(node.operation), len(first_seen))
+            in_progress.add(id(node))
+            stack.append((tensor, True))
+            stack.extend((parent, False) for parent in reversed(node.input_tensors))
     return order, first_seen
 
 

@@ -283,3 +283,22 @@ def test_frozen_layers_and_models_stay_frozen_through_configs_and_files(tmp_path
 def _saved(model, tmp_path):
     model.save(tmp_path / "m.pynn")
     return tmp_path / "m.pynn"
+
+
+def test_a_graph_thousands_of_layers_deep_builds_and_reads_in_any_layer_order():
+    """No recursion as deep as the graph (Python's stack holds about 1,000 calls), and reading
+    stays linear when each layer's inputs come later in the config."""
+    x = pynn.Input((2,), name="x")
+    h = x
+    for i in range(2500):
+        h = pynn.layers.Activation("linear", name=f"a{i}")(h)
+    model = pynn.Model(x, pynn.layers.Dense(1, name="out")(h))
+    config = model.get_config()
+    config["layers"] = config["layers"][:1] + config["layers"][:0:-1]
+    rebuilt = pynn.Model.from_config(config)
+    assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in model.layers]
+    rebuilt.set_weights(model.get_weights())
+    values = np.ones((3, 2), np.float32)
+    np.testing.assert_array_equal(
+        rebuilt.predict(values, verbose=0), model.predict(values, verbose=0)
+    )

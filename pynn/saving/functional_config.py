@@ -23,6 +23,8 @@ a layer shared at several depths finds its earlier calls. Anything that does not
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 from pynn import _graph
@@ -171,37 +173,42 @@ def _create_layers(entries: list) -> tuple[dict, dict]:
 
 
 def _call_layers(layers: dict, pending: dict) -> None:
-    """Makes every recorded call, in the order of the layers, each layer's calls in order, a
-    call waiting until the calls it reads exist."""
-    while any(pending.values()):
-        progressed = False
-        for name, calls in pending.items():
-            while calls:
-                arguments = _call_arguments(calls[0], layers, name)
-                if arguments is None:
-                    break
-                args, kwargs = arguments
-                try:
-                    layers[name](*args, **kwargs)
-                except (TypeError, ValueError) as error:
-                    raise ValueError(
-                        f"Layer '{name}' cannot be called as the config says: {error}"
-                    ) from None
-                calls.pop(0)
-                progressed = True
-        if not progressed:
-            waiting = ", ".join(f"'{name}'" for name, calls in pending.items() if calls)
-            raise ValueError(
-                "The functional config does not make a graph: the calls of layer(s) "
-                f"{waiting} read calls that never happen (a cycle, or a wrong node index)."
-            )
+    """Makes every recorded call, each layer's calls in their order, a call waiting until the
+    calls it reads exist: a layer that waits is taken up again when the layer it waits for
+    makes a call, so that the work stays linear in the calls whatever the layers' order."""
+    queue = collections.deque(pending)
+    waiting: dict[str, list[str]] = {}
+    while queue:
+        name = queue.popleft()
+        calls = pending[name]
+        while calls:
+            missing: list[str] = []
+            arguments = _call_arguments(calls[0], layers, name, missing)
+            if arguments is None:
+                waiting.setdefault(missing[0], []).append(name)
+                break
+            args, kwargs = arguments
+            try:
+                layers[name](*args, **kwargs)
+            except (TypeError, ValueError) as error:
+                raise ValueError(
+                    f"Layer '{name}' cannot be called as the config says: {error}"
+                ) from None
+            calls.pop(0)
+            queue.extend(waiting.pop(name, []))
+    stuck = ", ".join(f"'{name}'" for name, calls in pending.items() if calls)
+    if stuck:
+        raise ValueError(
+            "The functional config does not make a graph: the calls of layer(s) "
+            f"{stuck} read calls that never happen (a cycle, or a wrong node index)."
+        )
 
 
-def _call_arguments(call, layers: dict, name: str):
+def _call_arguments(call, layers: dict, name: str, missing: list[str]):
     """The `(args, kwargs)` of a recorded call, or `None` while a call it reads is still to
-    be made."""
+    be made (the layers whose calls it waits for added to `missing`)."""
     if isinstance(call, list):
-        return _legacy_call_arguments(call, layers, name)
+        return _legacy_call_arguments(call, layers, name, missing)
     if not isinstance(call, dict) or not isinstance(call.get("args", []), list):
         raise ValueError(
             f"Layer '{name}': a call must be a dict of 'args' and 'kwargs'; got {_short(call)}."
@@ -209,13 +216,13 @@ def _call_arguments(call, layers: dict, name: str):
     kwargs = call.get("kwargs", {})
     if not isinstance(kwargs, dict):
         raise ValueError(f"Layer '{name}': a call's 'kwargs' must be a dict; got {_short(kwargs)}.")
-    missing = []
 
     def value(item):
         if isinstance(item, dict) and item.get("class_name") == _TENSOR:
-            found = _history_tensor(_history(item, name), layers, name)
+            history = _history(item, name)
+            found = _history_tensor(history, layers, name)
             if found is None:
-                missing.append(item)
+                missing.append(history[0])
             return found
         if isinstance(item, dict) and item.get("class_name") == _ARRAY:
             return _array(item, name)
@@ -234,7 +241,7 @@ def _read_nested(fn, structure):
     return [fn(item) for item in structure]
 
 
-def _legacy_call_arguments(call: list, layers: dict, name: str):
+def _legacy_call_arguments(call: list, layers: dict, name: str, missing: list[str]):
     """Keras 2's form of a call: a list of `[layer, node, tensor]` (and kwargs) per input."""
     tensors, kwargs = [], {}
     for item in call:
@@ -246,8 +253,11 @@ def _legacy_call_arguments(call: list, layers: dict, name: str):
                 raise ValueError(
                     f"Layer '{name}': a call's kwargs must be a dict; got {_short(kwargs)}."
                 )
-        tensors.append(_history_tensor(_checked_history(item[:3], name), layers, name))
-    if any(t is None for t in tensors):
+        history = _checked_history(item[:3], name)
+        tensors.append(_history_tensor(history, layers, name))
+        if tensors[-1] is None:
+            missing.append(history[0])
+    if missing:
         return None
     return [tensors[0] if len(tensors) == 1 else tensors], kwargs
 
