@@ -168,7 +168,7 @@ def _create_layers(entries: list) -> tuple[dict, dict]:
             raise ValueError(
                 f"Layer '{name}': 'inbound_nodes' must be a list; got {_short(calls)}."
             )
-        pending[name] = list(calls)
+        pending[name] = collections.deque(calls)
     return layers, pending
 
 
@@ -194,7 +194,7 @@ def _call_layers(layers: dict, pending: dict) -> None:
                 raise ValueError(
                     f"Layer '{name}' cannot be called as the config says: {error}"
                 ) from None
-            calls.pop(0)
+            calls.popleft()
             queue.extend(waiting.pop(name, []))
     stuck = ", ".join(f"'{name}'" for name, calls in pending.items() if calls)
     if stuck:
