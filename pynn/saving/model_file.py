@@ -279,7 +279,7 @@ def _build(config: dict, tensors: dict[str, np.ndarray], path: str):
 
 def _set_weights(model, tensors: dict[str, np.ndarray], path: str) -> None:
     """Sets each layer's weights from `tensors`, checking names and shapes."""
-    weights = []
+    weights, expected = [], set()
     for i, layer in enumerate(_graph.flat_layers(model)):
         for j, shape in enumerate(layer._weight_shapes):
             name = _weight_name(i, j)
@@ -291,18 +291,11 @@ def _set_weights(model, tensors: dict[str, np.ndarray], path: str) -> None:
                     f"{tuple(tensors[name].shape)}, but the model expects {tuple(shape)}."
                 )
             weights.append(tensors[name])
-    extra = sorted(n for n in tensors if n.startswith("layers/") and n not in _names(model))
+            expected.add(name)
+    extra = sorted(n for n in tensors if n.startswith("layers/") and n not in expected)
     if extra:
         raise ValueError(f"{path} holds weights the model does not have: {', '.join(extra[:5])}.")
     model.set_weights(weights)
-
-
-def _names(model) -> set[str]:
-    return {
-        _weight_name(i, j)
-        for i, layer in enumerate(_graph.flat_layers(model))
-        for j in range(len(layer._weight_shapes))
-    }
 
 
 def _decode(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
